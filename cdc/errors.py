@@ -1,0 +1,31 @@
+"""Errors raised at the Debezium/Kafka edge. All carry the CLI exit code."""
+
+
+class CdcError(Exception):
+    """Root of every cdc error; a usage/config problem unless a subclass says otherwise."""
+
+    exit_code = 2
+
+
+class ConnectError(CdcError):
+    """Kafka Connect refused a request or could not be reached."""
+
+
+class ConnectUnreachable(ConnectError):
+    """Kafka Connect did not answer at its REST URL."""
+
+
+class ConnectorNotFound(ConnectError):
+    """No connector of that name is registered."""
+
+
+class EnvelopeError(CdcError):
+    """A change event that cannot be decoded (a poison event)."""
+
+
+class PositionError(CdcError):
+    """A source position that cannot be parsed or ordered."""
+
+
+class TopicError(CdcError):
+    """A topic admin request failed."""

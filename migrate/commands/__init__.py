@@ -1,0 +1,1 @@
+"""Click commands, one module per command group; `migrate.cli` assembles them."""

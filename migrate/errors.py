@@ -1,0 +1,23 @@
+"""Errors raised by dualrun's orchestration layer. All carry the CLI exit code."""
+
+
+class DualrunError(Exception):
+    """Root of every migrate error; a usage/config problem unless a subclass says otherwise."""
+
+    exit_code = 2
+
+
+class StackError(DualrunError):
+    """A local service could not be started, stopped or checked."""
+
+
+class PortInUse(StackError):
+    """A port the stack needs is taken by something else."""
+
+
+class MissingTool(StackError):
+    """Java, Maven or MariaDB is not installed."""
+
+
+class SpecError(DualrunError):
+    """The pipeline spec is wrong; the message names the field path."""
