@@ -17,3 +17,15 @@ class SpecError(ComparatorError):
 
 class PositionError(ComparatorError):
     """A source position that cannot be parsed or ordered."""
+
+
+class EmptySideError(SourceError):
+    """A side has no rows, so there is nothing to reconcile against."""
+
+
+class RuleError(SpecError):
+    """A tolerance or normalisation rule that cannot be parsed or does not fit its column."""
+
+
+class HistoryError(ComparatorError):
+    """The run-history database cannot be opened or written."""

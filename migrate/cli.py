@@ -40,10 +40,11 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from migrate.commands import cdc, stack
+    from migrate.commands import cdc, reconcile, stack
 
     cli.add_command(stack.stack)
     cli.add_command(cdc.cdc)
+    cli.add_command(reconcile.reconcile)
 
 
 _register()

@@ -1,0 +1,374 @@
+"""reconcile(left, right, keys=...) -> Reconciliation, entirely inside DuckDB.
+
+Three passes keep memory bounded and never let a repeated key explode a join:
+
+1. Hash pass: one GROUP BY over both sides (UNION ALL) per key, counting rows per
+   side and keeping the min/max of a 64-bit hash of the compared columns (cast to
+   their comparison types). Keys present once on each side with equal hashes are
+   identical and dropped; the rest (one-sided, duplicated, hash-differing) are kept.
+   Two different rows share a hash with probability ~2**-64 per differing row.
+2. Detail pass: only the kept keys that are not duplicated are read back from both
+   sides (semi-join) and FULL OUTER JOINed; per-column statuses (equal, within
+   tolerance, mismatch) are computed and only differing rows are materialised.
+3. Statistics and samples come from that small diff table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from comparators.aggregates import partition_aggregates
+from comparators.changelog import ChangelogSource
+from comparators.errors import ComparatorError, EmptySideError, SpecError
+from comparators.plan import Column, Plan, make_plan
+from comparators.result import ColumnStats, Reconciliation, Sample, Side
+from comparators.rules import Rule
+from comparators.sources import Source, describe, open_source
+from comparators.spec import InFlight, ReconcileSpec, build_spec
+from comparators.sql import Params, ident, literal
+from comparators.types import family
+
+Progress = Callable[[str], None]
+LEFT, RIGHT, KEYS, CAND, DIFF = "__left", "__right", "__keys", "__cand", "__diff"
+_MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """DuckDB resources; the defaults keep a 10M-row pair well under 2 GB of RSS."""
+
+    memory_limit: str = "1536MB"
+    temp_directory: str | None = None  # None: a private directory removed afterwards
+    threads: int | None = None  # None: DuckDB's default (all cores)
+
+
+def reconcile(
+    left: Any,
+    right: Any,
+    keys: Sequence[str],
+    *,
+    rules: Mapping[str, Rule | str | Sequence[Rule | str]] | None = None,
+    ignore: Iterable[str] = (),
+    rename: Mapping[str, str] | None = None,
+    coerce: Mapping[str, str] | None = None,
+    partition: str | None = None,
+    aggregate_tolerance: Any = 0,
+    samples: int = 10,
+    in_flight: InFlight | None = None,
+    left_position: str | None = None,
+    right_position: str | None = None,
+    baseline_left: Any = None,
+    baseline_right: Any = None,
+    name: str | None = None,
+    settings: Settings | None = None,
+    progress: Progress | None = None,
+) -> Reconciliation:
+    """Reconcile `left` (the batch side) with `right` (the stream side).
+
+    Sides are anything `comparators.sources.open_source` takes. `rules` maps column
+    names (`*` for the default) to rules or rule strings such as `abs:0.01`;
+    `rename` maps right column names to left ones; `coerce` maps columns to the
+    DuckDB type both sides are cast to. `baseline_left` / `baseline_right` are a
+    rerun of the batch / a replay of the stream, reconciled against their own side
+    with the same spec to show the noise each side makes on its own.
+
+    >>> import pandas as pd
+    >>> a = pd.DataFrame({"id": [1, 2], "v": [1.0, 2.0]})
+    >>> reconcile(a, a.assign(v=[1.0, 2.5]), ["id"]).mismatched_rows
+    1
+    """
+    spec = build_spec(
+        keys, rules=rules, ignore=ignore, rename=rename, coerce=coerce, partition=partition,
+        aggregate_tolerance=aggregate_tolerance, samples=samples, in_flight=in_flight,
+    )  # fmt: skip
+    settings = settings or Settings()
+    lsrc, rsrc = open_source(left), open_source(right)
+    result = run(lsrc, rsrc, spec, settings, (left_position, right_position), progress)
+    baselines = []
+    if baseline_left is not None:
+        noise = run(lsrc, open_source(baseline_left), spec, settings, (None, None), progress)
+        baselines.append(("batch vs batch rerun", noise))
+    if baseline_right is not None:
+        noise = run(rsrc, open_source(baseline_right), spec, settings, (None, None), progress)
+        baselines.append(("stream vs stream replay", noise))
+    return dataclasses.replace(result, baselines=tuple(baselines), name=name)
+
+
+def _connect(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str | None]:
+    if not _MEMORY.match(settings.memory_limit):
+        raise SpecError(
+            f"memory limit {settings.memory_limit!r} is not a size such as 1536MB or 4GB"
+        )
+    owned = None
+    temp = settings.temp_directory
+    if temp is None:
+        temp = owned = tempfile.mkdtemp(prefix="dualrun-duckdb-")
+    con = duckdb.connect(":memory:")
+    con.execute(f"SET memory_limit = {literal(settings.memory_limit.strip())}")
+    con.execute(f"SET temp_directory = {literal(temp)}")
+    con.execute("SET preserve_insertion_order = false")  # lets big operators stream and spill
+    if settings.threads:
+        con.execute(f"SET threads = {int(settings.threads)}")
+    return con, owned
+
+
+def run(
+    left: Source,
+    right: Source,
+    spec: ReconcileSpec,
+    settings: Settings,
+    positions: tuple[str | None, str | None] = (None, None),
+    progress: Progress | None = None,
+) -> Reconciliation:
+    """One reconciliation of two sources (see `reconcile`)."""
+    step = progress or (lambda _: None)
+    started = time.perf_counter()
+    if spec.in_flight and any(
+        isinstance(s, ChangelogSource) and s.position is not None for s in (left, right)
+    ):
+        raise SpecError("in-flight classification is only for sides without a source position")
+    con, owned = _connect(settings)
+    try:
+        rkeys = [{v: k for k, v in spec.rename.items()}.get(k, k) for k in spec.keys]
+        step("loading left")
+        left.register(con, LEFT, list(spec.keys))
+        step("loading right")
+        right.register(con, RIGHT, rkeys)
+        plan = make_plan(spec, describe(con, LEFT), describe(con, RIGHT), left.label, right.label)
+        rows = []
+        for name, src in ((LEFT, left), (RIGHT, right)):
+            count = _scalar(con, f"SELECT count(*) FROM {ident(name)}")
+            if count == 0:
+                side = "left" if name == LEFT else "right"
+                raise EmptySideError(
+                    f"the {side} side ({src.label}) has no rows; check the source and its filter"
+                )
+            rows.append(count)
+        step("hashing rows")
+        con.execute(_hash_pass(plan))
+        dups = con.execute(
+            f"SELECT count(*) FILTER (n - nr > 1), coalesce(sum(n - nr) FILTER (n - nr > 1), 0),"
+            f" count(*) FILTER (nr > 1), coalesce(sum(nr) FILTER (nr > 1), 0),"
+            f" count(*) FILTER (n - nr = 1 AND nr <> 1) FROM {KEYS}"
+        ).fetchone() or (0, 0, 0, 0, 0)
+        step("comparing differing rows")
+        params = Params()
+        cand, diff = _detail_pass(plan, spec, params)
+        con.execute(cand)
+        con.execute(diff, params.values)
+        result = _statistics(con, plan, spec, rows, dups)
+        aggregates = None
+        if spec.partition is not None:
+            step("aggregating partitions")
+            aggregates = partition_aggregates(con, plan, spec, LEFT, RIGHT)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ComparatorError(
+            f"DuckDB failed while reconciling: {first}; if it ran out of memory, raise "
+            "--memory-limit or point --temp-dir at a disk with space"
+        ) from exc
+    finally:
+        con.close()
+        if owned:
+            shutil.rmtree(owned, ignore_errors=True)
+    lpos = positions[0] or _position_of(left)
+    rpos = positions[1] or _position_of(right)
+    return dataclasses.replace(
+        result,
+        left=dataclasses.replace(result.left, label=left.label, position=lpos),
+        right=dataclasses.replace(result.right, label=right.label, position=rpos),
+        aggregates=aggregates,
+        elapsed_s=time.perf_counter() - started,
+    )
+
+
+def _position_of(src: Source) -> str | None:
+    if isinstance(src, ChangelogSource) and src.parsed is not None:
+        return str(src.parsed)
+    return None
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    row = con.execute(sql).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _row_hash(exprs: list[str]) -> str:
+    return f"hash({', '.join(exprs)})" if exprs else "0::UBIGINT"
+
+
+def _hash_pass(plan: Plan) -> str:
+    kcols = [f"k{i}" for i in range(len(plan.keys))]
+    lsel = ", ".join(f"{k.left()} AS k{i}" for i, k in enumerate(plan.keys))
+    rsel = ", ".join(f"{k.right()} AS k{i}" for i, k in enumerate(plan.keys))
+    lhash = _row_hash([c.left() for c in plan.columns])
+    rhash = _row_hash([c.right() for c in plan.columns])
+    # n and nr (rows per key, rows on the right) find one-sided and duplicated keys;
+    # min(h) = max(h) over exactly one row per side means identical compared values.
+    return (
+        f"CREATE TEMP TABLE {KEYS} AS SELECT {', '.join(kcols)}, count(*) AS n,"
+        f" sum(s)::BIGINT AS nr FROM ("
+        f"SELECT {lsel}, {lhash} AS h, 0::UTINYINT AS s FROM {LEFT}"
+        f" UNION ALL SELECT {rsel}, {rhash} AS h, 1::UTINYINT AS s FROM {RIGHT})"
+        f" GROUP BY {', '.join(kcols)}"
+        f" HAVING NOT (count(*) = 2 AND sum(s) = 1 AND min(h) = max(h))"
+    )
+
+
+def _side(plan: Plan, side: str, spec: ReconcileSpec) -> str:
+    """One side's candidate rows: keys and values in comparison types."""
+    pick = Column.left if side == LEFT else Column.right
+    exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
+    exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
+    if spec.in_flight is not None:
+        col = spec.in_flight.column
+        name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
+        exprs.append(f"t.{ident(name)} AS fl")
+    on = " AND ".join(
+        f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys)
+    )
+    return (
+        f"SELECT {', '.join(exprs)}, TRUE AS present FROM {side} AS t SEMI JOIN {CAND} AS c ON {on}"
+    )
+
+
+def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> tuple[str, str]:
+    nk = len(plan.keys)
+    cand = (
+        f"CREATE TEMP TABLE {CAND} AS SELECT {', '.join(f'k{i}' for i in range(nk))}"
+        f" FROM {KEYS} WHERE n - nr <= 1 AND nr <= 1"
+    )
+    keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
+    on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
+    values = ", ".join(f"l.c{j} AS l{j}, r.c{j} AS r{j}" for j in range(len(plan.columns)))
+    statuses = []
+    for j, col in enumerate(plan.columns):
+        lv, rv = f"l.c{j}", f"r.c{j}"
+        explained = (
+            " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules)
+            or "FALSE"
+        )
+        statuses.append(
+            f"CASE WHEN l.present IS NULL OR r.present IS NULL THEN NULL"
+            f" WHEN {lv} IS NOT DISTINCT FROM {rv} THEN 0"
+            f" WHEN coalesce({explained}, FALSE) THEN 1 ELSE 2 END::UTINYINT AS s{j}"
+        )
+    flight = "FALSE"
+    if spec.in_flight is not None:
+        flight = f"coalesce(greatest(l.fl, r.fl) > {params.bind(spec.in_flight.since)}, FALSE)"
+    select = ", ".join(
+        [keys, "l.present IS NOT NULL AS in_l", "r.present IS NOT NULL AS in_r"]
+        + ([values] if values else [])
+        + statuses
+        + [f"{flight} AS f"]
+    )
+    differs = " OR ".join(["NOT (in_l AND in_r)"] + [f"s{j} > 0" for j in range(len(plan.columns))])
+    return cand, (
+        f"CREATE TEMP TABLE {DIFF} AS SELECT * FROM (SELECT {select}"
+        f" FROM ({_side(plan, LEFT, spec)}) AS l FULL OUTER JOIN ({_side(plan, RIGHT, spec)}) AS r"
+        f" ON {on}) WHERE {differs}"
+    )
+
+
+def _abs_diff(j: int, col: Column) -> str:
+    fam = family(col.pairing.compared_as)
+    if fam in ("exact", "float"):
+        return f"max(abs(l{j} - r{j})) FILTER (s{j} > 0 AND NOT f)"
+    if fam in ("time", "timestamptz"):
+        return f"max(abs(epoch_us(l{j}) - epoch_us(r{j})) / 1e6) FILTER (s{j} > 0 AND NOT f)"
+    return "NULL"
+
+
+def _statistics(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    spec: ReconcileSpec,
+    rows: list[int],
+    dups: tuple[Any, ...],
+) -> Reconciliation:
+    nc = len(plan.columns)
+    any_mismatch = " OR ".join(f"s{j} = 2" for j in range(nc)) or "FALSE"
+    any_within = " OR ".join(f"s{j} = 1" for j in range(nc)) or "FALSE"
+    matched = "in_l AND in_r AND NOT f"
+    conditions = {
+        "missing_in_stream": "in_l AND NOT in_r AND NOT f",
+        "missing_in_batch": "in_r AND NOT in_l AND NOT f",
+        "value_mismatch": f"{matched} AND ({any_mismatch})",
+        "within_tolerance": f"{matched} AND NOT ({any_mismatch}) AND ({any_within})",
+        "in_flight": "f",
+    }
+    aggs = [f"count(*) FILTER ({cond})" for cond in conditions.values()]
+    for j, col in enumerate(plan.columns):
+        aggs += [
+            f"count(*) FILTER (s{j} = 2 AND NOT f)",
+            f"count(*) FILTER (s{j} = 1 AND NOT f)",
+            f"count(*) FILTER (s{j} = 2 AND NOT f AND ((l{j} IS NULL) <> (r{j} IS NULL)))",
+            _abs_diff(j, col),
+        ]
+    stats = con.execute(f"SELECT {', '.join(aggs)} FROM {DIFF}").fetchone() or ()
+    ol, orr, mism, within, flight = (int(v) for v in stats[:5])
+    columns = []
+    for j, col in enumerate(plan.columns):
+        m, w, nv, mx = stats[5 + 4 * j : 9 + 4 * j]
+        columns.append(
+            ColumnStats(
+                name=col.name, left_type=col.pairing.left_type, right_type=col.pairing.right_type,
+                compared_as=col.pairing.compared_as, rules=tuple(r.describe() for r in col.rules),
+                mismatches=int(m), within_tolerance=int(w), null_vs_value=int(nv), max_abs_diff=mx,
+                right_name=col.right_name if col.right_name != col.name else None,
+            )
+        )  # fmt: skip
+    dkl, drl, dkr, drr, left_unmatched = (int(v) for v in dups)
+    samples = _samples(con, plan, spec, conditions) if spec.samples else ()
+    return Reconciliation(
+        keys=spec.keys,
+        left=Side("", rows[0], dkl, drl),
+        right=Side("", rows[1], dkr, drr),
+        matched_rows=rows[0] - drl - left_unmatched,
+        only_in_left=ol,
+        only_in_right=orr,
+        mismatched_rows=mism,
+        within_tolerance_rows=within,
+        in_flight_rows=flight,
+        columns=tuple(columns),
+        schema=plan.schema,
+        samples=samples,
+        spec=spec.to_dict(),
+    )
+
+
+def _samples(
+    con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, conditions: dict[str, str]
+) -> tuple[Sample, ...]:
+    nk, nc = len(plan.keys), len(plan.columns)
+    knames = [k.name for k in plan.keys]
+    korder = ", ".join(f"k{i}" for i in range(nk))
+    cols = ", ".join(f"l{j}, r{j}, s{j}" for j in range(nc))
+    out: list[Sample] = []
+    for cause, cond in conditions.items():
+        sql = f"SELECT {korder}{', ' + cols if cols else ''} FROM {DIFF} WHERE {cond}"
+        for row in con.execute(f"{sql} ORDER BY {korder} LIMIT {int(spec.samples)}").fetchall():
+            key = tuple(zip(knames, row[:nk], strict=True))
+            values = []
+            for j, col in enumerate(plan.columns):
+                lv, rv, status = row[nk + 3 * j : nk + 3 * j + 3]
+                if status is None or status > 0:
+                    values.append((col.name, lv, rv))
+            out.append(Sample(cause, key, tuple(values)))
+    dup_sql = (
+        f"SELECT {korder}, n - nr, nr FROM {KEYS} WHERE n - nr > 1 OR nr > 1"
+        f" ORDER BY greatest(n - nr, nr) DESC, {korder} LIMIT {int(spec.samples)}"
+    )
+    for row in con.execute(dup_sql).fetchall():
+        key = tuple(zip(knames, row[:nk], strict=True))
+        out.append(Sample("duplicate_key", key, (), int(row[nk]), int(row[nk + 1])))
+    return tuple(out)

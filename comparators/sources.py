@@ -1,0 +1,368 @@
+"""Load one side of a reconciliation into DuckDB.
+
+A source registers a view or temporary table under a name the engine chooses;
+the engine scans it twice (a hash pass and a detail pass), so one-shot inputs
+(SQL cursors, Arrow readers) are materialised into DuckDB first, which spills to
+its temp directory instead of growing memory without bound.
+
+Sources: `ParquetSource` (file or glob), `CsvSource`, `DuckDBSource` (a table in a
+DuckDB file), `SqlSource` (SQLAlchemy URL plus table or query: MariaDB/MySQL via
+pymysql, PostgreSQL via psycopg), `FrameSource` (pandas, polars, Arrow) and
+`ChangelogSource` (any of these read as of a source position). `open_source`
+turns the CLI's strings and Python objects into one of them.
+
+Changelog contract (what the streaming job writes, one table per output)
+-----------------------------------------------------------------------
+Append-only; one row per change of one output key:
+
+    <key columns>         the output's key, same names and types as the batch output
+    <value columns>       the output's values after the change
+    __op          VARCHAR 'c' create, 'u' update, 'd' delete, 'r' snapshot read
+    __pos_file    VARCHAR binlog file of the change (MariaDB/MySQL), e.g. mysql-bin.000003
+    __pos_offset  BIGINT  binlog offset of the change
+    __gtid        VARCHAR MariaDB GTID `domain-server-seq` of the change, NULL if none
+    __lsn         VARCHAR PostgreSQL LSN `HI/LO` (hex) or its decimal value, NULL if none
+    __source_ts_ms BIGINT source commit time (Debezium `source.ts_ms`)
+    __processed_at TIMESTAMP when the streaming job wrote the row
+    __pos_order   HUGEINT optional, recommended: `comparators.positions.binlog_order(file,
+                  offset)` for MariaDB/MySQL, `comparators.positions.lsn_order(lsn)` for
+                  PostgreSQL. When present it orders versions and filters binlog/LSN/
+                  integer positions; it must agree with the columns above.
+
+Every other column whose name starts with `__` is metadata and is dropped from
+the as-of view. The view holds, per key, the version with the greatest position
+at or before P (ties broken by `__processed_at`), and drops keys whose latest op
+is 'd'. "At or before P" is decided in P's own order:
+
+* GTID set `0-1-42,1-2-7`: the row's `__gtid` is in a listed domain with a
+  sequence number <= that domain's; other domains are after P. Within a key,
+  versions are ordered by `__pos_order`, else binlog file/offset, else GTID seq.
+* binlog `file:offset`: (file sequence number, offset) <= P's, numerically.
+* LSN `HI/LO`: the 64-bit value <= P's.
+* integer: `__pos_order` <= P.
+
+Snapshot rows (`__op` = 'r') whose position columns are NULL count as before
+every position: Debezium's initial snapshot precedes the changes it streams.
+Idempotent redelivery (same key, same position) is harmless: one version wins.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import parse_qs, urlsplit
+
+import duckdb
+import pyarrow as pa
+
+from comparators.errors import SourceError
+from comparators.sql import ident, idents, literal
+
+# Fetch size for SQL sources: large enough to amortise round trips, small enough per chunk.
+SQL_CHUNK_ROWS = 50_000
+
+
+@runtime_checkable
+class Source(Protocol):
+    """One side of a reconciliation."""
+
+    @property
+    def label(self) -> str:
+        """Where the data comes from, without secrets."""
+        ...
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        """Create a view or temp table `name` that can be scanned more than once."""
+        ...
+
+
+def _io_error(what: str, exc: Exception, hint: str) -> SourceError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SourceError(f"cannot read {what}: {first}; {hint}")
+
+
+def _check_files(path: str, kind: str) -> None:
+    if any(ch in path for ch in "*?[") or path.startswith(("s3://", "http://", "https://")):
+        if not any(ch in path for ch in "*?[") or glob.glob(path, recursive=True):
+            return
+        raise SourceError(f"no {kind} files match {path}; check the glob pattern")
+    if not os.path.exists(path):
+        raise SourceError(f"{kind} file {path} does not exist; check the path")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{kind} file {path} is not readable; check its permissions")
+
+
+@dataclass(frozen=True)
+class ParquetSource:
+    """Parquet file(s); `path` may be a glob such as `out/day=*/*.parquet`."""
+
+    path: str
+
+    @property
+    def label(self) -> str:
+        return self.path
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        _check_files(self.path, "Parquet")
+        try:
+            reader = f"read_parquet({literal(self.path)})"
+            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {reader}")
+            con.execute(f"SELECT * FROM {ident(name)} LIMIT 0")
+        except duckdb.Error as exc:
+            raise _io_error(f"Parquet {self.path}", exc, "is it a Parquet file?") from exc
+
+
+_PLAIN_DECIMAL = r"^\s*[-+]?[0-9]*\.?[0-9]+\s*$"
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """A CSV file or glob. Columns DuckDB would sniff as DOUBLE but that hold only plain
+    decimal literals are read as DECIMAL, so money stays exact."""
+
+    path: str
+
+    @property
+    def label(self) -> str:
+        return self.path
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        _check_files(self.path, "CSV")
+        src = literal(self.path)
+        try:
+            described = con.execute(f"DESCRIBE SELECT * FROM read_csv({src})").fetchall()
+            doubles = [str(r[0]) for r in described if r[1] == "DOUBLE"]
+            if not doubles:
+                con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM read_csv({src})")
+                return
+            types = ", ".join(f"{literal(c)}: 'VARCHAR'" for c in doubles)
+            reader = f"read_csv({src}, types={{{types}}})"
+            probes = ", ".join(
+                f"bool_and({ident(c)} IS NULL OR regexp_matches({ident(c)}, '{_PLAIN_DECIMAL}')),"
+                f" max(length(split_part(trim({ident(c)}), '.', 2))),"
+                f" max(length(ltrim(split_part(trim({ident(c)}), '.', 1), '+-0')))"
+                for c in doubles
+            )
+            stats = con.execute(f"SELECT {probes} FROM {reader}").fetchone() or ()
+            replace = []
+            for i, col in enumerate(doubles):
+                plain, scale, digits = stats[3 * i : 3 * i + 3]
+                scale, digits = int(scale or 0), int(digits or 0)
+                target = f"DECIMAL({digits + scale}, {scale})"
+                if not plain or digits + scale > 38 or digits + scale == 0:
+                    target = "DOUBLE"
+                replace.append(f"CAST({ident(col)} AS {target}) AS {ident(col)}")
+            con.execute(
+                f"CREATE TEMP VIEW {ident(name)} AS SELECT * REPLACE ({', '.join(replace)}) "
+                f"FROM {reader}"
+            )
+        except duckdb.Error as exc:
+            raise _io_error(f"CSV {self.path}", exc, "is it a CSV file with a header?") from exc
+
+
+@dataclass(frozen=True)
+class DuckDBSource:
+    """A table (or view) in a DuckDB database file, attached read-only."""
+
+    path: str
+    table: str
+    schema: str = "main"
+
+    @property
+    def label(self) -> str:
+        return f"duckdb:{self.path}?table={self.table}"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        _check_files(self.path, "DuckDB")
+        alias = f"{name}__db"
+        try:
+            con.execute(f"ATTACH {literal(self.path)} AS {ident(alias)} (READ_ONLY)")
+        except duckdb.Error as exc:
+            raise _io_error(f"DuckDB database {self.path}", exc, "is it a DuckDB file?") from exc
+        tables = [
+            str(r[0])
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = ? AND table_schema = ?",
+                [alias, self.schema],
+            ).fetchall()
+        ]
+        if self.table not in tables:
+            raise SourceError(
+                f"table {self.table!r} not found in {self.path} (schema {self.schema!r}); "
+                f"tables there: {', '.join(sorted(tables)) or 'none'}"
+            )
+        con.execute(
+            f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM "
+            f"{ident(alias)}.{ident(self.schema)}.{ident(self.table)}"
+        )
+
+
+@dataclass(frozen=True)
+class SqlSource:
+    """A table or query behind a SQLAlchemy URL, fetched once in chunks into DuckDB."""
+
+    url: str
+    table: str | None = None
+    query: str | None = None
+    schema: str | None = None
+
+    @property
+    def label(self) -> str:
+        from sqlalchemy.engine import make_url
+
+        try:
+            shown = make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # an unparsable URL must still never leak what might be a password
+            shown = "<unparsable URL>"
+        return f"{shown} ({'table ' + self.table if self.table else 'query'})"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        import sqlalchemy as sa
+
+        if (self.table is None) == (self.query is None):
+            raise SourceError(f"{self.label}: give exactly one of table= or query=")
+        where = self.label
+        try:
+            engine = sa.create_engine(self.url)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
+            raise SourceError(
+                f"bad database URL {where}: {exc}; expected e.g. mysql+pymysql://user@host/db"
+            ) from exc
+        try:
+            with engine.connect() as conn:
+                if self.table is not None:
+                    stmt: Any = sa.select(
+                        sa.Table(self.table, sa.MetaData(), schema=self.schema, autoload_with=conn)
+                    )
+                else:
+                    stmt = sa.text(self.query or "")
+                result = conn.execution_options(stream_results=True).execute(stmt)
+                columns = list(result.keys())
+                chunks = []
+                while rows := result.fetchmany(SQL_CHUNK_ROWS):
+                    data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
+                    chunks.append(pa.table(data))
+        except sa.exc.NoSuchTableError as exc:
+            raise SourceError(f"table {self.table!r} not found at {where}; check the name") from exc
+        except sa.exc.SQLAlchemyError as exc:
+            msg = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise SourceError(
+                f"cannot read {where}: {msg}; check host, credentials and table"
+            ) from exc
+        finally:
+            engine.dispose()
+        if not chunks:
+            chunks = [pa.table({c: pa.array([], pa.null()) for c in columns})]
+        table = pa.concat_tables(chunks, promote_options="permissive")
+        _materialise(con, name, table)
+
+
+def _materialise(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
+    tmp = f"{name}__in"
+    con.register(tmp, data)
+    try:
+        con.execute(f"CREATE TEMP TABLE {ident(name)} AS SELECT * FROM {ident(tmp)}")
+    finally:
+        con.unregister(tmp)
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """A pandas or polars DataFrame, an Arrow table or an Arrow record-batch reader."""
+
+    frame: Any = field(compare=False)
+    name: str = "dataframe"
+
+    @property
+    def label(self) -> str:
+        return f"<{self.name}>"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        data = self.frame
+        module = type(data).__module__
+        if module.startswith("polars"):
+            data = data.to_arrow()
+        elif module.startswith("pandas"):
+            # Via Arrow so Decimal objects become DECIMAL rather than DOUBLE.
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        if isinstance(data, pa.RecordBatchReader):
+            _materialise(con, name, data)
+            return
+        if not isinstance(data, pa.Table):
+            raise SourceError(
+                f"cannot use a {type(self.frame).__name__} as a side; "
+                "give a pandas/polars DataFrame, an Arrow table or a path/URL"
+            )
+        con.register(name, data)
+
+
+def open_source(spec: Any, *, position: str | None = None) -> Source:
+    """Turn a CLI string or a Python object into a `Source`.
+
+    Strings: `PATH.parquet`/`PATH.csv` (globs allowed), `duckdb:PATH?table=T`, or a
+    SQLAlchemy URL with `?table=T` (or `?query=...`) which is removed before connecting.
+    With `position`, the side is a changelog read as of that position.
+
+    >>> open_source("out/*.parquet")
+    ParquetSource(path='out/*.parquet')
+    >>> open_source("duckdb:w.db?table=orders")
+    DuckDBSource(path='w.db', table='orders', schema='main')
+    """
+    from comparators.changelog import ChangelogSource
+
+    src = spec if isinstance(spec, Source) else _from_object(spec)
+    return ChangelogSource(src, position) if position is not None else src
+
+
+def _from_object(spec: Any) -> Source:
+    if not isinstance(spec, str | os.PathLike):
+        return FrameSource(spec, type(spec).__name__)
+    text = os.fspath(spec)
+    if text.startswith("duckdb:") and "://" not in text:
+        path, _, query = text[len("duckdb:") :].partition("?")
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        if "table" not in params:
+            raise SourceError(f"{text}: name the table, e.g. duckdb:{path}?table=orders")
+        return DuckDBSource(path, params["table"], params.get("schema", "main"))
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", text):
+        return _sql_source(text)
+    lowered = text.lower().removesuffix(".gz").removesuffix(".zst")
+    if lowered.endswith((".parquet", ".pq")):
+        return ParquetSource(text)
+    if lowered.endswith(".csv"):
+        return CsvSource(text)
+    raise SourceError(
+        f"cannot tell what {text!r} is; give a .parquet or .csv path, "
+        "duckdb:PATH?table=T, or a SQLAlchemy URL with ?table=T"
+    )
+
+
+def _sql_source(text: str) -> SqlSource:
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(text)
+    except Exception as exc:
+        scheme = urlsplit(text).scheme
+        raise SourceError(f"bad database URL ({scheme}://...): {exc}") from exc
+    params = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in url.query.items()}
+    table, query, schema = params.get("table"), params.get("query"), params.get("schema")
+    if table is None and query is None:
+        shown = url.render_as_string(hide_password=True)
+        raise SourceError(f"{shown}: add ?table=NAME (or ?query=SQL) to say what to compare")
+    clean = url.difference_update_query(["table", "query", "schema"])
+    return SqlSource(clean.render_as_string(hide_password=False), table, query, schema)
+
+
+def describe(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """Column names and DuckDB types of a registered side, in order."""
+    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
+
+
+def column_list(names: Sequence[str]) -> str:
+    return idents(names)

@@ -1,0 +1,45 @@
+"""Quoting for the SQL the engine builds; user strings only ever enter SQL through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+
+def ident(name: str) -> str:
+    """Quote an identifier for DuckDB.
+
+    >>> ident('a"b c')
+    '"a""b c"'
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """Quote a string literal, for the few places DuckDB takes no parameter (ATTACH, views).
+
+    >>> literal("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
+
+
+def idents(names: Iterable[str], prefix: str = "") -> str:
+    """Comma-separated quoted identifiers, optionally qualified by an already-quoted alias."""
+    return ", ".join(f"{prefix}{ident(n)}" for n in names)
+
+
+class Params:
+    """Collects bound values for one statement and hands out `$pN` placeholders.
+
+    >>> p = Params(); p.bind(1), p.bind("x"), p.values
+    ('$p0', '$p1', {'p0': 1, 'p1': 'x'})
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"

@@ -1,0 +1,208 @@
+"""`dualrun reconcile LEFT RIGHT --key COL ...`: reconcile two outputs and exit 0/1/2."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from comparators import history
+from comparators.engine import Settings
+from comparators.engine import reconcile as run_reconcile
+from comparators.errors import SpecError
+from comparators.report import FORMATS, render
+from comparators.sources import open_source
+from comparators.spec import InFlight, parse_assignments
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    return dict(parse_assignments(values, option))
+
+
+def _rules(values: tuple[str, ...]) -> dict[str, list[str]]:
+    rules: dict[str, list[str]] = {}
+    for column, rule in parse_assignments(values, "--tolerance"):
+        rules.setdefault(column, []).append(rule)
+    return rules
+
+
+def _in_flight(value: str | None) -> InFlight | None:
+    if value is None:
+        return None
+    column, _, since = value.rpartition("=")
+    try:
+        return InFlight(column, datetime.fromisoformat(since))
+    except ValueError:
+        raise SpecError(
+            f"--in-flight {value!r}: expected COL=ISO-TIMESTAMP, e.g. updated_at=2024-05-01T02:00"
+        ) from None
+
+
+@click.command()
+@click.argument("left", required=False)
+@click.argument("right", required=False)
+@click.option(
+    "--key", "keys", multiple=True, metavar="COL", help="Key column (repeat for composite keys)."
+)
+@click.option(
+    "--tolerance",
+    multiple=True,
+    metavar="COL=RULE",
+    help="Rule for a column (COL '*' = default): abs:X, rel:X, skew:2s, norm:trim,case,"
+    " null:V, exact.",
+)
+@click.option("--ignore", multiple=True, metavar="COL", help="Column left out of the comparison.")
+@click.option(
+    "--rename", multiple=True, metavar="RIGHT=LEFT", help="A right column's name on the left."
+)
+@click.option(
+    "--coerce",
+    multiple=True,
+    metavar="COL=TYPE",
+    help="Compare a column as this DuckDB type on both sides (acknowledges a type mismatch).",
+)
+@click.option(
+    "--partition", metavar="COL", help="Also compare counts, sums and fingerprints per partition."
+)
+@click.option(
+    "--aggregate-tolerance",
+    default="0",
+    metavar="X",
+    show_default=True,
+    help="Relative tolerance for per-partition sums.",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="POSITION",
+    help="RIGHT is a changelog; read it as of this source position (GTID, FILE:POS, LSN).",
+)
+@click.option(
+    "--in-flight",
+    "in_flight",
+    metavar="COL=TIMESTAMP",
+    help="Without positions: differences whose COL is after TIMESTAMP are in flight.",
+)
+@click.option(
+    "--baseline-left", metavar="SOURCE", help="A rerun of the batch, to measure its own noise."
+)
+@click.option(
+    "--baseline-right", metavar="SOURCE", help="A replay of the stream, to measure its own noise."
+)
+@click.option("--samples", default=10, show_default=True, help="Sample rows per cause.")
+@click.option(
+    "--history",
+    "history_db",
+    type=click.Path(path_type=Path),
+    metavar="DB",
+    help="Record the run in this DuckDB run-history database.",
+)
+@click.option("--name", help="Name of the comparison in the history (default: LEFT vs RIGHT).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option(
+    "--output", type=click.Path(path_type=Path), metavar="FILE", help="Write the report here."
+)
+@click.option("--memory-limit", default=Settings.memory_limit, show_default=True)
+@click.option(
+    "--temp-dir",
+    type=click.Path(path_type=Path),
+    help="Where DuckDB spills (default: a private temp dir).",
+)
+@click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+def reconcile(
+    left: str | None,
+    right: str | None,
+    keys: tuple[str, ...],
+    tolerance: tuple[str, ...],
+    ignore: tuple[str, ...],
+    rename: tuple[str, ...],
+    coerce: tuple[str, ...],
+    partition: str | None,
+    aggregate_tolerance: str,
+    as_of: str | None,
+    in_flight: str | None,
+    baseline_left: str | None,
+    baseline_right: str | None,
+    samples: int,
+    history_db: Path | None,
+    name: str | None,
+    fmt: str,
+    output: Path | None,
+    memory_limit: str,
+    temp_dir: Path | None,
+    threads: int | None,
+) -> None:
+    """Reconcile LEFT (batch output) with RIGHT (stream output).
+
+    LEFT/RIGHT: a .parquet/.csv path or glob, duckdb:PATH?table=T, or a SQLAlchemy
+    URL with ?table=T. Exit 0 when there are no unexplained differences, 1 when
+    there are, 2 on usage or configuration errors.
+    """
+    if left is None or right is None:
+        raise click.UsageError("give LEFT and RIGHT (the batch and the stream output)")
+    if not keys:
+        raise click.UsageError("name the key with --key COL (repeat for a composite key)")
+    try:
+        agg_tol = Decimal(aggregate_tolerance)
+    except InvalidOperation:
+        raise SpecError(f"--aggregate-tolerance {aggregate_tolerance!r} is not a number") from None
+    settings = Settings(
+        memory_limit=memory_limit,
+        temp_directory=str(temp_dir) if temp_dir else None,
+        threads=threads,
+    )
+    console = Console(stderr=True)
+    show = console.is_terminal and not console.is_dumb_terminal
+    with console.status("reconciling", spinner="dots") if show else _Quiet() as status:
+
+        def progress(step: str) -> None:
+            if status is not None:
+                status.update(step)
+
+        result = run_reconcile(
+            left,
+            open_source(right, position=as_of),
+            keys,
+            rules=_rules(tolerance),
+            ignore=ignore,
+            rename=_pairs(rename, "--rename"),
+            coerce=_pairs(coerce, "--coerce"),
+            partition=partition,
+            aggregate_tolerance=agg_tol,
+            samples=samples,
+            in_flight=_in_flight(in_flight),
+            left_position=as_of,
+            baseline_left=baseline_left,
+            baseline_right=baseline_right,
+            name=name,
+            settings=settings,
+            progress=progress,
+        )
+    if history_db is not None:
+        run_id = history.record(history_db, result)
+        streak = history.parity_streak(history_db, history.default_name(result))
+        click.echo(f"recorded run {run_id} in {history_db}; parity streak {streak}", err=True)
+    report = render(result, fmt)
+    if output is not None:
+        try:
+            output.write_text(report)
+        except OSError as exc:
+            raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
+        click.echo(f"{result.verdict}: report written to {output}", err=True)
+    else:
+        sys.stdout.write(report)
+    click.get_current_context().exit(result.exit_code)
+
+
+class _Quiet:
+    """Stands in for the progress spinner when stderr is not a terminal."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
