@@ -14,7 +14,7 @@ import duckdb
 from comparators.plan import Column, Plan
 from comparators.result import Aggregates, PartitionDiff
 from comparators.spec import ReconcileSpec
-from comparators.sql import Params, ident
+from comparators.sql import Params, ident, one_row
 from comparators.types import family
 
 AGG = "__partitions"
@@ -66,7 +66,7 @@ def partition_aggregates(
         + " ORDER BY p NULLS FIRST",
         params.values,
     ).fetchall()
-    total_row = con.execute(f"SELECT count(*) FROM {AGG}").fetchone()
+    total_row = one_row(con, f"SELECT count(*) FROM {AGG}")
     total = int(total_row[0]) if total_row else 0
     differing = []
     base = 4 + 2 * len(summed)

@@ -34,7 +34,7 @@ from comparators.result import ColumnStats, Reconciliation, Sample, Side
 from comparators.rules import Rule
 from comparators.sources import Source, describe, open_source
 from comparators.spec import InFlight, ReconcileSpec, build_spec
-from comparators.sql import Params, ident, literal
+from comparators.sql import Params, ident, literal, one_row
 from comparators.types import family
 
 Progress = Callable[[str], None]
@@ -159,7 +159,7 @@ def run(
             f"SELECT count(*) FILTER (n - nr > 1), coalesce(sum(n - nr) FILTER (n - nr > 1), 0),"
             f" count(*) FILTER (nr > 1), coalesce(sum(nr) FILTER (nr > 1), 0),"
             f" count(*) FILTER (n - nr = 1 AND nr <> 1) FROM {KEYS}"
-        ).fetchone() or (0, 0, 0, 0, 0)
+        ).fetchall()[0]
         step("comparing differing rows")
         params = Params()
         cand, diff = _detail_pass(plan, spec, params)
@@ -198,7 +198,7 @@ def _position_of(src: Source) -> str | None:
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
-    row = con.execute(sql).fetchone()
+    row = one_row(con, sql)
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -314,7 +314,7 @@ def _statistics(
             f"count(*) FILTER (s{j} = 2 AND NOT f AND ((l{j} IS NULL) <> (r{j} IS NULL)))",
             _abs_diff(j, col),
         ]
-    stats = con.execute(f"SELECT {', '.join(aggs)} FROM {DIFF}").fetchone() or ()
+    stats = one_row(con, f"SELECT {', '.join(aggs)} FROM {DIFF}")
     ol, orr, mism, within, flight = (int(v) for v in stats[:5])
     columns = []
     for j, col in enumerate(plan.columns):

@@ -81,7 +81,7 @@ def record(path: str | Path, result: Reconciliation, recorded_at: datetime | Non
     con = _open(path)
     try:
         con.execute("BEGIN TRANSACTION")
-        row = con.execute("SELECT coalesce(max(seq), 0) + 1 FROM runs").fetchone()
+        row = one_row(con, "SELECT coalesce(max(seq), 0) + 1 FROM runs")
         seq = int(row[0]) if row else 1
         con.execute(
             "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
@@ -127,7 +127,7 @@ def parity_streak(path: str | Path, name: str) -> int:
             "SELECT count(*) FROM runs WHERE name = $name AND seq > coalesce("
             "(SELECT max(seq) FROM runs WHERE name = $name AND verdict <> 'clean'), 0)",
             {"name": name},
-        ).fetchone()
+        ).fetchall()[0]
     finally:
         con.close()
     return int(row[0]) if row else 0

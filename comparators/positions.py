@@ -27,8 +27,11 @@ _BINLOG = re.compile(r"^\s*(?P<file>[^:\s]*\.(?P<seq>\d+))\s*:\s*(?P<offset>\d+)
 _LSN = re.compile(r"^\s*([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})\s*$")
 _ORDER = re.compile(r"^\s*\d+\s*$")
 
-# A binlog offset is a byte offset in one file; 2**64 leaves room for any file size.
-BINLOG_FILE_STRIDE = 2**64
+# A binlog offset is a byte offset in one file (max_binlog_size is at most 1 GiB, one huge
+# transaction may overshoot it); 2**40 bytes per file leaves the sequence number 23 bits,
+# so the order fits a signed BIGINT that Parquet, Arrow and every SQL sink can store.
+BINLOG_FILE_STRIDE = 2**40
+MAX_FILE_SEQ = 2**23 - 1
 
 
 @dataclass(frozen=True)
@@ -177,10 +180,12 @@ Position = GtidSet | BinlogPosition | Lsn | PosOrder
 def binlog_order(file: str, offset: int) -> int:
     """The sortable integer of a binlog position: file sequence number, then offset.
 
-    >>> binlog_order("mysql-bin.000003", 1234) == 3 * 2**64 + 1234
+    >>> binlog_order("mysql-bin.000003", 1234) == 3 * 2**40 + 1234
     True
     """
     m = re.search(r"\.(\d+)$", file)
+    if m and (int(m[1]) > MAX_FILE_SEQ or offset >= BINLOG_FILE_STRIDE):
+        raise PositionError(f"binlog position {file}:{offset} is beyond the orderable range")
     if not m or offset < 0:
         raise PositionError(
             f"binlog position {file}:{offset} has no file sequence number; "

@@ -24,7 +24,7 @@ Append-only; one row per change of one output key:
     __lsn         VARCHAR PostgreSQL LSN `HI/LO` (hex) or its decimal value, NULL if none
     __source_ts_ms BIGINT source commit time (Debezium `source.ts_ms`)
     __processed_at TIMESTAMP when the streaming job wrote the row
-    __pos_order   HUGEINT optional, recommended: `comparators.positions.binlog_order(file,
+    __pos_order   BIGINT  optional, recommended: `comparators.positions.binlog_order(file,
                   offset)` for MariaDB/MySQL, `comparators.positions.lsn_order(lsn)` for
                   PostgreSQL. When present it orders versions and filters binlog/LSN/
                   integer positions; it must agree with the columns above.
@@ -60,7 +60,7 @@ import duckdb
 import pyarrow as pa
 
 from comparators.errors import SourceError
-from comparators.sql import ident, idents, literal
+from comparators.sql import ident, idents, literal, one_row
 
 # Fetch size for SQL sources: large enough to amortise round trips, small enough per chunk.
 SQL_CHUNK_ROWS = 50_000
@@ -111,7 +111,7 @@ class ParquetSource:
         try:
             reader = f"read_parquet({literal(self.path)})"
             con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {reader}")
-            con.execute(f"SELECT * FROM {ident(name)} LIMIT 0")
+            con.execute(f"SELECT * FROM {ident(name)} LIMIT 0").fetchall()
         except duckdb.Error as exc:
             raise _io_error(f"Parquet {self.path}", exc, "is it a Parquet file?") from exc
 
@@ -147,7 +147,7 @@ class CsvSource:
                 f" max(length(ltrim(split_part(trim({ident(c)}), '.', 1), '+-0')))"
                 for c in doubles
             )
-            stats = con.execute(f"SELECT {probes} FROM {reader}").fetchone() or ()
+            stats = one_row(con, f"SELECT {probes} FROM {reader}")
             replace = []
             for i, col in enumerate(doubles):
                 plain, scale, digits = stats[3 * i : 3 * i + 3]

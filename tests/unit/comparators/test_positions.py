@@ -54,6 +54,9 @@ def test_bad_positions_raise_position_error(text: str) -> None:
 
 
 def test_binlog_order_needs_a_sequence_number() -> None:
-    assert binlog_order("mysql-bin.000003", 1234) == 3 * 2**64 + 1234
+    assert binlog_order("mysql-bin.000003", 1234) == 3 * 2**40 + 1234
+    assert binlog_order("b.8388607", 2**40 - 1) < 2**63
+    with pytest.raises(PositionError):
+        binlog_order("b.000001", 2**40)
     with pytest.raises(PositionError):
         binlog_order("mysql-bin", 4)
