@@ -19,6 +19,7 @@ import duckdb
 
 from comparators.errors import HistoryError
 from comparators.result import Reconciliation, jsonable
+from comparators.sql import one_row
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runs (

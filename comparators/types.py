@@ -75,8 +75,8 @@ def check_type_name(name: str) -> str:
 def pair(left_type: str, right_type: str, coerce: str | None = None) -> Pairing:
     """Decide how to compare a left and a right column type.
 
-    >>> pair("DECIMAL(12,2)", "DECIMAL(18,4)").target
-    'DECIMAL(20,4)'
+    >>> pair("DECIMAL(12,2)", "DECIMAL(10,4)").target
+    'DECIMAL(14,4)'
     >>> p = pair("DECIMAL(12,2)", "DOUBLE"); (p.target, p.mismatch, p.acknowledged)
     ('DOUBLE', True, False)
     """

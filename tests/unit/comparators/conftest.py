@@ -18,7 +18,7 @@ def rec(left: Any, right: Any, keys: list[str] | None = None, **kwargs: Any) -> 
     return reconcile(left, right, keys or ["id"], settings=SETTINGS, **kwargs)
 
 
-def table(**columns: list[Any]) -> pa.Table:
+def table(**columns: Any) -> pa.Table:
     """An Arrow table from column lists; Decimal, datetime and None are typed by Arrow."""
     return pa.table(columns)
 

@@ -1,0 +1,134 @@
+"""The `dualrun reconcile` contract: arguments, JSON keys, exit codes 0/1/2, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal as D
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from migrate.cli import cli
+
+CONTRACT = {
+    "verdict", "left_rows", "right_rows", "only_in_left", "only_in_right",
+    "duplicate_keys_left", "duplicate_keys_right", "mismatched_rows", "columns",
+}  # fmt: skip
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[str, str, str]:
+    left = pa.table({"id": [1, 2, 3, 4], "amount": [D("1.00"), D("2.00"), D("3.00"), D("4.00")],
+                     "name": ["a", "b", "c", "d"]})  # fmt: skip
+    right = pa.table({"id": [1, 2, 3, 5], "amount": [D("1.00"), D("2.01"), D("3.50"), D("5.00")],
+                      "name": ["a", "b", "c", "e"]})  # fmt: skip
+    paths = []
+    for name, data in (("batch.parquet", left), ("stream.parquet", right), ("same.parquet", left)):
+        pq.write_table(data, tmp_path / name)
+        paths.append(str(tmp_path / name))
+    return paths[0], paths[1], paths[2]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["reconcile", *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_clean_pair_exits_0(pair: tuple[str, str, str]) -> None:
+    code, out, _ = invoke(pair[0], pair[2], "--key", "id")
+    assert code == 0 and "CLEAN" in out
+
+
+def test_json_contract_and_exit_1(pair: tuple[str, str, str]) -> None:
+    code, out, _ = invoke(pair[0], pair[1], "--key", "id", "--tolerance", "amount=abs:0.01",
+                          "--format", "json")  # fmt: skip
+    data = json.loads(out)
+    assert code == 1 and set(data) >= CONTRACT
+    assert (data["verdict"], data["left_rows"], data["right_rows"]) == ("differences", 4, 4)
+    assert (data["only_in_left"], data["only_in_right"], data["mismatched_rows"]) == (1, 1, 1)
+    assert (data["duplicate_keys_left"], data["duplicate_keys_right"]) == (0, 0)
+    assert data["columns"]["amount"]["mismatches"] == 1
+    assert data["columns"]["amount"]["within_tolerance"] == 1
+    assert data["columns"]["name"] == data["columns"]["name"] | {"mismatches": 0}
+
+
+def test_output_file_markdown_and_history(pair: tuple[str, str, str], tmp_path: Path) -> None:
+    report, db = tmp_path / "r.md", tmp_path / "h.duckdb"
+    code, out, err = invoke(
+        pair[0], pair[2], "--key", "id", "--format", "markdown",
+        "--output", str(report), "--history", str(db), "--name", "orders",
+    )  # fmt: skip
+    assert code == 0 and out == ""
+    assert report.read_text().startswith("## Reconciliation: CLEAN")
+    assert "parity streak 1" in err
+    code, _, err = invoke(pair[0], pair[2], "--key", "id", "--history", str(db), "--name", "orders")
+    assert "parity streak 2" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--key", "nope"], "key column 'nope' not in the left side"),
+        (["--key", "id", "--tolerance", "amount=abs:x"], "not a number"),
+        (["--key", "id", "--tolerance", "amount"], "expected COL=VALUE"),
+        (["--key", "id", "--tolerance", "name=abs:1"], "does not fit column 'name'"),
+        (["--key", "id", "--ignore", 'we"ird col'], "exist on neither side"),
+        (["--key", "id", "--coerce", "amount=DOUBLE; DROP"], "not a DuckDB type"),
+        (["--key", "id", "--memory-limit", "lots"], "memory limit"),
+    ],
+)
+def test_bad_options_exit_2_with_one_line(
+    pair: tuple[str, str, str], args: list[str], message: str
+) -> None:
+    code, out, err = invoke(pair[0], pair[1], *args)
+    assert code == 2 and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("left", "message"),
+    [
+        ("/nowhere/x.parquet", "does not exist"),
+        ("mysql+pymysql://u:topsecret@127.0.0.1:1/db?table=t", "cannot read"),
+        ("duckdb:/nowhere.db", "name the table"),
+    ],
+)
+def test_bad_sources_exit_2(pair: tuple[str, str, str], left: str, message: str) -> None:
+    code, _, err = invoke(left, pair[1], "--key", "id")
+    assert code == 2 and message in err and "topsecret" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_empty_side_exits_2(pair: tuple[str, str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(pq.read_table(pair[0]).slice(0, 0), empty)
+    code, _, err = invoke(pair[0], str(empty), "--key", "id")
+    assert code == 2 and "has no rows" in err
+
+
+def test_left_and_right_are_required_without_spec(pair: tuple[str, str, str]) -> None:
+    code, _, err = invoke(pair[0])
+    assert code == 2 and "give LEFT and RIGHT" in err
+    code, _, err = invoke(pair[0], pair[1])
+    assert code == 2 and "--key" in err
+
+
+def test_as_of_reads_the_right_side_as_a_changelog(tmp_path: Path) -> None:
+    batch = tmp_path / "b.parquet"
+    log = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"id": [1], "v": ["a1"]}), batch)
+    pq.write_table(pa.table({"id": [1, 1], "v": ["a1", "a2"], "__op": ["c", "u"],
+                             "__gtid": ["0-1-9", "0-1-10"]}), log)  # fmt: skip
+    code, out, _ = invoke(
+        str(batch), str(log), "--key", "id", "--as-of", "0-1-9", "--format", "json"
+    )
+    assert code == 0 and json.loads(out)["right"]["position"] == "0-1-9"
+    code, _, _ = invoke(str(batch), str(log), "--key", "id", "--as-of", "0-1-10")
+    assert code == 1
+    code, _, err = invoke(str(batch), str(log), "--key", "id", "--as-of", "yesterday")
+    assert code == 2 and "unrecognised source position" in err
