@@ -1,0 +1,215 @@
+"""Decode Debezium change events (JSON converter) into typed Python values.
+
+This is the one place where Debezium's wire encodings become Python values:
+DECIMAL as base64 big-endian unscaled bytes plus a `scale` parameter (or a
+string, with decimal.handling.mode=string) becomes `decimal.Decimal`, exactly;
+epoch-based temporal types become `datetime`/`date`/`time`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from cdc.errors import EnvelopeError
+from cdc.position import Position
+
+EPOCH = datetime(1970, 1, 1)
+OPS = {"c": "create", "u": "update", "d": "delete", "r": "read"}
+
+
+def as_decimal(value: Any, scale: int | None = None) -> Decimal | None:
+    """Exact Decimal from any Debezium DECIMAL encoding: bytes/base64 (needs scale), str, int.
+
+    >>> as_decimal("AxI=", scale=2)
+    Decimal('7.86')
+    >>> as_decimal("129.99")
+    Decimal('129.99')
+    """
+    if value is None or isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        raise EnvelopeError("DECIMAL arrived as a float (decimal.handling.mode=double); use precise or string")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value) if scale is None else Decimal(value).scaleb(-scale)
+    if isinstance(value, bytes | bytearray):
+        if scale is None:
+            raise EnvelopeError("DECIMAL bytes without a scale: enable schemas in the JSON converter")
+        return Decimal(int.from_bytes(value, "big", signed=True)).scaleb(-scale)
+    if isinstance(value, str):
+        if scale is not None:
+            try:
+                raw = base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise EnvelopeError(f"DECIMAL value {value!r} is not base64") from exc
+            return as_decimal(raw, scale)
+        try:
+            return Decimal(value)
+        except InvalidOperation as exc:
+            raise EnvelopeError(f"{value!r} is not a decimal number") from exc
+    raise EnvelopeError(f"cannot read a DECIMAL from {type(value).__name__}")
+
+
+def _variable_scale(value: Mapping[str, Any]) -> Decimal | None:
+    return as_decimal(base64.b64decode(value["value"]), int(value["scale"]))
+
+
+def _time_of_day(micros: int) -> time | timedelta:
+    # MySQL TIME spans -838:59:59..838:59:59; only a time of day maps onto datetime.time.
+    if 0 <= micros < 86_400_000_000:
+        return (datetime.min + timedelta(microseconds=micros)).time()
+    return timedelta(microseconds=micros)
+
+
+def _zoned(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# Semantic type name -> converter from the JSON value. Unnamed types pass through.
+LOGICAL: dict[str, Any] = {
+    "io.debezium.time.Timestamp": lambda v: EPOCH + timedelta(milliseconds=v),
+    "io.debezium.time.MicroTimestamp": lambda v: EPOCH + timedelta(microseconds=v),
+    "io.debezium.time.NanoTimestamp": lambda v: EPOCH + timedelta(microseconds=v // 1000),
+    "org.apache.kafka.connect.data.Timestamp": lambda v: EPOCH + timedelta(milliseconds=v),
+    "io.debezium.time.ZonedTimestamp": _zoned,
+    "io.debezium.time.IsoTimestamp": lambda v: datetime.fromisoformat(v),
+    "io.debezium.time.Date": lambda v: date(1970, 1, 1) + timedelta(days=v),
+    "org.apache.kafka.connect.data.Date": lambda v: date(1970, 1, 1) + timedelta(days=v),
+    "io.debezium.time.Time": lambda v: _time_of_day(v * 1000),
+    "io.debezium.time.MicroTime": _time_of_day,
+    "io.debezium.time.NanoTime": lambda v: _time_of_day(v // 1000),
+    "org.apache.kafka.connect.data.Time": lambda v: _time_of_day(v * 1000),
+    "io.debezium.time.ZonedTime": lambda v: time.fromisoformat(v.replace("Z", "+00:00")),
+    "io.debezium.time.Year": int,
+    "io.debezium.data.VariableScaleDecimal": _variable_scale,
+}
+
+
+def decode_value(value: Any, schema: Mapping[str, Any] | None) -> Any:
+    """One field's JSON value -> Python value, driven by its Connect schema."""
+    if value is None or schema is None:
+        return value
+    name = schema.get("name")
+    if name == "org.apache.kafka.connect.data.Decimal":
+        return as_decimal(value, int(schema.get("parameters", {}).get("scale", 0)))
+    if name in LOGICAL:
+        return LOGICAL[name](value)
+    kind = schema.get("type")
+    if kind == "bytes":
+        return base64.b64decode(value)
+    if kind == "struct":
+        return decode_struct(value, schema)
+    if kind == "array":
+        return [decode_value(v, schema.get("items")) for v in value]
+    return value
+
+
+def decode_struct(value: Mapping[str, Any] | None, schema: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    fields = {f["field"]: f for f in (schema or {}).get("fields", [])}
+    return {k: decode_value(v, fields.get(k)) for k, v in value.items()}
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One row change: op is c (insert), u (update), d (delete) or r (snapshot read)."""
+
+    topic: str
+    key: dict[str, Any]
+    op: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    position: Position
+    source_ts_ms: int
+    ts_ms: int | None
+    snapshot: bool
+    table: str | None
+    transaction_id: str | None = None
+    columns: tuple[str, ...] = field(default=())  # value columns in schema order
+
+    @property
+    def row(self) -> dict[str, Any] | None:
+        """The row as it is after this change (None once deleted)."""
+        return self.after if self.op != "d" else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic, "key": self.key, "op": self.op, "before": self.before, "after": self.after,
+            "position": self.position.to_dict(), "source_ts_ms": self.source_ts_ms, "ts_ms": self.ts_ms,
+            "snapshot": self.snapshot, "table": self.table, "transaction_id": self.transaction_id,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """The null-valued record after a delete, so compaction can drop the key."""
+
+    topic: str
+    key: dict[str, Any]
+
+
+def _split(raw: bytes | str | None, what: str) -> tuple[Any, Mapping[str, Any] | None]:
+    """Parse JSON and separate `payload` from `schema` when the converter embeds schemas."""
+    if raw is None:
+        return None, None
+    try:
+        doc = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EnvelopeError(f"{what} is not JSON: {exc}") from exc
+    if isinstance(doc, dict) and set(doc) == {"schema", "payload"}:
+        return doc["payload"], doc["schema"]
+    return doc, None
+
+
+def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> ChangeEvent | Tombstone:
+    """Decode one Kafka record of a Debezium table topic. Raises EnvelopeError for poison input."""
+    key_payload, key_schema = _split(key, f"key of a record on {topic}")
+    key_dict = decode_struct(key_payload, key_schema) if isinstance(key_payload, dict) else {}
+    payload, schema = _split(value, f"value of a record on {topic}")
+    if payload is None:
+        return Tombstone(topic, key_dict or {})
+    if not isinstance(payload, dict) or "op" not in payload or "source" not in payload:
+        raise EnvelopeError(f"record on {topic} is not a Debezium change event (no op/source)")
+    op = payload["op"]
+    if op not in OPS:
+        raise EnvelopeError(f"record on {topic} has unknown op {op!r}")
+    fields = {f["field"]: f for f in (schema or {}).get("fields", [])}
+    try:
+        before = decode_struct(payload.get("before"), fields.get("before"))
+        after = decode_struct(payload.get("after"), fields.get("after"))
+        source = payload["source"]
+        position = Position.from_source(source)
+    except EnvelopeError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise EnvelopeError(f"record on {topic} could not be decoded: {type(exc).__name__}: {exc}") from exc
+    if (op == "d" and before is None) or (op != "d" and after is None):
+        raise EnvelopeError(f"record on {topic} with op {op!r} lacks its {'before' if op == 'd' else 'after'} row")
+    after_schema = fields.get("after") or {}
+    columns = tuple(f["field"] for f in after_schema.get("fields", []))
+    transaction = payload.get("transaction") or {}
+    return ChangeEvent(
+        topic=topic,
+        key=key_dict or {},
+        op=op,
+        before=before,
+        after=after,
+        position=position,
+        source_ts_ms=int(source.get("ts_ms") or 0),
+        ts_ms=payload.get("ts_ms"),
+        snapshot=str(source.get("snapshot", "false")) not in ("false", "False", "None"),
+        table=source.get("table"),
+        transaction_id=transaction.get("id"),
+        columns=columns,
+    )
+
+
+def utc_from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

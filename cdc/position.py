@@ -1,0 +1,138 @@
+"""Source positions: where in the database's history a change (or a snapshot) sits.
+
+Positions order by the source's own commit order, never by text:
+`mysql-bin.000010` comes after `mysql-bin.000009`, LSN `1/0` after `0/FFFFFFFF`.
+
+MariaDB/MySQL order by (binlog file sequence, byte offset, row in event). A
+batch snapshot taken at SHOW MASTER STATUS offset P covers every change whose
+event starts before P; a Debezium snapshot ('r') row is stamped with P itself.
+GTIDs travel with the position as evidence; file/offset decide the order, since
+a snapshot row has no GTID. PostgreSQL orders by (commit LSN, change LSN).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cdc.errors import PositionError
+
+ROW_BITS = 16
+OFFSET_BITS = 32
+ROW_MAX = (1 << ROW_BITS) - 1
+_BINLOG_FILE = re.compile(r"^(?P<base>.+)\.(?P<seq>\d+)$")
+_LSN = re.compile(r"^(?P<hi>[0-9A-Fa-f]{1,8})/(?P<lo>[0-9A-Fa-f]{1,8})$")
+_GTID = re.compile(r"^(?P<domain>\d+)-(?P<server>\d+)-(?P<seq>\d+)$")
+
+
+def binlog_sequence(file: str) -> int:
+    """`mysql-bin.000042` -> 42."""
+    match = _BINLOG_FILE.match(file)
+    if match is None:
+        raise PositionError(f"binlog file name {file!r} does not end in .<number>")
+    return int(match["seq"])
+
+
+def parse_lsn(text: str | int) -> int:
+    """PostgreSQL LSN `16/B374D848` (or an integer) -> its 64-bit value."""
+    if isinstance(text, int):
+        return text
+    match = _LSN.match(text.strip())
+    if match is None:
+        raise PositionError(f"{text!r} is not a PostgreSQL LSN like 16/B374D848")
+    return (int(match["hi"], 16) << 32) | int(match["lo"], 16)
+
+
+def format_lsn(value: int) -> str:
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+
+
+def parse_gtid_set(text: str) -> dict[int, int]:
+    """MariaDB `@@gtid_binlog_pos` like `0-1-42,1-2-7` -> {domain: highest seq}."""
+    result: dict[int, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        match = _GTID.match(part)
+        if match is None:
+            raise PositionError(f"{part!r} is not a MariaDB GTID like 0-1-42")
+        result[int(match["domain"])] = max(result.get(int(match["domain"]), 0), int(match["seq"]))
+    return result
+
+
+@dataclass(frozen=True)
+class Position:
+    """A comparable source position. `kind` is 'binlog' (MariaDB/MySQL) or 'lsn' (PostgreSQL)."""
+
+    kind: str
+    major: int  # binlog file sequence, or commit LSN
+    minor: int  # byte offset in the binlog file, or change LSN
+    row: int = 0
+    file: str | None = None
+    gtid: str | None = None
+
+    @classmethod
+    def binlog(cls, file: str, pos: int, row: int = 0, gtid: str | None = None) -> Position:
+        if pos < 0 or pos >= 1 << OFFSET_BITS:
+            raise PositionError(f"binlog offset {pos} is out of range")
+        return cls("binlog", binlog_sequence(file), int(pos), min(int(row), ROW_MAX), file, gtid)
+
+    @classmethod
+    def binlog_snapshot(cls, file: str, pos: int, gtid: str | None = None) -> Position:
+        """A consistent snapshot at SHOW MASTER STATUS (file, pos): covers every row at pos."""
+        return cls.binlog(file, pos, ROW_MAX, gtid)
+
+    @classmethod
+    def lsn(cls, commit_lsn: str | int, lsn: str | int | None = None) -> Position:
+        commit = parse_lsn(commit_lsn)
+        return cls("lsn", commit, parse_lsn(lsn) if lsn is not None else commit)
+
+    @classmethod
+    def from_source(cls, source: dict[str, Any]) -> Position:
+        """The position of a Debezium `source` block (MariaDB, MySQL or PostgreSQL)."""
+        if source.get("file") is not None and source.get("pos") is not None:
+            return cls.binlog(str(source["file"]), int(source["pos"]), int(source.get("row") or 0), source.get("gtid"))
+        if source.get("lsn") is not None:
+            return cls.lsn(int(source["lsn"]))
+        raise PositionError(f"source block has neither file/pos nor lsn: keys {sorted(source)}")
+
+    @property
+    def sort_key(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.row)
+
+    @property
+    def order_value(self) -> int:
+        """One integer with the same order (fits DuckDB HUGEINT); what changelogs store."""
+        if self.kind == "lsn":
+            return (self.major << 64) | self.minor
+        return (((self.major << OFFSET_BITS) | self.minor) << ROW_BITS) | self.row
+
+    def _check(self, other: object) -> Position:
+        if not isinstance(other, Position):
+            return NotImplemented  # type: ignore[no-any-return]
+        if other.kind != self.kind:
+            raise PositionError(f"cannot order a {self.kind} position against a {other.kind} position")
+        return other
+
+    def __lt__(self, other: object) -> bool:
+        return self.sort_key < self._check(other).sort_key
+
+    def __le__(self, other: object) -> bool:
+        return self.sort_key <= self._check(other).sort_key
+
+    def __gt__(self, other: object) -> bool:
+        return self.sort_key > self._check(other).sort_key
+
+    def __ge__(self, other: object) -> bool:
+        return self.sort_key >= self._check(other).sort_key
+
+    def __str__(self) -> str:
+        if self.kind == "lsn":
+            return f"lsn {format_lsn(self.major)}" + (f" ({format_lsn(self.minor)})" if self.minor != self.major else "")
+        gtid = f" gtid {self.gtid}" if self.gtid else ""
+        return f"{self.file}:{self.minor}" + (f"#{self.row}" if self.row not in (0, ROW_MAX) else "") + gtid
+
+    def to_dict(self) -> dict[str, Any]:
+        base: dict[str, Any] = {"kind": self.kind, "order": str(self.order_value)}
+        if self.kind == "lsn":
+            return {**base, "commit_lsn": format_lsn(self.major), "lsn": format_lsn(self.minor)}
+        return {**base, "file": self.file, "pos": self.minor, "row": self.row, "gtid": self.gtid}

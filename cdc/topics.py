@@ -1,0 +1,157 @@
+"""Topic admin: create with compaction or retention, describe configs, consumer-group lag."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+from cdc.errors import TopicError
+
+
+def quiet_logger() -> logging.Logger:
+    """librdkafka's connection chatter goes here, visible only when DEBUG logging is on."""
+    logger = logging.getLogger("dualrun.librdkafka")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    return logger
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def compacted(self) -> bool:
+        return "compact" in self.configs.get("cleanup.policy", "")
+
+    @property
+    def retention_ms(self) -> int | None:
+        """Retention in ms; None when unlimited (-1)."""
+        value = int(self.configs.get("retention.ms", "-1"))
+        return None if value < 0 else value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "compacted": self.compacted, "retention_ms": self.retention_ms}
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # None: the group never committed here
+    end: int
+
+    @property
+    def lag(self) -> int:
+        return self.end - (self.committed or 0)
+
+
+@dataclass(frozen=True)
+class GroupLag:
+    group: str
+    partitions: tuple[PartitionLag, ...]
+
+    @property
+    def total(self) -> int:
+        return sum(p.lag for p in self.partitions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "group": self.group,
+            "total": self.total,
+            "partitions": [{**asdict(p), "lag": p.lag} for p in self.partitions],
+        }
+
+
+class TopicAdmin:
+    """A thin, typed face over confluent-kafka's AdminClient."""
+
+    def __init__(self, bootstrap_servers: str, timeout: float = 15.0) -> None:
+        self.bootstrap = bootstrap_servers
+        self.timeout = timeout
+        self.admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=quiet_logger())
+
+    def create(
+        self,
+        name: str,
+        *,
+        partitions: int = 1,
+        replication_factor: int = 1,
+        compact: bool = False,
+        retention_ms: int | None = None,
+        configs: dict[str, str] | None = None,
+    ) -> bool:
+        """Create the topic; False when it already existed (its settings are left alone)."""
+        settings = dict(configs or {})
+        settings["cleanup.policy"] = "compact" if compact else "delete"
+        if retention_ms is not None:
+            settings["retention.ms"] = str(retention_ms)
+        topic = NewTopic(name, num_partitions=partitions, replication_factor=replication_factor, config=settings)
+        future = self.admin.create_topics([topic], operation_timeout=self.timeout)[name]
+        try:
+            future.result(timeout=self.timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                return False
+            raise TopicError(f"could not create topic {name!r} on {self.bootstrap}: {exc.args[0].str()}") from exc
+        return True
+
+    def exists(self, name: str) -> bool:
+        return name in self.admin.list_topics(timeout=self.timeout).topics
+
+    def describe(self, name: str) -> TopicInfo:
+        metadata = self.admin.list_topics(topic=name, timeout=self.timeout).topics.get(name)
+        if metadata is None or metadata.error is not None:
+            raise TopicError(f"topic {name!r} does not exist on {self.bootstrap}")
+        resource = ConfigResource(ConfigResource.Type.TOPIC, name)
+        try:
+            entries = self.admin.describe_configs([resource])[resource].result(timeout=self.timeout)
+        except KafkaException as exc:
+            raise TopicError(f"could not describe topic {name!r}: {exc.args[0].str()}") from exc
+        replicas = min((len(p.replicas) for p in metadata.partitions.values()), default=0)
+        configs = {key: str(entry.value) for key, entry in entries.items() if entry.value is not None}
+        return TopicInfo(name, len(metadata.partitions), replicas, configs)
+
+    def delete(self, name: str) -> None:
+        try:
+            self.admin.delete_topics([name], operation_timeout=self.timeout)[name].result(timeout=self.timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise TopicError(f"could not delete topic {name!r}: {exc.args[0].str()}") from exc
+
+    def group_lag(self, group: str, topics: list[str]) -> GroupLag:
+        """Committed offset vs. log end for every partition of `topics` (read_committed ends)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": group,
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            },
+            logger=quiet_logger(),
+        )
+        try:
+            partitions = [
+                TopicPartition(topic, p)
+                for topic in topics
+                for p in self.admin.list_topics(topic=topic, timeout=self.timeout).topics[topic].partitions
+            ]
+            committed = consumer.committed(partitions, timeout=self.timeout)
+            lags = []
+            for tp in committed:
+                _, high = consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
+                offset = tp.offset if tp.offset >= 0 else None
+                lags.append(PartitionLag(tp.topic, tp.partition, offset, high))
+        except KafkaException as exc:
+            raise TopicError(f"could not read lag of group {group!r}: {exc.args[0].str()}") from exc
+        finally:
+            consumer.close()
+        return GroupLag(group, tuple(lags))

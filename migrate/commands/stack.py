@@ -1,0 +1,49 @@
+"""`dualrun stack up | down | status`."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+
+from migrate import render
+from migrate.commands.options import stack_options
+from migrate.stack import Stack
+from migrate.stackconfig import StackConfig
+
+
+@click.group()
+def stack() -> None:
+    """Start, stop and check the local MariaDB, Kafka and Kafka Connect + Debezium."""
+
+
+@stack.command()
+@stack_options
+def up(config: StackConfig) -> None:
+    """Start every service that is not running and wait until each is healthy."""
+    console = Console(stderr=True)
+    with console.status("starting the stack") as spinner:
+        timings = Stack(config).up(lambda step: spinner.update(f"starting {step}"))
+    summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
+    click.echo(f"stack up in {config.state_dir} ({summary})")
+    render.stack_status(Stack(config).status(), Console())
+
+
+@stack.command()
+@stack_options
+def down(config: StackConfig) -> None:
+    """Stop the services this state directory started (and nothing else)."""
+    stopped = Stack(config).down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@stack.command()
+@stack_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config: StackConfig, as_json: bool) -> None:
+    """Show each service's health, version and port; exit 1 unless all are healthy."""
+    result = Stack(config).status()
+    if as_json:
+        click.echo(render.as_json(result))
+    else:
+        render.stack_status(result, Console())
+    raise SystemExit(0 if result.healthy else 1)

@@ -1,0 +1,142 @@
+"""Background service processes owned by one state directory.
+
+Each service gets a pid file and a log file. A pid file alone is never trusted:
+the process must still exist and its command line must mention the state
+directory, so `down` can never kill an unrelated process that reused the pid.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from migrate.errors import StackError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """A long-running service process with its pid file and log under the state directory."""
+
+    name: str
+    pid_file: Path
+    log_file: Path
+    marker: str  # a string that must appear in the process's command line
+
+    def pid(self) -> int | None:
+        """The pid of the running process this state directory started, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # A zombie still has a /proc entry but is not a running service.
+        state = stat.rsplit(")", 1)[-1].split()[0]
+        if state == "Z" or self.marker not in cmdline:
+            return None
+        return pid
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
+    def start(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
+    ) -> int:
+        """Start the process detached from this one, appending its output to the log file."""
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            proc = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                cwd=cwd,
+                start_new_session=True,  # survives the CLI's exit and its Ctrl-C
+            )
+        self.pid_file.write_text(f"{proc.pid}\n")
+        # Until exec() completes, /proc shows our own command line, not the service's.
+        deadline = time.monotonic() + 10
+        while self.pid() is None and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return proc.pid
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """SIGTERM, wait for a clean exit, SIGKILL after the timeout. True if something stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.1)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                _reap(pid)
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_file.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log yet)"
+        tail = [line for line in text.splitlines() if line.strip()][-lines:]
+        return " | ".join(tail)
+
+
+def _reap(pid: int) -> None:
+    # Our own children become zombies until waited for; others are not ours to wait on.
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_until(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    what: str,
+    process: ManagedProcess | None = None,
+    interval: float = 0.25,
+) -> T:
+    """Poll `probe` until it returns a value, the process dies, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result is not None:
+            return result
+        if process is not None and not process.running():
+            raise StackError(
+                f"{process.name} exited while waiting for {what}; last log lines: "
+                f"{process.log_tail()} (full log: {process.log_file})"
+            )
+        if time.monotonic() > deadline:
+            where = f"; last log lines: {process.log_tail()} (log: {process.log_file})" if process else ""
+            raise StackError(f"timed out after {timeout:.0f}s waiting for {what}{where}")
+        time.sleep(interval)

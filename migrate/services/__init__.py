@@ -1,0 +1,1 @@
+"""The local stack's services, one module each."""

@@ -1,0 +1,107 @@
+"""A Kafka Connect distributed worker with the Debezium plugins on its plugin path."""
+
+from __future__ import annotations
+
+import requests
+
+from migrate.artifacts import Artifacts
+from migrate.errors import StackError
+from migrate.process import ManagedProcess, wait_until
+from migrate.services.base import ServiceStatus, claim_port
+from migrate.services.kafka import java, jvm_args, write_properties
+from migrate.stackconfig import StackConfig
+
+DEBEZIUM_CLASSES = (
+    "io.debezium.connector.mariadb.MariaDbConnector",
+    "io.debezium.connector.mysql.MySqlConnector",
+    "io.debezium.connector.postgresql.PostgresConnector",
+)
+
+
+def probe_plugins(url: str) -> dict[str, str] | None:
+    """Debezium connector classes Connect offers, with versions; None until all of them load."""
+    try:
+        response = requests.get(f"{url}/connector-plugins", timeout=2)
+        response.raise_for_status()
+    except requests.RequestException:
+        return None
+    plugins = {p["class"]: p.get("version", "") for p in response.json()}
+    return plugins if all(cls in plugins for cls in DEBEZIUM_CLASSES) else None
+
+
+class Connect:
+    """Connect stores its configs, offsets and status in Kafka topics named after the stack."""
+
+    name = "connect"
+
+    def __init__(self, config: StackConfig, artifacts: Artifacts | None) -> None:
+        self.config = config
+        self.artifacts = artifacts
+        self.port = config.ports.connect
+        self.home = config.state_dir / "connect"
+        self.properties = self.home / "worker.properties"
+        self.process = ManagedProcess(
+            "connect", self.home / "connect.pid", self.home / "connect.log", str(self.properties)
+        )
+
+    def settings(self) -> dict[str, object]:
+        assert self.artifacts is not None
+        return {
+            "bootstrap.servers": self.config.bootstrap_servers,
+            "group.id": "dualrun-connect",
+            "key.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            # Schemas in every message let consumers decode DECIMAL scale and temporal types.
+            "key.converter.schemas.enable": "true",
+            "value.converter.schemas.enable": "true",
+            "offset.storage.topic": "dualrun-connect-offsets",
+            "config.storage.topic": "dualrun-connect-configs",
+            "status.storage.topic": "dualrun-connect-status",
+            "offset.storage.replication.factor": 1,
+            "config.storage.replication.factor": 1,
+            "status.storage.replication.factor": 1,
+            "offset.flush.interval.ms": 1000,
+            "listeners": f"http://127.0.0.1:{self.port}",
+            "rest.advertised.host.name": "127.0.0.1",
+            "rest.advertised.port": self.port,
+            "plugin.path": self.artifacts.plugin_path,
+            "plugin.discovery": "hybrid_warn",
+            "topic.creation.enable": "true",
+            # Joins take about half the session timeout; keep restarts quick on one node.
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 3000,
+            "scheduled.rebalance.max.delay.ms": 0,
+        }
+
+    def start(self) -> None:
+        if self.process.running():
+            return
+        if self.artifacts is None:
+            raise StackError("the Connect and Debezium jars are missing; run `dualrun stack up`")
+        claim_port("connect", self.port, "--connect-port")
+        write_properties(self.properties, self.settings())
+        self.process.start(
+            [java(), *jvm_args("768m", self.home), "-cp", self.artifacts.kafka_classpath,
+             "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties)]
+        )  # fmt: skip
+        wait_until(
+            lambda: probe_plugins(self.config.connect_url),
+            timeout=120, what=f"Kafka Connect with the Debezium plugins on {self.config.connect_url}",
+            process=self.process,
+        )  # fmt: skip
+
+    def stop(self) -> bool:
+        return self.process.stop(timeout=60)
+
+    def status(self) -> ServiceStatus:
+        pid = self.process.pid()
+        plugins = probe_plugins(self.config.connect_url) if pid else None
+        version, detail = None, "not running" if pid is None else "REST API not answering"
+        if plugins is not None:
+            try:
+                version = requests.get(self.config.connect_url, timeout=2).json().get("version")
+            except requests.RequestException:
+                version = None
+            debezium = plugins[DEBEZIUM_CLASSES[0]]
+            detail = f"Debezium {debezium}: mariadb, mysql, postgres plugins loaded"
+        return ServiceStatus(self.name, self.port, pid is not None, plugins is not None, version, pid, detail)

@@ -1,0 +1,72 @@
+"""Settings of the local stack: where its state lives, its ports and its local credentials."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_DIR = Path(".dualrun")
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Ports:
+    mariadb: int = 3306
+    kafka: int = 9092
+    controller: int = 9093
+    connect: int = 8083
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Everything `dualrun stack` needs. Passwords are local-only defaults, overridable by env."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    ports: Ports = field(default_factory=Ports)
+    db_user: str = "dualrun"
+    db_password: str = field(default="dualrun", repr=False)
+    debezium_user: str = "debezium"
+    debezium_password: str = field(default="debezium", repr=False)
+    database: str = "shop"
+
+    @classmethod
+    def from_env(cls, state_dir: Path | None = None, **ports: int | None) -> StackConfig:
+        """Defaults, then DUALRUN_* environment variables, then explicit arguments."""
+        home = state_dir or Path(_env("DUALRUN_HOME", str(DEFAULT_STATE_DIR)))
+        chosen = {k: v for k, v in ports.items() if v is not None}
+        env_ports = {
+            name: int(os.environ[f"DUALRUN_{name.upper()}_PORT"])
+            for name in ("mariadb", "kafka", "controller", "connect")
+            if os.environ.get(f"DUALRUN_{name.upper()}_PORT")
+        }
+        return cls(
+            state_dir=home.absolute(),
+            ports=replace(Ports(), **{**env_ports, **chosen}),
+            db_password=_env("DUALRUN_DB_PASSWORD", "dualrun"),
+            debezium_password=_env("DUALRUN_DEBEZIUM_PASSWORD", "debezium"),
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.ports.kafka}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.connect}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Settings safe to print: no password ever leaves this object through here."""
+        return {
+            "state_dir": str(self.state_dir),
+            "ports": vars(self.ports).copy(),
+            "db_user": self.db_user,
+            "debezium_user": self.debezium_user,
+            "database": self.database,
+            "bootstrap_servers": self.bootstrap_servers,
+            "connect_url": self.connect_url,
+        }
