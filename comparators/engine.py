@@ -38,7 +38,11 @@ from comparators.sql import Params, ident, literal, one_row
 from comparators.types import family
 
 Progress = Callable[[str], None]
-LEFT, RIGHT, KEYS, CAND, DIFF = "__left", "__right", "__keys", "__cand", "__diff"
+LEFT, RIGHT, DIFF = "__left", "__right", "__diff"
+KEYS, LROWS, RROWS, COUNTS = "__keys", "__lrows", "__rrows", "__counts"
+# Right-side hashes are XORed with this constant, so one identical row per side XORs to
+# it, while two identical rows on one side XOR to 0 (and are kept as duplicates).
+SIDE_MARK = 0x5555555555555555
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
 
 
@@ -155,16 +159,18 @@ def run(
             rows.append(count)
         step("hashing rows")
         con.execute(_hash_pass(plan))
-        dups = con.execute(
-            f"SELECT count(*) FILTER (n - nr > 1), coalesce(sum(n - nr) FILTER (n - nr > 1), 0),"
+        step("reading differing rows")
+        for sql in _candidate_rows(plan, spec):
+            con.execute(sql)
+        dups = one_row(
+            con,
+            f"SELECT count(*) FILTER (nl > 1), coalesce(sum(nl) FILTER (nl > 1), 0),"
             f" count(*) FILTER (nr > 1), coalesce(sum(nr) FILTER (nr > 1), 0),"
-            f" count(*) FILTER (n - nr = 1 AND nr <> 1) FROM {KEYS}"
-        ).fetchall()[0]
+            f" coalesce(sum(nl), 0) - count(*) FILTER (nl = 1 AND nr = 1) FROM {COUNTS}",
+        )
         step("comparing differing rows")
         params = Params()
-        cand, diff = _detail_pass(plan, spec, params)
-        con.execute(cand)
-        con.execute(diff, params.values)
+        con.execute(_detail_pass(plan, spec, params), params.values)
         result = _statistics(con, plan, spec, rows, dups)
         aggregates = None
         if spec.partition is not None:
@@ -207,46 +213,61 @@ def _row_hash(exprs: list[str]) -> str:
 
 
 def _hash_pass(plan: Plan) -> str:
-    kcols = [f"k{i}" for i in range(len(plan.keys))]
+    """Keys that are not exactly one identical row per side: one GROUP BY, two aggregates."""
+    kcols = ", ".join(f"k{i}" for i in range(len(plan.keys)))
     lsel = ", ".join(f"{k.left()} AS k{i}" for i, k in enumerate(plan.keys))
     rsel = ", ".join(f"{k.right()} AS k{i}" for i, k in enumerate(plan.keys))
     lhash = _row_hash([c.left() for c in plan.columns])
-    rhash = _row_hash([c.right() for c in plan.columns])
-    # n and nr (rows per key, rows on the right) find one-sided and duplicated keys;
-    # min(h) = max(h) over exactly one row per side means identical compared values.
+    rhash = f"xor({_row_hash([c.right() for c in plan.columns])}, {SIDE_MARK}::UBIGINT)"
     return (
-        f"CREATE TEMP TABLE {KEYS} AS SELECT {', '.join(kcols)}, count(*) AS n,"
-        f" sum(s)::BIGINT AS nr FROM ("
-        f"SELECT {lsel}, {lhash} AS h, 0::UTINYINT AS s FROM {LEFT}"
-        f" UNION ALL SELECT {rsel}, {rhash} AS h, 1::UTINYINT AS s FROM {RIGHT})"
-        f" GROUP BY {', '.join(kcols)}"
-        f" HAVING NOT (count(*) = 2 AND sum(s) = 1 AND min(h) = max(h))"
+        f"CREATE TEMP TABLE {KEYS} AS SELECT {kcols} FROM ("
+        f"SELECT {lsel}, {lhash} AS h FROM {LEFT} UNION ALL SELECT {rsel}, {rhash} FROM {RIGHT})"
+        f" GROUP BY {kcols} HAVING NOT (count(*) = 2 AND bit_xor(h) = {SIDE_MARK}::UBIGINT)"
     )
 
 
-def _side(plan: Plan, side: str, spec: ReconcileSpec) -> str:
-    """One side's candidate rows: keys and values in comparison types."""
-    pick = Column.left if side == LEFT else Column.right
-    exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
-    exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
-    if spec.in_flight is not None:
-        col = spec.in_flight.column
-        name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
-        exprs.append(f"t.{ident(name)} AS fl")
-    on = " AND ".join(
-        f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys)
-    )
-    return (
-        f"SELECT {', '.join(exprs)}, TRUE AS present FROM {side} AS t SEMI JOIN {CAND} AS c ON {on}"
-    )
-
-
-def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> tuple[str, str]:
+def _candidate_rows(plan: Plan, spec: ReconcileSpec) -> list[str]:
+    """Both sides' rows for the kept keys (a small set), and rows per key on each side."""
     nk = len(plan.keys)
-    cand = (
-        f"CREATE TEMP TABLE {CAND} AS SELECT {', '.join(f'k{i}' for i in range(nk))}"
-        f" FROM {KEYS} WHERE n - nr <= 1 AND nr <= 1"
+    out = []
+    for table, side in ((LROWS, LEFT), (RROWS, RIGHT)):
+        pick = Column.left if side == LEFT else Column.right
+        exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
+        exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
+        if spec.in_flight is not None:
+            col = spec.in_flight.column
+            name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
+            exprs.append(f"t.{ident(name)} AS fl")
+        on = " AND ".join(
+            f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys)
+        )
+        out.append(
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(exprs)}, TRUE AS present"
+            f" FROM {side} AS t SEMI JOIN {KEYS} AS c ON {on}"
+        )
+    kcols = ", ".join(f"k{i}" for i in range(nk))
+    keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
+    on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
+    out.append(
+        f"CREATE TEMP TABLE {COUNTS} AS SELECT {keys}, coalesce(l.n, 0) AS nl,"
+        f" coalesce(r.n, 0) AS nr FROM (SELECT {kcols}, count(*) AS n FROM {LROWS} GROUP BY ALL)"
+        f" AS l FULL OUTER JOIN (SELECT {kcols}, count(*) AS n FROM {RROWS} GROUP BY ALL) AS r"
+        f" ON {on}"
     )
+    return out
+
+
+def _side(plan: Plan, table: str) -> str:
+    """One side's candidate rows whose key is not duplicated on either side."""
+    on = " AND ".join(f"t.k{i} IS NOT DISTINCT FROM c.k{i}" for i in range(len(plan.keys)))
+    return (
+        f"SELECT * FROM {table} AS t SEMI JOIN"
+        f" (SELECT * FROM {COUNTS} WHERE nl <= 1 AND nr <= 1) AS c ON {on}"
+    )
+
+
+def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
+    nk = len(plan.keys)
     keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
     on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
     values = ", ".join(f"l.c{j} AS l{j}, r.c{j} AS r{j}" for j in range(len(plan.columns)))
@@ -272,9 +293,9 @@ def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> tuple[str, 
         + [f"{flight} AS f"]
     )
     differs = " OR ".join(["NOT (in_l AND in_r)"] + [f"s{j} > 0" for j in range(len(plan.columns))])
-    return cand, (
+    return (
         f"CREATE TEMP TABLE {DIFF} AS SELECT * FROM (SELECT {select}"
-        f" FROM ({_side(plan, LEFT, spec)}) AS l FULL OUTER JOIN ({_side(plan, RIGHT, spec)}) AS r"
+        f" FROM ({_side(plan, LROWS)}) AS l FULL OUTER JOIN ({_side(plan, RROWS)}) AS r"
         f" ON {on}) WHERE {differs}"
     )
 
@@ -327,13 +348,13 @@ def _statistics(
                 right_name=col.right_name if col.right_name != col.name else None,
             )
         )  # fmt: skip
-    dkl, drl, dkr, drr, left_unmatched = (int(v) for v in dups)
+    dkl, drl, dkr, drr, left_unmatched = (int(v) for v in dups)  # unmatched among kept keys
     samples = _samples(con, plan, spec, conditions) if spec.samples else ()
     return Reconciliation(
         keys=spec.keys,
         left=Side("", rows[0], dkl, drl),
         right=Side("", rows[1], dkr, drr),
-        matched_rows=rows[0] - drl - left_unmatched,
+        matched_rows=rows[0] - left_unmatched,
         only_in_left=ol,
         only_in_right=orr,
         mismatched_rows=mism,
@@ -365,8 +386,8 @@ def _samples(
                     values.append((col.name, lv, rv))
             out.append(Sample(cause, key, tuple(values)))
     dup_sql = (
-        f"SELECT {korder}, n - nr, nr FROM {KEYS} WHERE n - nr > 1 OR nr > 1"
-        f" ORDER BY greatest(n - nr, nr) DESC, {korder} LIMIT {int(spec.samples)}"
+        f"SELECT {korder}, nl, nr FROM {COUNTS} WHERE nl > 1 OR nr > 1"
+        f" ORDER BY greatest(nl, nr) DESC, {korder} LIMIT {int(spec.samples)}"
     )
     for row in con.execute(dup_sql).fetchall():
         key = tuple(zip(knames, row[:nk], strict=True))

@@ -57,7 +57,6 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
-import pyarrow as pa
 
 from comparators.errors import SourceError
 from comparators.sql import ident, idents, literal, one_row
@@ -243,10 +242,10 @@ class SqlSource:
                     stmt = sa.text(self.query or "")
                 result = conn.execution_options(stream_results=True).execute(stmt)
                 columns = list(result.keys())
-                chunks = []
+                chunks: list[Any] = []
                 while rows := result.fetchmany(SQL_CHUNK_ROWS):
                     data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
-                    chunks.append(pa.table(data))
+                    chunks.append(_arrow_table(data))
         except sa.exc.NoSuchTableError as exc:
             raise SourceError(f"table {self.table!r} not found at {where}; check the name") from exc
         except sa.exc.SQLAlchemyError as exc:
@@ -256,10 +255,18 @@ class SqlSource:
             ) from exc
         finally:
             engine.dispose()
+        import pyarrow as pa  # only SQL and frame sources need Arrow; keep imports light
+
         if not chunks:
             chunks = [pa.table({c: pa.array([], pa.null()) for c in columns})]
         table = pa.concat_tables(chunks, promote_options="permissive")
         _materialise(con, name, table)
+
+
+def _arrow_table(data: dict[str, list[Any]]) -> Any:
+    import pyarrow as pa
+
+    return pa.table(data)
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
@@ -283,6 +290,8 @@ class FrameSource:
         return f"<{self.name}>"
 
     def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        import pyarrow as pa
+
         data = self.frame
         module = type(data).__module__
         if module.startswith("polars"):
