@@ -88,10 +88,14 @@ class ConnectClient:
                     ) from exc
             except requests.Timeout as exc:
                 if attempt == self.retries:
-                    raise ConnectUnreachable(f"Kafka Connect at {self.url} did not answer within {self.timeout}s") from exc
+                    raise ConnectUnreachable(
+                        f"Kafka Connect at {self.url} did not answer within {self.timeout}s"
+                    ) from exc
             else:
                 if response.status_code == 404 and name is not None:
-                    raise ConnectorNotFound(f"no connector named {name!r} on {self.url}; register it with `dualrun cdc register`")
+                    raise ConnectorNotFound(
+                        f"no connector named {name!r} on {self.url}; register it with `dualrun cdc register`"
+                    )
                 if response.status_code not in TRANSIENT_STATUS or attempt == self.retries:
                     if response.status_code >= 400:
                         raise ConnectError(self._scrub(
@@ -134,7 +138,9 @@ class ConnectClient:
         raw = self._request("GET", f"/connectors/{name}/status", name=name)
         connector = raw.get("connector", {})
         tasks = tuple(
-            TaskStatus(int(t["id"]), t["state"], t.get("worker_id"), self._scrub(summarise_trace(t.get("trace")) or "") or None)
+            TaskStatus(
+                int(t["id"]), t["state"], t.get("worker_id"), self._scrub(summarise_trace(t.get("trace")) or "") or None
+            )
             for t in raw.get("tasks", [])
         )
         error = summarise_trace(connector.get("trace"))
@@ -161,7 +167,10 @@ class ConnectClient:
 
 
 def _message(response: requests.Response) -> str:
+    """Connect's error message on one line, without its pointer to the validate endpoint."""
     try:
-        return str(response.json().get("message", response.text))
+        text = str(response.json().get("message", response.text))
     except ValueError:
-        return response.text[:300]
+        text = response.text[:300]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("You can also find")]
+    return " ".join(lines)

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from cdc.errors import EnvelopeError
+from cdc.errors import EnvelopeError, PositionError
 from cdc.position import Position
 
 EPOCH = datetime(1970, 1, 1)
@@ -37,11 +37,11 @@ def as_decimal(value: Any, scale: int | None = None) -> Decimal | None:
     if isinstance(value, float):
         raise EnvelopeError("DECIMAL arrived as a float (decimal.handling.mode=double); use precise or string")
     if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value) if scale is None else Decimal(value).scaleb(-scale)
+        return _scaled(value, scale or 0)
     if isinstance(value, bytes | bytearray):
         if scale is None:
             raise EnvelopeError("DECIMAL bytes without a scale: enable schemas in the JSON converter")
-        return Decimal(int.from_bytes(value, "big", signed=True)).scaleb(-scale)
+        return _scaled(int.from_bytes(value, "big", signed=True), scale)
     if isinstance(value, str):
         if scale is not None:
             try:
@@ -54,6 +54,12 @@ def as_decimal(value: Any, scale: int | None = None) -> Decimal | None:
         except InvalidOperation as exc:
             raise EnvelopeError(f"{value!r} is not a decimal number") from exc
     raise EnvelopeError(f"cannot read a DECIMAL from {type(value).__name__}")
+
+
+def _scaled(unscaled: int, scale: int) -> Decimal:
+    # Built from digits, not arithmetic: the default 28-digit context would round DECIMAL(65,30).
+    digits = tuple(int(d) for d in str(abs(unscaled)))
+    return Decimal((1 if unscaled < 0 else 0, digits, -scale))
 
 
 def _variable_scale(value: Mapping[str, Any]) -> Decimal | None:
@@ -188,7 +194,7 @@ def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> Ch
         position = Position.from_source(source)
     except EnvelopeError:
         raise
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, PositionError) as exc:
         raise EnvelopeError(f"record on {topic} could not be decoded: {type(exc).__name__}: {exc}") from exc
     if (op == "d" and before is None) or (op != "d" and after is None):
         raise EnvelopeError(f"record on {topic} with op {op!r} lacks its {'before' if op == 'd' else 'after'} row")

@@ -18,9 +18,11 @@ from typing import Any
 
 from cdc.errors import PositionError
 
-ROW_BITS = 16
-OFFSET_BITS = 32
-ROW_MAX = (1 << ROW_BITS) - 1
+# The changelog's integer order is (file sequence << 40) + offset: it fits a signed BIGINT,
+# and comparators.positions.binlog_order computes the same (a test keeps them equal).
+OFFSET_BITS = 40
+MAX_FILE_SEQ = (1 << 23) - 1
+ROW_MAX = (1 << 31) - 1
 _BINLOG_FILE = re.compile(r"^(?P<base>.+)\.(?P<seq>\d+)$")
 _LSN = re.compile(r"^(?P<hi>[0-9A-Fa-f]{1,8})/(?P<lo>[0-9A-Fa-f]{1,8})$")
 _GTID = re.compile(r"^(?P<domain>\d+)-(?P<server>\d+)-(?P<seq>\d+)$")
@@ -72,9 +74,10 @@ class Position:
 
     @classmethod
     def binlog(cls, file: str, pos: int, row: int = 0, gtid: str | None = None) -> Position:
-        if pos < 0 or pos >= 1 << OFFSET_BITS:
-            raise PositionError(f"binlog offset {pos} is out of range")
-        return cls("binlog", binlog_sequence(file), int(pos), min(int(row), ROW_MAX), file, gtid)
+        seq = binlog_sequence(file)
+        if pos < 0 or pos >= 1 << OFFSET_BITS or seq > MAX_FILE_SEQ:
+            raise PositionError(f"binlog position {file}:{pos} is beyond the orderable range")
+        return cls("binlog", seq, int(pos), min(int(row), ROW_MAX), file, gtid)
 
     @classmethod
     def binlog_snapshot(cls, file: str, pos: int, gtid: str | None = None) -> Position:
@@ -101,14 +104,17 @@ class Position:
 
     @property
     def order_value(self) -> int:
-        """One integer with the same order (fits DuckDB HUGEINT); what changelogs store."""
+        """One BIGINT that orders events across transactions; changelogs store it as __pos_order.
+
+        Rows of one event share it (their order is the changelog's processing order).
+        """
         if self.kind == "lsn":
-            return (self.major << 64) | self.minor
-        return (((self.major << OFFSET_BITS) | self.minor) << ROW_BITS) | self.row
+            return self.major
+        return (self.major << OFFSET_BITS) | self.minor
 
     def _check(self, other: object) -> Position:
         if not isinstance(other, Position):
-            return NotImplemented  # type: ignore[no-any-return]
+            return NotImplemented
         if other.kind != self.kind:
             raise PositionError(f"cannot order a {self.kind} position against a {other.kind} position")
         return other
@@ -127,7 +133,9 @@ class Position:
 
     def __str__(self) -> str:
         if self.kind == "lsn":
-            return f"lsn {format_lsn(self.major)}" + (f" ({format_lsn(self.minor)})" if self.minor != self.major else "")
+            return f"lsn {format_lsn(self.major)}" + (
+                f" ({format_lsn(self.minor)})" if self.minor != self.major else ""
+            )
         gtid = f" gtid {self.gtid}" if self.gtid else ""
         return f"{self.file}:{self.minor}" + (f"#{self.row}" if self.row not in (0, ROW_MAX) else "") + gtid
 

@@ -7,6 +7,7 @@ directory, so `down` can never kill an unrelated process that reused the pid.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -51,9 +52,7 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(
-        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None
-    ) -> int:
+    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         """Start the process detached from this one, appending its output to the log file."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +103,8 @@ class ManagedProcess:
 
 def _reap(pid: int) -> None:
     # Our own children become zombies until waited for; others are not ours to wait on.
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:

@@ -33,7 +33,7 @@ def tail_events(bootstrap: str, topics: list[str], max_events: int, from_beginni
             if msg is None or msg.error():
                 continue
             try:
-                render.change_event(decode(msg.topic(), msg.key(), msg.value()), console)
+                render.change_event(decode(msg.topic() or "", msg.key(), msg.value()), console)
             except EnvelopeError as exc:
                 console.print(f"[red]undecodable record on {msg.topic()}@{msg.offset()}: {exc}[/]")
             seen += 1

@@ -52,7 +52,9 @@ def wait_for_state(client: ConnectClient, name: str, timeout: float) -> Connecto
 def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Common options: the stack settings, --connect-url and --name."""
     func = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Connector name.")(func)
-    func = click.option("--connect-url", default=None, help="Kafka Connect REST URL (default: the local stack's).")(func)
+    func = click.option("--connect-url", default=None, help="Kafka Connect REST URL (default: the local stack's).")(
+        func
+    )
     return stack_options(func)
 
 
@@ -83,7 +85,9 @@ def register(
     topic_prefix: str | None, wait_seconds: float,
 ) -> None:  # fmt: skip
     """Create or update the Debezium connector; exit 1 if it fails to run."""
-    password = os.environ.get(password_env) or (config.debezium_password if password_env == "DUALRUN_DEBEZIUM_PASSWORD" else None)
+    password = os.environ.get(password_env) or (
+        config.debezium_password if password_env == "DUALRUN_DEBEZIUM_PASSWORD" else None
+    )
     if password is None:
         raise DualrunError(f"environment variable {password_env} is not set; export the database password there")
     settings = local_connector(
@@ -159,7 +163,9 @@ def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
 @click.option("--topic-prefix", default="dbserver1", show_default=True)
 @click.option("--max-events", type=int, default=0, help="Stop after this many events (0: until Ctrl-C).")
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset instead of now.")
-def tail(config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool) -> None:
+def tail(
+    config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool
+) -> None:
     """Print change events live as Debezium publishes them."""
     from migrate.tail import tail_events
 

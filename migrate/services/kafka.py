@@ -11,7 +11,6 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from cdc.topics import quiet_logger
-
 from migrate.artifacts import Artifacts, stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
@@ -66,9 +65,7 @@ class Kafka:
         self.port = config.ports.kafka
         self.home = config.state_dir / "kafka"
         self.properties = self.home / "server.properties"
-        self.process = ManagedProcess(
-            "kafka", self.home / "kafka.pid", self.home / "kafka.log", str(self.properties)
-        )
+        self.process = ManagedProcess("kafka", self.home / "kafka.pid", self.home / "kafka.log", str(self.properties))
 
     def settings(self) -> dict[str, object]:
         ports = self.config.ports

@@ -42,7 +42,7 @@ CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY {password};
 CREATE USER IF NOT EXISTS '{user}'@'localhost' IDENTIFIED BY {password};
 ALTER USER '{user}'@'127.0.0.1' IDENTIFIED BY {password};
 ALTER USER '{user}'@'localhost' IDENTIFIED BY {password};
-GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1', '{user}'@'localhost';
+GRANT ALL PRIVILEGES ON *.* TO '{user}'@'127.0.0.1', '{user}'@'localhost' WITH GRANT OPTION;
 CREATE USER IF NOT EXISTS '{dbz}'@'127.0.0.1' IDENTIFIED BY {dbz_password};
 ALTER USER '{dbz}'@'127.0.0.1' IDENTIFIED BY {dbz_password};
 GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT
@@ -65,9 +65,7 @@ class MariaDB:
         self.home = config.state_dir / "mariadb"
         self.socket = self.home / "mysqld.sock"
         self.cnf = self.home / "my.cnf"
-        self.process = ManagedProcess(
-            "mariadb", self.home / "mariadb.pid", self.home / "mariadb.log", str(self.cnf)
-        )
+        self.process = ManagedProcess("mariadb", self.home / "mariadb.pid", self.home / "mariadb.log", str(self.cnf))
 
     def _binary(self, name: str) -> str:
         found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
@@ -104,6 +102,7 @@ class MariaDB:
 
     def start(self) -> None:
         if self.process.running():
+            self._bootstrap()  # converge users and schema, e.g. after a password change
             return
         mariadbd = self._binary("mariadbd")
         claim_port("mariadb", self.port, "--mariadb-port")

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+
+from cdc.connect import ConnectorStatus, TaskStatus, summarise_trace
+from cdc.connector import MASK, ConnectorSettings, redact
+from cdc.errors import CdcError
+
+
+def settings(**overrides: object) -> ConnectorSettings:
+    base: dict[str, object] = {
+        "name": "shop", "kind": "mariadb", "hostname": "127.0.0.1", "port": 3306, "user": "debezium",
+        "password": "s3cret", "databases": ("shop",), "bootstrap_servers": "127.0.0.1:9092",
+    }  # fmt: skip
+    base.update(overrides)
+    return ConnectorSettings(**base)  # type: ignore[arg-type]
+
+
+def test_mariadb_config_has_the_article_shape_and_dualrun_defaults() -> None:
+    config = settings().to_config()
+    assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
+    assert config["topic.prefix"] == "dbserver1"
+    assert config["database.include.list"] == "shop"
+    assert config["database.server.id"] == "184054"
+    assert config["schema.history.internal.kafka.topic"] == "dbserver1.schema-history"
+    assert config["schema.history.internal.kafka.bootstrap.servers"] == "127.0.0.1:9092"
+    assert config["snapshot.mode"] == "initial"
+    assert config["heartbeat.interval.ms"] == "1000"
+    assert config["provide.transaction.metadata"] == "true"
+    assert config["decimal.handling.mode"] == "precise"
+    assert config["poll.interval.ms"] == "50"
+    assert all(isinstance(v, str) for v in config.values())
+    assert settings().table_topic("shop.orders") == "dbserver1.shop.orders"
+
+
+def test_mysql_and_postgres_variants() -> None:
+    assert settings(kind="mysql").to_config()["connector.class"].endswith("MySqlConnector")
+    pg = settings(kind="postgres", port=5432, databases=("public",), pg_database="shop").to_config()
+    assert pg["plugin.name"] == "pgoutput" and pg["database.dbname"] == "shop"
+    assert pg["slot.name"] == "dualrun_shop" and "database.server.id" not in pg
+
+
+def test_tables_and_extra_settings() -> None:
+    config = settings(tables=("shop.orders",), extra={"snapshot.locking.mode": "none"}).to_config()
+    assert config["table.include.list"] == "shop.orders"
+    assert config["snapshot.locking.mode"] == "none"
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(CdcError, match="not one of"):
+        settings(kind="oracle")
+    with pytest.raises(CdcError, match="exact"):
+        settings(decimal_handling_mode="double")
+
+
+def test_secrets_never_leave_through_dumps() -> None:
+    s = settings()
+    assert "s3cret" not in repr(s)
+    assert s.to_dict()["config"]["database.password"] == MASK
+    assert "s3cret" not in str(s.to_dict())
+    assert redact({"sasl.jaas.config": "x", "a": "b", "database.password": ""}) == {
+        "sasl.jaas.config": MASK,
+        "a": "b",
+        "database.password": "",
+    }
+
+
+def test_trace_summary_keeps_first_line_and_root_cause() -> None:
+    trace = (
+        "org.apache.kafka.connect.errors.ConnectException: Error reading\n\tat x.y(Z.java:1)\n"
+        "Caused by: java.sql.SQLException: boom\nCaused by: java.sql.SQLInvalidAuthorizationSpecException: "
+        "Access denied for user 'debezium'@'localhost'\n\tat a.b(C.java:2)"
+    )
+    summary = summarise_trace(trace)
+    assert summary is not None
+    assert summary.startswith("org.apache.kafka.connect.errors.ConnectException: Error reading")
+    assert summary.endswith("Access denied for user 'debezium'@'localhost'")
+    assert summarise_trace(None) is None
+
+
+def test_status_flags() -> None:
+    ok = ConnectorStatus("c", "RUNNING", "w", (TaskStatus(0, "RUNNING", "w", None),), None)
+    failed = ConnectorStatus("c", "RUNNING", "w", (TaskStatus(0, "FAILED", "w", "bad password"),), None)
+    empty = ConnectorStatus("c", "RUNNING", "w", (), None)
+    assert ok.running and not ok.failed
+    assert failed.failed and not failed.running and failed.reason == "bad password"
+    assert not empty.running
