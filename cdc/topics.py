@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -102,7 +103,18 @@ class TopicAdmin:
             if exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 return False
             raise TopicError(f"could not create topic {name!r} on {self.bootstrap}: {exc.args[0].str()}") from exc
+        self._await_metadata(name, partitions)
         return True
+
+    def _await_metadata(self, name: str, partitions: int) -> None:
+        """Creation is acknowledged before every partition shows in metadata; wait for them."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            topic = self.admin.list_topics(topic=name, timeout=self.timeout).topics.get(name)
+            if topic is not None and topic.error is None and len(topic.partitions) == partitions:
+                return
+            time.sleep(0.05)
+        raise TopicError(f"topic {name!r} was created but its {partitions} partition(s) never appeared in metadata")
 
     def exists(self, name: str) -> bool:
         return name in self.admin.list_topics(timeout=self.timeout).topics

@@ -53,3 +53,7 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     sys.exit(cli.main(standalone_mode=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrate.artifacts import Artifacts, ensure_artifacts
-from migrate.services.base import Service, ServiceStatus
+from migrate.services.base import Service, ServiceStatus, claim_port
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
@@ -46,6 +46,7 @@ class Stack:
     def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
         """Start whatever is not running; returns seconds spent per step. Idempotent."""
         timings: dict[str, float] = {}
+        self.preflight()
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         progress("artifacts")
@@ -57,6 +58,18 @@ class Stack:
             service.start()
             timings[service.name] = time.monotonic() - started
         return timings
+
+    def preflight(self) -> None:
+        """Fail before starting anything if a port a stopped service needs is taken."""
+        ports = self.config.ports
+        needs = {"mariadb": [("mariadb", ports.mariadb, "--mariadb-port")],
+                 "kafka": [("kafka", ports.kafka, "--kafka-port"),
+                           ("kafka controller", ports.controller, "--controller-port")],
+                 "connect": [("connect", ports.connect, "--connect-port")]}  # fmt: skip
+        for service in self.services():
+            if not service.process.running():
+                for name, port, flag in needs[service.name]:
+                    claim_port(name, port, flag)
 
     def down(self) -> list[str]:
         """Stop only what this state directory started; returns the names stopped."""

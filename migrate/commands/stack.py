@@ -6,6 +6,7 @@ import click
 from rich.console import Console
 
 from migrate import render
+from migrate.artifacts import ensure_artifacts
 from migrate.commands.options import stack_options
 from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
@@ -26,6 +27,15 @@ def up(config: StackConfig) -> None:
     summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
     click.echo(f"stack up in {config.state_dir} ({summary})")
     render.stack_status(Stack(config).status(), Console())
+
+
+@stack.command()
+@stack_options
+def fetch(config: StackConfig) -> None:
+    """Fetch the pinned Kafka, Connect and Debezium jars (Maven Central) without starting anything."""
+    artifacts = ensure_artifacts(config.state_dir)
+    click.echo(f"artifacts ready in {artifacts.lib_dir} (Kafka {artifacts.jar_version('kafka-clients')}, "
+               f"Debezium {artifacts.jar_version('debezium-core') or artifacts.jar_version('debezium-api')})")
 
 
 @stack.command()

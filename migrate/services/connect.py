@@ -45,7 +45,6 @@ class Connect:
         )
 
     def settings(self) -> dict[str, object]:
-        assert self.artifacts is not None
         return {
             "bootstrap.servers": self.config.bootstrap_servers,
             "group.id": "dualrun-connect",
@@ -64,7 +63,7 @@ class Connect:
             "listeners": f"http://127.0.0.1:{self.port}",
             "rest.advertised.host.name": "127.0.0.1",
             "rest.advertised.port": self.port,
-            "plugin.path": self.artifacts.plugin_path,
+            "plugin.path": self.artifacts.plugin_path if self.artifacts else "",
             "plugin.discovery": "hybrid_warn",
             "topic.creation.enable": "true",
             # Joins take about half the session timeout; keep restarts quick on one node.

@@ -9,32 +9,13 @@ from pathlib import Path
 
 import pymysql
 
+from migrate.artifacts import stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
 from migrate.stackconfig import StackConfig
 
 INSTALL_HINT = "install it with `apt-get install mariadb-server mariadb-client`"
-
-# The article's order-processing tables. DATETIME(3) keeps millisecond updates apart.
-SCHEMA = """
-CREATE DATABASE IF NOT EXISTS `{db}`;
-CREATE TABLE IF NOT EXISTS `{db}`.customers (
-  id INT PRIMARY KEY,
-  name VARCHAR(100) NOT NULL,
-  tier VARCHAR(16) NOT NULL,
-  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)
-);
-CREATE TABLE IF NOT EXISTS `{db}`.orders (
-  order_id BIGINT AUTO_INCREMENT PRIMARY KEY,
-  customer_id INT NOT NULL,
-  amount DECIMAL(12,2) NOT NULL,
-  status VARCHAR(16) NOT NULL,
-  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
-  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
-  KEY orders_customer (customer_id)
-);
-"""
 
 # Debezium needs to read rows, lock for the snapshot and read the binlog; nothing more.
 USERS = """
@@ -132,7 +113,8 @@ class MariaDB:
 
     def _bootstrap(self) -> None:
         """Idempotent: the demo schema and both users, as root over the local socket."""
-        sql = SCHEMA.format(db=self.config.database) + USERS.format(
+        schema = (stack_dir() / "mariadb" / "schema.sql").read_text()
+        sql = schema + USERS.format(
             user=self.config.db_user,
             password=_quote(self.config.db_password),
             dbz=self.config.debezium_user,

@@ -1,0 +1,87 @@
+"""docker-compose.yml must describe the same topology as `dualrun stack up` (no Docker here)."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from migrate.artifacts import stack_dir
+from migrate.services.connect import Connect
+from migrate.services.kafka import Kafka
+from migrate.stackconfig import StackConfig
+
+ROOT = Path(__file__).parents[2]
+
+
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return doc
+
+
+def pinned(name: str) -> str:
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    props = ET.parse(stack_dir() / "pom.xml").getroot().find("m:properties", ns)
+    assert props is not None
+    value = props.find(f"m:{name}", ns)
+    assert value is not None and value.text
+    return value.text
+
+
+def host_ports(service: dict[str, Any]) -> set[int]:
+    return {int(p.split(":")[-1]) for p in service.get("ports", []) if p.startswith("127.0.0.1:")}
+
+
+def test_same_services_on_the_same_loopback_ports() -> None:
+    services = compose()["services"]
+    assert set(services) == {"mariadb", "kafka", "connect"}
+    ports = StackConfig().ports
+    assert host_ports(services["mariadb"]) == {ports.mariadb}
+    assert host_ports(services["kafka"]) == {ports.kafka}
+    assert host_ports(services["connect"]) == {ports.connect}
+    for service in services.values():
+        assert all(p.startswith("127.0.0.1:") for p in service["ports"]), "publish on loopback only"
+        assert "healthcheck" in service
+
+
+def test_versions_match_the_pinned_artifacts() -> None:
+    services = compose()["services"]
+    assert services["kafka"]["image"] == f"apache/kafka:{pinned('kafka.version')}"
+    assert services["connect"]["image"].endswith(f"/debezium/connect:{pinned('debezium.version')}")
+    assert re.match(r"mariadb:10\.11", services["mariadb"]["image"])
+
+
+def test_mariadb_has_row_binlog_and_gtids_like_the_local_stack() -> None:
+    flags = set(compose()["services"]["mariadb"]["command"])
+    for setting in ("binlog-format=ROW", "binlog-row-image=FULL", "gtid-strict-mode=ON", "server-id=1"):
+        assert f"--{setting}" in flags
+    local = (stack_dir() / "mariadb" / "schema.sql").name
+    mounts = " ".join(compose()["services"]["mariadb"]["volumes"])
+    assert f"stack/mariadb/{local}" in mounts and "stack/mariadb/users.sql" in mounts
+
+
+def test_kafka_is_kraft_with_the_local_stack_settings() -> None:
+    env = compose()["services"]["kafka"]["environment"]
+    local = Kafka(StackConfig(), None).settings()
+    assert env["KAFKA_PROCESS_ROLES"] == local["process.roles"]
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == local["auto.create.topics.enable"]
+    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
+                "transaction.state.log.min.isr", "group.initial.rebalance.delay.ms", "num.partitions"):  # fmt: skip
+        assert str(env["KAFKA_" + key.replace(".", "_").upper()]) == str(local[key])
+
+
+def test_connect_uses_the_same_group_topics_and_converters() -> None:
+    env = compose()["services"]["connect"]["environment"]
+    local = Connect(StackConfig(), None).settings()
+    assert env["GROUP_ID"] == local["group.id"]
+    assert env["CONFIG_STORAGE_TOPIC"] == local["config.storage.topic"]
+    assert env["OFFSET_STORAGE_TOPIC"] == local["offset.storage.topic"]
+    assert env["STATUS_STORAGE_TOPIC"] == local["status.storage.topic"]
+    assert env["KEY_CONVERTER"] == local["key.converter"]
+    assert env["VALUE_CONVERTER"] == local["value.converter"]
+    assert env["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == local["value.converter.schemas.enable"]
+    assert env["CONNECT_KEY_CONVERTER_SCHEMAS_ENABLE"] == local["key.converter.schemas.enable"]
+    assert env["CONNECT_SESSION_TIMEOUT_MS"] == local["session.timeout.ms"]
