@@ -39,7 +39,8 @@ SELECT i AS id,
        (hash(i, {seed}, 4) % 50)::INTEGER AS qty,
        ['new', 'paid', 'shipped', 'cancelled'][1 + (hash(i, {seed}, 5) % 4)::INTEGER] AS status,
        'customer-' || (hash(i, {seed}, 6) % 100000)::VARCHAR AS customer,
-       ['Lisbon', 'Porto', 'Berlin', 'Paris', 'Oslo'][1 + (hash(i, {seed}, 7) % 5)::INTEGER] AS city,
+       ['Lisbon', 'Porto', 'Berlin', 'Paris', 'Oslo'][1 + (hash(i, {seed}, 7) % 5)::INTEGER]
+           AS city,
        TIMESTAMP '2024-01-01' + to_microseconds((hash(i, {seed}, 8) % 31536000000000)::BIGINT)
            AS created_at,
        TIMESTAMP '2024-06-01' + to_microseconds((hash(i, {seed}, 9) % 86400000000)::BIGINT)
@@ -214,9 +215,7 @@ def run_tool_timed(tool: str, left: Path, right: Path) -> dict[str, Any]:
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     wall = time.perf_counter() - started
-    rss_kb = next(
-        (int(x.split("=")[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB=")), 0
-    )
+    rss_kb = next((int(x.split("=")[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB=")), 0)
     if proc.returncode != 0:
         tail = [x for x in proc.stderr.splitlines() if not x.startswith("MAXRSS_KB=")][-3:]
         return {"error": " | ".join(tail), "wall_s": wall, "rss_mb": rss_kb / 1024}

@@ -27,9 +27,7 @@ EVENTS = [
 def changelog(with_order: bool = False) -> pa.Table:
     cols: dict[str, list[Any]] = {
         name: [e[i] for e in EVENTS]
-        for i, name in enumerate(
-            ["id", "v", "__op", "__pos_file", "__pos_offset", "__gtid", "__lsn"]
-        )
+        for i, name in enumerate(["id", "v", "__op", "__pos_file", "__pos_offset", "__gtid", "__lsn"])
     }
     cols["__source_ts_ms"] = list(range(len(EVENTS)))
     if with_order:

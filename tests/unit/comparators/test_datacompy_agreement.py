@@ -42,7 +42,5 @@ def test_counts_agree_with_datacompy() -> None:
     assert ours.only_in_right == len(theirs.df2_unq_rows) > 0
     assert ours.mismatched_rows == len(theirs.all_mismatch()) > 0
     unequal = {s["column"]: int(s["unequal_cnt"]) for s in theirs.column_stats}
-    assert {c.name: c.mismatches for c in ours.columns} == {
-        c: unequal[c] for c in ("qty", "price", "label", "note")
-    }
+    assert {c.name: c.mismatches for c in ours.columns} == {c: unequal[c] for c in ("qty", "price", "label", "note")}
     assert ours.columns[1].within_tolerance > 0  # the 0.001 nudges

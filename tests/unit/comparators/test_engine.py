@@ -134,3 +134,31 @@ def test_counts_agree_with_a_duckdb_reference_diff() -> None:
     cols = {c.name: c.mismatches for c in r.columns}
     assert (r.only_in_left, r.only_in_right, r.mismatched_rows, cols["a"], cols["d"]) == expected
     assert r.only_in_left > 0 and r.mismatched_rows > 0
+
+
+def test_in_flight_explains_differences_after_the_cutoff_without_positions() -> None:
+    from datetime import datetime
+
+    from comparators import InFlight
+
+    t1, t2, cut = datetime(2024, 5, 1, 1), datetime(2024, 5, 1, 3), datetime(2024, 5, 1, 2)
+    left = table(id=[1, 2, 3, 4], v=[1, 2, 3, 4], at=[t1, t1, t1, t1])
+    right = table(id=[1, 2, 3, 5], v=[1, 9, 8, 5], at=[t1, t2, t1, t2])
+    r = rec(left, right, in_flight=InFlight("at", cut), ignore=["at"])
+    # key 2 changed after the cut (in flight), key 3 before it (a real mismatch),
+    # key 5 arrived after the cut (in flight), key 4 is missing for real.
+    assert (r.in_flight_rows, r.mismatched_rows, r.only_in_left, r.only_in_right) == (2, 1, 1, 0)
+    assert r.causes["in_flight"] == 2 and r.exit_code == 1
+    flights = sorted(dict(s.key)["id"] for s in r.samples if s.cause == "in_flight")
+    assert flights == [2, 5]
+
+
+def test_in_flight_is_refused_when_positions_align_the_sides() -> None:
+    from datetime import datetime
+
+    from comparators import ChangelogSource, FrameSource, InFlight
+
+    log = table(id=[1], v=[1], __op=["c"], __gtid=["0-1-1"])
+    stream = ChangelogSource(FrameSource(log), "0-1-1")
+    with pytest.raises(SpecError, match="only for sides without a source position"):
+        rec(table(id=[1], v=[1]), stream, in_flight=InFlight("v", datetime(2024, 1, 1)))

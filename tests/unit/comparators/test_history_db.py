@@ -35,9 +35,9 @@ def test_run_stores_counts_columns_and_samples(tmp_path: Path) -> None:
     db = tmp_path / "history.duckdb"
     run_id = history.record(db, DIRTY)
     con = duckdb.connect(str(db))
-    row = con.execute(
-        "SELECT name, verdict, mismatched_rows, result FROM runs WHERE run_id = ?", [run_id]
-    ).fetchall()[0]
+    row = con.execute("SELECT name, verdict, mismatched_rows, result FROM runs WHERE run_id = ?", [run_id]).fetchall()[
+        0
+    ]
     assert row[:3] == ("orders", "differences", 1)
     assert json.loads(row[3])["mismatched_rows"] == 1
     stats = con.execute("SELECT column_name, mismatches FROM column_stats").fetchall()

@@ -65,9 +65,7 @@ def test_every_injected_difference_is_found_exactly_once(
     ids = list(range(n))
     drop = set(data.draw(st.sets(st.sampled_from(ids), max_size=n)))
     kept = [i for i in ids if i not in drop]
-    change = data.draw(
-        st.dictionaries(st.sampled_from(kept), st.sampled_from(COLUMNS)) if kept else st.just({})
-    )
+    change = data.draw(st.dictionaries(st.sampled_from(kept), st.sampled_from(COLUMNS)) if kept else st.just({}))
     extra = data.draw(st.integers(0 if kept else 1, 5))  # an empty side is a usage error
     right_values = []
     for i in kept:

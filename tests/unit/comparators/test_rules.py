@@ -109,9 +109,7 @@ def test_decimal_vs_double_is_a_type_mismatch_until_coerced() -> None:
     left = table(id=[1, 2, 3], v=[D("1.10"), D("2.20"), D("3.30")])
     right = table(id=[1, 2, 3], v=[1.1, 2.2000001, 3.4])
     r = rec(left, right)
-    assert [(t.column, t.compared_as, t.acknowledged) for t in r.schema.type_mismatches] == [
-        ("v", "DOUBLE", False)
-    ]
+    assert [(t.column, t.compared_as, t.acknowledged) for t in r.schema.type_mismatches] == [("v", "DOUBLE", False)]
     assert r.causes["type_mismatch"] == 1 and _counts(r) == (2, 0, 2)
     r = rec(left, right, coerce={"v": "DOUBLE"}, rules={"v": "abs:0.001"})
     assert r.causes["type_mismatch"] == 0 and _counts(r) == (1, 1, 1)
@@ -147,9 +145,7 @@ def test_unknown_columns_in_options_are_errors() -> None:
         rec(AMOUNTS, AMOUNTS, rename={"nope": "v"})
 
 
-@pytest.mark.parametrize(
-    "text", ["abs:x", "abs:-1", "rel:nan", "skew:2 days", "norm:upper", "bogus:1"]
-)
+@pytest.mark.parametrize("text", ["abs:x", "abs:-1", "rel:nan", "skew:2 days", "norm:upper", "bogus:1"])
 def test_bad_rules_raise_rule_error(text: str) -> None:
     with pytest.raises(RuleError):
         parse_rule(text)
