@@ -59,7 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 import duckdb
 
 from comparators.errors import SourceError
-from comparators.sql import ident, idents, literal, one_row
+from comparators.sql import ident, literal, one_row
 
 # Fetch size for SQL sources: large enough to amortise round trips, small enough per chunk.
 SQL_CHUNK_ROWS = 50_000
@@ -372,6 +372,3 @@ def describe(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]
     """Column names and DuckDB types of a registered side, in order."""
     return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
 
-
-def column_list(names: Sequence[str]) -> str:
-    return idents(names)
