@@ -21,3 +21,7 @@ class MissingTool(StackError):
 
 class SpecError(DualrunError):
     """The pipeline spec is wrong; the message names the field path."""
+
+
+class SourceUnavailable(DualrunError):
+    """The source database cannot be reached (transient: retried where it makes sense)."""

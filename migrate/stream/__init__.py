@@ -1,0 +1,1 @@
+"""The streaming job: consume Debezium topics, transform, produce exactly once, sink changelogs."""

@@ -1,0 +1,63 @@
+"""The running streaming job's self-report, a small JSON file other commands read.
+
+The job rewrites `<state_dir>/stream/status.json` atomically after every committed
+transaction (and at least every few seconds when idle). The checklist and the
+demo read it; they never talk to the job directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.spec import PipelineSpec
+
+
+@dataclass(frozen=True)
+class StreamStatus:
+    """What the job says about itself; `updated_at` is epoch seconds of the last rewrite."""
+
+    pid: int
+    state: str  # "running", "stopped" (clean shutdown) or "failed"
+    updated_at: float
+    started_at: float
+    exactly_once: bool
+    producer: dict[str, str] = field(default_factory=dict)  # effective settings, no secrets
+    consumer: dict[str, str] = field(default_factory=dict)
+    events_in: int = 0
+    events_out: int = 0
+    dead_letters: int = 0
+    transactions: int = 0
+    last_event_ts_ms: int | None = None  # source ts of the newest event processed
+    last_position: dict[str, Any] | None = None  # cdc Position.to_dict() of the newest event
+    events_per_second: float = 0.0
+    lag: int | None = None  # records not yet consumed on the input topics
+    error: str | None = None
+    defect: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def status_path(spec: PipelineSpec) -> Path:
+    return spec.path("stream") / "status.json"
+
+
+def write_status(spec: PipelineSpec, status: StreamStatus) -> None:
+    path = status_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(status.to_dict(), default=str))
+    os.replace(tmp, path)  # readers never see a half-written file
+
+
+def read_status(spec: PipelineSpec) -> StreamStatus | None:
+    """The last self-report, or None if the job never ran with this state directory."""
+    try:
+        data = json.loads(status_path(spec).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return StreamStatus(**data)
