@@ -53,6 +53,8 @@ class Settings:
     memory_limit: str = "1536MB"
     temp_directory: str | None = None  # None: a private directory removed afterwards
     threads: int | None = None  # None: DuckDB's default (all cores)
+    # A pipeline output can legitimately be empty (no alerts yet); the CLI's default refuses.
+    allow_empty: bool = False
 
 
 def reconcile(
@@ -151,7 +153,7 @@ def run(
         rows = []
         for name, src in ((LEFT, left), (RIGHT, right)):
             count = _scalar(con, f"SELECT count(*) FROM {ident(name)}")
-            if count == 0:
+            if count == 0 and not settings.allow_empty:
                 side = "left" if name == LEFT else "right"
                 raise EmptySideError(
                     f"the {side} side ({src.label}) has no rows; check the source and its filter"

@@ -93,7 +93,9 @@ def _chunks(conn: Connection, sql: str, schema: pa.Schema) -> Iterator[pa.Record
     names = schema.names
     while rows := result.fetchmany(CHUNK_ROWS):
         columns = list(zip(*rows, strict=True))
-        yield pa.RecordBatch.from_arrays([pa.array(col, type=schema.field(n).type) for n, col in zip(names, columns, strict=True)], schema=schema)
+        yield pa.RecordBatch.from_arrays(
+            [pa.array(col, type=schema.field(n).type) for n, col in zip(names, columns, strict=True)], schema=schema
+        )
 
 
 def read_snapshot(spec: PipelineSpec, outputs: dict[str, str] | None = None) -> tuple[Position, dict[str, pa.Table]]:
@@ -147,7 +149,7 @@ def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table]) -> No
         con.execute("BEGIN")
         for name, table in tables.items():
             con.register("incoming", table)
-            con.execute(f'CREATE TABLE IF NOT EXISTS "{name}" AS SELECT *, \'\' AS __batch_run FROM incoming LIMIT 0')
+            con.execute(f"CREATE TABLE IF NOT EXISTS \"{name}\" AS SELECT *, '' AS __batch_run FROM incoming LIMIT 0")
             con.execute(f'INSERT INTO "{name}" SELECT *, ? FROM incoming', [run.run_id])
             con.unregister("incoming")
         p = run.position
@@ -179,4 +181,5 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
 def run_output(warehouse: Path, run_id: str, output: str) -> pa.Table:
     """One output of one run, as Arrow (without the run column)."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.sql(f'SELECT * EXCLUDE (__batch_run) FROM "{output}" WHERE __batch_run = ?', params=[run_id]).to_arrow_table()
+        query = f'SELECT * EXCLUDE (__batch_run) FROM "{output}" WHERE __batch_run = ?'
+        return con.sql(query, params=[run_id]).to_arrow_table()

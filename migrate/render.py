@@ -10,7 +10,11 @@ from rich.table import Table
 
 from cdc.connect import ConnectorStatus
 from cdc.envelope import ChangeEvent, Tombstone
+from comparators.report import render as render_report
+from migrate.asof import SpecReconciliation
+from migrate.batch import BatchRun
 from migrate.stack import StackStatus
+from migrate.stream.status import StreamStatus
 
 
 def as_json(result: Any) -> str:
@@ -56,5 +60,48 @@ def change_event(event: ChangeEvent | Tombstone, console: Console) -> None:
         f"{event.topic} {event.op} key={event.key} @ {event.position} "
         f"{'(snapshot) ' if event.snapshot else ''}{values}",
         markup=False,
+        highlight=False,
+    )
+
+
+def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
+    """A whole spec's reconciliation: a summary line per output, then each output's report."""
+    if fmt == "json":
+        return json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+    run = result.run
+    lines = [
+        f"dualrun reconcile {result.spec_name}: {result.verdict.upper()}",
+        f"batch run {run.run_id} at {run.position} ({sum(run.rows.values())} rows in {len(run.rows)} outputs)",
+        result.progress.describe(),
+        "",
+    ]
+    for name, rec in result.outputs.items():
+        lines.append(
+            f"  {name:<16} {rec.verdict:<11} batch {rec.left.rows:>8}  stream {rec.right.rows:>8}  "
+            f"missing in stream {rec.only_in_left}  missing in batch {rec.only_in_right}  "
+            f"mismatched {rec.mismatched_rows}"
+        )
+    text = "\n".join(lines) + "\n"
+    if fmt == "text":
+        for name, rec in result.outputs.items():
+            if rec.verdict != "clean":
+                text += f"\n== {name} ==\n" + render_report(rec, "text")
+    elif fmt == "markdown":
+        text = "\n".join(f"    {ln}" for ln in lines) + "\n"
+        for name, rec in result.outputs.items():
+            text += f"\n## {name}\n\n" + render_report(rec, "markdown")
+    return text
+
+
+def batch_run(run: BatchRun, warehouse: str) -> str:
+    rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
+    return f"batch run {run.run_id} read the source at {run.position} in {run.seconds:.2f}s: {rows} -> {warehouse}"
+
+
+def stream_status_line(status: StreamStatus, console: Console) -> None:
+    console.print(
+        f"[dim]{status.state}[/] {status.events_in} events in ({status.events_per_second:.0f}/s), "
+        f"{status.events_out} changelog rows, {status.transactions} transactions, "
+        f"lag {status.lag if status.lag is not None else '?'}, dead letters {status.dead_letters}",
         highlight=False,
     )

@@ -113,6 +113,10 @@ def _in_flight(value: str | None) -> InFlight | None:
     help="Where DuckDB spills (default: a private temp dir).",
 )
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Reconcile every output of a pipeline spec "
+              "as of a batch run's source position (no LEFT/RIGHT).")  # fmt: skip
+@click.option("--run", "run_id", default="latest", show_default=True, help="With --spec: the batch run to align to.")
+@click.option("--wait", type=float, help="With --spec: seconds to wait for the stream to pass the batch position.")
 def reconcile(
     left: str | None,
     right: str | None,
@@ -135,6 +139,9 @@ def reconcile(
     memory_limit: str,
     temp_dir: Path | None,
     threads: int | None,
+    spec_path: Path | None,
+    run_id: str,
+    wait: float | None,
 ) -> None:
     """Reconcile LEFT (batch output) with RIGHT (stream output).
 
@@ -142,8 +149,13 @@ def reconcile(
     URL with ?table=T. Exit 0 when there are no unexplained differences, 1 when
     there are, 2 on usage or configuration errors.
     """
+    if spec_path is not None:
+        if left is not None or right is not None:
+            raise click.UsageError("give either --spec or LEFT and RIGHT, not both")
+        _reconcile_spec(spec_path, run_id, wait, fmt, output)
+        return
     if left is None or right is None:
-        raise click.UsageError("give LEFT and RIGHT (the batch and the stream output)")
+        raise click.UsageError("give LEFT and RIGHT (the batch and the stream output), or --spec")
     if not keys:
         raise click.UsageError("name the key with --key COL (repeat for a composite key)")
     try:
@@ -192,6 +204,24 @@ def reconcile(
             output.write_text(report)
         except OSError as exc:
             raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
+        click.echo(f"{result.verdict}: report written to {output}", err=True)
+    else:
+        sys.stdout.write(report)
+    click.get_current_context().exit(result.exit_code)
+
+
+def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
+    from migrate import render as migrate_render
+    from migrate.asof import reconcile_spec
+    from migrate.spec import load_spec
+
+    spec = load_spec(spec_path)
+    console = Console(stderr=True)
+    with console.status("reconciling") as status:
+        result = reconcile_spec(spec, run_id, wait=wait, progress=status.update)
+    report = migrate_render.spec_reconciliation(result, fmt)
+    if output is not None:
+        output.write_text(report)
         click.echo(f"{result.verdict}: report written to {output}", err=True)
     else:
         sys.stdout.write(report)

@@ -1,0 +1,163 @@
+"""Reconcile a batch run with the stream's changelogs as of the batch snapshot's position."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from cdc.position import Position
+from comparators import ChangelogSource, FrameSource, ParquetSource, Reconciliation, Settings, reconcile
+from comparators import history as run_history
+from comparators.errors import SourceError
+from migrate.batch import BatchRun, load_run, run_output
+from migrate.spec import PipelineSpec
+from migrate.stream.changelog import changelog_schema, output_glob
+from migrate.stream.status import StreamStatus, read_status
+
+
+@dataclass(frozen=True)
+class StreamProgress:
+    """Whether the stream's committed output has passed a position, with the evidence."""
+
+    reached: bool
+    target: Position
+    last_position: Position | None
+    lag_events: int | None
+    behind_seconds: float | None
+    state: str | None
+
+    def describe(self) -> str:
+        if self.reached:
+            return f"stream has committed changes past {self.target}"
+        if self.state is None:
+            return "the streaming job has never run for this state directory; start it with `dualrun run stream`"
+        parts = [f"stream behind the batch position {self.target}"]
+        if self.lag_events is not None:
+            parts.append(f"by {self.lag_events} events")
+        if self.behind_seconds is not None:
+            parts.append(f"/ {self.behind_seconds:.1f} s")
+        return " ".join(parts) + f" (job {self.state}, last committed position {self.last_position or 'none'})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reached": self.reached, "target": self.target.to_dict(),
+            "last_position": self.last_position.to_dict() if self.last_position else None,
+            "lag_events": self.lag_events, "behind_seconds": self.behind_seconds, "state": self.state,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SpecReconciliation:
+    """One reconciliation of every output of a spec, at one batch run's position."""
+
+    spec_name: str
+    run: BatchRun
+    progress: StreamProgress
+    outputs: dict[str, Reconciliation] = field(default_factory=dict)
+    history_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        if not self.progress.reached:
+            return "stream_behind"
+        return "clean" if all(r.verdict == "clean" for r in self.outputs.values()) else "differences"
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "clean" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec_name,
+            "verdict": self.verdict,
+            "batch_run": self.run.to_dict(),
+            "stream": self.progress.to_dict(),
+            "outputs": {name: r.to_dict() for name, r in self.outputs.items()},
+            "history_ids": dict(self.history_ids),
+        }
+
+
+def _position(data: dict[str, Any] | None) -> Position | None:
+    if not data or data.get("kind") != "binlog":
+        return None
+    return Position.binlog(data["file"], int(data["pos"]), int(data.get("row") or 0), data.get("gtid"))
+
+
+def stream_progress(spec: PipelineSpec, target: Position, status: StreamStatus | None) -> StreamProgress:
+    if status is None:
+        return StreamProgress(False, target, None, None, None, None)
+    last = _position(status.last_position)
+    reached = last is not None and last > target
+    behind = None
+    if not reached and status.last_event_ts_ms is not None:
+        behind = max(0.0, time.time() - status.last_event_ts_ms / 1000)
+    return StreamProgress(reached, target, last, status.lag, behind, status.state)
+
+
+def wait_for_stream(spec: PipelineSpec, target: Position, timeout: float) -> StreamProgress:
+    """Poll the job's status until its committed position passes `target`, up to `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        progress = stream_progress(spec, target, read_status(spec))
+        if progress.reached or time.monotonic() >= deadline:
+            return progress
+        time.sleep(0.25)
+
+
+def stream_side(spec: PipelineSpec, output: str, position: Position) -> ChangelogSource:
+    root = spec.changelog_path
+    if any((root / output).glob("*.parquet")):
+        log: Any = ParquetSource(output_glob(root, output))
+    else:
+        log = FrameSource(pa.Table.from_pylist([], schema=changelog_schema(output)), name=f"{output} changelog (empty)")
+    return ChangelogSource(log, f"{position.file}:{position.minor}")
+
+
+def reconcile_spec(
+    spec: PipelineSpec,
+    run_id: str = "latest",
+    *,
+    wait: float | None = None,
+    record: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SpecReconciliation:
+    run = load_run(spec.warehouse_path, run_id)
+    progress(f"waiting for the stream to pass {run.position}")
+    reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
+    if not reached.reached:
+        return SpecReconciliation(spec.name, run, reached)
+    results: dict[str, Reconciliation] = {}
+    ids: dict[str, str] = {}
+    for output, out_spec in spec.compare.outputs.items():
+        progress(f"reconciling {output}")
+        name = f"{spec.name}/{output}"
+        for attempt in range(3):
+            try:
+                result = reconcile(
+                    FrameSource(
+                        run_output(spec.warehouse_path, run.run_id, output), name=f"batch {output} {run.run_id}"
+                    ),
+                    stream_side(spec, output, run.position),
+                    list(out_spec.keys),
+                    rules=dict(out_spec.tolerances) or None,
+                    ignore=out_spec.ignore,
+                    partition=out_spec.partition,
+                    left_position=str(run.position),
+                    right_position=str(run.position),
+                    name=name,
+                    settings=Settings(allow_empty=True),
+                )
+                break
+            except SourceError:
+                # A changelog segment may be merged away between listing and reading it.
+                if attempt == 2:
+                    raise
+                time.sleep(0.2)
+        results[output] = result
+        if record:
+            ids[output] = run_history.record(spec.history_path, result)
+    return SpecReconciliation(spec.name, run, reached, results, ids)

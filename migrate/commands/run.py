@@ -1,0 +1,105 @@
+"""`dualrun run batch | stream`: the two pipelines of a spec."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from migrate import render
+from migrate.batch import run_batch
+from migrate.errors import DualrunError
+from migrate.process import ManagedProcess, wait_until
+from migrate.spec import PipelineSpec, load_spec
+from migrate.stream.status import StreamStatus, read_status
+
+spec_option = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+                           help="Pipeline spec (default ./dualrun.yaml, else the reference spec).")  # fmt: skip
+state_option = click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+                            help="Override the spec's state_dir.")  # fmt: skip
+
+
+def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
+    spec = load_spec(spec_path)
+    if state_dir is not None:
+        spec = spec.model_copy(update={"state_dir": str(state_dir.absolute())})
+    return spec.model_copy(update={"state_dir": str(Path(spec.state_dir).absolute())})
+
+
+def stream_process(spec: PipelineSpec) -> ManagedProcess:
+    home = spec.path("stream")
+    return ManagedProcess("stream", home / "stream.pid", home / "stream.log", f"--state-dir {spec.state_dir}")
+
+
+def start_stream_background(spec: PipelineSpec, spec_path: Path | None, defect: str | None = None) -> int:
+    """Start `dualrun run stream` detached; returns its pid once it reports itself running."""
+    proc = stream_process(spec)
+    if proc.running():
+        return proc.pid() or 0
+    argv = [sys.executable, "-m", "migrate.cli", "run", "stream", "--state-dir", spec.state_dir]
+    if spec_path is not None:
+        argv += ["--spec", str(Path(spec_path).absolute())]
+    if defect is not None:
+        argv += ["--inject-defect", defect]
+    started = time.time()
+    pid = proc.start(argv)
+
+    def reported() -> StreamStatus | None:
+        status = read_status(spec)
+        return status if status is not None and status.pid == pid and status.updated_at >= started else None
+
+    wait_until(reported, timeout=90, what="the streaming job to start", process=proc)
+    return pid
+
+
+@click.group()
+def run() -> None:
+    """Run the legacy batch job or the streaming job of a spec."""
+
+
+@run.command()
+@spec_option
+@state_option
+@click.option("--json", "as_json", is_flag=True)
+def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+    """Run the nightly batch job once, in one consistent snapshot, and record its source position."""
+    spec = spec_for(spec_path, state_dir)
+    result = run_batch(spec)
+    click.echo(render.as_json(result) if as_json else render.batch_run(result, str(spec.warehouse_path)))
+
+
+@run.command()
+@spec_option
+@state_option
+@click.option("--background", is_flag=True, help="Start detached (pid and log under the state dir) and return.")
+@click.option("--stop", "stop_job", is_flag=True, help="Stop a background job started for this state dir.")
+@click.option("--inject-defect", "defect", default=None, help="Run a deliberately wrong transform (demo only).")
+@click.option("--no-eos", is_flag=True, help="Turn exactly-once off (for comparison; not for production).")
+def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool,
+           defect: str | None, no_eos: bool) -> None:  # fmt: skip
+    """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
+    spec = spec_for(spec_path, state_dir)
+    if defect is not None or no_eos:
+        spec = spec.with_changes(stream={"defect": defect, "exactly_once": not no_eos and spec.stream.exactly_once})
+    if stop_job:
+        stopped = stream_process(spec).stop(timeout=60)
+        click.echo("streaming job stopped" if stopped else "no streaming job was running for this state dir")
+        return
+    if background:
+        pid = start_stream_background(spec, spec_path, defect)
+        click.echo(f"streaming job running (pid {pid}); log: {stream_process(spec).log_file}")
+        return
+    from migrate.stream.job import StreamJob
+
+    if stream_process(spec).pid() not in (None, os.getpid()):
+        raise DualrunError(
+            f"a streaming job already runs for {spec.state_dir}; stop it with `dualrun run stream --stop`"
+        )
+    console = Console(stderr=True)
+    job = StreamJob(spec, report=lambda status: render.stream_status_line(status, console))
+    counters = job.run()
+    click.echo(f"stopped after {counters.events_in} events in {counters.transactions} transactions", err=True)

@@ -1,0 +1,417 @@
+"""The streaming job: Debezium topics in, enriched orders, alerts and changelogs out, exactly once.
+
+Each cycle is one Kafka transaction holding the output records, the job's state
+changes (a compacted state topic) and the input offsets. On start, or after an
+aborted transaction, state is rebuilt from the state topic and the inputs resume
+at the committed offsets, so state, outputs and offsets always agree.
+
+Events of the two input topics are merged in source-position order: a head event
+waits up to `grace` for the other topic when that topic has nothing buffered, so
+a customer change and an order change are applied in the order the database
+committed them, as the batch job's snapshot sees them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from cdc.envelope import ChangeEvent, Tombstone, decode
+from cdc.errors import EnvelopeError
+from cdc.topics import TopicAdmin, quiet_logger
+from migrate.errors import DualrunError
+from migrate.spec import PipelineSpec
+from migrate.stream.changelog import ChangelogWriter
+from migrate.stream.status import StreamStatus, write_status
+from migrate.stream.transform import KafkaRecord, Transform
+
+WEEK_MS = 7 * 24 * 3600 * 1000
+STATUS_EVERY_S = 2.0
+
+
+class StreamJobError(DualrunError):
+    """The streaming job cannot continue (fenced, or Kafka refused it)."""
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)  # money stays exact on the wire
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def encode(value: dict[str, Any] | str | None) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    return orjson.dumps(value, default=_json_default)
+
+
+@dataclass
+class Item:
+    """A consumed record waiting for its turn in source-position order."""
+
+    topic: str
+    partition: int
+    offset: int
+    arrived: float
+    event: ChangeEvent | Tombstone | None
+    error: str | None = None
+    message: Message | None = None
+
+    @property
+    def sort_key(self) -> tuple[int, tuple[int, int, int]]:
+        # Records without a position (tombstones, poison) go first: they change no state.
+        if isinstance(self.event, ChangeEvent):
+            return (1, self.event.position.sort_key)
+        return (0, (0, 0, 0))
+
+
+@dataclass
+class Counters:
+    events_in: int = 0
+    events_out: int = 0
+    dead_letters: int = 0
+    transactions: int = 0
+    last_event_ts_ms: int | None = None  # as committed
+    last_position: dict[str, Any] | None = None  # as committed
+    pending_ts_ms: int | None = None
+    pending_position: dict[str, Any] | None = None
+    rate_window: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def rate(self, now: float) -> float:
+        self.rate_window.append((now, self.events_in))
+        while len(self.rate_window) > 2 and now - self.rate_window[0][0] > 10:
+            self.rate_window.popleft()
+        (t0, n0), (t1, n1) = self.rate_window[0], self.rate_window[-1]
+        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+class StreamJob:
+    """One instance of the streaming job for a spec. `run()` blocks until `stop()`."""
+
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        *,
+        grace: float = 0.1,
+        report: Callable[[StreamStatus], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.grace = grace
+        self.report = report
+        self.eos = spec.stream.exactly_once
+        self.inputs = [spec.cdc.topic(t) for t in spec.cdc.tables]
+        self.topics = {
+            "enriched": spec.stream.enriched_topic,
+            "alert": spec.stream.alerts_topic,
+            "state": spec.stream.state_topic,
+        }
+        self.stopping = False
+        self.counters = Counters()
+        self.started_at = time.time()
+        self.transform = Transform(defect=spec.stream.defect)
+        self.changelog = ChangelogWriter(spec.changelog_path)
+        self.buffers: dict[tuple[str, int], deque[Item]] = {}
+        self.next_offsets: dict[tuple[str, int], int] = {}
+        self.in_txn = False
+        self.txn_started = 0.0
+        self.lag: int | None = None
+        self.last_status = 0.0
+        bootstrap = spec.kafka.bootstrap_servers
+        self.consumer_config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "group.id": spec.stream.group_id,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 2000,
+            "fetch.wait.max.ms": 50,
+        }
+        self.producer_config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+        if self.eos:
+            self.producer_config["transactional.id"] = spec.stream.transactional_id
+        self.consumer = Consumer(self.consumer_config, logger=quiet_logger())
+        self.producer = Producer(self.producer_config, logger=quiet_logger())
+
+    # -- set-up ------------------------------------------------------------------------------
+    def ensure_topics(self) -> None:
+        admin = TopicAdmin(self.spec.kafka.bootstrap_servers)
+        admin.create(self.topics["enriched"], compact=True)
+        admin.create(self.topics["state"], compact=True)
+        admin.create(self.topics["alert"], retention_ms=WEEK_MS)
+        admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
+        for topic in self.inputs:
+            # Debezium creates these on its first event; the job may start before that.
+            admin.create(topic, retention_ms=WEEK_MS)
+
+    def restore_state(self) -> int:
+        """Rebuild state from the committed contents of the state topic."""
+        self.transform = Transform(defect=self.spec.stream.defect)
+        reader = Consumer(
+            {**self.consumer_config, "group.id": f"{self.spec.stream.group_id}-restore", "enable.partition.eof": True},
+            logger=quiet_logger(),
+        )
+        try:
+            meta = reader.list_topics(self.topics["state"], timeout=10).topics[self.topics["state"]]
+            partitions = [TopicPartition(self.topics["state"], p, 0) for p in meta.partitions]
+            ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+            pending = {p for p, end in ends.items() if end > 0}
+            reader.assign(partitions)
+            restored = 0
+            while pending:
+                msgs = reader.consume(num_messages=10000, timeout=1.0)
+                for msg in msgs:
+                    error, partition, offset = msg.error(), msg.partition() or 0, msg.offset() or 0
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(partition)
+                        continue
+                    key, value = (msg.key() or b"").decode(), msg.value()
+                    self.transform.restore(key, orjson.loads(value) if value is not None else None)
+                    restored += 1
+                    if offset + 1 >= ends[partition]:
+                        pending.discard(partition)
+            return restored
+        finally:
+            reader.close()
+
+    # -- the loop ----------------------------------------------------------------------------
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def run(self, install_signals: bool = True, max_seconds: float | None = None) -> Counters:
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.stop)
+            signal.signal(signal.SIGINT, self.stop)
+        self.ensure_topics()
+        if self.eos:
+            self.producer.init_transactions(30)
+        self.restore_state()
+        self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            while not self.stopping and (deadline is None or time.monotonic() < deadline):
+                self._cycle()
+                if time.monotonic() - self.last_status > STATUS_EVERY_S:
+                    self._publish_status("running")
+            self._drain()
+            self._publish_status("stopped")
+        except KafkaException as exc:
+            self._publish_status("failed", error=str(exc.args[0]))
+            raise StreamJobError(f"streaming job stopped: {exc.args[0].str()}") from exc
+        finally:
+            self.consumer.close()
+            self.producer.flush(10)
+        return self.counters
+
+    def _cycle(self) -> None:
+        msgs = self.consumer.consume(num_messages=self.spec.stream.max_batch, timeout=0.05)
+        now = time.monotonic()
+        for msg in msgs:
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    raise KafkaException(error)
+                continue
+            self._buffer(msg, now)
+        released = self._release(now)
+        if released:
+            self._begin()
+            for item in released:
+                self._process(item)
+        interval = self.spec.stream.commit_interval_ms / 1000
+        if self.in_txn and (now - self.txn_started >= interval or len(self.changelog) >= self.spec.stream.max_batch):
+            self._commit()
+
+    def _buffer(self, msg: Message, now: float) -> None:
+        topic, partition = msg.topic() or "", msg.partition() or 0
+        try:
+            item = Item(topic, partition, msg.offset() or 0, now, decode(topic, msg.key(), msg.value()))
+        except EnvelopeError as exc:
+            item = Item(topic, partition, msg.offset() or 0, now, None, str(exc), msg)
+        self.buffers.setdefault((topic, partition), deque()).append(item)
+
+    def _release(self, now: float, force: bool = False) -> list[Item]:
+        out: list[Item] = []
+        assigned = list(self.buffers)
+        while True:
+            heads = [(buf[0].sort_key, tp) for tp, buf in self.buffers.items() if buf]
+            if not heads:
+                return out
+            _, tp = min(heads)
+            head = self.buffers[tp][0]
+            some_empty = len(heads) < len(assigned)
+            if some_empty and not force and head.sort_key[0] == 1 and now - head.arrived < self.grace:
+                return out  # another input may still deliver an earlier change
+            out.append(self.buffers[tp].popleft())
+
+    def _begin(self) -> None:
+        if not self.in_txn:
+            if self.eos:
+                self.producer.begin_transaction()
+            self.in_txn = True
+            self.txn_started = time.monotonic()
+
+    def _process(self, item: Item) -> None:
+        self.next_offsets[(item.topic, item.partition)] = item.offset + 1
+        self.counters.events_in += 1
+        if item.error is not None:
+            self._dead_letter(item, item.error)
+            return
+        event = item.event
+        if not isinstance(event, ChangeEvent):
+            return  # Debezium's tombstones: the delete event before them did the work
+        try:
+            changes, records = self.transform.apply(event)
+        except EnvelopeError as exc:
+            self._dead_letter(item, str(exc))
+            return
+        self.changelog.add(changes)
+        for record in records:
+            self._produce(record)
+        self.counters.events_out += len(changes)
+        self.counters.pending_ts_ms = event.source_ts_ms
+        self.counters.pending_position = event.position.to_dict()
+
+    def _produce(self, record: KafkaRecord) -> None:
+        self.producer.produce(self.topics[record.topic], key=record.key.encode(), value=encode(record.value))
+        self.producer.poll(0)
+
+    def _dead_letter(self, item: Item, reason: str) -> None:
+        msg = item.message
+        headers: list[tuple[str, str | bytes | None]] = [
+            ("dualrun.error", reason.encode()),
+            ("dualrun.source.topic", item.topic.encode()),
+            ("dualrun.source.partition", str(item.partition).encode()),
+            ("dualrun.source.offset", str(item.offset).encode()),
+        ]
+        self.producer.produce(
+            self.spec.stream.dead_letter_topic,
+            key=msg.key() if msg is not None else None,
+            value=msg.value() if msg is not None else None,
+            headers=headers,
+        )
+        self.counters.dead_letters += 1
+
+    def _commit(self) -> None:
+        self.changelog.flush()
+        offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
+        try:
+            if self.eos:
+                if offsets:
+                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+                self.producer.commit_transaction(30)
+            else:
+                self.producer.flush(30)
+                if offsets:
+                    self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if self.eos and error.txn_requires_abort():
+                self._abort_and_rewind()
+                return
+            raise
+        self.in_txn = False
+        self.counters.transactions += 1
+        if self.counters.pending_position is not None:
+            # Only what Kafka has committed counts as reached: reconciliation waits on it.
+            self.counters.last_position = self.counters.pending_position
+            self.counters.last_event_ts_ms = self.counters.pending_ts_ms
+        if time.monotonic() - self.last_status > 0.5:
+            self._publish_status("running")
+        for output in ("orders_enriched", "order_alerts", "daily_revenue"):
+            self.changelog.compact(output)
+
+    def _abort_and_rewind(self) -> None:
+        """Throw the open transaction away and resume from what Kafka committed."""
+        self.producer.abort_transaction(30)
+        self.in_txn = False
+        self.changelog.pending.clear()
+        self.counters.pending_position = None
+        self.buffers.clear()
+        self.next_offsets.clear()
+        self.restore_state()
+        assignment = self.consumer.assignment()
+        for tp in assignment:
+            self.buffers.setdefault((tp.topic, tp.partition), deque())
+        for tp in self.consumer.committed(assignment, timeout=30):
+            self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
+
+    def _drain(self) -> None:
+        """On shutdown: process what is buffered, then commit it."""
+        released = self._release(time.monotonic(), force=True)
+        if released:
+            self._begin()
+            for item in released:
+                self._process(item)
+        if self.in_txn:
+            self._commit()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            self.buffers.setdefault((tp.topic, tp.partition), deque())
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Losing partitions mid-transaction: commit what is done before they move away.
+        self._drain()
+        for tp in partitions:
+            self.buffers.pop((tp.topic, tp.partition), None)
+            self.next_offsets.pop((tp.topic, tp.partition), None)
+
+    # -- reporting ---------------------------------------------------------------------------
+    def _measure_lag(self) -> int | None:
+        try:
+            assignment = self.consumer.assignment()
+            positions = self.consumer.position(assignment)
+            lag = 0
+            for tp in positions:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=2, cached=False)
+                committed = self.next_offsets.get((tp.topic, tp.partition), tp.offset if tp.offset >= 0 else 0)
+                lag += max(0, high - committed)
+            return lag
+        except KafkaException:
+            return None
+
+    def _publish_status(self, state: str, error: str | None = None) -> None:
+        now = time.time()
+        self.last_status = time.monotonic()
+        self.lag = self._measure_lag() if state == "running" else self.lag
+        status = StreamStatus(
+            pid=os.getpid(),
+            state=state,
+            updated_at=now,
+            started_at=self.started_at,
+            exactly_once=self.eos,
+            producer={k: str(v) for k, v in self.producer_config.items()},
+            consumer={k: str(v) for k, v in self.consumer_config.items()},
+            events_in=self.counters.events_in,
+            events_out=self.counters.events_out,
+            dead_letters=self.counters.dead_letters,
+            transactions=self.counters.transactions,
+            last_event_ts_ms=self.counters.last_event_ts_ms,
+            last_position=self.counters.last_position,
+            events_per_second=round(self.counters.rate(time.monotonic()), 1),
+            lag=self.lag,
+            error=error,
+            defect=self.spec.stream.defect,
+        )
+        write_status(self.spec, status)
+        if self.report is not None:
+            self.report(status)

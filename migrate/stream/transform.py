@@ -1,0 +1,259 @@
+"""The streaming side of the reference pipeline, event by event, with the batch job's semantics.
+
+State holds the latest customers and orders with the source position of the
+change that set them. Every output row is recomputed from state (never
+accumulated), so re-applying an event yields the same rows, and an event at or
+before the position already applied to its entity is skipped: Debezium's
+at-least-once redelivery after a restart changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from cdc.envelope import ChangeEvent, as_decimal
+from cdc.errors import EnvelopeError
+from cdc.position import OFFSET_BITS, Position
+from migrate.pipeline import counts_for_revenue, is_alert, loyalty_tier
+
+# Deliberately wrong transforms for `dualrun demo --inject-defect`: each must be caught
+# by reconciliation with its own cause.
+DEFECTS = {
+    "ignore-customer-changes": "customer name/tier changes are not applied to existing orders",
+    "double-count-updates": "order updates add their amount to daily revenue again",
+    "drop-deletes": "deleted orders stay in the outputs",
+}
+
+
+@dataclass
+class Customer:
+    name: str | None
+    tier: str | None
+    pos: int
+
+
+@dataclass
+class Order:
+    customer_id: int
+    amount: Decimal
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    pos: int
+
+    @property
+    def day(self) -> date:
+        return self.created_at.date()
+
+
+@dataclass(frozen=True)
+class OutputChange:
+    """One row of an output changelog: values after the change, or None for a delete."""
+
+    output: str
+    key: tuple[Any, ...]
+    values: dict[str, Any] | None
+    position: Position
+    pos_order: int
+    source_ts_ms: int
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    topic: str  # the logical output: "enriched", "alert" or "state"
+    key: str
+    value: dict[str, Any] | str | None  # None: a tombstone
+
+
+@dataclass
+class State:
+    customers: dict[int, Customer] = field(default_factory=dict)
+    orders: dict[int, Order] = field(default_factory=dict)
+    by_customer: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
+    by_group: defaultdict[tuple[int, date], set[int]] = field(default_factory=lambda: defaultdict(set))
+    revenue_extra: defaultdict[tuple[int, date], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+
+    def put_order(self, order_id: int, order: Order | None) -> None:
+        old = self.orders.pop(order_id, None)
+        if old is not None:
+            self.by_customer[old.customer_id].discard(order_id)
+            self.by_group[(old.customer_id, old.day)].discard(order_id)
+        if order is not None:
+            self.orders[order_id] = order
+            self.by_customer[order.customer_id].add(order_id)
+            self.by_group[(order.customer_id, order.day)].add(order_id)
+
+
+def _order_from(row: dict[str, Any], pos: int) -> Order:
+    try:
+        amount = as_decimal(row["amount"])
+        if amount is None:
+            raise EnvelopeError("orders.amount is NULL")
+        return Order(int(row["customer_id"]), amount, str(row["status"]), row["created_at"], row["updated_at"], pos)
+    except KeyError as exc:
+        raise EnvelopeError(f"orders change lacks column {exc.args[0]!r} (schema change?)") from None
+
+
+class Transform:
+    """Applies change events to state and returns output rows and Kafka records."""
+
+    def __init__(self, state: State | None = None, defect: str | None = None) -> None:
+        if defect is not None and defect not in DEFECTS:
+            raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
+        self.state = state or State()
+        self.defect = defect
+
+    def apply(self, event: ChangeEvent) -> tuple[list[OutputChange], list[KafkaRecord]]:
+        if event.table == "customers":
+            return self._customer(event)
+        if event.table == "orders":
+            return self._order(event)
+        raise EnvelopeError(f"no transform for table {event.table!r}")
+
+    # -- customers -------------------------------------------------------------------------
+    def _customer(self, event: ChangeEvent) -> tuple[list[OutputChange], list[KafkaRecord]]:
+        customer_id = int(event.key.get("id") or (event.after or event.before or {})["id"])
+        pos = event.position.order_value
+        current = self.state.customers.get(customer_id)
+        if current is not None and current.pos >= pos:
+            return [], []  # redelivered or stale
+        row = event.row
+        state_key = f"c:{customer_id}"
+        if row is None:
+            self.state.customers.pop(customer_id, None)
+            records = [KafkaRecord("state", state_key, None)]
+            new: Customer | None = None
+        else:
+            new = Customer(row.get("name"), row.get("tier"), pos)
+            self.state.customers[customer_id] = new
+            records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos})]
+        changed = current is None or new is None or (current.name, current.tier) != (new.name, new.tier)
+        if not changed or self.defect == "ignore-customer-changes" and current is not None:
+            return [], records
+        # The batch job recomputes every order's join: re-enrich this customer's orders.
+        changes: list[OutputChange] = []
+        for order_id in sorted(self.state.by_customer.get(customer_id, ())):
+            order = self.state.orders[order_id]
+            change, record = self._enriched(order_id, order, event, max(pos, order.pos))
+            changes.append(change)
+            records.append(record)
+        return changes, records
+
+    # -- orders ----------------------------------------------------------------------------
+    def _order(self, event: ChangeEvent) -> tuple[list[OutputChange], list[KafkaRecord]]:
+        image = event.after or event.before or {}
+        order_id = int(event.key.get("order_id") or image["order_id"])
+        pos = event.position.order_value
+        old = self.state.orders.get(order_id)
+        if old is not None and old.pos >= pos:
+            return [], []
+        if event.op == "d" and self.defect == "drop-deletes":
+            return [], []
+        new = None if event.row is None else _order_from(event.row, pos)
+        self.state.put_order(order_id, new)
+        double_count = self.defect == "double-count-updates" and event.op == "u"
+        if double_count and new is not None and counts_for_revenue(new.status):
+            self.state.revenue_extra[(new.customer_id, new.day)] += new.amount
+
+        changes: list[OutputChange] = []
+        records: list[KafkaRecord] = []
+        state_key = f"o:{order_id}"
+        if new is None:
+            records.append(KafkaRecord("state", state_key, None))
+            changes.append(self._change("orders_enriched", (order_id,), None, event, pos))
+            records.append(KafkaRecord("enriched", str(order_id), None))
+        else:
+            records.append(KafkaRecord("state", state_key, _order_state(new)))
+            customer = self.state.customers.get(new.customer_id)
+            change, record = self._enriched(order_id, new, event, max(pos, customer.pos if customer else 0))
+            changes.append(change)
+            records.append(record)
+
+        was_alert = old is not None and is_alert(old.amount)
+        now_alert = new is not None and is_alert(new.amount)
+        if now_alert and new is not None:
+            alert = {"customer_id": new.customer_id, "amount": new.amount}
+            if not was_alert or old is None or (old.customer_id, old.amount) != (new.customer_id, new.amount):
+                changes.append(self._change("order_alerts", (order_id,), alert, event, pos))
+            if not was_alert:
+                # The article's alert consumer reads the order id from the value.
+                records.append(KafkaRecord("alert", str(order_id), str(order_id)))
+        elif was_alert:
+            changes.append(self._change("order_alerts", (order_id,), None, event, pos))
+
+        groups = {(o.customer_id, o.day) for o in (old, new) if o is not None}
+        for customer_id, day in sorted(groups):
+            changes.append(self._revenue(customer_id, day, event, pos))
+        return changes, records
+
+    def _revenue(self, customer_id: int, day: date, event: ChangeEvent, pos: int) -> OutputChange:
+        counted = [
+            self.state.orders[i] for i in self.state.by_group.get((customer_id, day), ())
+            if counts_for_revenue(self.state.orders[i].status)
+        ]  # fmt: skip
+        key = (customer_id, day)
+        if not counted:
+            return self._change("daily_revenue", key, None, event, pos)
+        revenue = sum((o.amount for o in counted), Decimal("0.00")) + self.state.revenue_extra.get(key, Decimal(0))
+        return self._change("daily_revenue", key, {"order_count": len(counted), "revenue": revenue}, event, pos)
+
+    def _enriched(self, order_id: int, order: Order, event: ChangeEvent, pos: int) -> tuple[OutputChange, KafkaRecord]:
+        customer = self.state.customers.get(order.customer_id)
+        values = {
+            "customer_id": order.customer_id,
+            "customer_name": customer.name if customer else None,
+            "customer_tier": customer.tier if customer else None,
+            "amount": order.amount,
+            "status": order.status,
+            "loyalty_tier": loyalty_tier(order.amount),
+            "order_day": order.day,
+            "created_at": order.created_at,
+            "updated_at": order.updated_at,
+        }
+        change = self._change("orders_enriched", (order_id,), values, event, pos)
+        return change, KafkaRecord("enriched", str(order_id), {"order_id": order_id, **values})
+
+    @staticmethod
+    def _change(
+        output: str, key: tuple[Any, ...], values: dict[str, Any] | None, event: ChangeEvent, pos: int
+    ) -> OutputChange:
+        return OutputChange(output, key, values, _position_at(event.position, pos), pos, event.source_ts_ms)
+
+    # -- restoring from the state topic ----------------------------------------------------
+    def restore(self, key: str, value: dict[str, Any] | None) -> None:
+        kind, _, ident = key.partition(":")
+        if kind == "c":
+            if value is None:
+                self.state.customers.pop(int(ident), None)
+            else:
+                self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
+        elif kind == "o":
+            self.state.put_order(int(ident), None if value is None else _order_restored(value))
+
+
+def _position_at(position: Position, order_value: int) -> Position:
+    """The event's position, or the later one (same server) that an enriched row depends on."""
+    if order_value == position.order_value or position.kind != "binlog" or position.file is None:
+        return position
+    seq, offset = order_value >> OFFSET_BITS, order_value & ((1 << OFFSET_BITS) - 1)
+    base = position.file.rsplit(".", 1)[0]
+    width = len(position.file.rsplit(".", 1)[1])
+    return Position.binlog(f"{base}.{seq:0{width}d}", offset)
+
+
+def _order_state(order: Order) -> dict[str, Any]:
+    return {
+        "customer_id": order.customer_id, "amount": str(order.amount), "status": order.status,
+        "created_at": order.created_at.isoformat(), "updated_at": order.updated_at.isoformat(), "pos": order.pos,
+    }  # fmt: skip
+
+
+def _order_restored(value: dict[str, Any]) -> Order:
+    return Order(
+        int(value["customer_id"]), Decimal(value["amount"]), value["status"],
+        datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), int(value["pos"]),
+    )  # fmt: skip
