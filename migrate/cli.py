@@ -40,10 +40,11 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from migrate.commands import cdc, reconcile, run, stack
+    from migrate.commands import cdc, demo, reconcile, run, stack
 
     cli.add_command(stack.stack)
     cli.add_command(run.run)
+    cli.add_command(demo.demo)
     cli.add_command(cdc.cdc)
     cli.add_command(reconcile.reconcile)
 

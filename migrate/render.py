@@ -13,6 +13,8 @@ from cdc.envelope import ChangeEvent, Tombstone
 from comparators.report import render as render_report
 from migrate.asof import SpecReconciliation
 from migrate.batch import BatchRun
+from migrate.demo import DemoResult
+from migrate.spec import PipelineSpec
 from migrate.stack import StackStatus
 from migrate.stream.status import StreamStatus
 
@@ -105,3 +107,17 @@ def stream_status_line(status: StreamStatus, console: Console) -> None:
         f"lag {status.lag if status.lag is not None else '?'}, dead letters {status.dead_letters}",
         highlight=False,
     )
+
+
+def demo_footer(result: DemoResult, spec: PipelineSpec) -> str:
+    w = result.workload
+    lines = [
+        f"workload: {w.events} operations at {w.rate:.0f}/s; batch snapshot {result.batch.position}",
+    ]
+    if result.defect:
+        lines.append(f"injected defect: {result.defect} (this run is expected to be non-clean)")
+    lines += [
+        f"state, logs, warehouse and changelogs: {spec.state_dir}",
+        "the stack and the streaming job keep running; stop everything with `dualrun stack down`",
+    ]
+    return "\n".join(lines)

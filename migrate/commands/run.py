@@ -31,8 +31,8 @@ def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
 
 
 def stream_process(spec: PipelineSpec) -> ManagedProcess:
-    home = spec.path("stream")
-    return ManagedProcess("stream", home / "stream.pid", home / "stream.log", f"--state-dir {spec.state_dir}")
+    home, group = spec.path("stream"), spec.stream.group_id
+    return ManagedProcess("stream", home / f"{group}.pid", home / f"{group}.log", f"--state-dir {spec.state_dir}")
 
 
 def start_stream_background(spec: PipelineSpec, spec_path: Path | None, defect: str | None = None) -> int:
@@ -83,8 +83,12 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
            defect: str | None, no_eos: bool) -> None:  # fmt: skip
     """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
     spec = spec_for(spec_path, state_dir)
-    if defect is not None or no_eos:
-        spec = spec.with_changes(stream={"defect": defect, "exactly_once": not no_eos and spec.stream.exactly_once})
+    if defect is not None:
+        from migrate.demo import defect_spec
+
+        spec = defect_spec(spec, defect)
+    if no_eos:
+        spec = spec.with_changes(stream={"exactly_once": False})
     if stop_job:
         stopped = stream_process(spec).stop(timeout=60)
         click.echo("streaming job stopped" if stopped else "no streaming job was running for this state dir")

@@ -1,6 +1,6 @@
 """The running streaming job's self-report, a small JSON file other commands read.
 
-The job rewrites `<state_dir>/stream/status.json` atomically after every committed
+The job rewrites `<state_dir>/stream/<group_id>.status.json` atomically after every committed
 transaction (and at least every few seconds when idle). The checklist and the
 demo read it; they never talk to the job directly.
 """
@@ -43,7 +43,8 @@ class StreamStatus:
 
 
 def status_path(spec: PipelineSpec) -> Path:
-    return spec.path("stream") / "status.json"
+    """One file per consumer group, so a second job (e.g. a demo defect) keeps its own."""
+    return spec.path("stream") / f"{spec.stream.group_id}.status.json"
 
 
 def write_status(spec: PipelineSpec, status: StreamStatus) -> None:

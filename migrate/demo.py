@@ -1,0 +1,152 @@
+"""`dualrun demo`: the whole dual run on the local stack, end to end.
+
+Starts the stack, registers the connector, starts the streaming job, runs a
+workload, runs the nightly batch job in the middle of it, and reconciles the
+two as of the batch snapshot's position. Everything is left running for
+exploration; `dualrun stack down` stops it all.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdc.connect import ConnectClient
+from cdc.connector import ConnectorSettings
+from migrate.asof import SpecReconciliation, reconcile_spec
+from migrate.batch import BatchRun, describe_source, run_batch
+from migrate.errors import DualrunError
+from migrate.spec import PipelineSpec
+from migrate.stack import Stack
+from migrate.stackconfig import StackConfig
+from migrate.workload import Workload, WorkloadStats
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    spec_name: str
+    workload: WorkloadStats
+    batch: BatchRun
+    reconciliation: SpecReconciliation
+    defect: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec_name, "defect": self.defect, "workload": self.workload.to_dict(),
+            "batch": self.batch.to_dict(), "reconciliation": self.reconciliation.to_dict(),
+        }  # fmt: skip
+
+
+def defect_spec(spec: PipelineSpec, defect: str) -> PipelineSpec:
+    """A second streaming job with its own identity, so a defect never touches the real outputs."""
+    tag = defect.replace("_", "-")
+    return spec.with_changes(
+        stream={
+            "defect": defect,
+            "group_id": f"{spec.stream.group_id}-{tag}",
+            "transactional_id": f"{spec.stream.transactional_id}-{tag}",
+            "enriched_topic": f"{spec.stream.enriched_topic}-{tag}",
+            "alerts_topic": f"{spec.stream.alerts_topic}-{tag}",
+            "state_topic": f"{spec.stream.state_topic}-{tag}",
+            "dead_letter_topic": f"{spec.stream.dead_letter_topic}-{tag}",
+            "changelog_dir": f"{spec.stream.changelog_dir}-{tag}",
+        },
+    ).model_copy(update={"name": f"{spec.name}+{tag}"})
+
+
+def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(spec.source.url)
+    return ConnectorSettings(
+        name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1", port=url.port or 3306,
+        user=spec.cdc.user, password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
+        bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
+        server_id=spec.cdc.server_id,
+    )  # fmt: skip
+
+
+def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:
+    """Register (idempotently) and wait until the connector and its task run."""
+    import time
+
+    client = ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),))
+    settings = connector_settings(spec)
+    client.put(settings.name, settings.to_config())
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = client.status(settings.name)
+        except DualrunError:
+            status = None
+        except Exception:  # noqa: BLE001 - 404 until the status topic has it
+            status = None
+        if status is not None and status.running:
+            return
+        if status is not None and status.failed:
+            raise DualrunError(f"connector {settings.name} failed: {status.reason}")
+        if time.monotonic() > deadline:
+            raise DualrunError(f"connector {settings.name} did not start within {timeout:.0f}s")
+        time.sleep(0.25)
+
+
+def stack_config_for(spec: PipelineSpec) -> StackConfig:
+    return StackConfig.from_env(Path(spec.state_dir))
+
+
+def run_demo(
+    spec: PipelineSpec,
+    *,
+    events: int,
+    rate: float,
+    start_stream: Callable[[PipelineSpec], None],
+    defect: str | None = None,
+    step: Step = lambda _: None,
+    workload_progress: Callable[[int], None] | None = None,
+    seed: int = 7,
+) -> DemoResult:
+    step("starting the local stack")
+    Stack(stack_config_for(spec)).up(lambda s: step(f"starting the local stack: {s}"))
+    step(f"registering connector {spec.cdc.connector}")
+    ensure_connector(spec)
+    workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)
+    workload.seed(orders=200)
+    job_spec = defect_spec(spec, defect) if defect else spec
+    step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
+    start_stream(job_spec)
+
+    step(f"running the workload against {describe_source(spec)}")
+    half = threading.Event()
+    done: dict[str, WorkloadStats] = {}
+    failure: list[BaseException] = []
+
+    def progress(n: int) -> None:
+        if n >= events // 2:
+            half.set()
+        if workload_progress is not None:
+            workload_progress(n)
+
+    def drive() -> None:
+        try:
+            done["stats"] = workload.run(events=events, rate=rate, progress=progress)
+        except BaseException as exc:  # reported in the main thread
+            failure.append(exc)
+        finally:
+            half.set()
+
+    thread = threading.Thread(target=drive, name="workload", daemon=True)
+    thread.start()
+    half.wait()
+    step("running the nightly batch job mid-workload")
+    batch = run_batch(spec)
+    thread.join()
+    if failure:
+        raise failure[0]
+    step(f"reconciling as of {batch.position}")
+    result = reconcile_spec(job_spec, batch.run_id, progress=step)
+    return DemoResult(job_spec.name, done["stats"], batch, result, defect)
