@@ -1,0 +1,96 @@
+"""Reading pipeline runs back from a real history database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from comparators import history
+from comparators.errors import HistoryError
+from comparators.report.runs import load_run, pipelines
+from tests.unit.report.builders import PIPELINE, build_history, pipeline_run
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[list[str]]]:
+    path = tmp_path_factory.mktemp("history") / "history.duckdb"
+    return path, build_history(path, "CCDCD")
+
+
+def test_latest_run_gathers_every_output_of_the_last_pipeline_run(recorded: tuple[Path, list[list[str]]]) -> None:
+    path, ids = recorded
+    report = load_run(path, min_parity_streak=3)
+    assert report.title == PIPELINE
+    assert [o.output for o in report.outputs] == ["orders_enriched", "daily_revenue"]
+    assert [o.run_id for o in report.outputs] == ids[-1]
+    # the defect run: order 10 missing, two value mismatches, a negative revenue
+    assert report.outputs[0].result.causes["missing_in_stream"] == 1
+    assert report.outputs[0].result.causes["value_mismatch"] == 2
+    assert report.outputs[1].result.causes["value_mismatch"] == 1
+    assert report.verdict == "differences" and report.exit_code == 1
+
+
+def test_trend_and_streak_follow_the_recorded_verdicts(recorded: tuple[Path, list[list[str]]]) -> None:
+    path, _ = recorded
+    report = load_run(path)
+    assert [p.clean for p in report.trend] == [True, True, False, True, False]
+    assert [p.streak for p in report.trend] == [1, 2, 0, 1, 0]
+    assert all(p.outputs == 2 for p in report.trend)
+    # the per-output streak the history keeps agrees with the pipeline trend on clean outputs
+    assert history.parity_streak(path, f"{PIPELINE}/orders_enriched") == 0
+
+
+def test_a_run_id_selects_its_own_pipeline_run_and_the_trend_up_to_it(recorded: tuple[Path, list[list[str]]]) -> None:
+    path, ids = recorded
+    report = load_run(path, run=ids[1][1])  # the second output of the second run
+    assert [o.run_id for o in report.outputs] == ids[1]
+    assert report.verdict == "clean" and report.parity_streak == 2
+    assert len(report.trend) == 2
+
+
+def test_results_survive_the_round_trip_through_history(recorded: tuple[Path, list[list[str]]]) -> None:
+    path, _ = recorded
+    stored = load_run(path).outputs[0].result
+    fresh = pipeline_run(True, "0-1-140")["orders_enriched"]
+    assert stored.causes == fresh.causes
+    assert [s.to_dict() for s in stored.samples] == [s.to_dict() for s in fresh.samples]
+    assert stored.aggregates is not None and fresh.aggregates is not None
+    assert [p.to_dict() for p in stored.aggregates.differing] == [p.to_dict() for p in fresh.aggregates.differing]
+    assert [(w, b.verdict) for w, b in stored.baselines] == [("batch vs batch rerun", "clean")]
+
+
+def test_two_pipelines_in_one_history_stay_apart(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    build_history(path, "CD", pipeline="alpha")
+    build_history(path, "C", pipeline="beta")
+    assert pipelines(path) == ["beta/", "alpha/"]
+    assert load_run(path).title == "beta"
+    alpha = load_run(path, pipeline="alpha")
+    assert alpha.title == "alpha" and alpha.verdict == "differences" and len(alpha.trend) == 2
+
+
+def test_comparisons_recorded_without_a_pipeline_are_runs_of_their_own(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    result = pipeline_run(False, "0-1-1", baseline=False)["daily_revenue"]
+    import dataclasses
+
+    for _ in range(3):
+        history.record(path, dataclasses.replace(result, name="batch.parquet vs stream.parquet"))
+    report = load_run(path)
+    assert len(report.outputs) == 1 and report.parity_streak == 3
+
+
+def test_missing_history_is_a_user_error_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "history.duckdb"
+    with pytest.raises(HistoryError, match="no run history at"):
+        load_run(path)
+    assert not path.parent.exists()
+
+
+def test_unknown_run_and_pipeline_name_what_exists(recorded: tuple[Path, list[list[str]]]) -> None:
+    path, _ = recorded
+    with pytest.raises(HistoryError, match="run 'nope' is not in the history"):
+        load_run(path, run="nope")
+    with pytest.raises(HistoryError, match=f"no runs of 'other'.*it has {PIPELINE}/"):
+        load_run(path, pipeline="other")
