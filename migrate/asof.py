@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
 
+from cdc.connect import ConnectClient
+from cdc.errors import CdcError
 from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, ParquetSource, Reconciliation, Settings, reconcile
 from comparators import history as run_history
@@ -32,7 +34,7 @@ class StreamProgress:
 
     def describe(self) -> str:
         if self.reached:
-            return f"stream has committed changes past {self.target}"
+            return f"stream has committed every change up to {self.target}"
         if self.state is None:
             return "the streaming job has never run for this state directory; start it with `dualrun run stream`"
         parts = [f"stream behind the batch position {self.target}"]
@@ -98,12 +100,45 @@ def stream_progress(spec: PipelineSpec, target: Position, status: StreamStatus |
     return StreamProgress(reached, target, last, status.lag, behind, status.state)
 
 
+def debezium_passed(spec: PipelineSpec, target: Position) -> bool:
+    """Debezium's committed source offset is at or past `target`: every change before it is in Kafka.
+
+    Connect commits a source offset only after the records before it were acknowledged, and
+    heartbeats move the offset along an idle or unrelated binlog.
+    """
+    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(spec.cdc.password(),))
+    try:
+        offsets = client.offsets(spec.cdc.connector)
+    except CdcError:
+        return False
+    for entry in offsets:
+        offset = entry.get("offset", {})
+        if offset.get("file") is None or offset.get("pos") is None:
+            continue
+        at = Position.binlog(str(offset["file"]), int(offset["pos"]))
+        if (at.major, at.minor) >= (target.major, target.minor):
+            return True
+    return False
+
+
 def wait_for_stream(spec: PipelineSpec, target: Position, timeout: float) -> StreamProgress:
-    """Poll the job's status until its committed position passes `target`, up to `timeout`."""
+    """Poll until the stream's committed output covers `target`, up to `timeout`.
+
+    Covered means: the job committed a change after `target`, or (on a quiet source)
+    Debezium's offset passed `target` and afterwards the job reported no uncommitted input.
+    """
     deadline = time.monotonic() + timeout
+    passed_at: float | None = None
     while True:
-        progress = stream_progress(spec, target, read_status(spec))
-        if progress.reached or time.monotonic() >= deadline:
+        status = read_status(spec)
+        progress = stream_progress(spec, target, status)
+        if progress.reached:
+            return progress
+        if passed_at is None and debezium_passed(spec, target):
+            passed_at = time.time()
+        if passed_at is not None and status is not None and status.updated_at > passed_at and status.lag == 0:
+            return replace(progress, reached=True)
+        if time.monotonic() >= deadline:
             return progress
         time.sleep(0.25)
 

@@ -36,6 +36,7 @@ from migrate.stream.transform import KafkaRecord, Transform
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
+POSITION_HEADER = "dualrun.position"
 
 
 class StreamJobError(DualrunError):
@@ -123,6 +124,7 @@ class StreamJob:
         self.changelog = ChangelogWriter(spec.changelog_path)
         self.buffers: dict[tuple[str, int], deque[Item]] = {}
         self.next_offsets: dict[tuple[str, int], int] = {}
+        self.committed_offsets: dict[tuple[str, int], int] = {}
         self.in_txn = False
         self.txn_started = 0.0
         self.lag: int | None = None
@@ -291,7 +293,11 @@ class StreamJob:
         self.counters.pending_position = event.position.to_dict()
 
     def _produce(self, record: KafkaRecord) -> None:
-        self.producer.produce(self.topics[record.topic], key=record.key.encode(), value=encode(record.value))
+        # The position header lets any reader check that no change was delivered twice.
+        headers: list[tuple[str, str | bytes | None]] = [(POSITION_HEADER, str(record.pos).encode())]
+        self.producer.produce(
+            self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=headers
+        )
         self.producer.poll(0)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
@@ -329,6 +335,7 @@ class StreamJob:
                 return
             raise
         self.in_txn = False
+        self.committed_offsets.update(self.next_offsets)
         self.counters.transactions += 1
         if self.counters.pending_position is not None:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
@@ -347,6 +354,7 @@ class StreamJob:
         self.counters.pending_position = None
         self.buffers.clear()
         self.next_offsets.clear()
+        self.committed_offsets.clear()
         self.restore_state()
         assignment = self.consumer.assignment()
         for tp in assignment:
@@ -377,14 +385,16 @@ class StreamJob:
 
     # -- reporting ---------------------------------------------------------------------------
     def _measure_lag(self) -> int | None:
+        """Input records not yet committed by this job (what a restart would reprocess)."""
         try:
             assignment = self.consumer.assignment()
-            positions = self.consumer.position(assignment)
+            unknown = [tp for tp in assignment if (tp.topic, tp.partition) not in self.committed_offsets]
+            for tp in self.consumer.committed(unknown, timeout=5) if unknown else []:
+                self.committed_offsets[(tp.topic, tp.partition)] = max(tp.offset, 0)
             lag = 0
-            for tp in positions:
+            for tp in assignment:
                 _, high = self.consumer.get_watermark_offsets(tp, timeout=2, cached=False)
-                committed = self.next_offsets.get((tp.topic, tp.partition), tp.offset if tp.offset >= 0 else 0)
-                lag += max(0, high - committed)
+                lag += max(0, high - self.committed_offsets.get((tp.topic, tp.partition), 0))
             return lag
         except KafkaException:
             return None

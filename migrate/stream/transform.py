@@ -67,6 +67,7 @@ class KafkaRecord:
     topic: str  # the logical output: "enriched", "alert" or "state"
     key: str
     value: dict[str, Any] | str | None  # None: a tombstone
+    pos: int = 0  # source position (order value) of the change, sent as a header
 
 
 @dataclass
@@ -125,12 +126,12 @@ class Transform:
         state_key = f"c:{customer_id}"
         if row is None:
             self.state.customers.pop(customer_id, None)
-            records = [KafkaRecord("state", state_key, None)]
+            records = [KafkaRecord("state", state_key, None, pos)]
             new: Customer | None = None
         else:
             new = Customer(row.get("name"), row.get("tier"), pos)
             self.state.customers[customer_id] = new
-            records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos})]
+            records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos}, pos)]
         changed = current is None or new is None or (current.name, current.tier) != (new.name, new.tier)
         if not changed or self.defect == "ignore-customer-changes" and current is not None:
             return [], records
@@ -163,11 +164,11 @@ class Transform:
         records: list[KafkaRecord] = []
         state_key = f"o:{order_id}"
         if new is None:
-            records.append(KafkaRecord("state", state_key, None))
+            records.append(KafkaRecord("state", state_key, None, pos))
             changes.append(self._change("orders_enriched", (order_id,), None, event, pos))
-            records.append(KafkaRecord("enriched", str(order_id), None))
+            records.append(KafkaRecord("enriched", str(order_id), None, pos))
         else:
-            records.append(KafkaRecord("state", state_key, _order_state(new)))
+            records.append(KafkaRecord("state", state_key, _order_state(new), pos))
             customer = self.state.customers.get(new.customer_id)
             change, record = self._enriched(order_id, new, event, max(pos, customer.pos if customer else 0))
             changes.append(change)
@@ -181,7 +182,7 @@ class Transform:
                 changes.append(self._change("order_alerts", (order_id,), alert, event, pos))
             if not was_alert:
                 # The article's alert consumer reads the order id from the value.
-                records.append(KafkaRecord("alert", str(order_id), str(order_id)))
+                records.append(KafkaRecord("alert", str(order_id), str(order_id), pos))
         elif was_alert:
             changes.append(self._change("order_alerts", (order_id,), None, event, pos))
 
@@ -215,7 +216,7 @@ class Transform:
             "updated_at": order.updated_at,
         }
         change = self._change("orders_enriched", (order_id,), values, event, pos)
-        return change, KafkaRecord("enriched", str(order_id), {"order_id": order_id, **values})
+        return change, KafkaRecord("enriched", str(order_id), {"order_id": order_id, **values}, pos)
 
     @staticmethod
     def _change(
