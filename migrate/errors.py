@@ -25,3 +25,7 @@ class SpecError(DualrunError):
 
 class SourceUnavailable(DualrunError):
     """The source database cannot be reached (transient: retried where it makes sense)."""
+
+
+class CheckUnavailable(DualrunError):
+    """A cutover check could not reach the system it checks (Connect, Kafka or the source)."""

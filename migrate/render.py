@@ -121,3 +121,29 @@ def demo_footer(result: DemoResult, spec: PipelineSpec) -> str:
         "the stack and the streaming job keep running; stop everything with `dualrun stack down`",
     ]
     return "\n".join(lines)
+
+
+_CHECK_STYLE = {"pass": ("green", "✔ pass"), "fail": ("bold red", "✘ FAIL"), "warn": ("yellow", "! warn"),
+                "skipped": ("dim", "- skipped")}  # fmt: skip
+
+
+def checklist(result: Any, console: Console) -> None:
+    """The cutover checklist: the verdict in one line, then one row per check (a `migrate.checklist.Checklist`)."""
+    counts = result.counts()
+    colour = "green" if result.verdict == "GO" else "red"
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    console.print(f"[bold {colour}]{result.verdict}[/]  {result.spec_name}: {tally}", highlight=False)
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    table.add_column("status", no_wrap=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    table.add_column("threshold", style="dim", overflow="fold")
+    for check in result.checks:
+        style, label = _CHECK_STYLE.get(check.status, ("", check.status))
+        table.add_row(f"[{style}]{label}[/]", check.name, check.evidence, check.threshold)
+    console.print(table, highlight=False)
+    if result.unevaluated:
+        console.print(
+            f"[red]could not evaluate {', '.join(result.unevaluated)}[/]: see the evidence above (exit 2)",
+            highlight=False,
+        )

@@ -130,8 +130,8 @@ def parity_trend(trend: Sequence[TrendPoint], min_streak: int | None) -> str:
     return _svg(fig, "parity")
 
 
-def stream_lag(series: Sequence[LagPoint] | None) -> str:
-    """Consumer lag of the streaming job over the run, or 'no data' without a series."""
+def stream_lag(series: Sequence[LagPoint] | None, unit: str = "records behind") -> str:
+    """How far the streaming job was behind over the run, or 'no data' without a series."""
     fig = _figure(6.0, 2.2)
     if not series:
         _empty(fig, "no data: the stream recorded no lag series for this run")
@@ -142,7 +142,7 @@ def stream_lag(series: Sequence[LagPoint] | None) -> str:
     ax.plot(seconds, [p.lag for p in series], color=BLUE, linewidth=1.5)
     ax.fill_between(seconds, [p.lag for p in series], color=BLUE, alpha=0.15)
     ax.set_xlabel(f"seconds since {start:%Y-%m-%d %H:%M:%S}")
-    ax.set_ylabel("records behind")
+    ax.set_ylabel(unit)
     ax.set_ylim(bottom=0)
-    ax.set_title("Stream consumer lag over the run", loc="left", fontsize=10)
+    ax.set_title("Stream lag over the run", loc="left", fontsize=10)
     return _svg(fig, "lag")

@@ -79,7 +79,7 @@ def render_html(report: RunReport) -> str:
         "causes": charts.differences_by_cause(report.outputs),
         "columns": charts.differences_by_column(report.outputs),
         "parity": charts.parity_trend(report.trend, report.min_parity_streak),
-        "lag": charts.stream_lag(report.lag),
+        "lag": charts.stream_lag(report.lag, report.lag_unit),
     }
     template = _ENV.get_template("report.html.j2")
     return template.render(

@@ -153,10 +153,10 @@ class TrendPoint:
 
 @dataclass(frozen=True)
 class LagPoint:
-    """The stream's consumer lag (records) at one moment of the run."""
+    """How far the stream was behind at one moment of the run, in the report's `lag_unit`."""
 
     at: datetime
-    lag: int
+    lag: float
 
     def to_dict(self) -> dict[str, Any]:
         return {"at": self.at.isoformat(), "lag": self.lag}
@@ -232,6 +232,7 @@ class RunReport:
     trend: tuple[TrendPoint, ...] = ()  # oldest first, ending with this run
     min_parity_streak: int | None = None
     lag: tuple[LagPoint, ...] | None = None  # None: no series was recorded
+    lag_unit: str = "records behind"
     key_histories: tuple[KeyHistory, ...] = ()
     checks: tuple[CheckOutcome, ...] = ()
     checks_verdict: str | None = None  # "GO" / "NO-GO" when checks are included
@@ -276,6 +277,7 @@ class RunReport:
             "outputs": {o.output: o.to_dict() for o in self.outputs},
             "trend": [t.to_dict() for t in self.trend],
             "lag": None if self.lag is None else [p.to_dict() for p in self.lag],
+            "lag_unit": self.lag_unit,
             "key_histories": [h.to_dict() for h in self.key_histories],
             "checks": {
                 "verdict": self.checks_verdict,
