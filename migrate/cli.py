@@ -40,13 +40,15 @@ def cli(debug: bool) -> None:
 
 
 def _register() -> None:
-    from migrate.commands import cdc, demo, reconcile, run, stack
+    from migrate.commands import cdc, checklist, demo, reconcile, report, run, stack
 
     cli.add_command(stack.stack)
     cli.add_command(run.run)
     cli.add_command(demo.demo)
     cli.add_command(cdc.cdc)
     cli.add_command(reconcile.reconcile)
+    cli.add_command(report.report)
+    cli.add_command(checklist.checklist)
 
 
 _register()

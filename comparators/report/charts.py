@@ -123,9 +123,12 @@ def parity_trend(trend: Sequence[TrendPoint], min_streak: int | None) -> str:
     ax.set_xlabel("run (oldest to latest)")
     ax.set_ylabel("parity streak")
     ax.set_xlim(0.5, len(trend) + 0.5)
+    if len(trend) <= 15:
+        ax.set_xticks(x)
     ax.set_ylim(0, max([p.streak for p in trend] + [min_streak or 0]) + 1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if len(trend) > 15:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Parity streak over runs (green: clean, red: differences)", loc="left", fontsize=10)
     return _svg(fig, "parity")
 
@@ -139,8 +142,10 @@ def stream_lag(series: Sequence[LagPoint] | None, unit: str = "records behind") 
     ax = fig.add_subplot()
     start = series[0].at
     seconds = [(p.at - start).total_seconds() for p in series]
-    ax.plot(seconds, [p.lag for p in series], color=BLUE, linewidth=1.5)
-    ax.fill_between(seconds, [p.lag for p in series], color=BLUE, alpha=0.15)
+    # Bars, not a line: points are time buckets with data, and a line would invent values across gaps.
+    gaps = [b - a for a, b in zip(seconds, seconds[1:], strict=False) if b > a]
+    width = min(gaps) * 0.9 if gaps else 1.0
+    ax.bar(seconds, [p.lag for p in series], width=width, align="edge", color=BLUE)
     ax.set_xlabel(f"seconds since {start:%Y-%m-%d %H:%M:%S}")
     ax.set_ylabel(unit)
     ax.set_ylim(bottom=0)

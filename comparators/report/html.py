@@ -45,10 +45,11 @@ def _sample_rows(output: OutputRun, report: RunReport) -> list[dict[str, Any]]:
 def _values(s: Sample) -> list[tuple[str, str, str]]:
     if s.cause == "duplicate_key":
         return [("rows with this key", str(s.left_count), str(s.right_count))]
+    # A row on one side only: its values in one cell, so ten columns do not take ten table rows.
     if s.cause == "missing_in_stream":
-        return [(c, value(lv), "(no row)") for c, lv, _ in s.values] or [("row", "present", "(no row)")]
+        return [("(row)", ", ".join(f"{c}={value(lv)}" for c, lv, _ in s.values) or "present", "(no row)")]
     if s.cause == "missing_in_batch":
-        return [(c, "(no row)", value(rv)) for c, _, rv in s.values] or [("row", "(no row)", "present")]
+        return [("(row)", "(no row)", ", ".join(f"{c}={value(rv)}" for c, _, rv in s.values) or "present")]
     return [(c, value(lv), value(rv)) for c, lv, rv in s.values]
 
 
