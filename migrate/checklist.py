@@ -591,7 +591,7 @@ def _describe_expectation(config: Any) -> str:
     if kind == "expect_compound_columns_to_be_unique":
         return f"({', '.join(kwargs['column_list'])}) unique"
     if kind == "expect_column_values_to_be_between":
-        return f"{kwargs['column']} >= {kwargs['min_value']}"
+        return f"{kwargs['column']} >= {kwargs['min_value']:g}"
     return str(kind)
 
 

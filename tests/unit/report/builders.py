@@ -8,13 +8,17 @@ wrong transform would. Nothing here is a canned result: the engine computes it.
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
+from cdc.position import Position
 from comparators import Settings, history, reconcile
+from comparators.positions import binlog_order
 from comparators.report.model import (
     CheckOutcome,
     KeyEvent,
@@ -25,6 +29,10 @@ from comparators.report.model import (
     TrendPoint,
 )
 from comparators.result import Reconciliation
+from migrate.batch import BatchRun, write_run
+from migrate.pipeline import SCHEMAS, is_alert, loyalty_tier
+from migrate.spec import PipelineSpec, load_spec
+from migrate.stream.changelog import changelog_schema
 
 PIPELINE = "shop-orders"
 T0 = datetime(2024, 5, 1, 2, 0)
@@ -136,3 +144,72 @@ def rich_report() -> RunReport:
         title=PIPELINE, outputs=outputs, trend=trend, min_parity_streak=3, lag=lag, key_histories=histories,
         checks=checks, checks_verdict="NO-GO", generated_at=T0 + timedelta(days=4, minutes=5),
     )  # fmt: skip
+
+
+# -- a spec's on-disk state (warehouse, stream changelog, stream status), for checklist and notebook tests --
+
+SNAPSHOT_FILE, SNAPSHOT_POS = "mysql-bin.000003", 9_000
+
+
+def orders_rows(negative_revenue: bool = False) -> list[dict[str, Any]]:
+    """Three orders of two customers on one day; one is a high-value alert."""
+    day = date(2024, 4, 30)
+    rows = []
+    for order_id, customer, amount in ((1, 7, D("120.50")), (2, 7, D("650.00")), (3, 8, D("80.00"))):
+        rows.append({
+            "order_id": order_id, "customer_id": customer, "customer_name": f"c{customer}", "customer_tier": "SILVER",
+            "amount": amount, "status": "PAID", "loyalty_tier": loyalty_tier(amount), "order_day": day,
+            "created_at": datetime(2024, 4, 30, 9, order_id), "updated_at": datetime(2024, 4, 30, 9, order_id),
+        })  # fmt: skip
+    return rows
+
+
+def output_tables(rows: list[dict[str, Any]], negative_revenue: bool = False) -> dict[str, pa.Table]:
+    alerts = [{"order_id": r["order_id"], "customer_id": r["customer_id"], "amount": r["amount"]}
+              for r in rows if is_alert(r["amount"])]  # fmt: skip
+    revenue: dict[tuple[int, date], list[D]] = {}
+    for r in rows:
+        revenue.setdefault((r["customer_id"], r["order_day"]), []).append(r["amount"])
+    daily = [{"customer_id": c, "order_day": d, "order_count": len(a), "revenue": sum(a, D(0))}
+             for (c, d), a in revenue.items()]  # fmt: skip
+    if negative_revenue:
+        daily[0]["revenue"] = -daily[0]["revenue"]
+    return {
+        "orders_enriched": pa.Table.from_pylist(rows, schema=SCHEMAS["orders_enriched"]),
+        "order_alerts": pa.Table.from_pylist(alerts, schema=SCHEMAS["order_alerts"]),
+        "daily_revenue": pa.Table.from_pylist(daily, schema=SCHEMAS["daily_revenue"]),
+    }
+
+
+def write_batch(spec: PipelineSpec, tables: dict[str, pa.Table], run_id: str = "20240430T020000-test01") -> BatchRun:
+    """Record a batch run in the spec's warehouse exactly as the batch job does."""
+    started = datetime(2024, 4, 30, 2, 0, tzinfo=UTC)
+    run = BatchRun(run_id, started, started + timedelta(seconds=3),
+                   Position.binlog_snapshot(SNAPSHOT_FILE, SNAPSHOT_POS, gtid="0-1-90"),
+                   {name: t.num_rows for name, t in tables.items()})  # fmt: skip
+    write_run(spec.warehouse_path, run, tables)
+    return run
+
+
+def write_changelog(spec: PipelineSpec, tables: dict[str, pa.Table], offset: int = 1_000, op: str = "c") -> None:
+    """One changelog segment per output holding `tables` as changes at `offset` (before the snapshot)."""
+    for output, table in tables.items():
+        n = table.num_rows
+        meta = {
+            "__op": [op] * n, "__pos_file": [SNAPSHOT_FILE] * n, "__pos_offset": [offset + i for i in range(n)],
+            "__gtid": [f"0-1-{10 + i}" for i in range(n)], "__lsn": [None] * n,
+            "__source_ts_ms": [1714467600000 + i for i in range(n)],
+            "__processed_at": [datetime(2024, 4, 30, 1, 0, 1)] * n,
+            "__pos_order": [binlog_order(SNAPSHOT_FILE, offset + i) for i in range(n)],
+        }  # fmt: skip
+        rows = [{**row, **{k: v[i] for k, v in meta.items()}} for i, row in enumerate(table.to_pylist())]
+        folder = spec.changelog_path / output
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=changelog_schema(output)),
+                       folder / f"seg-{offset:08d}-{op}.parquet")  # fmt: skip
+
+
+def local_spec(state_dir: Path, **sections: dict[str, Any]) -> PipelineSpec:
+    """The reference spec with its state in `state_dir` and some sections changed."""
+    spec = load_spec(None).model_copy(update={"state_dir": str(state_dir)})
+    return spec.with_changes(**sections) if sections else spec

@@ -1,0 +1,204 @@
+"""Checklist checks that read files (history, stream status, warehouse, changelog), the verdict and exit codes.
+
+Checks against Kafka, Connect and the source are proven on the real stack in
+tests/integration/migrate/test_checklist.py; here the only network is a port
+nothing listens on, to prove "could not evaluate" names what it could not reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from comparators import history
+from migrate.checklist import (
+    CHECK_NAMES,
+    CHECKS,
+    Checklist,
+    CheckResult,
+    Context,
+    data_quality,
+    evaluate,
+    events_fresh,
+    exactly_once,
+    noise_baseline,
+    parity,
+    select,
+)
+from migrate.cli import cli
+from migrate.errors import SpecError
+from migrate.spec import PipelineSpec
+from migrate.stream.status import StreamStatus, write_status
+from tests.unit.report.builders import (
+    build_history,
+    local_spec,
+    orders_rows,
+    output_tables,
+    pipeline_run,
+    write_batch,
+    write_changelog,
+)
+
+EOS_PRODUCER = {"transactional.id": "dualrun-stream-1", "enable.idempotence": "True", "acks": "all"}
+EOS_CONSUMER = {"isolation.level": "read_committed", "enable.auto.commit": "False", "group.id": "dualrun-stream"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> PipelineSpec:
+    # outputs named like the builders' history (orders_enriched, daily_revenue)
+    base = local_spec(tmp_path)
+    outputs = {k: v for k, v in base.compare.outputs.items() if k in ("orders_enriched", "daily_revenue")}
+    return base.with_changes(compare={"outputs": outputs})
+
+
+def status(**changes: object) -> StreamStatus:
+    now = time.time()
+    base = StreamStatus(pid=4242, state="running", updated_at=now - 1, started_at=now - 600, exactly_once=True,
+                        producer=dict(EOS_PRODUCER), consumer=dict(EOS_CONSUMER),
+                        last_event_ts_ms=int((now - 3) * 1000), lag=0)  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_registry_is_ordered_documented_and_named() -> None:
+    assert CHECK_NAMES[0] == "connector_running" and CHECK_NAMES[-1] == "rollback_ready"
+    assert len(set(CHECK_NAMES)) == len(CHECKS) == 12
+    for check in CHECKS:
+        assert check.__doc__ and "Example:" in check.__doc__, f"{check.__name__} needs a docstring example"
+    assert select(("parity", "connector_running")) == (CHECKS[0], parity)
+    with pytest.raises(SpecError, match="unknown check.*nope"):
+        select(("nope",))
+
+
+def test_verdict_and_exit_codes() -> None:
+    ok = CheckResult("a", "pass", "fine", "t")
+    warn = CheckResult("b", "warn", "one broker", "t")
+    assert Checklist("p", (ok, warn)).verdict == "GO" and Checklist("p", (ok, warn)).exit_code == 0
+    failed = Checklist("p", (ok, ok.failed("broken")))
+    assert failed.verdict == "NO-GO" and failed.exit_code == 1
+    unknown = Checklist("p", (ok.failed("x"), ok.skip("could not evaluate: down")), ("a",))
+    assert unknown.verdict == "NO-GO" and unknown.exit_code == 2
+    assert unknown.to_dict()["checks"][1] == {"name": "a", "status": "skipped", "evidence": "could not evaluate: down",
+                                              "threshold": "t"}  # fmt: skip
+
+
+def test_parity_fails_on_a_dirty_latest_run_and_on_a_short_streak_then_passes(spec: PipelineSpec) -> None:
+    assert parity(Context(spec)).status == "fail"  # no history at all
+    build_history(spec.history_path, "CCD")
+    result = parity(Context(spec))
+    assert result.status == "fail" and "orders_enriched latest run has 5 unexplained" in result.evidence
+    build_history(spec.history_path, "CC")
+    result = parity(Context(spec))
+    assert result.status == "fail" and "streak 2 < 3" in result.evidence
+    build_history(spec.history_path, "C")
+    result = parity(Context(spec))
+    assert result.status == "pass", result
+    assert result.evidence == "orders_enriched streak 3, daily_revenue streak 3"
+    assert result.threshold.startswith("latest run clean and >= 3")
+
+
+def test_noise_baseline_warns_when_unmeasured_and_fails_above_threshold(spec: PipelineSpec) -> None:
+    for output, result in pipeline_run(False, "0-1-1", baseline=False).items():
+        history.record(spec.history_path, dataclasses.replace(result, name=f"shop-orders/{output}"))
+    assert noise_baseline(Context(spec)).status == "warn"
+    clean, dirty = pipeline_run(False, "0-1-2"), pipeline_run(True, "0-1-2")
+    for output, result in clean.items():
+        # the batch rerun differs from the batch as much as the defect stream does: noise
+        noisy = dataclasses.replace(result, baselines=(("batch vs batch rerun", dirty[output]),))
+        history.record(spec.history_path, dataclasses.replace(noisy, name=f"shop-orders/{output}"))
+    result = noise_baseline(Context(spec))
+    assert result.status == "fail" and result.evidence == "batch vs batch rerun 7 rows (orders_enriched, daily_revenue)"
+    for output, result_ in clean.items():
+        history.record(spec.history_path, dataclasses.replace(result_, name=f"shop-orders/{output}"))
+    assert noise_baseline(Context(spec)).status == "pass"
+
+
+def test_exactly_once_reads_the_jobs_effective_settings(spec: PipelineSpec) -> None:
+    assert exactly_once(Context(spec)).status == "fail"  # the job never reported
+    write_status(spec, status())
+    assert exactly_once(Context(spec)).status == "pass"
+    write_status(spec, status(consumer={**EOS_CONSUMER, "isolation.level": "read_uncommitted"},
+                              producer={k: v for k, v in EOS_PRODUCER.items() if k != "transactional.id"}))  # fmt: skip
+    result = exactly_once(Context(spec))
+    assert result.status == "fail"
+    assert "producer has no transactional.id" in result.evidence
+    assert "isolation.level read_uncommitted" in result.evidence
+
+
+def test_events_fresh_follows_the_jobs_heartbeat_and_last_event(spec: PipelineSpec) -> None:
+    assert events_fresh(Context(spec)).status == "fail"
+    write_status(spec, status())
+    assert events_fresh(Context(spec)).status == "pass"
+    old = int((time.time() - 3600) * 1000)
+    write_status(spec, status(last_event_ts_ms=old, lag=0))
+    assert events_fresh(Context(spec)).status == "pass"  # quiet source, nothing waiting
+    write_status(spec, status(last_event_ts_ms=old, lag=1204))
+    result = events_fresh(Context(spec))
+    assert result.status == "fail" and "1,204 records waiting" in result.evidence
+    write_status(spec, status(updated_at=time.time() - 600))
+    assert "hung or gone" in events_fresh(Context(spec)).evidence
+    write_status(spec, status(state="failed", error="broker down"))
+    result = events_fresh(Context(spec))
+    assert result.status == "fail" and "failed" in result.evidence and "broker down" in result.evidence
+
+
+def test_data_quality_runs_great_expectations_on_both_sides(spec: PipelineSpec, tmp_path: Path) -> None:
+    assert data_quality(Context(spec)).status == "fail"  # no batch run yet
+    tables = output_tables(orders_rows())
+    write_batch(spec, tables)
+    write_changelog(spec, tables)
+    result = data_quality(Context(spec))
+    assert result.status == "pass", result
+    assert "batch run 20240430T020000-test01" in result.evidence and "9 + 9 expectations pass" in result.evidence
+    # a later (still before the snapshot) stream version turns one revenue negative; the batch side stays right
+    write_changelog(spec, output_tables(orders_rows(), negative_revenue=True), offset=2_000, op="u")
+    result = data_quality(Context(spec))
+    assert result.status == "fail"
+    assert "stream daily_revenue: revenue >= 0 failed (1 row(s))" in result.evidence
+    failures = result.evidence.split(" (batch run")[0]
+    assert failures == "stream daily_revenue: revenue >= 0 failed (1 row(s))"
+    assert not list(tmp_path.rglob("great_expectations.yml")) and not list(Path.cwd().glob("gx"))
+
+
+def test_unreachable_connect_and_kafka_mean_could_not_evaluate_and_say_where(tmp_path: Path) -> None:
+    connect_url = f"http://127.0.0.1:{free_port()}"
+    bootstrap = f"127.0.0.1:{free_port()}"
+    spec = local_spec(tmp_path, cdc={"connect_url": connect_url}, kafka={"bootstrap_servers": bootstrap})
+    started = time.monotonic()
+    result = evaluate(spec, select(("connector_running", "consumer_lag", "dead_letters_empty", "parity")), timeout=2)
+    assert time.monotonic() - started < 30
+    assert result.exit_code == 2 and result.verdict == "NO-GO"
+    assert result.unevaluated == ("connector_running", "consumer_lag", "dead_letters_empty")
+    by_name = {c.name: c for c in result.checks}
+    assert connect_url in by_name["connector_running"].evidence
+    assert bootstrap in by_name["consumer_lag"].evidence and by_name["consumer_lag"].status == "skipped"
+    assert by_name["consumer_lag"].threshold == "<= 1,000 records behind the change topics"
+    assert by_name["parity"].status == "fail"  # evaluated: no history
+
+
+def test_cli_json_contract_and_exit_code(spec: PipelineSpec, tmp_path: Path) -> None:
+    build_history(spec.history_path, "CCC")
+    spec_file = tmp_path / "dualrun.yaml"
+    data = json.loads(spec.model_dump_json())
+    spec_file.write_text(json.dumps(data))  # JSON is YAML
+    runner = CliRunner()
+    result = runner.invoke(cli, ["checklist", "--spec", str(spec_file), "--format", "json", "--check", "parity"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["verdict"] == "GO"
+    assert payload["checks"] == [{"name": "parity", "status": "pass", "threshold": payload["checks"][0]["threshold"],
+                                  "evidence": "orders_enriched streak 3, daily_revenue streak 3"}]  # fmt: skip
+    text = runner.invoke(cli, ["checklist", "--spec", str(spec_file), "--check", "parity", "--check", "noise_baseline"])
+    assert text.exit_code == 0 and text.output.splitlines()[0].startswith("GO")
+    assert "parity" in text.output and "noise_baseline" in text.output
