@@ -213,3 +213,42 @@ def local_spec(state_dir: Path, **sections: dict[str, Any]) -> PipelineSpec:
     """The reference spec with its state in `state_dir` and some sections changed."""
     spec = load_spec(None).model_copy(update={"state_dir": str(state_dir)})
     return spec.with_changes(**sections) if sections else spec
+
+
+NOTEBOOK = Path(__file__).parents[3] / "notebooks" / "explore.ipynb"
+
+
+def run_notebook(state_dir: Path, spec: PipelineSpec, env: dict[str, str]) -> Any:
+    """Execute notebooks/explore.ipynb against `spec` (written to `state_dir`) with nbclient; returns the notebook."""
+    import json
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    spec_file = state_dir / "dualrun.yaml"
+    spec_file.write_text(json.dumps(json.loads(spec.model_dump_json())))  # JSON is YAML
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    saved = {k: os.environ.get(k) for k in (*env, "DUALRUN_SPEC", "PYTHONPATH")}
+    # The kernel inherits the environment: this checkout first on its path, the spec and the key to drill.
+    os.environ.update({**env, "DUALRUN_SPEC": str(spec_file), "PYTHONPATH": str(NOTEBOOK.parents[1])})
+    try:
+        NotebookClient(notebook, timeout=180, kernel_name="python3",
+                       resources={"metadata": {"path": str(state_dir)}}).execute()  # fmt: skip
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return notebook
+
+
+def notebook_text(notebook: Any) -> str:
+    """Everything the executed notebook printed or displayed, as text."""
+    parts = []
+    for cell in notebook.cells:
+        for out in cell.get("outputs", []):
+            parts.append(out.get("text", ""))
+            parts.append(out.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
