@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import orjson
 
 from cdc.errors import EnvelopeError, PositionError
 from cdc.position import Position
@@ -123,6 +125,64 @@ def decode_struct(value: Mapping[str, Any] | None, schema: Mapping[str, Any] | N
     return {k: decode_value(v, fields.get(k)) for k, v in value.items()}
 
 
+Converter = Callable[[Any], Any]
+
+
+def _converter(schema: Mapping[str, Any] | None) -> Converter | None:
+    """The conversion `decode_value` would apply for this field schema; None when it is identity."""
+    if schema is None:
+        return None
+    name, kind = schema.get("name"), schema.get("type")
+    if name == "org.apache.kafka.connect.data.Decimal" or name in LOGICAL or kind in ("bytes", "struct", "array"):
+        return lambda v: decode_value(v, schema)
+    return None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Per-field converters of an envelope schema, built once per schema version."""
+
+    before: dict[str, Converter | None]
+    after: dict[str, Converter | None]
+    columns: tuple[str, ...]
+
+
+@lru_cache(maxsize=256)
+def _plan(schema_text: bytes) -> _Plan:
+    schema = orjson.loads(schema_text)
+    fields = {f["field"]: f for f in schema.get("fields", [])}
+
+    def struct(part: str) -> dict[str, Converter | None]:
+        return {f["field"]: _converter(f) for f in (fields.get(part) or {}).get("fields", [])}
+
+    after = struct("after")
+    return _Plan(struct("before"), after, tuple(after))
+
+
+def _apply(row: dict[str, Any] | None, plan: dict[str, Converter | None]) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    out = {}
+    for k, v in row.items():
+        conv = plan.get(k)
+        out[k] = conv(v) if conv is not None and v is not None else v
+    return out
+
+
+_SCHEMA_PREFIX = b'{"schema":'
+_PAYLOAD_MARK = b',"payload":'
+
+
+def _split_fast(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The JSON converter writes {"schema":...,"payload":...}: split it without parsing the schema."""
+    if not raw.startswith(_SCHEMA_PREFIX) or not raw.endswith(b"}"):
+        return None
+    at = raw.rfind(_PAYLOAD_MARK)
+    if at < 0:
+        return None
+    return raw[len(_SCHEMA_PREFIX) : at], raw[at + len(_PAYLOAD_MARK) : -1]
+
+
 @dataclass(frozen=True)
 class ChangeEvent:
     """One row change: op is c (insert), u (update), d (delete) or r (snapshot read)."""
@@ -166,8 +226,8 @@ def _split(raw: bytes | str | None, what: str) -> tuple[Any, Mapping[str, Any] |
     if raw is None:
         return None, None
     try:
-        doc = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         raise EnvelopeError(f"{what} is not JSON: {exc}") from exc
     if isinstance(doc, dict) and set(doc) == {"schema", "payload"}:
         return doc["payload"], doc["schema"]
@@ -178,7 +238,17 @@ def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> Ch
     """Decode one Kafka record of a Debezium table topic. Raises EnvelopeError for poison input."""
     key_payload, key_schema = _split(key, f"key of a record on {topic}")
     key_dict = decode_struct(key_payload, key_schema) if isinstance(key_payload, dict) else {}
-    payload, schema = _split(value, f"value of a record on {topic}")
+    fast = _split_fast(value) if isinstance(value, bytes) else None
+    if fast is not None:
+        try:
+            plan: _Plan | None = _plan(fast[0])
+            payload, schema = orjson.loads(fast[1]), None
+        except orjson.JSONDecodeError:
+            plan = None  # not what it looked like: take the general path
+    else:
+        plan = None
+    if plan is None:
+        payload, schema = _split(value, f"value of a record on {topic}")
     if payload is None:
         return Tombstone(topic, key_dict or {})
     if not isinstance(payload, dict) or "op" not in payload or "source" not in payload:
@@ -186,10 +256,13 @@ def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> Ch
     op = payload["op"]
     if op not in OPS:
         raise EnvelopeError(f"record on {topic} has unknown op {op!r}")
-    fields = {f["field"]: f for f in (schema or {}).get("fields", [])}
+    fields = {f["field"]: f for f in (schema or {}).get("fields", [])} if plan is None else {}
     try:
-        before = decode_struct(payload.get("before"), fields.get("before"))
-        after = decode_struct(payload.get("after"), fields.get("after"))
+        if plan is not None:
+            before, after = _apply(payload.get("before"), plan.before), _apply(payload.get("after"), plan.after)
+        else:
+            before = decode_struct(payload.get("before"), fields.get("before"))
+            after = decode_struct(payload.get("after"), fields.get("after"))
         source = payload["source"]
         position = Position.from_source(source)
     except EnvelopeError:
@@ -198,8 +271,10 @@ def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> Ch
         raise EnvelopeError(f"record on {topic} could not be decoded: {type(exc).__name__}: {exc}") from exc
     if (op == "d" and before is None) or (op != "d" and after is None):
         raise EnvelopeError(f"record on {topic} with op {op!r} lacks its {'before' if op == 'd' else 'after'} row")
-    after_schema = fields.get("after") or {}
-    columns = tuple(f["field"] for f in after_schema.get("fields", []))
+    if plan is not None:
+        columns = plan.columns
+    else:
+        columns = tuple(f["field"] for f in (fields.get("after") or {}).get("fields", []))
     transaction = payload.get("transaction") or {}
     return ChangeEvent(
         topic=topic,

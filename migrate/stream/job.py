@@ -5,10 +5,10 @@ changes (a compacted state topic) and the input offsets. On start, or after an
 aborted transaction, state is rebuilt from the state topic and the inputs resume
 at the committed offsets, so state, outputs and offsets always agree.
 
-Events of the two input topics are merged in source-position order: a head event
-waits up to `grace` for the other topic when that topic has nothing buffered, so
-a customer change and an order change are applied in the order the database
-committed them, as the batch job's snapshot sees them.
+Events of the input topics are released transaction by transaction in commit
+order (see `migrate.stream.ordering`), so a customer change and an order change
+are applied in the order the database committed them, as the batch job's
+snapshot sees them.
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from cdc.envelope import ChangeEvent, Tombstone, decode
+from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import ChangelogWriter
+from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.status import StreamStatus, write_status
 from migrate.stream.transform import KafkaRecord, Transform
 
@@ -55,26 +56,6 @@ def encode(value: dict[str, Any] | str | None) -> bytes | None:
     if isinstance(value, str):
         return value.encode()
     return orjson.dumps(value, default=_json_default)
-
-
-@dataclass
-class Item:
-    """A consumed record waiting for its turn in source-position order."""
-
-    topic: str
-    partition: int
-    offset: int
-    arrived: float
-    event: ChangeEvent | Tombstone | None
-    error: str | None = None
-    message: Message | None = None
-
-    @property
-    def sort_key(self) -> tuple[int, tuple[int, int, int]]:
-        # Records without a position (tombstones, poison) go first: they change no state.
-        if isinstance(self.event, ChangeEvent):
-            return (1, self.event.position.sort_key)
-        return (0, (0, 0, 0))
 
 
 @dataclass
@@ -104,14 +85,18 @@ class StreamJob:
         self,
         spec: PipelineSpec,
         *,
-        grace: float = 0.1,
+        stall_after: float = 5.0,
         report: Callable[[StreamStatus], None] | None = None,
     ) -> None:
         self.spec = spec
-        self.grace = grace
         self.report = report
         self.eos = spec.stream.exactly_once
         self.inputs = [spec.cdc.topic(t) for t in spec.cdc.tables]
+        self.marker_topic = f"{spec.cdc.topic_prefix}.transaction"
+        self.order = TransactionOrder(
+            self.marker_topic, {spec.cdc.topic(t): t for t in spec.cdc.tables}, stall_after=stall_after,
+            drained=self._inputs_drained,
+        )  # fmt: skip
         self.topics = {
             "enriched": spec.stream.enriched_topic,
             "alert": spec.stream.alerts_topic,
@@ -122,9 +107,7 @@ class StreamJob:
         self.started_at = time.time()
         self.transform = Transform(defect=spec.stream.defect)
         self.changelog = ChangelogWriter(spec.changelog_path)
-        self.buffers: dict[tuple[str, int], deque[Item]] = {}
         self.next_offsets: dict[tuple[str, int], int] = {}
-        self.committed_offsets: dict[tuple[str, int], int] = {}
         self.in_txn = False
         self.txn_started = 0.0
         self.lag: int | None = None
@@ -159,7 +142,7 @@ class StreamJob:
         admin.create(self.topics["state"], compact=True)
         admin.create(self.topics["alert"], retention_ms=WEEK_MS)
         admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
-        for topic in self.inputs:
+        for topic in [*self.inputs, self.marker_topic]:
             # Debezium creates these on its first event; the job may start before that.
             admin.create(topic, retention_ms=WEEK_MS)
 
@@ -206,7 +189,7 @@ class StreamJob:
         if self.eos:
             self.producer.init_transactions(30)
         self.restore_state()
-        self.consumer.subscribe(self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self.stopping and (deadline is None or time.monotonic() < deadline):
@@ -243,26 +226,18 @@ class StreamJob:
             self._commit()
 
     def _buffer(self, msg: Message, now: float) -> None:
-        topic, partition = msg.topic() or "", msg.partition() or 0
+        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+        if topic == self.marker_topic:
+            self.order.add(Item(topic, partition, offset, now, marker=parse_marker(msg.value())))
+            return
         try:
-            item = Item(topic, partition, msg.offset() or 0, now, decode(topic, msg.key(), msg.value()))
+            item = Item(topic, partition, offset, now, decode(topic, msg.key(), msg.value()))
         except EnvelopeError as exc:
-            item = Item(topic, partition, msg.offset() or 0, now, None, str(exc), msg)
-        self.buffers.setdefault((topic, partition), deque()).append(item)
+            item = Item(topic, partition, offset, now, None, str(exc), msg)
+        self.order.add(item)
 
     def _release(self, now: float, force: bool = False) -> list[Item]:
-        out: list[Item] = []
-        assigned = list(self.buffers)
-        while True:
-            heads = [(buf[0].sort_key, tp) for tp, buf in self.buffers.items() if buf]
-            if not heads:
-                return out
-            _, tp = min(heads)
-            head = self.buffers[tp][0]
-            some_empty = len(heads) < len(assigned)
-            if some_empty and not force and head.sort_key[0] == 1 and now - head.arrived < self.grace:
-                return out  # another input may still deliver an earlier change
-            out.append(self.buffers[tp].popleft())
+        return self.order.release(now, force)
 
     def _begin(self) -> None:
         if not self.in_txn:
@@ -273,6 +248,8 @@ class StreamJob:
 
     def _process(self, item: Item) -> None:
         self.next_offsets[(item.topic, item.partition)] = item.offset + 1
+        if item.topic == self.marker_topic:
+            return
         self.counters.events_in += 1
         if item.error is not None:
             self._dead_letter(item, item.error)
@@ -335,7 +312,6 @@ class StreamJob:
                 return
             raise
         self.in_txn = False
-        self.committed_offsets.update(self.next_offsets)
         self.counters.transactions += 1
         if self.counters.pending_position is not None:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
@@ -352,19 +328,16 @@ class StreamJob:
         self.in_txn = False
         self.changelog.pending.clear()
         self.counters.pending_position = None
-        self.buffers.clear()
+        self.order.clear()
         self.next_offsets.clear()
-        self.committed_offsets.clear()
         self.restore_state()
         assignment = self.consumer.assignment()
-        for tp in assignment:
-            self.buffers.setdefault((tp.topic, tp.partition), deque())
         for tp in self.consumer.committed(assignment, timeout=30):
             self.consumer.seek(TopicPartition(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else 0))
 
     def _drain(self) -> None:
-        """On shutdown: process what is buffered, then commit it."""
-        released = self._release(time.monotonic(), force=True)
+        """On shutdown: process every complete transaction and commit; the rest is read again later."""
+        released = self._release(time.monotonic())
         if released:
             self._begin()
             for item in released:
@@ -373,31 +346,52 @@ class StreamJob:
             self._commit()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self.buffers.setdefault((tp.topic, tp.partition), deque())
+        self.order.assign((tp.topic, tp.partition) for tp in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Losing partitions mid-transaction: commit what is done before they move away.
         self._drain()
+        self.order.revoke((tp.topic, tp.partition) for tp in partitions)
         for tp in partitions:
-            self.buffers.pop((tp.topic, tp.partition), None)
             self.next_offsets.pop((tp.topic, tp.partition), None)
 
     # -- reporting ---------------------------------------------------------------------------
+    def _input_partitions(self) -> list[TopicPartition]:
+        topics = self.consumer.list_topics(timeout=5).topics
+        return [
+            TopicPartition(topic, p)
+            for topic in [*self.inputs, self.marker_topic]
+            if topic in topics
+            for p in topics[topic].partitions
+        ]
+
     def _measure_lag(self) -> int | None:
-        """Input records not yet committed by this job (what a restart would reprocess)."""
+        """Input records the group has not committed, over every input partition.
+
+        Measured against the broker's committed offsets, not this member's assignment: while a
+        restarted job waits to be assigned its partitions, the lag is still what it is.
+        """
         try:
-            assignment = self.consumer.assignment()
-            unknown = [tp for tp in assignment if (tp.topic, tp.partition) not in self.committed_offsets]
-            for tp in self.consumer.committed(unknown, timeout=5) if unknown else []:
-                self.committed_offsets[(tp.topic, tp.partition)] = max(tp.offset, 0)
             lag = 0
-            for tp in assignment:
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=2, cached=False)
-                lag += max(0, high - self.committed_offsets.get((tp.topic, tp.partition), 0))
+            for tp in self.consumer.committed(self._input_partitions(), timeout=5):
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                lag += max(0, high - max(tp.offset, 0))
             return lag
         except KafkaException:
             return None
+
+    def _inputs_drained(self) -> bool:
+        """Nothing left to fetch on the assigned table partitions (so a missing event is really missing)."""
+        try:
+            for tp in self.consumer.position(self.consumer.assignment()):
+                if tp.topic == self.marker_topic:
+                    continue
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                if tp.offset < high:
+                    return False
+            return True
+        except KafkaException:
+            return False
 
     def _publish_status(self, state: str, error: str | None = None) -> None:
         now = time.time()
@@ -415,6 +409,7 @@ class StreamJob:
             events_out=self.counters.events_out,
             dead_letters=self.counters.dead_letters,
             transactions=self.counters.transactions,
+            stalled_transactions=self.order.stalled,
             last_event_ts_ms=self.counters.last_event_ts_ms,
             last_position=self.counters.last_position,
             events_per_second=round(self.counters.rate(time.monotonic()), 1),

@@ -31,6 +31,7 @@ class StreamStatus:
     events_out: int = 0
     dead_letters: int = 0
     transactions: int = 0
+    stalled_transactions: int = 0  # released incomplete after waiting (see migrate.stream.ordering)
     last_event_ts_ms: int | None = None  # source ts of the newest event processed
     last_position: dict[str, Any] | None = None  # cdc Position.to_dict() of the newest event
     events_per_second: float = 0.0

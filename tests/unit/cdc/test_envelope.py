@@ -117,3 +117,12 @@ def test_variable_scale_decimal() -> None:
 
     value = {"scale": 3, "value": "MDk="}  # 12345 -> 12.345
     assert decode_value(value, {"name": "io.debezium.data.VariableScaleDecimal"}) == Decimal("12.345")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("mariadb_*.json")))
+def test_the_cached_schema_path_decodes_exactly_like_the_general_one(name: str) -> None:
+    record = json.loads((FIXTURES / f"{name}.json").read_text())
+    value = record["value"]
+    fast = decode(record["topic"], record["key"], value.encode() if value is not None else None)
+    general = decode(record["topic"], record["key"], value)  # str input takes the general path
+    assert fast == general

@@ -1,0 +1,163 @@
+"""Release change events in the order the source committed them, across input topics.
+
+Debezium writes each table to its own topic, and a consumer can receive a later
+customer change before an earlier order change. Debezium's transaction metadata
+topic (`<prefix>.transaction`, one partition, in commit order) says for each
+transaction how many events each table got. A transaction's events are released
+only once its END marker and all of its events have arrived, transactions in END
+order; so the job sees changes exactly as the database committed them, as the
+batch job's snapshot does.
+
+Records outside transactions (snapshot reads, Debezium's tombstones, poison
+records) are released as soon as they reach the head of their partition. A
+transaction that stays incomplete for `stall_after` seconds (its events lost to
+a poison record, say) is released with what arrived, and counted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cdc.envelope import ChangeEvent, Tombstone
+
+
+@dataclass
+class Item:
+    """A consumed record waiting for its turn."""
+
+    topic: str
+    partition: int
+    offset: int
+    arrived: float
+    event: ChangeEvent | Tombstone | None = None
+    error: str | None = None
+    message: Any = None  # the Kafka message, kept for the dead-letter copy
+    marker: dict[str, Any] | None = None  # a BEGIN/END record of the transaction topic
+
+    @property
+    def txn(self) -> str | None:
+        if isinstance(self.event, ChangeEvent) and not self.event.snapshot:
+            return self.event.transaction_id
+        return None
+
+
+def parse_marker(value: bytes | None) -> dict[str, Any] | None:
+    """A transaction-topic record -> {'status', 'id', 'counts': {collection: n}}; None if unreadable."""
+    if value is None:
+        return None
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    payload = doc.get("payload", doc) if isinstance(doc, dict) else None
+    if not isinstance(payload, dict) or payload.get("status") not in ("BEGIN", "END"):
+        return None
+    counts = {str(c["data_collection"]): int(c["event_count"]) for c in payload.get("data_collections") or []}
+    return {"status": payload["status"], "id": str(payload["id"]), "counts": counts}
+
+
+@dataclass
+class TransactionOrder:
+    """Buffers per partition and releases in commit order."""
+
+    marker_topic: str
+    collections: dict[str, str]  # input topic -> Debezium data collection ("db.table")
+    stall_after: float = 5.0
+    # True when every table partition has been read to its end: only then can an incomplete
+    # transaction be declared stalled (during a backlog its events are merely not fetched yet).
+    drained: Callable[[], bool] = lambda: True
+    buffers: dict[tuple[str, int], deque[Item]] = field(default_factory=dict)
+    stalled: int = 0
+
+    def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self.buffers.setdefault(tp, deque())
+
+    def revoke(self, partitions: Iterable[tuple[str, int]]) -> None:
+        for tp in partitions:
+            self.buffers.pop(tp, None)
+
+    def clear(self) -> None:
+        for buf in self.buffers.values():
+            buf.clear()
+
+    def add(self, item: Item) -> None:
+        self.buffers.setdefault((item.topic, item.partition), deque()).append(item)
+
+    def __len__(self) -> int:
+        return sum(len(b) for b in self.buffers.values())
+
+    def release(self, now: float, force: bool = False) -> list[Item]:
+        out: list[Item] = []
+        while True:
+            progressed = self._free_heads(out)
+            progressed |= self._next_transaction(out, now, force)
+            if not progressed:
+                return out
+
+    def _tables(self) -> list[deque[Item]]:
+        return [buf for (topic, _), buf in self.buffers.items() if topic != self.marker_topic]
+
+    def _markers(self) -> deque[Item] | None:
+        for (topic, _), buf in self.buffers.items():
+            if topic == self.marker_topic:
+                return buf
+        return None
+
+    def _free_heads(self, out: list[Item]) -> bool:
+        """Records outside any transaction leave at once; BEGIN markers need no waiting."""
+        progressed = False
+        for buf in self._tables():
+            while buf and buf[0].txn is None:
+                out.append(buf.popleft())
+                progressed = True
+        markers = self._markers()
+        while markers and (markers[0].marker is None or markers[0].marker["status"] == "BEGIN"):
+            out.append(markers.popleft())
+            progressed = True
+        return progressed
+
+    def _next_transaction(self, out: list[Item], now: float, force: bool) -> bool:
+        markers = self._markers()
+        if not markers:
+            return self._orphans(out, now, force)
+        end = markers[0]
+        assert end.marker is not None
+        txn, wanted = end.marker["id"], end.marker["counts"]
+        mine = {c for c in self.collections.values()}
+        ready: list[Item] = []
+        have: dict[str, int] = {}
+        for buf in self._tables():
+            for item in buf:
+                if item.txn != txn:
+                    break
+                ready.append(item)
+                collection = self.collections.get(item.topic, "")
+                have[collection] = have.get(collection, 0) + 1
+        complete = all(have.get(c, 0) >= n for c, n in wanted.items() if c in mine)
+        if not complete and not force and (now - end.arrived < self.stall_after or not self.drained()):
+            return False
+        if not complete:
+            self.stalled += 1
+        for item in ready:
+            self.buffers[(item.topic, item.partition)].popleft()
+        # Within a transaction, the source's own order: binlog position, then row.
+        ready.sort(key=lambda i: i.event.position.sort_key if isinstance(i.event, ChangeEvent) else (0, 0, 0))
+        out.extend(ready)
+        out.append(markers.popleft())
+        return True
+
+    def _orphans(self, out: list[Item], now: float, force: bool) -> bool:
+        """Transaction events whose END never came (lost, or the marker topic is missing)."""
+        progressed = False
+        for buf in self._tables():
+            while buf and (force or now - buf[0].arrived >= self.stall_after and self.drained()):
+                out.append(buf.popleft())
+                self.stalled += 1
+                progressed = True
+        return progressed
