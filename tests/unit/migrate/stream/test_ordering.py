@@ -12,14 +12,15 @@ ORDERS, CUSTOMERS, MARKERS = "p.shop.orders", "p.shop.customers", "p.transaction
 
 
 def change(topic: str, offset: int, pos: int, txn: str | None, snapshot: bool = False) -> Item:
-    event = ChangeEvent(topic, {"id": offset}, "r" if snapshot else "u", None, {"id": offset},
-                        Position.binlog("mysql-bin.000001", pos), 0, 0, snapshot, topic.split(".")[-1], txn)  # fmt: skip
+    op, table = "r" if snapshot else "u", topic.split(".")[-1]
+    position = Position.binlog("mysql-bin.000001", pos)
+    event = ChangeEvent(topic, {"id": offset}, op, None, {"id": offset}, position, 0, 0, snapshot, table, txn)
     return Item(topic, 0, offset, 0.0, event)
 
 
 def marker(offset: int, status: str, txn: str, counts: dict[str, int] | None = None) -> Item:
-    payload = {"status": status, "id": txn, "event_count": sum((counts or {}).values()),
-               "data_collections": [{"data_collection": c, "event_count": n} for c, n in (counts or {}).items()]}  # fmt: skip
+    collections = [{"data_collection": c, "event_count": n} for c, n in (counts or {}).items()]
+    payload = {"status": status, "id": txn, "event_count": sum((counts or {}).values()), "data_collections": collections}
     return Item(MARKERS, 0, offset, 0.0, marker=parse_marker(orjson.dumps({"schema": {}, "payload": payload})))
 
 
