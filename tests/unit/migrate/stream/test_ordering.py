@@ -20,7 +20,12 @@ def change(topic: str, offset: int, pos: int, txn: str | None, snapshot: bool = 
 
 def marker(offset: int, status: str, txn: str, counts: dict[str, int] | None = None) -> Item:
     collections = [{"data_collection": c, "event_count": n} for c, n in (counts or {}).items()]
-    payload = {"status": status, "id": txn, "event_count": sum((counts or {}).values()), "data_collections": collections}
+    payload = {
+        "status": status,
+        "id": txn,
+        "event_count": sum((counts or {}).values()),
+        "data_collections": collections,
+    }
     return Item(MARKERS, 0, offset, 0.0, marker=parse_marker(orjson.dumps({"schema": {}, "payload": payload})))
 
 
