@@ -1,16 +1,28 @@
 """reconcile(left, right, keys=...) -> Reconciliation, entirely inside DuckDB.
 
-Three passes keep memory bounded and never let a repeated key explode a join:
+Every row is reduced to its key and a 64-bit hash of its compared columns (cast to
+their comparison types); rows whose key and hash match a row on the other side are
+identical and dropped. Two different rows share a hash with probability ~2**-64 per
+differing row. What remains (one-sided, duplicated or differing keys; a small set)
+is read in full and compared column by column. Memory stays bounded and a key that
+repeats thousands of times never explodes a join. Two plans find the candidates:
 
-1. Hash pass: one GROUP BY over both sides (UNION ALL) per key, counting rows per
-   side and keeping the min/max of a 64-bit hash of the compared columns (cast to
-   their comparison types). Keys present once on each side with equal hashes are
-   identical and dropped; the rest (one-sided, duplicated, hash-differing) are kept.
-   Two different rows share a hash with probability ~2**-64 per differing row.
-2. Detail pass: only the kept keys that are not duplicated are read back from both
-   sides (semi-join) and FULL OUTER JOINed; per-column statuses (equal, within
-   tolerance, mismatch) are computed and only differing rows are materialised.
-3. Statistics and samples come from that small diff table.
+* Integer-key plan (a single integer key, no NULL keys, no repeated key on either
+  side): uniqueness is proven exactly and cheaply with bitmaps of the key values
+  (`bitstring_agg`, one bit per value in blocks of 65,536; one scan of the key
+  column per side). An anti join ON key AND hash, probed by the full left rows and
+  built from the right's (key, hash) only, yields the left rows without an
+  identical right row, already in full. The right is read once more, keeping the
+  rows whose key is not in the left's bitmap once those candidates' keys are
+  removed from it. Each left value is decoded once, each right value twice.
+* Aggregate plan (any other key, or when a side repeats a key): one GROUP BY over
+  both sides (UNION ALL) per key counts rows per side and XORs side-marked row
+  hashes; keys present once on each side with equal hashes are dropped, the rest
+  (one-sided, duplicated, hash-differing) are read back from both sides.
+
+Then the candidates whose key is not duplicated are FULL OUTER JOINed; per-column
+statuses (equal, within tolerance, mismatch) are computed and only differing rows
+are materialised. Statistics and samples come from that small diff table.
 """
 
 from __future__ import annotations
@@ -35,14 +47,23 @@ from comparators.rules import Rule
 from comparators.sources import Source, describe, open_source
 from comparators.spec import InFlight, ReconcileSpec, build_spec
 from comparators.sql import Params, ident, literal, one_row
-from comparators.types import family
+from comparators.types import family, is_integer
 
 Progress = Callable[[str], None]
 LEFT, RIGHT, DIFF = "__left", "__right", "__diff"
 KEYS, LROWS, RROWS, COUNTS = "__keys", "__lrows", "__rrows", "__counts"
+BITS, MATCHED = "__bits", "__matched"
 # Right-side hashes are XORed with this constant, so one identical row per side XORs to
 # it, while two identical rows on one side XOR to 0 (and are kept as duplicates).
 SIDE_MARK = 0x5555555555555555
+# The integer-key plan's key bitmaps come in blocks of BLOCK_BITS bits (8 KiB) and
+# span at most BITMAP_MAX_BITS key values (64 MiB) and BITMAP_BITS_PER_ROW per row of
+# both sides; sparser keys use the aggregate plan.
+BLOCK_SHIFT = 16
+BLOCK_BITS = 1 << BLOCK_SHIFT
+BITMAP_MAX_BITS = 1 << 29
+BITMAP_BITS_PER_ROW = 16
+STRATEGIES = ("auto", "aggregate")
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$", re.IGNORECASE)
 
 
@@ -53,6 +74,9 @@ class Settings:
     memory_limit: str = "1536MB"
     temp_directory: str | None = None  # None: a private directory removed afterwards
     threads: int | None = None  # None: DuckDB's default (all cores)
+    # "auto": the integer-key plan when it applies (see the module docstring), else the
+    # aggregate plan; "aggregate": always the aggregate plan. Results are identical.
+    strategy: str = "auto"
     # A pipeline output can legitimately be empty (no alerts yet); the CLI's default refuses.
     allow_empty: bool = False
 
@@ -110,6 +134,8 @@ def reconcile(
 
 
 def _connect(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str | None]:
+    if settings.strategy not in STRATEGIES:
+        raise SpecError(f"strategy {settings.strategy!r} is not one of {', '.join(STRATEGIES)}")
     if not _MEMORY.match(settings.memory_limit):
         raise SpecError(
             f"memory limit {settings.memory_limit!r} is not a size such as 1536MB or 4GB"
@@ -150,20 +176,27 @@ def run(
         step("loading right")
         right.register(con, RIGHT, rkeys)
         plan = make_plan(spec, describe(con, LEFT), describe(con, RIGHT), left.label, right.label)
-        rows = []
+        rows, ranges = [], []
         for name, src in ((LEFT, left), (RIGHT, right)):
-            count = _scalar(con, f"SELECT count(*) FROM {ident(name)}")
+            count, key_range = _count(con, plan, name, settings.strategy == "auto")
             if count == 0 and not settings.allow_empty:
                 side = "left" if name == LEFT else "right"
                 raise EmptySideError(
                     f"the {side} side ({src.label}) has no rows; check the source and its filter"
                 )
             rows.append(count)
-        step("hashing rows")
-        con.execute(_hash_pass(plan))
-        step("reading differing rows")
-        for sql in _candidate_rows(plan, spec):
-            con.execute(sql)
+            ranges.append(key_range)
+        step("checking keys")
+        lo = _unique_integer_keys(con, plan, rows, ranges)
+        if lo is not None:
+            step("joining row hashes")
+            _join_pass(con, plan, spec, lo)
+        else:
+            step("hashing rows")
+            con.execute(_hash_pass(plan))
+            step("reading differing rows")
+            for sql in _candidate_rows(plan, spec):
+                con.execute(sql)
         dups = one_row(
             con,
             f"SELECT count(*) FILTER (nl > 1), coalesce(sum(nl) FILTER (nl > 1), 0),"
@@ -210,6 +243,70 @@ def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def _integer_key(plan: Plan) -> bool:
+    return len(plan.keys) == 1 and is_integer(plan.keys[0].pairing.compared_as)
+
+
+def _count(
+    con: duckdb.DuckDBPyConnection, plan: Plan, side: str, want_range: bool
+) -> tuple[int, tuple[int, int] | None]:
+    """A side's row count and, for a single integer key without NULLs, its min and max."""
+    if not (want_range and _integer_key(plan)):
+        return _scalar(con, f"SELECT count(*) FROM {ident(side)}"), None
+    key = plan.keys[0].left() if side == LEFT else plan.keys[0].right()
+    n, nkeys, lo, hi = one_row(
+        con, f"SELECT count(*), count({key}), min({key})::HUGEINT, max({key})::HUGEINT"
+        f" FROM {ident(side)}",
+    )  # fmt: skip
+    if nkeys != n or lo is None:
+        return int(n), None
+    return int(n), (int(lo), int(hi))
+
+
+def _blocks(key: str, lo: int) -> tuple[str, str]:
+    """A key's bitmap block and its bit within the block, for keys in [lo, lo + 2**31)."""
+    rel = f"(({key})::BIGINT - ({lo})::BIGINT)"
+    return f"({rel} >> {BLOCK_SHIFT})::INTEGER", f"({rel} & {BLOCK_BITS - 1})::INTEGER"
+
+
+def _bitmap(key: str, lo: int, source: str) -> str:
+    """One bitmap per block of BLOCK_BITS key values: a bit for each key present."""
+    block, bit = _blocks(key, lo)
+    return (
+        f"SELECT {block} AS b, bitstring_agg({bit}, 0, {BLOCK_BITS - 1}) AS bits"
+        f" FROM {source} AS t GROUP BY ALL"
+    )
+
+
+def _unique_integer_keys(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    rows: list[int],
+    ranges: list[tuple[int, int] | None],
+) -> int | None:
+    """Whether the integer-key plan applies: a single integer key without NULLs whose
+    values are all distinct on each side, counted exactly with bitmaps (one scan of the
+    key column per side). Returns the low end of both sides' key range, with the left's
+    bitmaps left in BITS; None when the plan does not apply."""
+    if any(r is None for r in ranges):
+        return None
+    lo = min(r[0] for r in ranges if r is not None)
+    hi = max(r[1] for r in ranges if r is not None)
+    span = hi - lo + 1
+    if span < max(rows) or lo < -(2**63) or hi >= 2**63:
+        return None  # fewer values than rows (a key repeats), or not a BIGINT range
+    if span > max(BLOCK_BITS, min(BITMAP_MAX_BITS, BITMAP_BITS_PER_ROW * sum(rows))):
+        return None  # sparse keys: the bitmaps would be too large
+    key = plan.keys[0]
+    con.execute(f"CREATE TEMP TABLE {BITS} AS {_bitmap(key.left('t.'), lo, LEFT)}")
+    if _scalar(con, f"SELECT sum(bit_count(bits)) FROM {BITS}") != rows[0]:
+        return None
+    right = _bitmap(key.right("t."), lo, RIGHT)
+    if _scalar(con, f"SELECT sum(bit_count(bits)) FROM ({right})") != rows[1]:
+        return None
+    return lo
+
+
 def _row_hash(exprs: list[str]) -> str:
     return f"hash({', '.join(exprs)})" if exprs else "0::UBIGINT"
 
@@ -228,35 +325,82 @@ def _hash_pass(plan: Plan) -> str:
     )
 
 
+def _row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
+    """One side's keys (k0..), compared columns (c0..) and in-flight column (fl), from `t`."""
+    pick = Column.left if side == LEFT else Column.right
+    exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
+    exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
+    if spec.in_flight is not None:
+        col = spec.in_flight.column
+        name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
+        exprs.append(f"t.{ident(name)} AS fl")
+    return exprs
+
+
+def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, lo: int) -> None:
+    """The integer-key plan: both sides' candidate rows and rows per key.
+
+    An anti join ON key AND hash yields the left rows with no identical right row, in
+    full: the left streams through it (the probe side) and only the right's (key, hash)
+    is hashed (the build side, pinned, as DuckDB would otherwise build on the side with
+    fewer rows). A right row is a candidate when its key is not among the left keys
+    that found an identical row: the left's key bitmaps minus the candidates' keys.
+    """
+    key = plan.keys[0]
+    lhash = _row_hash([f"c{j}" for j in range(len(plan.columns))])
+    rhash = _row_hash([c.right("t.") for c in plan.columns])
+    con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE {LROWS} AS SELECT l.* EXCLUDE (h), TRUE AS present FROM"
+            f" (SELECT *, {lhash} AS h FROM (SELECT {', '.join(_row_exprs(plan, spec, LEFT))}"
+            f" FROM {LEFT} AS t)) AS l ANTI JOIN"
+            f" (SELECT {key.right('t.')} AS k0, {rhash} AS h FROM {RIGHT} AS t) AS r"
+            f" ON l.k0 = r.k0 AND l.h = r.h"
+        )
+    finally:
+        con.execute("RESET disabled_optimizers")
+    con.execute(
+        f"CREATE TEMP TABLE {MATCHED} AS SELECT a.b, CASE WHEN c.bits IS NULL THEN a.bits"
+        f" ELSE xor(a.bits, c.bits) END AS bits FROM {BITS} AS a"
+        f" LEFT JOIN ({_bitmap('t.k0', lo, LROWS)}) AS c ON a.b = c.b"
+    )
+    block, bit = _blocks(key.right("t."), lo)
+    con.execute(
+        f"CREATE TEMP TABLE {RROWS} AS SELECT {', '.join(_row_exprs(plan, spec, RIGHT))},"
+        f" TRUE AS present FROM {RIGHT} AS t LEFT JOIN {MATCHED} AS m ON {block} = m.b"
+        f" WHERE m.bits IS NULL OR get_bit(m.bits, {bit}) = 0"
+    )
+    con.execute(_counts(len(plan.keys)))
+
+
 def _candidate_rows(plan: Plan, spec: ReconcileSpec) -> list[str]:
     """Both sides' rows for the kept keys (a small set), and rows per key on each side."""
-    nk = len(plan.keys)
     out = []
     for table, side in ((LROWS, LEFT), (RROWS, RIGHT)):
         pick = Column.left if side == LEFT else Column.right
-        exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
-        exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
-        if spec.in_flight is not None:
-            col = spec.in_flight.column
-            name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
-            exprs.append(f"t.{ident(name)} AS fl")
         on = " AND ".join(
             f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys)
         )
         out.append(
-            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(exprs)}, TRUE AS present"
-            f" FROM {side} AS t SEMI JOIN {KEYS} AS c ON {on}"
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(_row_exprs(plan, spec, side))},"
+            f" TRUE AS present FROM {side} AS t SEMI JOIN {KEYS} AS c ON {on}"
         )
+    out.append(_counts(len(plan.keys)))
+    return out
+
+
+def _counts(nk: int) -> str:
+    """Rows per candidate key on each side."""
     kcols = ", ".join(f"k{i}" for i in range(nk))
     keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
     on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
-    out.append(
+    return (
         f"CREATE TEMP TABLE {COUNTS} AS SELECT {keys}, coalesce(l.n, 0) AS nl,"
         f" coalesce(r.n, 0) AS nr FROM (SELECT {kcols}, count(*) AS n FROM {LROWS} GROUP BY ALL)"
         f" AS l FULL OUTER JOIN (SELECT {kcols}, count(*) AS n FROM {RROWS} GROUP BY ALL) AS r"
         f" ON {on}"
     )
-    return out
 
 
 def _side(plan: Plan, table: str) -> str:

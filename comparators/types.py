@@ -35,6 +35,15 @@ def family(duck_type: str) -> str:
     return t
 
 
+def is_integer(duck_type: str) -> bool:
+    """Whether a DuckDB type is one of the integer types.
+
+    >>> is_integer("BIGINT"), is_integer("DECIMAL(18,0)"), is_integer("VARCHAR")
+    (True, False, False)
+    """
+    return duck_type.upper() in _INTS
+
+
 def _digits(duck_type: str) -> tuple[int, int]:
     """(integer digits, scale) an exact numeric type can hold."""
     m = _DECIMAL.match(duck_type.upper())
