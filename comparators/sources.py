@@ -242,10 +242,10 @@ class SqlSource:
                     stmt = sa.text(self.query or "")
                 result = conn.execution_options(stream_results=True).execute(stmt)
                 columns = list(result.keys())
-                chunks: list[Any] = []
+                loader = _ChunkLoader(con, name, where)
                 while rows := result.fetchmany(SQL_CHUNK_ROWS):
-                    data = {c: [r[i] for r in rows] for i, c in enumerate(columns)}
-                    chunks.append(_arrow_table(data))
+                    loader.add({c: [r[i] for r in rows] for i, c in enumerate(columns)})
+                loader.finish(columns)
         except sa.exc.NoSuchTableError as exc:
             raise SourceError(f"table {self.table!r} not found at {where}; check the name") from exc
         except sa.exc.SQLAlchemyError as exc:
@@ -255,18 +255,68 @@ class SqlSource:
             ) from exc
         finally:
             engine.dispose()
+
+
+class _ChunkLoader:
+    """Appends chunks of rows to a DuckDB temp table as they arrive, so memory holds one
+    chunk (DuckDB spills the table to its temp directory). Arrow infers each chunk's
+    types; when a later chunk needs wider ones (more decimal digits, a column that was
+    all NULL so far, integers then floats), the table's columns are widened first."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, name: str, where: str) -> None:
+        self.con, self.name, self.where = con, name, where
+        self.schema: Any = None
+
+    def add(self, data: dict[str, list[Any]]) -> None:
         import pyarrow as pa  # only SQL and frame sources need Arrow; keep imports light
 
-        if not chunks:
-            chunks = [pa.table({c: pa.array([], pa.null()) for c in columns})]
-        table = pa.concat_tables(chunks, promote_options="permissive")
-        _materialise(con, name, table)
+        try:
+            chunk = pa.table(data)
+            if self.schema is None:
+                self.schema = chunk.schema
+                _materialise(self.con, self.name, chunk)
+                return
+            if chunk.schema != self.schema:
+                wider = pa.unify_schemas([self.schema, chunk.schema], promote_options="permissive")
+                for field in wider:
+                    if field.type != self.schema.field(field.name).type:
+                        self._widen(field)
+                self.schema = wider
+                chunk = chunk.cast(wider)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise SourceError(
+                f"cannot load {self.where}: {str(exc).splitlines()[0]}; a column holds values"
+                " of different types, cast it in a query (?query=...)"
+            ) from exc
+        tmp = f"{self.name}__chunk"
+        self.con.register(tmp, chunk)
+        try:
+            self.con.execute(f"INSERT INTO {ident(self.name)} SELECT * FROM {ident(tmp)}")
+        finally:
+            self.con.unregister(tmp)
 
+    def _widen(self, field: Any) -> None:
+        import pyarrow as pa
 
-def _arrow_table(data: dict[str, list[Any]]) -> Any:
-    import pyarrow as pa
+        probe = f"{self.name}__type"
+        self.con.register(probe, pa.table({"x": pa.array([], field.type)}))
+        try:
+            duck_type = str(self.con.execute(f"DESCRIBE {ident(probe)}").fetchall()[0][1])
+        finally:
+            self.con.unregister(probe)
+        self.con.execute(
+            f"ALTER TABLE {ident(self.name)} ALTER COLUMN {ident(field.name)}"
+            f" SET DATA TYPE {duck_type}"
+        )
 
-    return pa.table(data)
+    def finish(self, columns: list[str]) -> None:
+        """An empty result still becomes a (zero-row) table with the result's columns."""
+        import pyarrow as pa
+
+        if self.schema is None:
+            _materialise(
+                self.con, self.name, pa.table({c: pa.array([], pa.null()) for c in columns})
+            )
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
