@@ -8,13 +8,15 @@ is read in full and compared column by column. Memory stays bounded and a key th
 repeats thousands of times never explodes a join. Two plans find the candidates:
 
 * Integer-key plan (a single integer key, no NULL keys, no repeated key on either
-  side): uniqueness is proven exactly and cheaply with bitmaps of the key values
-  (`bitstring_agg`, one bit per value in blocks of 65,536; one scan of the key
-  column per side). An anti join ON key AND hash, probed by the full left rows and
+  side): the left's uniqueness is proven exactly and cheaply with bitmaps of its
+  key values (`bitstring_agg`, one bit per value in blocks of 65,536; one scan of
+  the key column). An anti join ON key AND hash, probed by the full left rows and
   built from the right's (key, hash) only, yields the left rows without an
   identical right row, already in full. The right is read once more, keeping the
   rows whose key is not in the left's bitmap once those candidates' keys are
-  removed from it. Each left value is decoded once, each right value twice.
+  removed from it; counting what was kept proves the right's keys distinct (if
+  not, the aggregate plan runs instead). Each left value is decoded once, each
+  right value twice.
 * Aggregate plan (any other key, or when a side repeats a key): one GROUP BY over
   both sides (UNION ALL) per key counts rows per side and XORs side-marked row
   hashes; keys present once on each side with equal hashes are dropped, the rest
@@ -187,11 +189,15 @@ def run(
             rows.append(count)
             ranges.append(key_range)
         step("checking keys")
-        lo = _unique_integer_keys(con, plan, rows, ranges)
+        lo = _left_key_bitmaps(con, plan, rows, ranges)
         if lo is not None:
             step("joining row hashes")
-            _join_pass(con, plan, spec, lo)
-        else:
+            if not _join_pass(con, plan, spec, lo, rows[1]):
+                step("the right side repeats a key: starting over with the aggregate plan")
+                for table in (BITS, MATCHED, LROWS, RROWS, COUNTS):
+                    con.execute(f"DROP TABLE {table}")
+                lo = None
+        if lo is None:
             step("hashing rows")
             con.execute(_hash_pass(plan))
             step("reading differing rows")
@@ -278,16 +284,16 @@ def _bitmap(key: str, lo: int, source: str) -> str:
     )
 
 
-def _unique_integer_keys(
+def _left_key_bitmaps(
     con: duckdb.DuckDBPyConnection,
     plan: Plan,
     rows: list[int],
     ranges: list[tuple[int, int] | None],
 ) -> int | None:
-    """Whether the integer-key plan applies: a single integer key without NULLs whose
-    values are all distinct on each side, counted exactly with bitmaps (one scan of the
-    key column per side). Returns the low end of both sides' key range, with the left's
-    bitmaps left in BITS; None when the plan does not apply."""
+    """Whether the integer-key plan may apply: a single integer key without NULLs on
+    either side whose left values are all distinct, counted exactly with bitmaps (one
+    scan of the left key column), left in BITS. Returns the low end of both sides' key
+    range; None when the plan does not apply. (The right is checked by `_join_pass`.)"""
     if any(r is None for r in ranges):
         return None
     lo = min(r[0] for r in ranges if r is not None)
@@ -297,12 +303,9 @@ def _unique_integer_keys(
         return None  # fewer values than rows (a key repeats), or not a BIGINT range
     if span > max(BLOCK_BITS, min(BITMAP_MAX_BITS, BITMAP_BITS_PER_ROW * sum(rows))):
         return None  # sparse keys: the bitmaps would be too large
-    key = plan.keys[0]
-    con.execute(f"CREATE TEMP TABLE {BITS} AS {_bitmap(key.left('t.'), lo, LEFT)}")
+    con.execute(f"CREATE TEMP TABLE {BITS} AS {_bitmap(plan.keys[0].left('t.'), lo, LEFT)}")
     if _scalar(con, f"SELECT sum(bit_count(bits)) FROM {BITS}") != rows[0]:
-        return None
-    right = _bitmap(key.right("t."), lo, RIGHT)
-    if _scalar(con, f"SELECT sum(bit_count(bits)) FROM ({right})") != rows[1]:
+        con.execute(f"DROP TABLE {BITS}")
         return None
     return lo
 
@@ -337,14 +340,20 @@ def _row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
     return exprs
 
 
-def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, lo: int) -> None:
-    """The integer-key plan: both sides' candidate rows and rows per key.
+def _join_pass(
+    con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, lo: int, right_rows: int
+) -> bool:
+    """The integer-key plan: both sides' candidate rows and rows per key. False when
+    the right side turns out to repeat a key (then the aggregate plan must run).
 
     An anti join ON key AND hash yields the left rows with no identical right row, in
     full: the left streams through it (the probe side) and only the right's (key, hash)
     is hashed (the build side, pinned, as DuckDB would otherwise build on the side with
     fewer rows). A right row is a candidate when its key is not among the left keys
-    that found an identical row: the left's key bitmaps minus the candidates' keys.
+    that found an identical row (MATCHED: the left's key bitmaps minus the candidates'
+    keys). The right's keys are distinct exactly when no candidate key repeats on the
+    right and every MATCHED key accounts for one right row: each has at least one, so
+    right rows - candidate right rows = bits in MATCHED leaves no room for a repeat.
     """
     key = plan.keys[0]
     lhash = _row_hash([f"c{j}" for j in range(len(plan.columns))])
@@ -372,6 +381,13 @@ def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, 
         f" WHERE m.bits IS NULL OR get_bit(m.bits, {bit}) = 0"
     )
     con.execute(_counts(len(plan.keys)))
+    candidates, matched, repeated = one_row(
+        con,
+        f"SELECT (SELECT count(*) FROM {RROWS}),"
+        f" (SELECT coalesce(sum(bit_count(bits)), 0) FROM {MATCHED}),"
+        f" (SELECT count(*) FROM {COUNTS} WHERE nr > 1)",
+    )
+    return repeated == 0 and right_rows - candidates == matched
 
 
 def _candidate_rows(plan: Plan, spec: ReconcileSpec) -> list[str]:

@@ -73,6 +73,24 @@ def test_aggregate_plan_otherwise_with_identical_results(
     assert JOIN_STEP not in steps
 
 
+@pytest.mark.parametrize(
+    "right",
+    [
+        table(id=[1, 2, 2, 9], v=[1, 2, 2, 9]),  # both copies identical to the left row
+        table(id=[1, 2, 2, 9], v=[1, 2, 7, 9]),  # one identical copy, one differing
+        table(id=[1, 2, 9, 9], v=[1, 2, 9, 9]),  # repeated key missing on the left
+        table(id=[1, 2, 2, 9], v=[1, 5, 6, 9]),  # no identical copy
+    ],
+)
+def test_a_repeated_right_key_found_by_the_join_falls_back_to_the_aggregate_plan(
+    right: pa.Table,
+) -> None:
+    left = table(id=[1, 2, 3, 4], v=[1, 2, 3, 4])
+    r, steps = both(left, right)
+    assert JOIN_STEP in steps and any("starting over" in s for s in steps)
+    assert r.right.duplicate_keys == 1 and r.right.duplicate_rows == 2
+
+
 def test_integer_key_plan_at_the_ends_of_bigint_and_across_bitmap_blocks() -> None:
     big = 2**63 - 70_000
     ids = [big + i for i in range(0, 70_000, 7)]  # two 65,536-value blocks
