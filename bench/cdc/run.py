@@ -1,21 +1,26 @@
 """Benchmark: the local stack and the CDC edge, measured in one run.
 
-    python bench/cdc/run.py                       # everything (~8 minutes), writes results.md/.json
+    python bench/cdc/run.py                       # everything (~10 minutes), writes results.md/.json
     python bench/cdc/run.py --only latency --seconds 10 --out dev   # a quick look, writes dev.md/.json
 
 1. cold `stack up`: a second stack on other ports with a fresh state directory whose
    lib/ is a hardlink copy of the main stack's (so Maven is not run), `Stack.up()`
    timed per service, then `down()`; medians of --repeat runs.
-2. Debezium snapshot rate: --rows orders loaded into a unique database on the main
-   stack with INSERT ... SELECT from MariaDB's sequence engine, a uniquely named
-   connector registered, timed until every `r` event is in the topic (end offsets).
+2. Debezium snapshot rate: --rows orders loaded into a unique database with
+   INSERT ... SELECT from MariaDB's sequence engine, a uniquely named connector
+   registered, timed until every `r` event is in the topic (end offsets).
 3. commit-to-Kafka latency: the workload generator inserts at a fixed rate on a unique
    table and timestamps each commit; a consumer in another process timestamps each
    arrival on the same clock (CLOCK_MONOTONIC is system-wide); latency = arrival - commit.
    Once with poll.interval.ms 50 (dualrun's default) and once with Debezium's 500.
 
-Everything runs against the shared main stack (default ports, state ./.dualrun) with
-unique names, and everything it creates is removed afterwards. Heavy steps run one at a time.
+Steps 2 and 3 run by default on a private stack (the same second-stack ports, started
+once, stopped and deleted at the end): the shared main stack's Connect worker hosts every
+connector other tests left behind, each decoding the whole binlog, so numbers taken there
+measure them too, and a 1M-row snapshot there loads everyone's worker. `--stack main`
+measures on the shared stack instead (unique names; everything created is removed).
+The machine is shared, so each step first waits (bounded) for the load average to drop,
+and the load is recorded with the results. Heavy steps run one at a time.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as EventType
@@ -108,10 +113,27 @@ def link_copy(src: Path, dst: Path) -> None:
         shutil.copytree(src, dst)
 
 
-def cold_start(main: StackConfig) -> ColdStart:
+@contextmanager
+def private_stack(lib: Path) -> Iterator[tuple[StackConfig, dict[str, float]]]:
+    """A second stack on SECOND_STACK ports with a fresh state dir whose lib/ comes from `lib`;
+    yields its config and `up()` timings; stopped and deleted afterwards."""
     state = Path(tempfile.mkdtemp(prefix="dualrun-bench-stack-"))
     try:
-        link_copy(main.state_dir / "lib", state / "lib")
+        link_copy(lib, state / "lib")
+        config = StackConfig.from_env(state, **SECOND_STACK)
+        stack = Stack(config)
+        try:
+            yield config, stack.up()
+        finally:
+            stack.down()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def cold_start(lib: Path) -> ColdStart:
+    state = Path(tempfile.mkdtemp(prefix="dualrun-bench-stack-"))
+    try:
+        link_copy(lib, state / "lib")
         stack = Stack(StackConfig.from_env(state, **SECOND_STACK))
         started = time.monotonic()
         try:
@@ -126,11 +148,11 @@ def cold_start(main: StackConfig) -> ColdStart:
         shutil.rmtree(state, ignore_errors=True)
 
 
-def bench_cold(main: StackConfig, repeat: int) -> dict[str, Any]:
+def bench_cold(lib: Path, repeat: int) -> dict[str, Any]:
     runs = []
     for i in range(repeat):
         log(f"cold stack up {i + 1}/{repeat} on ports {SECOND_STACK}")
-        runs.append(cold_start(main))
+        runs.append(cold_start(lib))
         log(f"  up {runs[-1].up_total:.1f}s {runs[-1].to_dict()['steps']}, down {runs[-1].down:.1f}s")
     names = list(runs[0].steps)
     return {
@@ -183,12 +205,15 @@ def connector(config: StackConfig, settings: ConnectorSettings) -> Iterator[Conn
     try:
         yield client
     finally:
-        client.delete(settings.name)
-        admin = TopicAdmin(config.bootstrap_servers)
-        prefix = settings.topic_prefix
-        for topic in admin.admin.list_topics(timeout=15).topics:
-            if topic == prefix or topic.startswith(prefix + ".") or topic == settings.heartbeat_topic:
-                admin.delete(topic)
+        try:
+            client.delete(settings.name)
+            admin = TopicAdmin(config.bootstrap_servers)
+            prefix = settings.topic_prefix
+            for topic in admin.admin.list_topics(timeout=15).topics:
+                if topic == prefix or topic.startswith(prefix + ".") or topic == settings.heartbeat_topic:
+                    admin.delete(topic)
+        except Exception as exc:  # noqa: BLE001 - never hide the step's own error behind the cleanup's
+            log(f"could not remove connector {settings.name} and its topics: {exc}")
 
 
 def watermark_consumer(config: StackConfig) -> Consumer:
@@ -390,7 +415,18 @@ def measure(config: StackConfig, workload: Workload, database: str, topic: str, 
     )  # fmt: skip
 
 
-def bench_latency(config: StackConfig, rates: list[float], polls: list[int], seconds: float) -> list[dict[str, Any]]:
+def wait_for_records(config: StackConfig, topic: str, total: int, timeout: float = 120) -> None:
+    """Until the table topic holds `total` records (one per insert; transaction markers go elsewhere)."""
+    watch = watermark_consumer(config)
+    deadline = time.monotonic() + timeout
+    while end_offset(watch, topic) < total and time.monotonic() < deadline:
+        time.sleep(0.2)
+    watch.close()
+
+
+def bench_latency(
+    config: StackConfig, rates: list[float], polls: list[int], seconds: float, warmup: float
+) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for poll in polls:
         with scratch_database(config, "bench_lat") as database:
@@ -401,18 +437,18 @@ def bench_latency(config: StackConfig, rates: list[float], polls: list[int], sec
             topic = settings.table_topic(f"{database}.orders")
             with connector(config, settings):
                 # Warm-up: one insert, so the topic exists and Debezium is streaming, not snapshotting.
-                workload.run(events=1)
-                watch = watermark_consumer(config)
-                deadline = time.monotonic() + 120
-                while end_offset(watch, topic) < 1 and time.monotonic() < deadline:
-                    time.sleep(0.2)
-                watch.close()
-                time.sleep(2)  # let the connector settle after its first streamed record
+                inserted = workload.run(events=1).events
+                wait_for_records(config, topic, inserted)
                 for rate in rates:
+                    # Then a few unmeasured seconds at the rate: a fresh worker's JIT and the producer's
+                    # connections warm up here, not inside the percentiles.
+                    inserted += workload.run(events=int(rate * warmup), rate=rate).events
+                    wait_for_records(config, topic, inserted)
                     log(f"latency: poll.interval.ms={poll}, {rate:g} inserts/s for {seconds:g}s")
                     run = measure(config, workload, database, topic, poll, rate, seconds)
                     log(f"  {run.latency_ms} achieved {run.achieved_rate}/s received {run.received}/{run.events}")
                     runs.append(run.to_dict())
+                    inserted += run.events
             workload.close()
     return runs
 
@@ -424,7 +460,8 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = ["# CDC benchmark: local stack, Debezium snapshot, commit-to-Kafka latency", "",
              f"Run {results['started_at']}; {m['cpus']} CPUs shared with other running stacks and tests "
-             f"(load average at start {m['load_avg_at_start']}); Python {m['python']}.", ""]  # fmt: skip
+             f"(load average at start {m['load_avg_at_start']}); Python {m['python']}. Snapshot and latency ran on "
+             f"the {results['settings'].get('stack', 'main')} stack.", ""]  # fmt: skip
     loads = results.get("load_avg", {})
     if loads:
         lines += [
@@ -478,8 +515,11 @@ def main() -> int:
     parser.add_argument("--rates", default="200,1000", help="insert rates for the latency benchmark")
     parser.add_argument("--polls", default="50,500", help="poll.interval.ms values to compare")
     parser.add_argument("--seconds", type=float, default=25, help="seconds of writing per latency run")
-    parser.add_argument("--calm", type=float, default=1.5, help="wait for a 1-min load average below this")
-    parser.add_argument("--calm-wait", type=float, default=300, help="seconds to wait for calm before each step")
+    parser.add_argument("--warmup", type=float, default=5, help="unmeasured seconds at each rate first")
+    parser.add_argument("--stack", choices=("private", "main"), default="private",
+                        help="snapshot and latency on a private stack (default) or the shared main stack")  # fmt: skip
+    parser.add_argument("--calm", type=float, default=2.0, help="wait for a 1-min load average below this")
+    parser.add_argument("--calm-wait", type=float, default=180, help="seconds to wait for calm before each step")
     parser.add_argument("--out", default="results", help="file stem for the .md and .json written beside this file")
     args = parser.parse_args()
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -487,33 +527,56 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown step(s) {sorted(unknown)}; choose from {STEPS}")
 
-    config = StackConfig.from_env(args.state_dir)
-    if not Stack(config).status().healthy:
-        print(f"the main stack under {config.state_dir} is not healthy; start it with `dualrun stack up`",
+    main_config = StackConfig.from_env(args.state_dir)
+    lib = main_config.state_dir / "lib"
+    if not (lib / ".pom-sha256").exists():
+        print(f"no fetched artifacts under {lib}; run `dualrun stack up` once first", file=sys.stderr)
+        return 2
+    if args.stack == "main" and not Stack(main_config).status().healthy:
+        print(f"the main stack under {main_config.state_dir} is not healthy; start it with `dualrun stack up`",
               file=sys.stderr)  # fmt: skip
         return 2
     results: dict[str, Any] = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
                                "settings": {k: v for k, v in vars(args).items() if k != "state_dir"}}  # fmt: skip
     started = time.monotonic()
     loads: dict[str, dict[str, list[float]]] = {}
-    for step in STEPS:
-        if step not in only:
-            continue
-        log(f"{step}: waiting up to {args.calm_wait:g}s for the load average to drop below {args.calm:g}")
-        loads[step] = {"start": wait_calm(args.calm, args.calm_wait)}
-        if step == "cold":
-            results["cold"] = bench_cold(config, args.repeat)
-        elif step == "snapshot":
-            results["snapshot"] = bench_snapshot(config, args.rows)
-        else:
-            rates = [float(r) for r in args.rates.split(",")]
-            polls = [int(p) for p in args.polls.split(",")]
-            results["latency"] = bench_latency(config, rates, polls, args.seconds)
-        loads[step]["end"] = [round(x, 2) for x in os.getloadavg()]
-    results["load_avg"] = loads
-    results["seconds"] = round(time.monotonic() - started, 1)
-    (HERE / f"{args.out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    (HERE / f"{args.out}.md").write_text(markdown(results))
+
+    def save() -> None:
+        # After every step, so a later failure never loses what was already measured.
+        results["load_avg"] = loads
+        results["seconds"] = round(time.monotonic() - started, 1)
+        (HERE / f"{args.out}.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (HERE / f"{args.out}.md").write_text(markdown(results))
+
+    def step(name: str) -> bool:
+        if name not in only:
+            return False
+        log(f"{name}: waiting up to {args.calm_wait:g}s for the load average to drop below {args.calm:g}")
+        loads[name] = {"start": wait_calm(args.calm, args.calm_wait)}
+        return True
+
+    if step("cold"):
+        results["cold"] = bench_cold(lib, args.repeat)
+        loads["cold"]["end"] = [round(x, 2) for x in os.getloadavg()]
+        save()
+    if "snapshot" in only or "latency" in only:
+        with ExitStack() as stack:
+            if args.stack == "private":
+                log(f"starting the private bench stack on ports {SECOND_STACK}")
+                config, _ = stack.enter_context(private_stack(lib))
+            else:
+                config = main_config
+            if step("snapshot"):
+                results["snapshot"] = bench_snapshot(config, args.rows)
+                loads["snapshot"]["end"] = [round(x, 2) for x in os.getloadavg()]
+                save()
+            if step("latency"):
+                rates = [float(r) for r in args.rates.split(",")]
+                polls = [int(p) for p in args.polls.split(",")]
+                results["latency"] = bench_latency(config, rates, polls, args.seconds, args.warmup)
+                loads["latency"]["end"] = [round(x, 2) for x in os.getloadavg()]
+                save()
+    save()
     log(f"wrote {HERE / (args.out + '.md')} and .json in {results['seconds']}s")
     return 0
 
