@@ -80,7 +80,7 @@ class Connect:
         claim_port("connect", self.port, "--connect-port")
         write_properties(self.properties, self.settings())
         self.process.start(
-            [java(), *jvm_args("768m", self.home), "-cp", self.artifacts.kafka_classpath,
+            [java(), *jvm_args("1536m", self.home), "-cp", self.artifacts.kafka_classpath,
              "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties)]
         )  # fmt: skip
         wait_until(

@@ -38,6 +38,21 @@ def stack() -> StackConfig:
     return config
 
 
+@pytest.fixture(autouse=True)
+def _remove_new_connectors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Names are unique, so nothing needs tearing down for correctness; but every connector left
+    running reads the whole binlog, and dozens of them would starve the shared Connect worker."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    config: StackConfig = request.getfixturevalue("stack")
+    client = ConnectClient(config.connect_url)
+    before = set(client.connectors())
+    yield
+    for name in set(client.connectors()) - before:
+        client.delete(name)
+
+
 @pytest.fixture
 def unique() -> Callable[[str], str]:
     """unique('orders') -> 'orders_3f9a1c2b': a fresh name per call."""

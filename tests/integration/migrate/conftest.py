@@ -59,10 +59,14 @@ def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) 
 
 
 @pytest.fixture
-def pipeline(stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]) -> PipelineSpec:
+def pipeline(stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]) -> Iterator[PipelineSpec]:
     spec = make_pipeline(stack, db, tmp_path, unique("p"))
     ensure_connector(spec)
-    return spec
+    yield spec
+    # A background job a test started (and perhaps left behind by failing) stops with it.
+    from migrate.commands.run import stream_process
+
+    stream_process(spec).stop(timeout=30)
 
 
 def workload_for(spec: PipelineSpec, seed: int = 11) -> Workload:
