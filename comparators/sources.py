@@ -1,9 +1,10 @@
 """Load one side of a reconciliation into DuckDB.
 
 A source registers a view or temporary table under a name the engine chooses;
-the engine scans it twice (a hash pass and a detail pass), so one-shot inputs
-(SQL cursors, Arrow readers) are materialised into DuckDB first, which spills to
-its temp directory instead of growing memory without bound.
+the engine scans it more than once (counting, hashing, reading candidate rows), so
+one-shot inputs (SQL cursors, Arrow readers) are materialised into DuckDB first,
+chunk by chunk, which spills to its temp directory instead of growing memory
+without bound.
 
 Sources: `ParquetSource` (file or glob), `CsvSource`, `DuckDBSource` (a table in a
 DuckDB file), `SqlSource` (SQLAlchemy URL plus table or query: MariaDB/MySQL via

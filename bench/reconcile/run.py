@@ -31,7 +31,7 @@ COLUMNS = ["customer_id", "amount", "price", "qty", "status", "customer", "city"
            "created_at", "updated_at", "note"]  # fmt: skip
 
 GENERATE = """
-CREATE TABLE base AS
+COPY (
 SELECT i AS id,
        (hash(i, {seed}, 1) % 100000)::BIGINT AS customer_id,
        ((hash(i, {seed}, 2) % 10000000)::DECIMAL(12, 2) / 100)::DECIMAL(12, 2) AS amount,
@@ -47,8 +47,9 @@ SELECT i AS id,
            AS updated_at,
        CASE WHEN hash(i, {seed}, 10) % 4 = 0 THEN NULL
             ELSE 'note ' || (hash(i, {seed}, 11) % 1000)::VARCHAR END AS note
-FROM range({rows}) t(i);
-COPY base TO '{left}' (FORMAT parquet);
+FROM range({rows}) t(i)
+) TO '{left}' (FORMAT parquet);
+CREATE VIEW base AS SELECT * FROM read_parquet('{left}');
 COPY (
   SELECT id, customer_id,
          CASE WHEN c = 0 THEN amount + 0.01 ELSE amount END AS amount,
@@ -79,6 +80,8 @@ def generate(rows: int, seed: int, data: Path) -> tuple[Path, Path]:
     data.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     con.execute(f"SET temp_directory = '{data / 'tmp'}'")
+    con.execute("SET memory_limit = '4GB'")  # streams: 100M rows need no more
+    con.execute("SET enable_progress_bar = false")
     con.execute(GENERATE.format(rows=rows, seed=seed, left=left, right=right))
     con.close()
     return left, right
@@ -136,6 +139,17 @@ def tool_dualrun(left: str, right: str) -> dict[str, int]:
             "changed": result.mismatched_rows}  # fmt: skip
 
 
+def tool_dualrun_aggregate(left: str, right: str) -> dict[str, int]:
+    """dualrun with its general (aggregate) plan forced, as for string or composite keys."""
+    from comparators import Settings, reconcile
+    from comparators.report import render
+
+    result = reconcile(left, right, ["id"], settings=Settings(strategy="aggregate"))
+    render(result, "text")
+    return {"only_left": result.only_in_left, "only_right": result.only_in_right,
+            "changed": result.mismatched_rows}  # fmt: skip
+
+
 def tool_dualrun_cli(left: str, right: str) -> dict[str, int]:
     out = subprocess.run(
         [sys.executable, "-c", "from migrate.cli import main; main()", "reconcile", left, right,
@@ -150,7 +164,7 @@ def tool_dualrun_cli(left: str, right: str) -> dict[str, int]:
 
 
 def tool_reladiff(left: str, right: str) -> dict[str, int]:
-    import reladiff  # type: ignore[import-not-found]
+    import reladiff
 
     db = Path(left).parent / f"reladiff_{os.getpid()}.duckdb"
     import duckdb
@@ -200,6 +214,7 @@ TOOLS = {
     "handjoin": tool_handjoin,
     "handjoin_hash": tool_handjoin_hash,
     "dualrun": tool_dualrun,
+    "dualrun_aggregate": tool_dualrun_aggregate,
     "reladiff": tool_reladiff,
     "datacompy_polars": tool_datacompy_polars,
     "datacompy": tool_datacompy,
@@ -240,6 +255,8 @@ def main() -> None:
     parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.tool:
+        # Measure this checkout's code, whatever an installed (editable) copy points at.
+        sys.path.insert(0, str(ROOT))
         print(json.dumps(TOOLS[args.tool](*args.paths)))
         return
     t0 = time.perf_counter()
@@ -247,35 +264,43 @@ def main() -> None:
     gen_s = time.perf_counter() - t0
     print(f"data: {left.name}, {right.name} ({gen_s:.1f}s)", flush=True)
     once = set(args.once.split(","))
+    tools = args.tools.split(",")
+    runs: dict[str, list[dict[str, Any]]] = {t: [] for t in tools}
+    # Rounds: each repeated tool runs once per round, so a load spike on the shared
+    # machine hits every tool's runs alike instead of all runs of one tool; the heavy
+    # run-once tools go last, so their memory use cannot disturb the others.
+    order = [t for t in tools if t not in once] * args.repeat + [t for t in tools if t in once]
+    load = os.getloadavg()[0]
+    for tool in order:
+        if runs[tool] and "error" in runs[tool][-1]:
+            continue
+        runs[tool].append(run_tool_timed(tool, left, right))
+        print(f"{tool}: {runs[tool][-1]}", flush=True)
     results: dict[str, Any] = {}
-    for tool in args.tools.split(","):
-        runs = []
-        for _ in range(1 if tool in once else args.repeat):
-            runs.append(run_tool_timed(tool, left, right))
-            print(f"{tool}: {runs[-1]}", flush=True)
-            if "error" in runs[-1]:
-                break
-        ok = [r for r in runs if "error" not in r]
+    for tool in tools:
+        ok = [r for r in runs[tool] if "error" not in r]
         results[tool] = {
-            "runs": runs,
+            "runs": runs[tool],
             "median_wall_s": statistics.median(r["wall_s"] for r in ok) if ok else None,
             "max_rss_mb": max(r["rss_mb"] for r in ok) if ok else None,
             "counts": ok[0]["counts"] if ok else None,
-            "error": None if ok else runs[-1]["error"],
+            "error": None if ok else runs[tool][-1]["error"],
         }
+    args.load = (round(load, 2), round(os.getloadavg()[0], 2))
     report(args, results, gen_s)
 
 
 def report(args: argparse.Namespace, results: dict[str, Any], gen_s: float) -> None:
     counted = {t: r["counts"] for t, r in results.items() if r["counts"]}
-    reference = counted.get("handjoin") or next(iter(counted.values()), {})
+    reference: dict[str, int] = counted.get("handjoin") or next(iter(counted.values()), {})
     agree = {t: c == reference for t, c in counted.items() if c}
     base = {t: results[t]["median_wall_s"] for t in ("scan", "handjoin") if t in results}
     summary = {
         "rows": args.rows, "seed": args.seed, "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform()},
-        "generate_s": round(gen_s, 1), "reference_counts": reference, "agree": agree,
+        "generate_s": round(gen_s, 1), "load_average_before_after": args.load,
+        "reference_counts": reference, "agree": agree,
         "tools": results,
     }  # fmt: skip
     suffix = "" if args.rows == 10_000_000 else f"_{args.rows}"
@@ -284,7 +309,9 @@ def report(args: argparse.Namespace, results: dict[str, Any], gen_s: float) -> N
         f"# Reconciliation benchmark: {args.rows:,} rows x 11 columns",
         "",
         f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}. Medians of "
-        f"{args.repeat} (tools marked once: 1 run), whole process wall time and peak RSS.",
+        f"{args.repeat} (tools marked once: 1 run), whole process wall time and peak RSS;"
+        f" repeated tools ran in interleaved rounds. 1-minute load average before/after:"
+        f" {args.load[0]}/{args.load[1]} (the machine is shared).",
         f"Reference counts (hand-written FULL OUTER JOIN): {reference}",
         "",
         "| tool | median wall s | peak RSS MB | vs scan | vs hand join | counts agree |",
