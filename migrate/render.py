@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -109,10 +110,12 @@ def stream_status_line(status: StreamStatus, console: Console) -> None:
     )
 
 
-def demo_footer(result: DemoResult, spec: PipelineSpec) -> str:
+def demo_footer(result: DemoResult, spec: PipelineSpec, report: Path) -> str:
     w = result.workload
     lines = [
         f"workload: {w.events} operations at {w.rate:.0f}/s; batch snapshot {result.batch.position}",
+        f"HTML report: {report}",
+        "the checklist needs a streak of clean runs: run `dualrun demo` again, then `dualrun checklist`",
     ]
     if result.defect:
         lines.append(f"injected defect: {result.defect} (this run is expected to be non-clean)")

@@ -10,7 +10,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from migrate import render
 from migrate.commands.run import spec_for, start_stream_background
-from migrate.demo import run_demo
+from comparators.report import render_run
+from migrate.checklist import evaluate
+from migrate.demo import defect_spec, run_demo
+from migrate.reporting import build_report
 from migrate.spec import PipelineSpec
 from migrate.stream.transform import DEFECTS
 
@@ -50,9 +53,15 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
             spec, events=events, rate=rate, start_stream=start, defect=defect, step=step,
             workload_progress=advanced, seed=seed,
         )  # fmt: skip
+    job_spec = defect_spec(spec, defect) if defect else spec
+    console.print("[bold cyan]>[/] evaluating the cutover checklist and writing the report", highlight=False)
+    checks = evaluate(job_spec)
+    report_path = Path(job_spec.state_dir) / ("report.html" if not defect else f"report-{defect}.html")
+    report_path.write_text(render_run(build_report(job_spec, checks=checks), "html"))
     if as_json:
         click.echo(render.as_json(result))
     else:
         click.echo(render.spec_reconciliation(result.reconciliation, "text"))
-        click.echo(render.demo_footer(result, spec))
+        render.checklist(checks, Console())
+        click.echo(render.demo_footer(result, spec, report_path))
     raise SystemExit(result.reconciliation.exit_code)

@@ -36,7 +36,8 @@ META = pa.schema(
         ("__pos_order", pa.int64()),
     ]
 )
-COMPACT_ABOVE = 64  # segments per output before older ones are merged into one
+COMPACT_ABOVE = 64  # per-transaction segments per output before they are merged into one
+MERGE_FANIN = 16  # merged files of one level before they are merged into the next
 
 
 def changelog_schema(output: str) -> pa.Schema:
@@ -81,24 +82,46 @@ class ChangelogWriter:
         return written
 
     def compact(self, output: str) -> bool:
-        """Merge all but the newest segments of an output into one, when there are many."""
-        segments = sorted((self.root / output).glob("seg-*.parquet"))
-        if len(segments) <= COMPACT_ABOVE:
-            return False
-        merge = segments[:-1]
-        # Named after the oldest merged segment, so it sorts before the newer ones.
-        target = merge[0].with_name(merge[0].stem.removesuffix("-m") + "-m.parquet")
+        """Merge segments level by level, so each row is rewritten only a few times.
+
+        Level 0 are the per-transaction segments; COMPACT_ABOVE of them become one level-1
+        file (suffix `-m`), MERGE_FANIN level-1 files one level-2 file (`-mm`), and so on.
+        """
+        merged = False
+        level = 0
+        while True:
+            suffix = "-" + "m" * level if level else ""
+            files = sorted(p for p in (self.root / output).glob("seg-*.parquet") if _level(p) == level)
+            limit = COMPACT_ABOVE if level == 0 else MERGE_FANIN
+            if len(files) <= limit:
+                return merged
+            # Keep the newest level-0 segment out: it may be read while being renamed.
+            batch = files[:-1] if level == 0 else files
+            self._merge(
+                batch, batch[0].with_name(batch[0].stem.removesuffix(suffix) + "-" + "m" * (level + 1) + ".parquet")
+            )
+            merged = True
+            level += 1
+
+    @staticmethod
+    def _merge(files: list[Path], target: Path) -> None:
         tmp = target.with_suffix(".tmp")
         with duckdb.connect() as con:
+            con.execute("SET threads = 1")  # compaction must not starve the job's own work
             con.execute("COPY (SELECT * FROM read_parquet(?)) TO '" + str(tmp).replace("'", "''")
-                        + "' (FORMAT parquet, COMPRESSION zstd)", [[str(p) for p in merge]])  # fmt: skip
+                        + "' (FORMAT parquet, COMPRESSION zstd)", [[str(p) for p in files]])  # fmt: skip
         # A reader may briefly see the merged file beside the old ones: duplicates of the same
         # key and position, which the as-of view collapses; never a gap.
         os.replace(tmp, target)
-        for path in merge:
+        for path in files:
             if path != target:
                 path.unlink(missing_ok=True)
-        return True
+
+
+def _level(path: Path) -> int:
+    stem = path.stem
+    tail = stem.rsplit("-", 1)[-1]
+    return len(tail) if tail and set(tail) == {"m"} else 0
 
 
 def _to_arrow(output: str, changes: list[OutputChange], processed_at: datetime) -> pa.Table:

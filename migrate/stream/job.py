@@ -381,11 +381,10 @@ class StreamJob:
             return None
 
     def _inputs_drained(self) -> bool:
-        """Nothing left to fetch on the assigned table partitions (so a missing event is really missing)."""
+        """Nothing left to fetch on any input, the marker topic included (so a missing event or END
+        is really missing, not merely behind)."""
         try:
             for tp in self.consumer.position(self.consumer.assignment()):
-                if tp.topic == self.marker_topic:
-                    continue
                 _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
                 if tp.offset < high:
                     return False

@@ -9,9 +9,12 @@ order; so the job sees changes exactly as the database committed them, as the
 batch job's snapshot does.
 
 Records outside transactions (snapshot reads, Debezium's tombstones, poison
-records) are released as soon as they reach the head of their partition. A
-transaction that stays incomplete for `stall_after` seconds (its events lost to
-a poison record, say) is released with what arrived, and counted.
+records) are released as soon as they reach the head of their partition, and so
+are events of a transaction already released or older than the next END (Debezium
+re-sends part of a transaction after a restart; the transform skips what it has
+applied). A transaction that stays incomplete for `stall_after` seconds once the
+inputs are drained (its events lost to a poison record, say) is released with
+what arrived, and counted.
 """
 
 from __future__ import annotations
@@ -61,6 +64,19 @@ def parse_marker(value: bytes | None) -> dict[str, Any] | None:
     return {"status": payload["status"], "id": str(payload["id"]), "counts": counts}
 
 
+def _gtid(txn: str) -> tuple[int, int] | None:
+    """MariaDB transaction ids are GTIDs `domain-server-seq`: ordered by seq within a domain."""
+    parts = txn.split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[2])
+
+
+def precedes(txn: str, other: str) -> bool:
+    a, b = _gtid(txn), _gtid(other)
+    return a is not None and b is not None and a[0] == b[0] and a[1] < b[1]
+
+
 @dataclass
 class TransactionOrder:
     """Buffers per partition and releases in commit order."""
@@ -73,6 +89,7 @@ class TransactionOrder:
     drained: Callable[[], bool] = lambda: True
     buffers: dict[tuple[str, int], deque[Item]] = field(default_factory=dict)
     stalled: int = 0
+    done: dict[str, None] = field(default_factory=dict)  # recently released transactions, oldest first
 
     def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
         for tp in partitions:
@@ -112,14 +129,21 @@ class TransactionOrder:
     def _free_heads(self, out: list[Item]) -> bool:
         """Records outside any transaction leave at once; BEGIN markers need no waiting."""
         progressed = False
-        for buf in self._tables():
-            while buf and buf[0].txn is None:
-                out.append(buf.popleft())
-                progressed = True
         markers = self._markers()
-        while markers and (markers[0].marker is None or markers[0].marker["status"] == "BEGIN"):
+        while markers and (
+            markers[0].marker is None or markers[0].marker["status"] == "BEGIN" or markers[0].marker["id"] in self.done
+        ):
             out.append(markers.popleft())
             progressed = True
+        next_end = markers[0].marker["id"] if markers and markers[0].marker else None
+        for buf in self._tables():
+            while buf and (
+                buf[0].txn is None
+                or buf[0].txn in self.done
+                or (next_end is not None and precedes(buf[0].txn or "", next_end))
+            ):
+                out.append(buf.popleft())
+                progressed = True
         return progressed
 
     def _next_transaction(self, out: list[Item], now: float, force: bool) -> bool:
@@ -150,6 +174,9 @@ class TransactionOrder:
         ready.sort(key=lambda i: i.event.position.sort_key if isinstance(i.event, ChangeEvent) else (0, 0, 0))
         out.extend(ready)
         out.append(markers.popleft())
+        self.done[txn] = None
+        if len(self.done) > 10_000:
+            del self.done[next(iter(self.done))]
         return True
 
     def _orphans(self, out: list[Item], now: float, force: bool) -> bool:

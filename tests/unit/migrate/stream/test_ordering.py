@@ -89,3 +89,27 @@ def test_unreadable_markers_do_not_block() -> None:
     o = order()
     o.add(Item(MARKERS, 0, 0, 0.0, marker=parse_marker(b"garbage")))
     assert released(o.release(now=0.0)) == [("transaction", 0)]
+
+
+def test_events_redelivered_after_a_connector_restart_do_not_wait() -> None:
+    o = order()
+    o.add(marker(0, "END", "0-1-7", {"shop.orders": 1}))
+    o.add(change(ORDERS, 0, 700, "0-1-7"))
+    assert released(o.release(now=0.0)) == [("orders", 0), ("transaction", 0)]
+    # Debezium restarts and sends transaction 7 again, then transaction 8.
+    o.add(marker(1, "BEGIN", "0-1-7"))
+    o.add(change(ORDERS, 1, 700, "0-1-7"))
+    o.add(marker(2, "END", "0-1-7", {"shop.orders": 1}))
+    o.add(change(ORDERS, 2, 800, "0-1-8"))
+    o.add(marker(3, "END", "0-1-8", {"shop.orders": 1}))
+    assert released(o.release(now=0.1)) == [("transaction", 1), ("transaction", 2), ("orders", 1), ("orders", 2),
+                                            ("transaction", 3)]  # fmt: skip
+    assert o.stalled == 0
+
+
+def test_events_of_a_transaction_whose_end_was_lost_go_before_later_ones() -> None:
+    o = order()
+    o.add(change(ORDERS, 0, 300, "0-1-3"))  # its END never arrives
+    o.add(change(ORDERS, 1, 400, "0-1-4"))
+    o.add(marker(0, "END", "0-1-4", {"shop.orders": 1}))
+    assert released(o.release(now=0.0)) == [("orders", 0), ("orders", 1), ("transaction", 0)]
