@@ -8,10 +8,10 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from migrate import render
-from migrate.commands.run import spec_for, start_stream_background
 from comparators.report import render_run
+from migrate import render
 from migrate.checklist import evaluate
+from migrate.commands.run import spec_for, start_stream_background
 from migrate.demo import defect_spec, run_demo
 from migrate.reporting import build_report
 from migrate.spec import PipelineSpec
