@@ -244,7 +244,10 @@ class Planner:
         name, tier = self.customers[customer_id]
         what = self.rng.choice(("name", "tier", "both"))
         if what in ("name", "both"):
-            name = customer_name(self.rng)
+            # A different name for sure: an UPDATE that changes nothing writes no binlog row event.
+            old, name = name, customer_name(self.rng)
+            while name == old:
+                name = customer_name(self.rng)
         if what in ("tier", "both"):
             tier = self.rng.choice([t for t in TIERS if t != tier])
         self.customers[customer_id] = (name, tier)
@@ -262,7 +265,13 @@ SQL = {
 
 
 class Workload:
-    """Executes a seeded plan of inserts, updates, deletes, cancels and customer changes."""
+    """Executes a seeded plan of inserts, updates, deletes, cancels and customer changes.
+
+    It assumes it is the only writer of the two tables while it runs: it picks new order
+    ids itself (after the highest existing one) and knows which rows exist from its mirror.
+    Each `run()` reloads that mirror from the tables, so runs may be interleaved with other
+    writes as long as they do not overlap in time.
+    """
 
     def __init__(
         self,
