@@ -11,11 +11,11 @@ import pyarrow as pa
 
 from cdc.connect import ConnectClient
 from cdc.errors import CdcError
-from cdc.position import Position
+from cdc.position import Position, parse_gtid_set
 from comparators import ChangelogSource, FrameSource, ParquetSource, Reconciliation, Settings, reconcile
 from comparators import history as run_history
 from comparators.errors import SourceError
-from migrate.batch import BatchRun, load_run, run_output
+from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import changelog_schema, output_glob
 from migrate.stream.status import StreamStatus, read_status
@@ -89,11 +89,24 @@ def _position(data: dict[str, Any] | None) -> Position | None:
     return Position.binlog(data["file"], int(data["pos"]), int(data.get("row") or 0), data.get("gtid"))
 
 
+def _transaction_covers(last_transaction: str | None, target: Position) -> bool:
+    """Transactions are released in commit order, so once the job committed the END of the
+    transaction that `target` ends with (or a later one), everything up to `target` is in."""
+    if last_transaction is None or not target.gtid:
+        return False
+    try:
+        wanted = parse_gtid_set(target.gtid)
+        done = parse_gtid_set(last_transaction)
+    except CdcError:
+        return False  # not a MariaDB GTID (MySQL uuid:n, PostgreSQL txId)
+    return len(wanted) == 1 and all(done.get(domain, -1) >= seq for domain, seq in wanted.items())
+
+
 def stream_progress(spec: PipelineSpec, target: Position, status: StreamStatus | None) -> StreamProgress:
     if status is None:
         return StreamProgress(False, target, None, None, None, None)
     last = _position(status.last_position)
-    reached = last is not None and last > target
+    reached = (last is not None and last > target) or _transaction_covers(status.last_transaction, target)
     behind = None
     if not reached and status.last_event_ts_ms is not None:
         behind = max(0.0, time.time() - status.last_event_ts_ms / 1000)
@@ -152,6 +165,14 @@ def stream_side(spec: PipelineSpec, output: str, position: Position) -> Changelo
     return ChangelogSource(log, f"{position.file}:{position.minor}")
 
 
+def _rerun(spec: PipelineSpec, run: BatchRun, output: str) -> FrameSource | None:
+    """The batch job's rerun in the same snapshot, when it made one (the batch noise baseline)."""
+    rerun_id = run.run_id + RERUN
+    if not has_output(spec.warehouse_path, rerun_id, output):
+        return None
+    return FrameSource(run_output(spec.warehouse_path, rerun_id, output), name=f"batch {output} rerun")
+
+
 def reconcile_spec(
     spec: PipelineSpec,
     run_id: str = "latest",
@@ -184,6 +205,7 @@ def reconcile_spec(
                     left_position=str(run.position),
                     right_position=str(run.position),
                     name=name,
+                    baseline_left=_rerun(spec, run, output),
                     settings=Settings(allow_empty=True),
                 )
                 break

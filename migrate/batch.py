@@ -26,6 +26,7 @@ from migrate.pipeline import BATCH_SQL, SCHEMAS
 from migrate.spec import PipelineSpec
 
 CHUNK_ROWS = 50_000
+RERUN = "~rerun"
 RUNS_TABLE = "batch_runs"
 
 
@@ -98,17 +99,25 @@ def _chunks(conn: Connection, sql: str, schema: pa.Schema) -> Iterator[pa.Record
         )
 
 
-def read_snapshot(spec: PipelineSpec, outputs: dict[str, str] | None = None) -> tuple[Position, dict[str, pa.Table]]:
-    """Run the job's queries inside one consistent snapshot; returns its position and outputs."""
+def read_snapshot(
+    spec: PipelineSpec, outputs: dict[str, str] | None = None, *, rerun: bool = False
+) -> tuple[Position, dict[str, pa.Table]]:
+    """Run the job's queries inside one consistent snapshot; returns its position and outputs.
+
+    With `rerun`, every query runs a second time in the same snapshot (outputs `NAME~rerun`):
+    the same data, so any difference is the job's own noise (unordered LIMITs, float sums, NOW()).
+    """
     engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
+    queries = outputs or BATCH_SQL
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             position = snapshot_position(conn)
-            for name, sql in (outputs or BATCH_SQL).items():
-                schema = SCHEMAS[name]
-                tables[name] = pa.Table.from_batches(list(_chunks(conn, sql, schema)), schema=schema)
+            for suffix in ("", RERUN) if rerun else ("",):
+                for name, sql in queries.items():
+                    schema = SCHEMAS[name]
+                    tables[name + suffix] = pa.Table.from_batches(list(_chunks(conn, sql, schema)), schema=schema)
             conn.exec_driver_sql("COMMIT")
     except sa.exc.DBAPIError as exc:
         raise translate(exc, spec) from None
@@ -128,21 +137,26 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
 def run_batch(spec: PipelineSpec) -> BatchRun:
     """The nightly job: read in one snapshot, append the outputs to the warehouse under a run id."""
     started = datetime.now(UTC)
-    position, tables = read_snapshot(spec)
+    position, tables = read_snapshot(spec, rerun=spec.batch.rerun_for_noise)
     run = BatchRun(
         run_id=started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         started_at=started,
         finished_at=datetime.now(UTC),
         position=position,
-        rows={name: t.num_rows for name, t in tables.items()},
+        rows={name: t.num_rows for name, t in tables.items() if not name.endswith(RERUN)},
     )
-    write_run(spec.warehouse_path, run, tables)
+    reruns = {name.removesuffix(RERUN): t for name, t in tables.items() if name.endswith(RERUN)}
+    write_run(spec.warehouse_path, run, {n: t for n, t in tables.items() if not n.endswith(RERUN)})
+    if reruns:
+        write_run(spec.warehouse_path, run, reruns, run_id=run.run_id + RERUN)
     return run
 
 
-def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table]) -> None:
+def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table], *, run_id: str | None = None) -> None:
+    """Append the outputs under `run_id` (default the run's); only the run itself is listed in batch_runs."""
     import json
 
+    output_id = run_id or run.run_id
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(warehouse)) as con:
         ensure_warehouse(con)
@@ -150,8 +164,11 @@ def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table]) -> No
         for name, table in tables.items():
             con.register("incoming", table)
             con.execute(f"CREATE TABLE IF NOT EXISTS \"{name}\" AS SELECT *, '' AS __batch_run FROM incoming LIMIT 0")
-            con.execute(f'INSERT INTO "{name}" SELECT *, ? FROM incoming', [run.run_id])
+            con.execute(f'INSERT INTO "{name}" SELECT *, ? FROM incoming', [output_id])
             con.unregister("incoming")
+        if run_id is not None:
+            con.execute("COMMIT")
+            return
         p = run.position
         con.execute(
             f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -176,6 +193,13 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
         raise DualrunError(f"batch run {run_id!r} not found in {warehouse}; see `dualrun run batch`")
     run_id_, started, finished, file, offset, gtid, _, rows, defect = row
     return BatchRun(run_id_, started, finished, Position.binlog_snapshot(file, offset, gtid), json.loads(rows), defect)
+
+
+def has_output(warehouse: Path, run_id: str, output: str) -> bool:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        query = f'SELECT count(*) > 0 FROM (SELECT 1 FROM "{output}" WHERE __batch_run = ? LIMIT 1)'
+        row = con.execute(query, [run_id]).fetchone()
+    return bool(row and row[0])
 
 
 def run_output(warehouse: Path, run_id: str, output: str) -> pa.Table:

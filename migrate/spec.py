@@ -86,6 +86,8 @@ class BatchSpec(_Model):
     """The legacy nightly job: plain SQL in one consistent snapshot, outputs to a warehouse."""
 
     warehouse: str = "warehouse.duckdb"
+    # Run every query twice in the same snapshot: the difference is the batch job's own noise.
+    rerun_for_noise: bool = True
 
 
 class StreamSpec(_Model):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -129,7 +129,7 @@ def _to_arrow(output: str, changes: list[OutputChange], processed_at: datetime) 
     keys = KEYS[output]
     values = [n for n in SCHEMAS[output].names if n not in keys]
     columns: dict[str, list[object]] = {name: [] for name in schema.names}
-    for change in changes:
+    for index, change in enumerate(changes):
         for name, part in zip(keys, change.key, strict=True):
             columns[name].append(part)
         row = change.values or {}
@@ -142,6 +142,7 @@ def _to_arrow(output: str, changes: list[OutputChange], processed_at: datetime) 
         columns["__gtid"].append(p.gtid)
         columns["__lsn"].append(None)
         columns["__source_ts_ms"].append(change.source_ts_ms)
-        columns["__processed_at"].append(processed_at)
+        # One microsecond apart: ties on (key, position) resolve in processing order.
+        columns["__processed_at"].append(processed_at + timedelta(microseconds=index))
         columns["__pos_order"].append(change.pos_order)
     return pa.table({n: pa.array(columns[n], type=schema.field(n).type) for n in schema.names}, schema=schema)

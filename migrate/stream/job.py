@@ -38,6 +38,7 @@ from migrate.stream.transform import KafkaRecord, Transform
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
 POSITION_HEADER = "dualrun.position"
+PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
 class StreamJobError(DualrunError):
@@ -68,6 +69,8 @@ class Counters:
     last_position: dict[str, Any] | None = None  # as committed
     pending_ts_ms: int | None = None
     pending_position: dict[str, Any] | None = None
+    last_transaction: str | None = None  # as committed
+    pending_transaction: str | None = None
     rate_window: deque[tuple[float, int]] = field(default_factory=deque)
 
     def rate(self, now: float) -> float:
@@ -169,7 +172,10 @@ class StreamJob:
                             pending.discard(partition)
                         continue
                     key, value = (msg.key() or b"").decode(), msg.value()
-                    self.transform.restore(key, orjson.loads(value) if value is not None else None)
+                    if key == PROGRESS_KEY and value is not None:
+                        self._restore_progress(orjson.loads(value))
+                    else:
+                        self.transform.restore(key, orjson.loads(value) if value is not None else None)
                     restored += 1
                     if offset + 1 >= ends[partition]:
                         pending.discard(partition)
@@ -249,6 +255,8 @@ class StreamJob:
     def _process(self, item: Item) -> None:
         self.next_offsets[(item.topic, item.partition)] = item.offset + 1
         if item.topic == self.marker_topic:
+            if item.marker is not None and item.marker["status"] == "END":
+                self.counters.pending_transaction = item.marker["id"]
             return
         self.counters.events_in += 1
         if item.error is not None:
@@ -293,7 +301,20 @@ class StreamJob:
         )
         self.counters.dead_letters += 1
 
+    def _restore_progress(self, progress: dict[str, Any]) -> None:
+        self.counters.last_position = progress.get("position")
+        self.counters.last_transaction = progress.get("transaction")
+        self.counters.last_event_ts_ms = progress.get("ts_ms")
+
     def _commit(self) -> None:
+        if self.counters.pending_position is not None or self.counters.pending_transaction is not None:
+            # Progress travels in the same transaction, so a restarted job knows what it has covered.
+            progress = {
+                "position": self.counters.pending_position or self.counters.last_position,
+                "transaction": self.counters.pending_transaction or self.counters.last_transaction,
+                "ts_ms": self.counters.pending_ts_ms or self.counters.last_event_ts_ms,
+            }
+            self._produce(KafkaRecord("state", PROGRESS_KEY, progress))
         self.changelog.flush()
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
         try:
@@ -317,6 +338,8 @@ class StreamJob:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
             self.counters.last_position = self.counters.pending_position
             self.counters.last_event_ts_ms = self.counters.pending_ts_ms
+        if self.counters.pending_transaction is not None:
+            self.counters.last_transaction = self.counters.pending_transaction
         if time.monotonic() - self.last_status > 0.5:
             self._publish_status("running")
         for output in ("orders_enriched", "order_alerts", "daily_revenue"):
@@ -328,6 +351,7 @@ class StreamJob:
         self.in_txn = False
         self.changelog.pending.clear()
         self.counters.pending_position = None
+        self.counters.pending_transaction = None
         self.order.clear()
         self.next_offsets.clear()
         self.restore_state()
@@ -411,6 +435,7 @@ class StreamJob:
             stalled_transactions=self.order.stalled,
             last_event_ts_ms=self.counters.last_event_ts_ms,
             last_position=self.counters.last_position,
+            last_transaction=self.counters.last_transaction,
             events_per_second=round(self.counters.rate(time.monotonic()), 1),
             lag=self.lag,
             error=error,

@@ -34,6 +34,7 @@ class StreamStatus:
     stalled_transactions: int = 0  # released incomplete after waiting (see migrate.stream.ordering)
     last_event_ts_ms: int | None = None  # source ts of the newest event processed
     last_position: dict[str, Any] | None = None  # cdc Position.to_dict() of the newest event
+    last_transaction: str | None = None  # id (MariaDB: GTID) of the newest source transaction fully committed
     events_per_second: float = 0.0
     lag: int | None = None  # records not yet consumed on the input topics
     error: str | None = None
