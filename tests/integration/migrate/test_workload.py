@@ -1,8 +1,4 @@
-"""The workload generator against the real MariaDB, each test in its own database.
-
-(Named test_workload_mariadb.py: pytest's default import mode needs unique test file
-basenames, and tests/unit/migrate/test_workload.py already takes `test_workload`.)
-"""
+"""The workload generator against the real MariaDB, each test in its own database."""
 
 from __future__ import annotations
 
