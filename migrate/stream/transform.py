@@ -74,19 +74,35 @@ class KafkaRecord:
 class State:
     customers: dict[int, Customer] = field(default_factory=dict)
     orders: dict[int, Order] = field(default_factory=dict)
+    # Where each deleted entity was deleted: a redelivered older change must not bring it back.
+    deleted_customers: dict[int, int] = field(default_factory=dict)
+    deleted_orders: dict[int, int] = field(default_factory=dict)
     by_customer: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
-    by_group: defaultdict[tuple[int, date], set[int]] = field(default_factory=lambda: defaultdict(set))
     revenue_extra: defaultdict[tuple[int, date], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    # (customer, day) -> (orders counted, revenue): kept exact as orders come and go, so a
+    # change costs O(1) instead of a pass over the customer's orders that day.
+    revenue: dict[tuple[int, date], tuple[int, Decimal]] = field(default_factory=dict)
+
+    def _count(self, order: Order, sign: int) -> None:
+        if not counts_for_revenue(order.status):
+            return
+        key = (order.customer_id, order.day)
+        count, total = self.revenue.get(key, (0, Decimal("0.00")))
+        count, total = count + sign, total + sign * order.amount
+        if count:
+            self.revenue[key] = (count, total)
+        else:
+            self.revenue.pop(key, None)
 
     def put_order(self, order_id: int, order: Order | None) -> None:
         old = self.orders.pop(order_id, None)
         if old is not None:
             self.by_customer[old.customer_id].discard(order_id)
-            self.by_group[(old.customer_id, old.day)].discard(order_id)
+            self._count(old, -1)
         if order is not None:
             self.orders[order_id] = order
             self.by_customer[order.customer_id].add(order_id)
-            self.by_group[(order.customer_id, order.day)].add(order_id)
+            self._count(order, +1)
 
 
 def _order_from(row: dict[str, Any], pos: int) -> Order:
@@ -120,17 +136,20 @@ class Transform:
         customer_id = int(event.key.get("id") or (event.after or event.before or {})["id"])
         pos = event.position.order_value
         current = self.state.customers.get(customer_id)
-        if current is not None and current.pos >= pos:
+        applied = current.pos if current is not None else self.state.deleted_customers.get(customer_id, -1)
+        if applied >= pos:
             return [], []  # redelivered or stale
         row = event.row
         state_key = f"c:{customer_id}"
         if row is None:
             self.state.customers.pop(customer_id, None)
-            records = [KafkaRecord("state", state_key, None, pos)]
+            self.state.deleted_customers[customer_id] = pos
+            records = [KafkaRecord("state", state_key, {"deleted": True, "pos": pos}, pos)]
             new: Customer | None = None
         else:
             new = Customer(row.get("name"), row.get("tier"), pos)
             self.state.customers[customer_id] = new
+            self.state.deleted_customers.pop(customer_id, None)
             records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos}, pos)]
         changed = current is None or new is None or (current.name, current.tier) != (new.name, new.tier)
         if not changed or self.defect == "ignore-customer-changes" and current is not None:
@@ -150,12 +169,17 @@ class Transform:
         order_id = int(event.key.get("order_id") or image["order_id"])
         pos = event.position.order_value
         old = self.state.orders.get(order_id)
-        if old is not None and old.pos >= pos:
+        applied = old.pos if old is not None else self.state.deleted_orders.get(order_id, -1)
+        if applied >= pos:
             return [], []
         if event.op == "d" and self.defect == "drop-deletes":
             return [], []
         new = None if event.row is None else _order_from(event.row, pos)
         self.state.put_order(order_id, new)
+        if new is None:
+            self.state.deleted_orders[order_id] = pos
+        else:
+            self.state.deleted_orders.pop(order_id, None)
         double_count = self.defect == "double-count-updates" and event.op == "u"
         if double_count and new is not None and counts_for_revenue(new.status):
             self.state.revenue_extra[(new.customer_id, new.day)] += new.amount
@@ -164,7 +188,7 @@ class Transform:
         records: list[KafkaRecord] = []
         state_key = f"o:{order_id}"
         if new is None:
-            records.append(KafkaRecord("state", state_key, None, pos))
+            records.append(KafkaRecord("state", state_key, {"deleted": True, "pos": pos}, pos))
             changes.append(self._change("orders_enriched", (order_id,), None, event, pos))
             records.append(KafkaRecord("enriched", str(order_id), None, pos))
         else:
@@ -192,15 +216,12 @@ class Transform:
         return changes, records
 
     def _revenue(self, customer_id: int, day: date, event: ChangeEvent, pos: int) -> OutputChange:
-        counted = [
-            self.state.orders[i] for i in self.state.by_group.get((customer_id, day), ())
-            if counts_for_revenue(self.state.orders[i].status)
-        ]  # fmt: skip
         key = (customer_id, day)
-        if not counted:
+        if key not in self.state.revenue:
             return self._change("daily_revenue", key, None, event, pos)
-        revenue = sum((o.amount for o in counted), Decimal("0.00")) + self.state.revenue_extra.get(key, Decimal(0))
-        return self._change("daily_revenue", key, {"order_count": len(counted), "revenue": revenue}, event, pos)
+        count, revenue = self.state.revenue[key]
+        revenue += self.state.revenue_extra.get(key, Decimal(0))
+        return self._change("daily_revenue", key, {"order_count": count, "revenue": revenue}, event, pos)
 
     def _enriched(self, order_id: int, order: Order, event: ChangeEvent, pos: int) -> tuple[OutputChange, KafkaRecord]:
         customer = self.state.customers.get(order.customer_id)
@@ -227,13 +248,17 @@ class Transform:
     # -- restoring from the state topic ----------------------------------------------------
     def restore(self, key: str, value: dict[str, Any] | None) -> None:
         kind, _, ident = key.partition(":")
+        deleted = value is None or bool(value.get("deleted"))
         if kind == "c":
-            if value is None:
-                self.state.customers.pop(int(ident), None)
-            else:
+            self.state.customers.pop(int(ident), None)
+            if value is not None and deleted:
+                self.state.deleted_customers[int(ident)] = int(value["pos"])
+            elif value is not None:
                 self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
         elif kind == "o":
-            self.state.put_order(int(ident), None if value is None else _order_restored(value))
+            self.state.put_order(int(ident), None if deleted or value is None else _order_restored(value))
+            if value is not None and deleted:
+                self.state.deleted_orders[int(ident)] = int(value["pos"])
 
 
 def _position_at(position: Position, order_value: int) -> Position:

@@ -1,0 +1,119 @@
+"""The streaming transform against hand-built change events: the batch job's semantics, event by event."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from cdc.envelope import ChangeEvent
+from cdc.position import Position
+from migrate.stream.transform import OutputChange, Transform
+
+DAY = datetime(2026, 11, 24, 10, 0)
+
+
+class Source:
+    """Makes Debezium-like events with increasing binlog positions."""
+
+    def __init__(self) -> None:
+        self.pos = 1000
+
+    def event(self, table: str, op: str, before: dict[str, Any] | None, after: dict[str, Any] | None) -> ChangeEvent:
+        self.pos += 100
+        row = after or before or {}
+        key = {"id": row["id"]} if table == "customers" else {"order_id": row["order_id"]}
+        position = Position.binlog("mysql-bin.000001", self.pos, gtid=f"0-1-{self.pos}")
+        return ChangeEvent(f"p.shop.{table}", key, op, before, after, position, 0, 0, False, table, f"0-1-{self.pos}")
+
+
+def order(order_id: int, customer: int, amount: str, status: str = "NEW") -> dict[str, Any]:
+    return {"order_id": order_id, "customer_id": customer, "amount": Decimal(amount), "status": status,
+            "created_at": DAY, "updated_at": DAY}  # fmt: skip
+
+
+def latest(changes: list[OutputChange], output: str) -> dict[tuple[Any, ...], dict[str, Any] | None]:
+    result: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+    for change in changes:
+        if change.output == output:
+            result[change.key] = change.values
+    return result
+
+
+def run(events: list[ChangeEvent], defect: str | None = None) -> tuple[list[OutputChange], list[Any]]:
+    transform, changes, records = Transform(defect=defect), [], []
+    for event in events:
+        c, r = transform.apply(event)
+        changes += c
+        records += r
+    return changes, records
+
+
+def scenario() -> list[ChangeEvent]:
+    s = Source()
+    ada = {"id": 1, "name": "Ada", "tier": "GOLD"}
+    return [
+        s.event("customers", "c", None, ada),
+        s.event("orders", "c", None, order(10, 1, "150.00")),
+        s.event("orders", "c", None, order(11, 1, "650.00")),
+        s.event("orders", "u", order(10, 1, "150.00"), order(10, 1, "250.00")),  # SILVER -> GOLD
+        s.event("customers", "u", ada, {"id": 1, "name": "Ada L.", "tier": "SILVER"}),
+        s.event("orders", "u", order(11, 1, "650.00"), order(11, 1, "400.00")),  # leaves the alerts
+        s.event("orders", "c", None, order(12, 1, "99.99")),
+        s.event("orders", "u", order(12, 1, "99.99"), order(12, 1, "99.99", "CANCELLED")),
+        s.event("orders", "d", order(10, 1, "250.00"), None),
+    ]
+
+
+def test_outputs_match_what_the_batch_job_would_compute_at_the_end() -> None:
+    changes, records = run(scenario())
+    enriched = latest(changes, "orders_enriched")
+    assert enriched[(10,)] is None  # deleted
+    assert enriched[(11,)] is not None and enriched[(11,)]["customer_name"] == "Ada L."  # re-enriched
+    assert enriched[(11,)]["loyalty_tier"] == "GOLD" and enriched[(11,)]["amount"] == Decimal("400.00")
+    assert enriched[(12,)] is not None and enriched[(12,)]["loyalty_tier"] == "BRONZE"
+    assert latest(changes, "order_alerts") == {(11,): None}
+    # Order 11 (400.00) is the only one counted: 10 was deleted, 12 cancelled.
+    assert latest(changes, "daily_revenue") == {
+        (1, date(2026, 11, 24)): {"order_count": 1, "revenue": Decimal("400.00")}
+    }
+    alerts = [r for r in records if r.topic == "alert"]
+    assert [(r.key, r.value) for r in alerts] == [("11", "11")]
+
+
+def test_redelivered_events_change_nothing() -> None:
+    events = scenario()
+    once, _ = run(events)
+    twice, _ = run(events + events[3:])  # Debezium resends a suffix after a restart
+    assert latest(twice, "orders_enriched") == latest(once, "orders_enriched")
+    assert latest(twice, "daily_revenue") == latest(once, "daily_revenue")
+    assert len(twice) == len(once)
+
+
+@pytest.mark.parametrize(
+    ("defect", "upto", "output", "column"),
+    [
+        # Right after the customer change, before order 11's own update re-enriches it.
+        ("ignore-customer-changes", 5, "orders_enriched", "customer_name"),
+        ("double-count-updates", None, "daily_revenue", "revenue"),
+        ("drop-deletes", None, "orders_enriched", None),
+    ],
+)
+def test_each_defect_changes_its_output(defect: str, upto: int | None, output: str, column: str | None) -> None:
+    good, _ = run(scenario()[:upto])
+    bad, _ = run(scenario()[:upto], defect=defect)
+    assert latest(bad, output) != latest(good, output)
+    if column is not None:
+        differing = {
+            k
+            for k, v in latest(bad, output).items()
+            if v and latest(good, output)[k] and v[column] != latest(good, output)[k][column]  # type: ignore[index]
+        }
+        assert differing
+
+
+def test_unknown_defect_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown defect"):
+        Transform(defect="make-it-fast")
