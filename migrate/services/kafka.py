@@ -104,18 +104,25 @@ class Kafka:
         write_properties(self.properties, self.settings())
         base = [java(), *jvm_args("512m", self.home), "-cp", self.artifacts.kafka_classpath]
         if not (self.home / "data" / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            fmt = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties)],
-                capture_output=True, text=True,
-            )  # fmt: skip
-            if fmt.returncode != 0:
-                raise StackError(f"formatting Kafka storage failed: {fmt.stderr.strip()[-300:]}")
+            self.format_storage(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         self.process.start([*base, "kafka.Kafka", str(self.properties)])
         wait_until(
             lambda: probe_broker(self.config.bootstrap_servers),
             timeout=90, what=f"the Kafka broker on {self.config.bootstrap_servers}", process=self.process,
         )  # fmt: skip
+
+    def format_storage(self, cluster_id: str) -> None:
+        """Format KRaft storage once, before the first start."""
+        assert self.artifacts is not None
+        base = [java(), *jvm_args("256m", self.home), "-cp", self.artifacts.kafka_classpath]
+        fmt = subprocess.run(
+            # `--cluster-id=` form: a base64 id may start with '-', which argparse would take for a flag.
+            [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if fmt.returncode != 0:
+            detail = " ".join(fmt.stderr.split())[-300:]
+            raise StackError(f"formatting Kafka storage failed: {detail} (config {self.properties})")
 
     def stop(self) -> bool:
         return self.process.stop(timeout=60)
