@@ -147,6 +147,22 @@ class ConnectClient:
         return ConnectorStatus(name, connector.get("state", "UNKNOWN"), connector.get("worker_id"), tasks,
                                self._scrub(error) if error else None)  # fmt: skip
 
+    def wait_settled(self, name: str, timeout: float) -> ConnectorStatus:
+        """Poll until the connector and its tasks are RUNNING, or something FAILED, or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                status = self.status(name)
+            except ConnectorNotFound:
+                # Connect answers 404 until a new connector's status reaches its status topic.
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+                continue
+            if status.running or status.failed or time.monotonic() > deadline:
+                return status
+            time.sleep(0.25)
+
     def pause(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/pause", name=name)
 

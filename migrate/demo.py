@@ -73,26 +73,14 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
 
 def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:
     """Register (idempotently) and wait until the connector and its task run."""
-    import time
-
     client = ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),))
     settings = connector_settings(spec)
     client.put(settings.name, settings.to_config())
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status = client.status(settings.name)
-        except DualrunError:
-            status = None
-        except Exception:  # noqa: BLE001 - 404 until the status topic has it
-            status = None
-        if status is not None and status.running:
-            return
-        if status is not None and status.failed:
-            raise DualrunError(f"connector {settings.name} failed: {status.reason}")
-        if time.monotonic() > deadline:
-            raise DualrunError(f"connector {settings.name} did not start within {timeout:.0f}s")
-        time.sleep(0.25)
+    status = client.wait_settled(settings.name, timeout)
+    if status.failed:
+        raise DualrunError(f"connector {settings.name} failed: {status.reason}")
+    if not status.running:
+        raise DualrunError(f"connector {settings.name} did not start within {timeout:.0f}s ({status.state})")
 
 
 def stack_config_for(spec: PipelineSpec) -> StackConfig:

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import click
 from rich.console import Console
 
-from cdc.connect import ConnectClient, ConnectorStatus
+from cdc.connect import ConnectClient
 from cdc.connector import ConnectorSettings
-from cdc.errors import ConnectorNotFound
 from migrate import render
 from migrate.commands.options import stack_options
 from migrate.errors import DualrunError
@@ -30,23 +28,6 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
     }  # fmt: skip
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ConnectorSettings(**settings)
-
-
-def wait_for_state(client: ConnectClient, name: str, timeout: float) -> ConnectorStatus:
-    """Poll until the connector and its tasks are RUNNING, or something FAILED, or time runs out."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            status = client.status(name)
-        except ConnectorNotFound:
-            # Connect answers 404 until the new connector's status reaches its status topic.
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.25)
-            continue
-        if status.running or status.failed or time.monotonic() > deadline:
-            return status
-        time.sleep(0.25)
 
 
 def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,7 +79,7 @@ def register(
     stored = client.put(name, settings.to_config())
     render.connector_config(stored, Console())
     if wait_seconds > 0:
-        status = wait_for_state(client, name, wait_seconds)
+        status = client.wait_settled(name, wait_seconds)
         render.connector_status(status, Console())
         raise SystemExit(1 if status.failed else 0)
 
