@@ -1,0 +1,122 @@
+"""Checks on the streaming job: its heartbeat and last event, its consumer lag, its dead letters, exactly-once."""
+
+from __future__ import annotations
+
+from migrate.checklist.context import Context
+from migrate.checklist.model import CheckResult
+from migrate.stream.status import status_path
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def events_fresh(ctx: Context) -> CheckResult:
+    """The streaming job reports itself running and has seen a recent event, or has nothing waiting.
+
+    Its status file is its heartbeat: the job rewrites it after every transaction and
+    every few seconds when idle. A quiet source is fine when the job is caught up.
+    Example: `job running (pid 4242), reported 1s ago; last event 3s ago` passes;
+    `last event 15 min ago with 1,204 records waiting` fails.
+    """
+    limit = ctx.spec.checklist.max_event_age_seconds
+    r = ctx.begin("events_fresh", f"job report and last event within {limit:g}s (or nothing waiting)")
+    status = ctx.status
+    if status is None:
+        return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
+    age = ctx.now - status.updated_at
+    if status.state != "running":
+        error = f": {status.error}" if status.error else ""
+        return r.failed(f"streaming job is {status.state} (pid {status.pid}), last report {_ago(age)}{error}")
+    if age > limit:
+        return r.failed(f"streaming job (pid {status.pid}) last reported {_ago(age)}; it is hung or gone")
+    job = f"job running (pid {status.pid}), reported {_ago(age)}"
+    waiting = status.lag
+    if status.last_event_ts_ms is None:
+        if waiting == 0:
+            return r.passed(f"{job}; no change event yet and nothing waiting")
+        return r.warned(f"{job}; no change event processed yet ({waiting if waiting is not None else '?'} waiting)")
+    event_age = ctx.now - status.last_event_ts_ms / 1000
+    if event_age <= limit:
+        return r.passed(f"{job}; last event {_ago(event_age)}")
+    if waiting == 0:
+        return r.passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
+    behind = f"{waiting:,} records waiting" if waiting is not None else "lag unknown"
+    return r.failed(f"{job}; last event {_ago(event_age)} with {behind}")
+
+
+def consumer_lag(ctx: Context) -> CheckResult:
+    """The streaming job's consumer group is close behind the change topics.
+
+    Example: `group dualrun-stream 12 record(s) behind on 2 partition(s)` passes at a
+    threshold of 1000; `group dualrun-stream 5,000 records behind: dbserver1.shop.orders 5,000` fails.
+    """
+    limit = ctx.spec.checklist.max_consumer_lag
+    r = ctx.begin("consumer_lag", f"<= {limit:,} records behind the change topics")
+    group = ctx.spec.stream.group_id
+    missing = [t for t in ctx.change_topics if not ctx.topic_exists(t)]
+    if missing:
+        return r.failed(f"change topic(s) {', '.join(missing)} do not exist; has the connector captured the tables?")
+    lag = ctx.group_lag(group, ctx.change_topics)
+    per_topic: dict[str, int] = {}
+    for p in lag.partitions:
+        per_topic[p.topic] = per_topic.get(p.topic, 0) + p.lag
+    never = sorted({p.topic for p in lag.partitions if p.committed is None and p.end > 0})
+    detail = ", ".join(f"{t} {n:,}" for t, n in per_topic.items() if n)
+    note = f" (no committed offset on {', '.join(never)})" if never else ""
+    if lag.total <= limit:
+        return r.passed(f"group {group} {lag.total:,} record(s) behind on {len(lag.partitions)} partition(s){note}")
+    return r.failed(f"group {group} {lag.total:,} records behind: {detail}{note}")
+
+
+def dead_letters_empty(ctx: Context) -> CheckResult:
+    """Nothing sits in the streaming job's dead-letter topic.
+
+    Example: `dead-letter topic dualrun-stream-dlq holds no records` passes;
+    `dualrun-stream-dlq holds 3 record(s); first error: cannot decode ...` fails.
+    """
+    topic = ctx.spec.stream.dead_letter_topic
+    r = ctx.begin("dead_letters_empty", f"0 records in {topic}")
+    if not ctx.topic_exists(topic):
+        return r.passed(f"dead-letter topic {topic} does not exist: nothing was ever dead-lettered")
+    count, first_error = ctx.count_records(topic)
+    if count == 0:
+        return r.passed(f"dead-letter topic {topic} holds no records")
+    why = f"; first error: {first_error}" if first_error else ""
+    return r.failed(f"dead-letter topic {topic} holds {count:,} record(s){why}")
+
+
+def exactly_once(ctx: Context) -> CheckResult:
+    """The running streaming job is configured for exactly once: a transactional, idempotent
+    producer and a read_committed consumer that never auto-commits.
+
+    Example: `transactional.id dualrun-stream-1, enable.idempotence true, isolation.level
+    read_committed, enable.auto.commit false` passes; `isolation.level read_uncommitted` fails.
+    """
+    r = ctx.begin(
+        "exactly_once", "transactional.id set, enable.idempotence true, isolation.level read_committed"
+    )
+    status = ctx.status
+    if status is None:
+        return r.failed(f"the streaming job has never reported its settings (no {status_path(ctx.spec)})")
+    producer, consumer = status.producer, status.consumer
+    txn = producer.get("transactional.id", "")
+    idempotent = producer.get("enable.idempotence", "false").lower()
+    isolation = consumer.get("isolation.level", "read_uncommitted (default)")
+    auto_commit = consumer.get("enable.auto.commit", "true (default)").lower()
+    problems = []
+    if not status.exactly_once:
+        problems.append("job runs without exactly-once (stream.exactly_once false)")
+    if not txn:
+        problems.append("producer has no transactional.id")
+    if idempotent != "true":
+        problems.append(f"enable.idempotence {idempotent}")
+    if isolation != "read_committed":
+        problems.append(f"isolation.level {isolation}")
+    if not auto_commit.startswith("false"):
+        problems.append(f"enable.auto.commit {auto_commit}")
+    if problems:
+        return r.failed("; ".join(problems))
+    return r.passed(
+        f"transactional.id {txn}, enable.idempotence true, isolation.level read_committed, enable.auto.commit false"
+    )
