@@ -16,7 +16,7 @@ class PortInUse(StackError):
 
 
 class MissingTool(StackError):
-    """Java, Maven or MariaDB is not installed."""
+    """Java, Maven, MariaDB or PostgreSQL is not installed."""
 
 
 class SpecError(DualrunError):

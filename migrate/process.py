@@ -16,11 +16,24 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from migrate.errors import StackError
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """An unprivileged account a service runs as when dualrun itself runs as root."""
+
+    name: str
+    uid: int
+    gid: int
+
+    def popen_args(self) -> dict[str, Any]:
+        # Group and supplementary groups too: setuid alone would keep root's groups.
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,7 @@ class ManagedProcess:
     pid_file: Path
     log_file: Path
     marker: str  # a string that must appear in the process's command line
+    stop_signal: signal.Signals = signal.SIGTERM  # the service's "shut down cleanly and quickly"
 
     def pid(self) -> int | None:
         """The pid of the running process this state directory started, else None."""
@@ -52,7 +66,13 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
-    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
+    def start(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        run_as: RunAs | None = None,
+    ) -> int:
         """Start the process detached from this one, appending its output to the log file."""
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +85,9 @@ class ManagedProcess:
                 env={**os.environ, **(env or {})},
                 cwd=cwd,
                 start_new_session=True,  # survives the CLI's exit and its Ctrl-C
+                # Dropped in the child before exec, so the pid is the service's own (no su/runuser
+                # parent that would SIGKILL it two seconds after forwarding a SIGTERM).
+                **(run_as.popen_args() if run_as else {}),
             )
         self.pid_file.write_text(f"{proc.pid}\n")
         # Until exec() completes, /proc shows our own command line, not the service's.
@@ -74,12 +97,12 @@ class ManagedProcess:
         return proc.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """SIGTERM, wait for a clean exit, SIGKILL after the timeout. True if something stopped."""
+        """The stop signal, wait for a clean exit, SIGKILL after the timeout. True if something stopped."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, self.stop_signal)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.pid() is not None:
             _reap(pid)

@@ -1,4 +1,4 @@
-"""The local stack: MariaDB, Kafka (KRaft) and Kafka Connect with Debezium, on 127.0.0.1."""
+"""The local stack: MariaDB, PostgreSQL, Kafka (KRaft) and Kafka Connect with Debezium, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from migrate.services.base import Service, ServiceStatus, claim_port
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
+from migrate.services.postgres import Postgres
 from migrate.stackconfig import StackConfig
 
 
@@ -41,7 +42,7 @@ class Stack:
 
     def services(self, artifacts: Artifacts | None = None) -> tuple[Service, ...]:
         jars = artifacts or self._artifacts()
-        return (MariaDB(self.config), Kafka(self.config, jars), Connect(self.config, jars))
+        return (MariaDB(self.config), Postgres(self.config), Kafka(self.config, jars), Connect(self.config, jars))
 
     def up(self, progress: Callable[[str], None] = lambda _: None) -> dict[str, float]:
         """Start whatever is not running; returns seconds spent per step. Idempotent."""
@@ -63,6 +64,7 @@ class Stack:
         """Fail before starting anything if a port a stopped service needs is taken."""
         ports = self.config.ports
         needs = {"mariadb": [("mariadb", ports.mariadb, "--mariadb-port")],
+                 "postgres": [("postgres", ports.postgres, "--postgres-port")],
                  "kafka": [("kafka", ports.kafka, "--kafka-port"),
                            ("kafka controller", ports.controller, "--controller-port")],
                  "connect": [("connect", ports.connect, "--connect-port")]}  # fmt: skip

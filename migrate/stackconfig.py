@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 DEFAULT_STATE_DIR = Path(".dualrun")
 
@@ -20,6 +21,7 @@ class Ports:
     kafka: int = 9092
     controller: int = 9093
     connect: int = 8083
+    postgres: int = 5432
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class StackConfig:
     debezium_user: str = "debezium"
     debezium_password: str = field(default="debezium", repr=False)
     database: str = "shop"
+    # The publication the table owner creates in PostgreSQL for the stack's demo tables.
+    postgres_publication: str = "dualrun_shop"
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None, **ports: int | None) -> StackConfig:
@@ -41,7 +45,7 @@ class StackConfig:
         chosen = {k: v for k, v in ports.items() if v is not None}
         env_ports = {
             name: int(os.environ[f"DUALRUN_{name.upper()}_PORT"])
-            for name in ("mariadb", "kafka", "controller", "connect")
+            for name in ("mariadb", "kafka", "controller", "connect", "postgres")
             if os.environ.get(f"DUALRUN_{name.upper()}_PORT")
         }
         return cls(
@@ -59,6 +63,22 @@ class StackConfig:
     def connect_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.connect}"
 
+    def postgres_url(self, *, password: bool = True) -> str:
+        """SQLAlchemy URL of the stack's PostgreSQL `shop` database as the dualrun user.
+
+        >>> StackConfig().postgres_url(password=False)
+        'postgresql+psycopg://dualrun@127.0.0.1:5432/shop'
+        """
+        return self._url("postgresql+psycopg", self.ports.postgres, password)
+
+    def mariadb_url(self, *, password: bool = True) -> str:
+        """SQLAlchemy URL of the stack's MariaDB `shop` database as the dualrun user."""
+        return self._url("mysql+pymysql", self.ports.mariadb, password)
+
+    def _url(self, scheme: str, port: int, password: bool) -> str:
+        secret = f":{quote(self.db_password, safe='')}" if password else ""
+        return f"{scheme}://{quote(self.db_user, safe='')}{secret}@127.0.0.1:{port}/{self.database}"
+
     def to_dict(self) -> dict[str, Any]:
         """Settings safe to print: no password ever leaves this object through here."""
         return {
@@ -69,4 +89,5 @@ class StackConfig:
             "database": self.database,
             "bootstrap_servers": self.bootstrap_servers,
             "connect_url": self.connect_url,
+            "postgres_url": self.postgres_url(password=False),
         }

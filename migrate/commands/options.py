@@ -21,6 +21,7 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--kafka-port", type=int, default=None, help="Kafka broker port (9092)."),
         click.option("--controller-port", type=int, default=None, help="KRaft controller port (9093)."),
         click.option("--connect-port", type=int, default=None, help="Kafka Connect REST port (8083)."),
+        click.option("--postgres-port", type=int, default=None, help="PostgreSQL port (5432)."),
     ]  # fmt: skip
 
     @functools.wraps(func)
@@ -31,6 +32,7 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
             kafka=kwargs.pop("kafka_port"),
             controller=kwargs.pop("controller_port"),
             connect=kwargs.pop("connect_port"),
+            postgres=kwargs.pop("postgres_port"),
         )
         return func(config=config, **kwargs)
 

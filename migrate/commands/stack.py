@@ -14,7 +14,7 @@ from migrate.stackconfig import StackConfig
 
 @click.group()
 def stack() -> None:
-    """Start, stop and check the local MariaDB, Kafka and Kafka Connect + Debezium."""
+    """Start, stop and check the local MariaDB, PostgreSQL, Kafka and Kafka Connect + Debezium."""
 
 
 @stack.command()

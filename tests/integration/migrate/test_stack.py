@@ -25,33 +25,38 @@ def test_status_json_reports_every_service_healthy_with_versions(stack: StackCon
     status = json.loads(result.output)
     assert status["healthy"] is True
     by_name = {s["name"]: s for s in status["services"]}
-    assert list(by_name) == ["mariadb", "kafka", "connect"]
+    assert list(by_name) == ["mariadb", "postgres", "kafka", "connect"]
     assert by_name["mariadb"]["version"].startswith("10.11")
     assert "binlog ROW" in by_name["mariadb"]["detail"]
+    assert by_name["postgres"]["version"].startswith("15.")
+    assert by_name["postgres"]["detail"].startswith("wal_level logical")
     assert by_name["kafka"]["version"].startswith("4.")
     assert by_name["connect"]["version"] == by_name["kafka"]["version"]
     assert "Debezium 3." in by_name["connect"]["detail"]
-    assert {s["port"] for s in status["services"]} == {stack.ports.mariadb, stack.ports.kafka, stack.ports.connect}
+    ports = stack.ports
+    assert {s["port"] for s in status["services"]} == {ports.mariadb, ports.postgres, ports.kafka, ports.connect}
 
 
 def test_up_is_idempotent(stack: StackConfig) -> None:
     before = [s.pid for s in Stack(stack).status().services]
     timings = Stack(stack).up()
     assert [s.pid for s in Stack(stack).status().services] == before
-    assert set(timings) == {"artifacts", "mariadb", "kafka", "connect"}
+    assert set(timings) == {"artifacts", "mariadb", "postgres", "kafka", "connect"}
 
 
 def test_a_taken_port_is_one_clear_line_and_exit_2(stack: StackConfig, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli,
-        ["stack", "up", "--state-dir", str(tmp_path), "--mariadb-port", "3399", "--kafka-port", str(stack.ports.kafka)],
-    )
+        ["stack", "up", "--state-dir", str(tmp_path), "--mariadb-port", "3399", "--postgres-port", "5499",
+         "--kafka-port", str(stack.ports.kafka)],
+    )  # fmt: skip
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
         f"error: port {stack.ports.kafka} needed by kafka is already in use by another process; "
         "stop that process or choose another port with --kafka-port"
     ]
     assert not (tmp_path / "mariadb").exists(), "nothing may start when a port is taken"
+    assert not (tmp_path / "postgres").exists()
 
 
 def test_down_stops_only_what_its_state_dir_started(stack: StackConfig, tmp_path: Path) -> None:
@@ -65,7 +70,8 @@ def test_missing_maven_says_how_to_install_it(tmp_path: Path) -> None:
     bin_dir.mkdir()
     os.symlink(sys.executable, bin_dir / "python3")
     env = {**os.environ, "PATH": str(bin_dir)}
-    ports = ["--mariadb-port", "3398", "--kafka-port", "9192", "--controller-port", "9193", "--connect-port", "8183"]
+    ports = ["--mariadb-port", "3398", "--postgres-port", "5498", "--kafka-port", "9192", "--controller-port", "9193",
+             "--connect-port", "8183"]  # fmt: skip
     proc = subprocess.run(
         [str(bin_dir / "python3"), "-m", "migrate.cli", "stack", "up", "--state-dir", str(tmp_path / "s"), *ports],
         capture_output=True, text=True, env=env, timeout=60,
