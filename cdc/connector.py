@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ CONNECTOR_CLASSES = {
     "mysql": "io.debezium.connector.mysql.MySqlConnector",
     "postgres": "io.debezium.connector.postgresql.PostgresConnector",
 }
+PUBLICATION_AUTOCREATE_MODES = ("disabled", "filtered", "all_tables", "no_tables")
+PG_NAME_MAX = 63  # PostgreSQL identifiers (slot names) are at most NAMEDATALEN - 1 bytes
 SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
 MASK = "********"
 
@@ -54,7 +57,14 @@ class ConnectorSettings:
     decimal_handling_mode: str = "precise"
     replication_factor: int = 1
     partitions: int = 1
-    pg_database: str | None = None  # PostgreSQL: the database (dbname) to stream
+    # PostgreSQL: `databases` are schemas there; this is the database (dbname) to stream.
+    pg_database: str | None = None
+    # PostgreSQL: one replication slot per connector (two connectors on one slot fail); from `name` by default.
+    slot_name: str | None = None
+    publication: str | None = None  # PostgreSQL: from `name` by default
+    # 'disabled': the tables' owner creates the publication beforehand, so Debezium's role needs
+    # only REPLICATION and SELECT; any other mode makes Debezium create it, which only an owner may.
+    publication_autocreate: str = "disabled"
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,6 +73,22 @@ class ConnectorSettings:
         if self.decimal_handling_mode not in ("precise", "string"):
             # 'double' would lose cents; dualrun keeps money exact end to end.
             raise CdcError("decimal.handling.mode must be 'precise' or 'string' to keep DECIMAL exact")
+        if self.publication_autocreate not in PUBLICATION_AUTOCREATE_MODES:
+            raise CdcError(
+                f"publication.autocreate.mode {self.publication_autocreate!r} is not one of "
+                f"{', '.join(PUBLICATION_AUTOCREATE_MODES)}"
+            )
+        if self.slot_name is not None and not re.fullmatch(r"[a-z0-9_]{1,63}", self.slot_name):
+            raise CdcError(f"slot.name {self.slot_name!r} must be 1 to 63 of a-z, 0-9 and _ (PostgreSQL's rule)")
+
+    @property
+    def pg_slot(self) -> str:
+        """The replication slot: `slot_name`, else the connector name made a valid slot name."""
+        return self.slot_name or pg_name(f"dualrun_{self.name}")
+
+    @property
+    def pg_publication(self) -> str:
+        return self.publication or pg_name(f"dualrun_{self.name}")
 
     @property
     def schema_history_topic(self) -> str:
@@ -100,10 +126,11 @@ class ConnectorSettings:
         if self.kind == "postgres":
             config.update({
                 "database.dbname": self.pg_database or self.databases[0],
+                # PostgreSQL's built-in logical decoding output; Debezium's default (decoderbufs) needs an extension.
                 "plugin.name": "pgoutput",
-                "slot.name": f"dualrun_{self.name}".replace("-", "_").lower(),
-                "publication.name": f"dualrun_{self.name}".replace("-", "_").lower(),
-                "publication.autocreate.mode": "filtered",
+                "slot.name": self.pg_slot,
+                "publication.name": self.pg_publication,
+                "publication.autocreate.mode": self.publication_autocreate,
                 "schema.include.list": ",".join(self.databases),
             })  # fmt: skip
         else:
@@ -122,3 +149,12 @@ class ConnectorSettings:
     def to_dict(self) -> dict[str, Any]:
         """The request body for POST /connectors, secrets masked (for printing only)."""
         return {"name": self.name, "config": redact(self.to_config())}
+
+
+def pg_name(text: str) -> str:
+    """A valid PostgreSQL slot or publication name from any connector name.
+
+    >>> pg_name("Orders-PG.v2")
+    'orders_pg_v2'
+    """
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())[:PG_NAME_MAX]

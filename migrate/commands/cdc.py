@@ -20,12 +20,17 @@ DEFAULT_NAME = "dualrun-shop"
 
 
 def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: Any) -> ConnectorSettings:
-    """The Debezium MariaDB connector for the local stack's `shop` database."""
+    """The Debezium connector for the local stack's `shop` database (MariaDB unless kind='postgres')."""
+    postgres = overrides.get("kind") == "postgres"
     settings: dict[str, Any] = {
-        "name": name, "kind": "mariadb", "hostname": "127.0.0.1", "port": config.ports.mariadb,
+        "name": name, "kind": "mariadb", "hostname": "127.0.0.1",
+        "port": config.ports.postgres if postgres else config.ports.mariadb,
         "user": config.debezium_user, "password": config.debezium_password,
         "databases": (config.database,), "bootstrap_servers": config.bootstrap_servers,
     }  # fmt: skip
+    if postgres:
+        # The stack's schema `shop` in database `shop`, through the publication its owner made.
+        settings["publication"] = config.postgres_publication
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ConnectorSettings(**settings)
 
@@ -52,11 +57,12 @@ def cdc() -> None:
 @connector_command
 @click.option("--kind", type=click.Choice(["mariadb", "mysql", "postgres"]), default="mariadb", show_default=True)
 @click.option("--db-host", default=None, help="Source database host (default 127.0.0.1).")
-@click.option("--db-port", type=int, default=None, help="Source database port (default: the stack's MariaDB).")
+@click.option("--db-port", type=int, default=None, help="Source database port (default: the stack's, for --kind).")
 @click.option("--db-user", default=None, help="Debezium's database user (default: debezium).")
 @click.option("--password-env", default="DUALRUN_DEBEZIUM_PASSWORD", show_default=True,
               help="Environment variable holding that user's password.")  # fmt: skip
-@click.option("--database", "databases", multiple=True, help="Database to capture (repeatable; default shop).")
+@click.option("--database", "databases", multiple=True,
+              help="Database (PostgreSQL: schema) to capture (repeatable; default shop).")  # fmt: skip
 @click.option("--topic-prefix", default=None, help="Topic prefix (default dbserver1).")
 @click.option("--wait", "wait_seconds", type=float, default=60.0, show_default=True,
               help="Seconds to wait for RUNNING (or FAILED); 0 to return at once.")  # fmt: skip

@@ -71,8 +71,8 @@ host    all       all   127.0.0.1/32  scram-sha-256
 """
 
 
-def find_bindir() -> Path:
-    """The newest PostgreSQL server binaries: `pg_config --bindir`, else /usr/lib/postgresql/*/bin."""
+def find_bindir(pattern: str = "/usr/lib/postgresql/*/bin") -> Path:
+    """The PostgreSQL server binaries: `pg_config --bindir`, else the newest of /usr/lib/postgresql/*/bin."""
     candidates: list[Path] = []
     pg_config = shutil.which("pg_config")
     if pg_config is not None:
@@ -83,7 +83,7 @@ def find_bindir() -> Path:
     def version(path: str) -> tuple[int, ...]:
         return tuple(int(n) for n in re.findall(r"\d+", Path(path).parent.name))
 
-    candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True)]
+    candidates += [Path(p) for p in sorted(glob.glob(pattern), key=version, reverse=True)]
     for bindir in candidates:
         if (bindir / "postgres").is_file() and (bindir / "initdb").is_file():
             return bindir

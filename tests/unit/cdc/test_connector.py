@@ -40,6 +40,34 @@ def test_mysql_and_postgres_variants() -> None:
     assert pg["slot.name"] == "dualrun_shop" and "database.server.id" not in pg
 
 
+def test_postgres_config_streams_pgoutput_through_an_existing_publication() -> None:
+    pg = settings(kind="postgres", name="Orders-PG.v2", port=5432, tables=("shop.orders",)).to_config()
+    assert pg["connector.class"] == "io.debezium.connector.postgresql.PostgresConnector"
+    assert pg["database.dbname"] == "shop" and pg["schema.include.list"] == "shop"
+    assert pg["table.include.list"] == "shop.orders"
+    # Slot and publication names are valid PostgreSQL names derived from the connector name.
+    assert pg["slot.name"] == pg["publication.name"] == "dualrun_orders_pg_v2"
+    # The table owner creates the publication; Debezium's role only reads and replicates.
+    assert pg["publication.autocreate.mode"] == "disabled"
+    assert pg["decimal.handling.mode"] == "precise"
+    assert pg["provide.transaction.metadata"] == "true"
+    assert pg["heartbeat.interval.ms"] == "1000" and pg["poll.interval.ms"] == "50"
+    # MariaDB/MySQL-only settings stay out: PostgreSQL has no schema history topic or server id.
+    assert not any(key.startswith("schema.history") or key.startswith("database.server") for key in pg)
+    assert "database.include.list" not in pg and "include.schema.changes" not in pg
+
+
+def test_postgres_slot_and_publication_can_be_named() -> None:
+    pg = settings(kind="postgres", slot_name="slot_1", publication="dualrun_shop").to_config()
+    assert pg["slot.name"] == "slot_1" and pg["publication.name"] == "dualrun_shop"
+    long = settings(kind="postgres", name="x" * 80).to_config()
+    assert len(long["slot.name"]) == 63
+    with pytest.raises(CdcError, match="slot.name"):
+        settings(kind="postgres", slot_name="Bad-Slot")
+    with pytest.raises(CdcError, match="publication.autocreate.mode"):
+        settings(kind="postgres", publication_autocreate="sometimes")
+
+
 def test_tables_and_extra_settings() -> None:
     config = settings(tables=("shop.orders",), extra={"snapshot.locking.mode": "none"}).to_config()
     assert config["table.include.list"] == "shop.orders"
