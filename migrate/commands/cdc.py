@@ -31,6 +31,9 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
     if postgres:
         # The stack's schema `shop` in database `shop`, through the publication its owner made.
         settings["publication"] = config.postgres_publication
+        if overrides.get("databases") is None:
+            # Only the publication's tables: others would be snapshotted, then never streamed.
+            settings["tables"] = (f"{config.database}.customers", f"{config.database}.orders")
     settings.update({k: v for k, v in overrides.items() if v is not None})
     return ConnectorSettings(**settings)
 

@@ -12,6 +12,7 @@ import yaml
 from migrate.artifacts import stack_dir
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
+from migrate.services.postgres import server_settings
 from migrate.stackconfig import StackConfig
 
 ROOT = Path(__file__).parents[2]
@@ -37,9 +38,10 @@ def host_ports(service: dict[str, Any]) -> set[int]:
 
 def test_same_services_on_the_same_loopback_ports() -> None:
     services = compose()["services"]
-    assert set(services) == {"mariadb", "kafka", "connect"}
+    assert set(services) == {"mariadb", "postgres", "kafka", "connect"}
     ports = StackConfig().ports
     assert host_ports(services["mariadb"]) == {ports.mariadb}
+    assert host_ports(services["postgres"]) == {ports.postgres}
     assert host_ports(services["kafka"]) == {ports.kafka}
     assert host_ports(services["connect"]) == {ports.connect}
     for service in services.values():
@@ -52,6 +54,7 @@ def test_versions_match_the_pinned_artifacts() -> None:
     assert services["kafka"]["image"] == f"apache/kafka:{pinned('kafka.version')}"
     assert services["connect"]["image"].endswith(f"/debezium/connect:{pinned('debezium.version')}")
     assert re.match(r"mariadb:10\.11", services["mariadb"]["image"])
+    assert services["postgres"]["image"] == "postgres:15"  # Debian bookworm's postgresql package
 
 
 def test_mariadb_has_row_binlog_and_gtids_like_the_local_stack() -> None:
@@ -61,6 +64,22 @@ def test_mariadb_has_row_binlog_and_gtids_like_the_local_stack() -> None:
     local = (stack_dir() / "mariadb" / "schema.sql").name
     mounts = " ".join(compose()["services"]["mariadb"]["volumes"])
     assert f"stack/mariadb/{local}" in mounts and "stack/mariadb/users.sql" in mounts
+
+
+def test_postgres_has_logical_decoding_and_the_local_schema_like_the_local_stack(tmp_path: Path) -> None:
+    service = compose()["services"]["postgres"]
+    command = service["command"]
+    flags = dict(arg.split("=", 1) for arg in command if arg != "-c")
+    assert command[::2] == ["-c"] * len(flags)
+    local = server_settings(StackConfig(), tmp_path)
+    for key in ("wal_level", "max_replication_slots", "max_wal_senders"):
+        assert flags[key] == local[key]
+    assert flags["timezone"] == local["timezone"].strip("'")
+    env = service["environment"]
+    assert (env["POSTGRES_USER"], env["POSTGRES_DB"]) == (StackConfig().db_user, StackConfig().database)
+    mounts = " ".join(service["volumes"])
+    assert "stack/postgres/schema.sql" in mounts and "stack/postgres/users.sql" in mounts
+    assert {"mariadb", "postgres"} <= set(compose()["services"]["connect"]["depends_on"])
 
 
 def test_kafka_is_kraft_with_the_local_stack_settings() -> None:
