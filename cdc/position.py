@@ -13,7 +13,8 @@ a snapshot row has no GTID. PostgreSQL orders by (commit LSN, change LSN).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from typing import Any
 
 from cdc.errors import PositionError
@@ -28,6 +29,7 @@ _LSN = re.compile(r"^(?P<hi>[0-9A-Fa-f]{1,8})/(?P<lo>[0-9A-Fa-f]{1,8})$")
 _GTID = re.compile(r"^(?P<domain>\d+)-(?P<server>\d+)-(?P<seq>\d+)$")
 
 
+@lru_cache(maxsize=1024)  # every event names one of a handful of files
 def binlog_sequence(file: str) -> int:
     """`mysql-bin.000042` -> 42."""
     match = _BINLOG_FILE.match(file)
@@ -71,6 +73,14 @@ class Position:
     row: int = 0
     file: str | None = None
     gtid: str | None = None
+    # One BIGINT that orders events across transactions; changelogs store it as __pos_order.
+    # Rows of one event share it (their order is the changelog's processing order). Computed
+    # once: the streaming job reads it several times per event.
+    order_value: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        order = self.major if self.kind == "lsn" else (self.major << OFFSET_BITS) | self.minor
+        object.__setattr__(self, "order_value", order)
 
     @classmethod
     def binlog(cls, file: str, pos: int, row: int = 0, gtid: str | None = None) -> Position:
@@ -98,19 +108,9 @@ class Position:
             return cls.lsn(int(source["lsn"]))
         raise PositionError(f"source block has neither file/pos nor lsn: keys {sorted(source)}")
 
-    @property
+    @cached_property  # hot in the streaming job; a frozen instance can still cache in __dict__
     def sort_key(self) -> tuple[int, int, int]:
         return (self.major, self.minor, self.row)
-
-    @property
-    def order_value(self) -> int:
-        """One BIGINT that orders events across transactions; changelogs store it as __pos_order.
-
-        Rows of one event share it (their order is the changelog's processing order).
-        """
-        if self.kind == "lsn":
-            return self.major
-        return (self.major << OFFSET_BITS) | self.minor
 
     def _check(self, other: object) -> Position:
         if not isinstance(other, Position):

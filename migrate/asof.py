@@ -149,7 +149,12 @@ def wait_for_stream(spec: PipelineSpec, target: Position, timeout: float) -> Str
             return progress
         if passed_at is None and debezium_passed(spec, target):
             passed_at = time.time()
-        if passed_at is not None and status is not None and status.updated_at > passed_at and status.lag == 0:
+        if (
+            passed_at is not None
+            and status is not None
+            and status.lag == 0
+            and ((status.lag_measured_at or status.updated_at) > passed_at)
+        ):
             return replace(progress, reached=True)
         if time.monotonic() >= deadline:
             return progress

@@ -125,7 +125,8 @@ def throughput(spec: PipelineSpec, total: int, cpu: int) -> dict[str, Any]:
         while True:
             status = read_status(spec)
             if status is not None and status.pid == proc.pid and status.transactions > 0:
-                samples.append((status.updated_at, status.events_in))
+                if not samples or samples[-1][1] < total:
+                    samples.append((status.updated_at, status.events_in))
                 if status.events_in >= total and status.lag == 0:
                     break
             if proc.poll() is not None:

@@ -16,6 +16,7 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -36,6 +37,7 @@ META = pa.schema(
         ("__pos_order", pa.int64()),
     ]
 )
+EPOCH = datetime(1970, 1, 1)
 COMPACT_ABOVE = 64  # per-transaction segments per output before they are merged into one
 MERGE_FANIN = 16  # merged files of one level before they are merged into the next
 
@@ -125,24 +127,29 @@ def _level(path: Path) -> int:
 
 
 def _to_arrow(output: str, changes: list[OutputChange], processed_at: datetime) -> pa.Table:
+    """Column by column: one comprehension per column is several times faster than row appends."""
     schema = changelog_schema(output)
     keys = KEYS[output]
-    values = [n for n in SCHEMAS[output].names if n not in keys]
-    columns: dict[str, list[object]] = {name: [] for name in schema.names}
-    for index, change in enumerate(changes):
-        for name, part in zip(keys, change.key, strict=True):
-            columns[name].append(part)
-        row = change.values or {}
-        for name in values:
-            columns[name].append(row.get(name))
-        p = change.position
-        columns["__op"].append("d" if change.values is None else "u")
-        columns["__pos_file"].append(p.file)
-        columns["__pos_offset"].append(p.minor if p.kind == "binlog" else None)
-        columns["__gtid"].append(p.gtid)
-        columns["__lsn"].append(None)
-        columns["__source_ts_ms"].append(change.source_ts_ms)
-        # One microsecond apart: ties on (key, position) resolve in processing order.
-        columns["__processed_at"].append(processed_at + timedelta(microseconds=index))
-        columns["__pos_order"].append(change.pos_order)
-    return pa.table({n: pa.array(columns[n], type=schema.field(n).type) for n in schema.names}, schema=schema)
+    empty: dict[str, Any] = {}
+    columns: dict[str, list[Any]] = {}
+    for index, name in enumerate(keys):
+        columns[name] = [c.key[index] for c in changes]
+    rows = [c.values or empty for c in changes]
+    for name in SCHEMAS[output].names:
+        if name not in keys:
+            columns[name] = [row.get(name) for row in rows]
+    positions = [c.position for c in changes]
+    columns["__op"] = ["d" if c.values is None else "u" for c in changes]
+    columns["__pos_file"] = [p.file for p in positions]
+    columns["__pos_offset"] = [p.minor if p.kind == "binlog" else None for p in positions]
+    columns["__gtid"] = [p.gtid for p in positions]
+    columns["__lsn"] = [None] * len(changes)
+    columns["__source_ts_ms"] = [c.source_ts_ms for c in changes]
+    # One microsecond apart: ties on (key, position) resolve in processing order.
+    base_us = (processed_at - EPOCH) // timedelta(microseconds=1)
+    stamps = pa.array(range(base_us, base_us + len(changes)), type=pa.int64()).cast(pa.timestamp("us"))
+    columns["__pos_order"] = [c.pos_order for c in changes]
+    arrays = [
+        stamps if n == "__processed_at" else pa.array(columns[n], type=schema.field(n).type) for n in schema.names
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)

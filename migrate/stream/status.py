@@ -37,6 +37,7 @@ class StreamStatus:
     last_transaction: str | None = None  # id (MariaDB: GTID) of the newest source transaction fully committed
     events_per_second: float = 0.0
     lag: int | None = None  # records not yet consumed on the input topics
+    lag_measured_at: float | None = None  # epoch seconds: the lag is measured every few seconds, not per write
     error: str | None = None
     defect: str | None = None
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from cdc.envelope import ChangeEvent, as_decimal
 from cdc.errors import EnvelopeError
@@ -36,7 +36,7 @@ class Customer:
     pos: int
 
 
-@dataclass
+@dataclass(slots=True)
 class Order:
     customer_id: int
     amount: Decimal
@@ -44,14 +44,14 @@ class Order:
     created_at: datetime
     updated_at: datetime
     pos: int
+    day: date = field(init=False)  # kept, not derived: every change reads it
 
-    @property
-    def day(self) -> date:
-        return self.created_at.date()
+    def __post_init__(self) -> None:
+        self.day = self.created_at.date()
 
 
-@dataclass(frozen=True)
-class OutputChange:
+# Named tuples rather than frozen dataclasses: immutable too, and several are built per event.
+class OutputChange(NamedTuple):
     """One row of an output changelog: values after the change, or None for a delete."""
 
     output: str
@@ -62,8 +62,7 @@ class OutputChange:
     source_ts_ms: int
 
 
-@dataclass(frozen=True)
-class KafkaRecord:
+class KafkaRecord(NamedTuple):
     topic: str  # the logical output: "enriched", "alert" or "state"
     key: str
     value: dict[str, Any] | str | None  # None: a tombstone
@@ -210,7 +209,9 @@ class Transform:
         elif was_alert:
             changes.append(self._change("order_alerts", (order_id,), None, event, pos))
 
-        groups = {(o.customer_id, o.day) for o in (old, new) if o is not None}
+        groups = [(o.customer_id, o.day) for o in (old, new) if o is not None]
+        if len(groups) == 2 and groups[0] == groups[1]:
+            groups.pop()
         for customer_id, day in sorted(groups):
             changes.append(self._revenue(customer_id, day, event, pos))
         return changes, records
@@ -243,7 +244,10 @@ class Transform:
     def _change(
         output: str, key: tuple[Any, ...], values: dict[str, Any] | None, event: ChangeEvent, pos: int
     ) -> OutputChange:
-        return OutputChange(output, key, values, _position_at(event.position, pos), pos, event.source_ts_ms)
+        position = event.position
+        if pos != position.order_value:
+            position = _position_at(position, pos)
+        return OutputChange(output, key, values, position, pos, event.source_ts_ms)
 
     # -- restoring from the state topic ----------------------------------------------------
     def restore(self, key: str, value: dict[str, Any] | None) -> None:
