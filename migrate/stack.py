@@ -53,7 +53,11 @@ class Stack:
         progress("artifacts")
         artifacts = ensure_artifacts(self.config.state_dir)
         timings["artifacts"] = time.monotonic() - started
-        for service in self.services(artifacts):
+        services = self.services(artifacts)
+        for service in services:
+            if isinstance(service, Postgres) and not service.process.running():
+                service.check()  # e.g. a state dir its account cannot reach: say so before MariaDB starts
+        for service in services:
             progress(service.name)
             started = time.monotonic()
             service.start()

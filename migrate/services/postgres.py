@@ -108,8 +108,10 @@ def service_account() -> RunAs | None:
 
 
 def unreachable_ancestor(path: Path, account: RunAs) -> Path | None:
-    """The first directory above `path` the account may not enter (search permission), if any."""
+    """The first existing directory above `path` the account may not enter (search permission), if any."""
     for parent in reversed(path.absolute().parents):
+        if not parent.exists():
+            break  # created later, by mkdir under this umask: _prepare_home checks again
         mode = parent.stat()
         if mode.st_uid == account.uid:
             allowed = mode.st_mode & stat.S_IXUSR
@@ -138,23 +140,45 @@ class Postgres:
             stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for every client to leave
         )  # fmt: skip
 
-    def _prepare_home(self, account: RunAs | None) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+    def check(self) -> RunAs | None:
+        """Fail before anything starts: binaries, the account to run as, and a home it can reach.
+
+        Returns that account (None: this user).
+        """
+        find_bindir()
+        account = service_account()
         socket = self.socket_dir / f".s.PGSQL.{self.port}"
         if len(str(socket)) > SOCKET_PATH_MAX:
             raise StackError(f"PostgreSQL's socket path {socket} is too long for a socket; use a shorter state dir")
-        if account is None:
-            return
-        blocked = unreachable_ancestor(self.home, account)
-        if blocked is not None:
+        blocked = unreachable_ancestor(self.home, account) if account is not None else None
+        if blocked == self.config.state_dir and self._owns_state_dir():
+            blocked = None  # _prepare_home opens it
+        if account is not None and blocked is not None:
             raise StackError(
                 f"PostgreSQL runs as the `{account.name}` user (it refuses root), which cannot enter {blocked}; "
                 "use a --state-dir it can reach (e.g. under /tmp) or run dualrun as a normal user"
             )
+        return account
+
+    def _owns_state_dir(self) -> bool:
+        state = self.config.state_dir
+        return os.geteuid() == 0 and state.is_dir() and state.stat().st_uid == 0
+
+    def _prepare_home(self) -> RunAs | None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        state = self.config.state_dir
+        if self._owns_state_dir() and not state.stat().st_mode & stat.S_IXOTH:
+            # A private state dir (e.g. from mkdtemp, 0700) is ours: let the server's account pass
+            # through it to its own directory, without listing it.
+            state.chmod(stat.S_IMODE(state.stat().st_mode) | stat.S_IXOTH)
+        account = self.check()  # again, now that every directory above the datadir exists
+        if account is None:
+            return None
         for path in [self.home, *self.home.rglob("*")]:
             # Never follow a link out of the state directory.
             if not path.is_symlink() and path.stat().st_uid != account.uid:
                 os.chown(path, account.uid, account.gid)
+        return account
 
     def _write_config(self) -> None:
         settings = server_settings(self.config, self.socket_dir)
@@ -179,9 +203,8 @@ class Postgres:
             self._bootstrap()  # converge roles and schema, e.g. after a password change
             return
         bindir = find_bindir()
-        account = service_account()
         claim_port("postgres", self.port, "--postgres-port")
-        self._prepare_home(account)
+        account = self._prepare_home()
         if not (self.data / "PG_VERSION").exists():
             self._initdb(bindir, account)
         self._write_config()
