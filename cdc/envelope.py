@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -190,15 +190,14 @@ def _key_plan(schema_text: bytes) -> Conversions:
 
 
 def _decode_key(topic: str, key: bytes | str | None) -> dict[str, Any]:
-    fast = _split_fast(key) if isinstance(key, bytes) else None
-    if fast is not None:
+    if isinstance(key, bytes):
         try:
-            plan, payload = _key_plan(fast[0]), orjson.loads(fast[1])
+            fast = _cached_split(key, topic, "key", _key_plan)
+            payload = orjson.loads(fast[1]) if fast is not None else None
         except orjson.JSONDecodeError:
-            pass  # not what it looked like: take the general path
-        else:
-            if isinstance(payload, dict):
-                return _apply(payload, plan) or {}
+            payload = None  # not what it looked like: take the general path
+        if isinstance(payload, dict) and fast is not None:
+            return _apply(payload, fast[0]) or {}
     key_payload, key_schema = _split(key, f"key of a record on {topic}")
     return (decode_struct(key_payload, key_schema) if isinstance(key_payload, dict) else None) or {}
 
@@ -228,9 +227,33 @@ def _split_fast(raw: bytes) -> tuple[bytes, bytes] | None:
     return raw[len(_SCHEMA_PREFIX) : at], raw[at + len(_PAYLOAD_MARK) : -1]
 
 
-@dataclass(frozen=True)
-class ChangeEvent:
-    """One row change: op is c (insert), u (update), d (delete) or r (snapshot read)."""
+# Per topic and part ("key"/"value"): the exact bytes up to the payload of the last record
+# and its plan. Records of a topic share their schema, so a prefix comparison (a memcmp)
+# replaces slicing and hashing the schema text of every record.
+_RECENT: dict[tuple[str, str], tuple[bytes, Any]] = {}
+
+
+def _cached_split(raw: bytes, topic: str, part: str, build: Callable[[bytes], Any]) -> tuple[Any, bytes] | None:
+    """(plan, payload bytes) of a {"schema":...,"payload":...} record, or None if it is not one."""
+    hit = _RECENT.get((topic, part))
+    if hit is not None and raw.startswith(hit[0]) and raw.endswith(b"}"):
+        return hit[1], raw[len(hit[0]) : -1]
+    split = _split_fast(raw)
+    if split is None:
+        return None
+    plan = build(split[0])  # JSONDecodeError when the split was not what it looked like
+    if len(_RECENT) > 1024:
+        _RECENT.clear()
+    _RECENT[(topic, part)] = (_SCHEMA_PREFIX + split[0] + _PAYLOAD_MARK, plan)
+    return plan, split[1]
+
+
+class ChangeEvent(NamedTuple):
+    """One row change: op is c (insert), u (update), d (delete) or r (snapshot read).
+
+    A named tuple rather than a frozen dataclass: as immutable, and built three times faster
+    (one per change event on the streaming job's hot path).
+    """
 
     topic: str
     key: dict[str, Any]
@@ -243,7 +266,7 @@ class ChangeEvent:
     snapshot: bool
     table: str | None
     transaction_id: str | None = None
-    columns: tuple[str, ...] = field(default=())  # value columns in schema order
+    columns: tuple[str, ...] = ()  # value columns in schema order
 
     @property
     def row(self) -> dict[str, Any] | None:
@@ -282,15 +305,15 @@ def _split(raw: bytes | str | None, what: str) -> tuple[Any, Mapping[str, Any] |
 def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> ChangeEvent | Tombstone:
     """Decode one Kafka record of a Debezium table topic. Raises EnvelopeError for poison input."""
     key_dict = _decode_key(topic, key)
-    fast = _split_fast(value) if isinstance(value, bytes) else None
-    if fast is not None:
+    plan: _Plan | None = None
+    if isinstance(value, bytes):
         try:
-            plan: _Plan | None = _plan(fast[0])
-            payload, schema = orjson.loads(fast[1]), None
+            fast = _cached_split(value, topic, "value", _plan)
+            if fast is not None:
+                payload, schema = orjson.loads(fast[1]), None
+                plan = fast[0]
         except orjson.JSONDecodeError:
             plan = None  # not what it looked like: take the general path
-    else:
-        plan = None
     if plan is None:
         payload, schema = _split(value, f"value of a record on {topic}")
     if payload is None:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
+import orjson
+
 from cdc.errors import PositionError
 
 # The changelog's integer order is (file sequence << 40) + offset: it fits a signed BIGINT,
@@ -87,7 +89,16 @@ class Position:
         seq = binlog_sequence(file)
         if pos < 0 or pos >= 1 << OFFSET_BITS or seq > MAX_FILE_SEQ:
             raise PositionError(f"binlog position {file}:{pos} is beyond the orderable range")
-        return cls("binlog", seq, int(pos), min(int(row), ROW_MAX), file, gtid)
+        return cls._make("binlog", seq, int(pos), min(int(row), ROW_MAX), file, gtid)
+
+    @classmethod
+    def _make(cls, kind: str, major: int, minor: int, row: int, file: str | None, gtid: str | None) -> Position:
+        """Validated values straight into the instance: one per change event, so the frozen
+        dataclass's field-by-field __init__ (and __post_init__) is skipped."""
+        self = object.__new__(cls)
+        order = major if kind == "lsn" else (major << OFFSET_BITS) | minor
+        self.__dict__.update(kind=kind, major=major, minor=minor, row=row, file=file, gtid=gtid, order_value=order)
+        return self
 
     @classmethod
     def binlog_snapshot(cls, file: str, pos: int, gtid: str | None = None) -> Position:
@@ -105,7 +116,7 @@ class Position:
         if source.get("file") is not None and source.get("pos") is not None:
             return cls.binlog(str(source["file"]), int(source["pos"]), int(source.get("row") or 0), source.get("gtid"))
         if source.get("lsn") is not None:
-            return cls.lsn(int(source["lsn"]))
+            return cls.lsn(*_pg_sequence(source))
         raise PositionError(f"source block has neither file/pos nor lsn: keys {sorted(source)}")
 
     @cached_property  # hot in the streaming job; a frozen instance can still cache in __dict__
@@ -144,3 +155,22 @@ class Position:
         if self.kind == "lsn":
             return {**base, "commit_lsn": format_lsn(self.major), "lsn": format_lsn(self.minor)}
         return {**base, "file": self.file, "pos": self.minor, "row": self.row, "gtid": self.gtid}
+
+
+def _pg_sequence(source: dict[str, Any]) -> tuple[int, int]:
+    """(previous commit LSN, change LSN) of a PostgreSQL event: its order in the stream.
+
+    pgoutput sends whole transactions in commit order, but the changes of interleaved
+    transactions have LSNs that go backwards; Debezium's `sequence` pairs each change with the
+    commit LSN of the last transaction before it, which only grows. Null (the first transaction
+    a fresh connector streams, and snapshot reads) counts as 0.
+    """
+    lsn = int(source["lsn"])
+    raw = source.get("sequence")
+    if raw:
+        try:
+            last_commit, _ = orjson.loads(raw) if isinstance(raw, str) else raw
+            return (int(last_commit) if last_commit is not None else 0), lsn
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise PositionError(f"PostgreSQL source sequence {raw!r} is not [lastCommitLsn, lsn]") from exc
+    return lsn, lsn

@@ -119,6 +119,8 @@ class StreamJob:
         self.txn_started = 0.0
         self.lag: int | None = None
         self.lag_measured_at: float | None = None  # epoch seconds
+        self._header_pos = -1
+        self._header: list[tuple[str, str | bytes | None]] = []
         self.last_status = 0.0
         bootstrap = spec.kafka.bootstrap_servers
         self.consumer_config: dict[str, Any] = {
@@ -299,9 +301,10 @@ class StreamJob:
 
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
-        headers: list[tuple[str, str | bytes | None]] = [(POSITION_HEADER, str(record.pos).encode())]
+        if record.pos != self._header_pos:  # the records of one event share it: encode once
+            self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
         self.producer.produce(
-            self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=headers
+            self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=self._header
         )
 
     def _dead_letter(self, item: Item, reason: str) -> None:

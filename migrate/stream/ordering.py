@@ -29,7 +29,7 @@ import orjson
 from cdc.envelope import ChangeEvent, Tombstone
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """A consumed record waiting for its turn."""
 

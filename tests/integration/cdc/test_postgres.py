@@ -235,12 +235,6 @@ def test_a_wrong_postgres_password_is_one_line_and_exit_2(
     assert "wrong-pw" not in result.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Position.from_source orders PostgreSQL events by the change's own LSN; pgoutput delivers whole "
-    "transactions in commit order, so interleaved transactions give LSNs that go backwards. cdc/position.py "
-    "documents (commit LSN, change LSN), but the source block carries no commit LSN of the event's own transaction.",
-)
 def test_positions_follow_commit_order_across_interleaved_transactions(
     stack: StackConfig, pg: PgDatabase, pg_connector: Callable[..., ConnectorSettings],
     unique: Callable[[str], str], events: Callable[[list[str]], Events],

@@ -54,3 +54,25 @@ def test_order_value_agrees_with_comparators_and_sort_key(s1: int, p1: int, s2: 
     assert a.order_value == binlog_order(a.file or "", p1)
     assert (a.order_value < b.order_value) == (a < b)
     assert a.order_value < 2**63
+
+
+def test_postgres_events_order_by_the_previous_commit_then_their_own_lsn() -> None:
+    # Two interleaved transactions as pgoutput delivers them: B (committed first, wrote at LSN 200)
+    # then A (wrote at 100 and 300, committed at 400). B's commit LSN is 250.
+    b = Position.from_source({"lsn": 200, "sequence": '[null,"200"]', "txId": 8})
+    a1 = Position.from_source({"lsn": 100, "sequence": '["250","100"]', "txId": 7})
+    a2 = Position.from_source({"lsn": 300, "sequence": '["250","300"]', "txId": 7})
+    assert b < a1 < a2
+    assert Position.from_source({"lsn": 42}) == Position.lsn(42, 42)  # no sequence: the change LSN alone
+
+
+def test_a_malformed_postgres_sequence_is_a_position_error() -> None:
+    with pytest.raises(PositionError, match="lastCommitLsn"):
+        Position.from_source({"lsn": 1, "sequence": "not json"})
+
+
+def test_the_fast_constructor_matches_the_dataclass() -> None:
+    fast = Position.binlog("mysql-bin.000007", 1234, 2, "0-1-9")
+    slow = Position("binlog", 7, 1234, 2, "mysql-bin.000007", "0-1-9")
+    assert fast == slow and hash(fast) == hash(slow) and fast.order_value == slow.order_value
+    assert repr(fast) == repr(slow)
