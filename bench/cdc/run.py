@@ -59,7 +59,7 @@ from migrate.stack import Stack  # noqa: E402
 from migrate.stackconfig import StackConfig  # noqa: E402
 from migrate.workload import Workload, WorkloadMix  # noqa: E402
 
-SECOND_STACK = {"mariadb": 13306, "kafka": 19092, "controller": 19093, "connect": 18083}
+SECOND_STACK = {"mariadb": 13306, "kafka": 19092, "controller": 19093, "connect": 18083, "postgres": 15432}
 INSERTS_ONLY = WorkloadMix(insert=1, update=0, delete=0, cancel=0, customer_change=0)
 STEPS = ("cold", "snapshot", "latency")
 
