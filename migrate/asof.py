@@ -178,6 +178,19 @@ def _rerun(spec: PipelineSpec, run: BatchRun, output: str) -> FrameSource | None
     return FrameSource(run_output(spec.warehouse_path, rerun_id, output), name=f"batch {output} rerun")
 
 
+def _replay_reached(
+    spec: PipelineSpec, position: Position, wait: float | None, progress: Callable[[str], None]
+) -> PipelineSpec | None:
+    """The stream replay's spec when one has run (`dualrun run stream --replay`) and passed the
+    position too: its changelog is then the stream's noise baseline. Never a reason to fail."""
+    replay = spec.replay()
+    if read_status(replay) is None:
+        return None
+    progress(f"waiting for the stream replay to pass {position}")
+    reached = wait_for_stream(replay, position, spec.compare.wait_seconds if wait is None else wait)
+    return replay if reached.reached else None
+
+
 def reconcile_spec(
     spec: PipelineSpec,
     run_id: str = "latest",
@@ -191,6 +204,7 @@ def reconcile_spec(
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
     if not reached.reached:
         return SpecReconciliation(spec.name, run, reached)
+    replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
     ids: dict[str, str] = {}
     for output, out_spec in spec.compare.outputs.items():
@@ -211,6 +225,7 @@ def reconcile_spec(
                     right_position=str(run.position),
                     name=name,
                     baseline_left=_rerun(spec, run, output),
+                    baseline_right=stream_side(replay, output, run.position) if replay is not None else None,
                     settings=Settings(allow_empty=True),
                 )
                 break

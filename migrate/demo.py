@@ -44,19 +44,7 @@ class DemoResult:
 
 def defect_spec(spec: PipelineSpec, defect: str) -> PipelineSpec:
     """A second streaming job with its own identity, so a defect never touches the real outputs."""
-    tag = defect.replace("_", "-")
-    return spec.with_changes(
-        stream={
-            "defect": defect,
-            "group_id": f"{spec.stream.group_id}-{tag}",
-            "transactional_id": f"{spec.stream.transactional_id}-{tag}",
-            "enriched_topic": f"{spec.stream.enriched_topic}-{tag}",
-            "alerts_topic": f"{spec.stream.alerts_topic}-{tag}",
-            "state_topic": f"{spec.stream.state_topic}-{tag}",
-            "dead_letter_topic": f"{spec.stream.dead_letter_topic}-{tag}",
-            "changelog_dir": f"{spec.stream.changelog_dir}-{tag}",
-        },
-    ).model_copy(update={"name": f"{spec.name}+{tag}"})
+    return spec.variant(defect.replace("_", "-"), defect=defect)
 
 
 def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
@@ -92,7 +80,7 @@ def run_demo(
     *,
     events: int,
     rate: float,
-    start_stream: Callable[[PipelineSpec], None],
+    start_stream: Callable[[PipelineSpec, bool], None],
     defect: str | None = None,
     step: Step = lambda _: None,
     workload_progress: Callable[[int], None] | None = None,
@@ -106,7 +94,11 @@ def run_demo(
     workload.seed(orders=200)
     job_spec = defect_spec(spec, defect) if defect else spec
     step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
-    start_stream(job_spec)
+    start_stream(job_spec, False)
+    if defect is None:
+        # The stream's noise baseline: a twin job over the same change events (see PipelineSpec.replay).
+        step("starting the stream replay (the stream's noise baseline)")
+        start_stream(spec.replay(), True)
 
     step(f"running the workload against {describe_source(spec)}")
     half = threading.Event()

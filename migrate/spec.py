@@ -178,6 +178,30 @@ class PipelineSpec(_Model):
     def history_path(self) -> Path:
         return self.path(self.compare.history)
 
+    def variant(self, tag: str, **stream_updates: Any) -> PipelineSpec:
+        """A second streaming job over the same inputs with its own identity (group, transactional
+        id, topics, changelog), so it never touches the real job's outputs: `variant("replay")`
+        consumes as group `<group_id>-replay` into `<changelog_dir>-replay`.
+        """
+        stream = self.stream
+        return self.with_changes(
+            stream={
+                **stream_updates,
+                "group_id": f"{stream.group_id}-{tag}",
+                "transactional_id": f"{stream.transactional_id}-{tag}",
+                "enriched_topic": f"{stream.enriched_topic}-{tag}",
+                "alerts_topic": f"{stream.alerts_topic}-{tag}",
+                "state_topic": f"{stream.state_topic}-{tag}",
+                "dead_letter_topic": f"{stream.dead_letter_topic}-{tag}",
+                "changelog_dir": f"{stream.changelog_dir}-{tag}",
+            },
+        ).model_copy(update={"name": f"{self.name}+{tag}"})
+
+    def replay(self) -> PipelineSpec:
+        """The stream's noise baseline: an independent second run of the same job over the same
+        change events. Any difference between the two is the stream's own noise."""
+        return self.variant("replay")
+
     def with_changes(self, **section_updates: dict[str, Any]) -> PipelineSpec:
         """A copy with some fields of some sections replaced, validated again."""
         data = self.model_dump()

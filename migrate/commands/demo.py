@@ -34,8 +34,8 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
     spec = spec_for(spec_path, state_dir)
     console = Console(stderr=True)
 
-    def start(job_spec: PipelineSpec) -> None:
-        start_stream_background(job_spec, spec_path, job_spec.stream.defect)
+    def start(job_spec: PipelineSpec, replay: bool) -> None:
+        start_stream_background(job_spec, spec_path, None if replay else job_spec.stream.defect, replay)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

@@ -30,12 +30,23 @@ def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
     return spec.model_copy(update={"state_dir": str(Path(spec.state_dir).absolute())})
 
 
+def stream_jobs(state_dir: Path) -> list[ManagedProcess]:
+    """Every streaming job started under a state directory (the main one, replays, defects)."""
+    home = state_dir.absolute()
+    return [
+        ManagedProcess("stream", pid_file, pid_file.with_suffix(".log"), f"--state-dir {home}")
+        for pid_file in sorted((home / "stream").glob("*.pid"))
+    ]
+
+
 def stream_process(spec: PipelineSpec) -> ManagedProcess:
     home, group = spec.path("stream"), spec.stream.group_id
     return ManagedProcess("stream", home / f"{group}.pid", home / f"{group}.log", f"--state-dir {spec.state_dir}")
 
 
-def start_stream_background(spec: PipelineSpec, spec_path: Path | None, defect: str | None = None) -> int:
+def start_stream_background(
+    spec: PipelineSpec, spec_path: Path | None, defect: str | None = None, replay: bool = False
+) -> int:
     """Start `dualrun run stream` detached; returns its pid once it reports itself running."""
     proc = stream_process(spec)
     if proc.running():
@@ -45,6 +56,8 @@ def start_stream_background(spec: PipelineSpec, spec_path: Path | None, defect: 
         argv += ["--spec", str(Path(spec_path).absolute())]
     if defect is not None:
         argv += ["--inject-defect", defect]
+    if replay:
+        argv += ["--replay"]
     started = time.time()
     pid = proc.start(argv)
 
@@ -79,14 +92,19 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None
 @click.option("--stop", "stop_job", is_flag=True, help="Stop a background job started for this state dir.")
 @click.option("--inject-defect", "defect", default=None, help="Run a deliberately wrong transform (demo only).")
 @click.option("--no-eos", is_flag=True, help="Turn exactly-once off (for comparison; not for production).")
+@click.option("--replay", is_flag=True, help="Run the stream's noise baseline: a second job over the same events.")
 def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool,
-           defect: str | None, no_eos: bool) -> None:  # fmt: skip
+           defect: str | None, no_eos: bool, replay: bool) -> None:  # fmt: skip
     """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
     spec = spec_for(spec_path, state_dir)
+    if defect is not None and replay:
+        raise DualrunError("--replay and --inject-defect exclude each other; choose one")
     if defect is not None:
         from migrate.demo import defect_spec
 
         spec = defect_spec(spec, defect)
+    if replay:
+        spec = spec.replay()
     if no_eos:
         spec = spec.with_changes(stream={"exactly_once": False})
     if stop_job:
@@ -94,7 +112,7 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
         click.echo("streaming job stopped" if stopped else "no streaming job was running for this state dir")
         return
     if background:
-        pid = start_stream_background(spec, spec_path, defect)
+        pid = start_stream_background(spec, spec_path, defect, replay)
         click.echo(f"streaming job running (pid {pid}); log: {stream_process(spec).log_file}")
         return
     from migrate.stream.job import StreamJob

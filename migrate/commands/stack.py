@@ -41,8 +41,12 @@ def fetch(config: StackConfig) -> None:
 @stack.command()
 @stack_options
 def down(config: StackConfig) -> None:
-    """Stop the services this state directory started (and nothing else)."""
-    stopped = Stack(config).down()
+    """Stop the streaming jobs and services this state directory started (and nothing else)."""
+    from migrate.commands.run import stream_jobs
+
+    # Jobs first: they would otherwise spin retrying against a broker that went away.
+    jobs = sum(1 for job in stream_jobs(config.state_dir) if job.stop(timeout=60))
+    stopped = ([f"{jobs} streaming job{'s' if jobs != 1 else ''}"] if jobs else []) + Stack(config).down()
     click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
