@@ -29,3 +29,13 @@ class SourceUnavailable(DualrunError):
 
 class CheckUnavailable(DualrunError):
     """A cutover check could not reach the system it checks (Connect, Kafka or the source)."""
+
+
+class StreamJobError(DualrunError):
+    """The streaming job cannot continue (fenced, or Kafka refused it)."""
+
+    exit_code = 1
+
+
+class ChangelogError(DualrunError):
+    """The changelog folder does not belong with the streaming job's committed progress."""

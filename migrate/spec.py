@@ -210,6 +210,22 @@ class PipelineSpec(_Model):
         return PipelineSpec.model_validate({**data, "origin": self.origin})
 
 
+def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
+    """The reference spec describes the local stack, so it follows the stack's port overrides
+    (DUALRUN_*_PORT): `dualrun demo` works when 3306 or 9092 is taken by something else."""
+    from sqlalchemy.engine import make_url
+
+    from migrate.stackconfig import StackConfig
+
+    ports = StackConfig.from_env().ports
+    source = {**raw.get("source", {})}
+    if source.get("url"):
+        source["url"] = make_url(source["url"]).set(port=ports.mariadb).render_as_string(hide_password=False)
+    cdc = {**raw.get("cdc", {}), "connect_url": f"http://127.0.0.1:{ports.connect}"}
+    kafka = {**raw.get("kafka", {}), "bootstrap_servers": f"127.0.0.1:{ports.kafka}"}
+    return {**raw, "source": source, "cdc": cdc, "kafka": kafka}
+
+
 def reference_spec_path() -> Path:
     return Path(str(files("migrate") / "data" / "reference.yaml"))
 
@@ -242,6 +258,8 @@ def load_spec(path: str | Path | None = None) -> PipelineSpec:
         raw = {}
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: expected a mapping of sections (source, cdc, kafka, ...) at the top level")
+    if path == reference_spec_path():
+        raw = _on_local_stack(raw)
     try:
         return PipelineSpec.model_validate({**raw, "origin": str(path)})
     except ValidationError as exc:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from migrate.errors import ChangelogError
 from migrate.pipeline import KEYS, SCHEMAS
 from migrate.stream.transform import OutputChange
 
@@ -38,6 +40,7 @@ META = pa.schema(
     ]
 )
 EPOCH = datetime(1970, 1, 1)
+MARKER = ".dualrun-group"  # which group fills this changelog, and up to which position
 COMPACT_ABOVE = 64  # per-transaction segments per output before they are merged into one
 MERGE_FANIN = 16  # merged files of one level before they are merged into the next
 
@@ -56,8 +59,42 @@ class ChangelogWriter:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.pending: defaultdict[str, list[OutputChange]] = defaultdict(list)
+        self.group_id: str | None = None  # set by claim()
         for output in SCHEMAS:
             (root / output).mkdir(parents=True, exist_ok=True)
+
+    def claim(self, group_id: str, resumed: tuple[str, int] | None) -> None:
+        """Tie this changelog to the consumer group that fills it.
+
+        A job that resumes from committed offsets (`resumed`: where, and its order value) with
+        a changelog that did not see them would write only what comes after, and reconciliation
+        would report everything before as missing: a false defect. That happens when the
+        changelog folder was deleted, or when another state directory runs the same group (and
+        so took part of the input). Refuse, and say what to do instead.
+        """
+        seen = self._marker()
+        if seen is None and any(self.root.glob("*/*.parquet")):
+            seen = -1 if resumed is None else resumed[1]  # written before the marker existed: adopt it
+        if resumed is not None and (seen is None or resumed[1] > seen):
+            what = "is empty" if seen is None else "stops before that"
+            raise ChangelogError(
+                f"consumer group {group_id!r} already committed up to {resumed[0]}, but its changelog {self.root} "
+                f"{what} (deleted, or another state dir runs the same group): restore the folder, or set a new "
+                f"stream.group_id and state_topic to rebuild from the start"
+            )
+        self.group_id = group_id
+        self._mark(seen if seen is not None else -1)
+
+    def _marker(self) -> int | None:
+        try:
+            return int(orjson.loads((self.root / MARKER).read_bytes())["order"])
+        except (FileNotFoundError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None
+
+    def _mark(self, order: int) -> None:
+        tmp = self.root / (MARKER + ".tmp")
+        tmp.write_bytes(orjson.dumps({"group": self.group_id, "order": order}))
+        os.replace(tmp, self.root / MARKER)
 
     def add(self, changes: list[OutputChange]) -> None:
         for change in changes:
@@ -66,8 +103,11 @@ class ChangelogWriter:
     def __len__(self) -> int:
         return sum(len(v) for v in self.pending.values())
 
-    def flush(self) -> int:
-        """Write every pending output as one segment; returns rows written."""
+    def flush(self, upto: int | None = None) -> int:
+        """Write every pending output as one segment; returns rows written.
+
+        `upto` is the order value of the last change the job is about to commit: recorded (before
+        the commit) so a later start can tell this changelog has seen everything committed."""
         written = 0
         now = datetime.now(UTC).replace(tzinfo=None)
         for output, changes in self.pending.items():
@@ -81,6 +121,8 @@ class ChangelogWriter:
             os.replace(tmp, final)
             written += table.num_rows
         self.pending.clear()
+        if upto is not None and self.group_id is not None:
+            self._mark(upto)
         return written
 
     def compact(self, output: str) -> bool:

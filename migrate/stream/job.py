@@ -30,7 +30,7 @@ from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
-from migrate.errors import DualrunError
+from migrate.errors import StreamJobError
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import ChangelogWriter
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
@@ -45,14 +45,18 @@ POSITION_HEADER = "dualrun.position"
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
-class StreamJobError(DualrunError):
-    """The streaming job cannot continue (fenced, or Kafka refused it)."""
-
-
 def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)  # money stays exact on the wire
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _resumed(position: dict[str, Any]) -> tuple[str, int] | None:
+    """(where, order value) of the committed progress, for ChangelogWriter.claim."""
+    if position.get("order") is None:
+        return None
+    where = f"{position.get('file')}:{position.get('pos')}" if position.get("kind") == "binlog" else str(position)
+    return where, int(position["order"])
 
 
 def encode(value: dict[str, Any] | str | None) -> bytes | None:
@@ -215,6 +219,8 @@ class StreamJob:
         if self.eos:
             self.producer.init_transactions(30)
         self.restore_state()
+        resumed = self.counters.last_position
+        self.changelog.claim(self.spec.stream.group_id, _resumed(resumed) if resumed else None)
         self._tune_gc()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -338,7 +344,7 @@ class StreamJob:
                 "ts_ms": self.counters.pending_ts_ms or self.counters.last_event_ts_ms,
             }
             self._produce(KafkaRecord("state", PROGRESS_KEY, progress))
-        self.changelog.flush()
+        self.changelog.flush(upto=pending.order_value if pending is not None else None)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
         try:
             if self.eos:

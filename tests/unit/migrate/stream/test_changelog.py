@@ -1,0 +1,73 @@
+"""Changelog segments: exact contents, and the guard that ties a changelog to its consumer group."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from cdc.position import Position
+from migrate.errors import ChangelogError
+from migrate.stream.changelog import ChangelogWriter, output_glob
+from migrate.stream.transform import OutputChange
+
+AT = Position.binlog("mysql-bin.000003", 4242, 0, "0-1-17")
+
+
+def change(order_id: int, amount: str | None) -> OutputChange:
+    values = None if amount is None else {"customer_id": 1, "amount": Decimal(amount)}
+    return OutputChange("order_alerts", (order_id,), values, AT, AT.order_value, 1_700_000_000_000)
+
+
+def test_a_flush_writes_one_segment_with_exact_values_and_positions(tmp_path: Path) -> None:
+    writer = ChangelogWriter(tmp_path)
+    writer.add([change(1, "650.10"), change(2, "999999999.99"), change(1, None)])
+    assert writer.flush() == 3
+    rows = duckdb.sql(
+        f"SELECT order_id, amount, __op, __pos_file, __pos_offset, __gtid, __pos_order, __processed_at "
+        f"FROM read_parquet('{output_glob(tmp_path, 'order_alerts')}') ORDER BY __processed_at"
+    ).fetchall()
+    assert [r[:7] for r in rows] == [
+        (1, Decimal("650.10"), "u", "mysql-bin.000003", 4242, "0-1-17", AT.order_value),
+        (2, Decimal("999999999.99"), "u", "mysql-bin.000003", 4242, "0-1-17", AT.order_value),
+        (1, None, "d", "mysql-bin.000003", 4242, "0-1-17", AT.order_value),
+    ]
+    stamps = [r[7] for r in rows]
+    assert all(isinstance(s, datetime) for s in stamps) and stamps == sorted(set(stamps))  # distinct, in order
+
+
+def test_a_fresh_job_claims_an_empty_changelog_and_marks_what_it_flushes(tmp_path: Path) -> None:
+    writer = ChangelogWriter(tmp_path)
+    writer.claim("group-a", resumed=None)
+    writer.add([change(1, "650.10")])
+    writer.flush(upto=AT.order_value)
+    # Restarted at what it committed, or before (an aborted transaction): its own changelog.
+    ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+    ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:100", AT.order_value - 1))
+
+
+def test_a_resumed_job_refuses_an_empty_changelog(tmp_path: Path) -> None:
+    with pytest.raises(ChangelogError, match="committed up to mysql-bin.000003:4242, but its changelog .* is empty"):
+        ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+
+
+def test_a_resumed_job_refuses_a_changelog_that_missed_part_of_the_input(tmp_path: Path) -> None:
+    """Another state directory ran the same group and took the events after this changelog's last flush."""
+    writer = ChangelogWriter(tmp_path)
+    writer.claim("group-a", resumed=None)
+    writer.add([change(1, "650.10")])
+    writer.flush(upto=AT.order_value)
+    later = Position.binlog("mysql-bin.000003", 9000)
+    with pytest.raises(ChangelogError, match="stops before that"):
+        ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:9000", later.order_value))
+
+
+def test_a_changelog_from_before_the_marker_existed_is_adopted(tmp_path: Path) -> None:
+    writer = ChangelogWriter(tmp_path)
+    writer.add([change(1, "650.10")])
+    writer.flush()
+    writer.claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+    assert (tmp_path / ".dualrun-group").exists()
