@@ -51,6 +51,13 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
+def _header_position(msg: Message) -> int:
+    for header in msg.headers() or []:
+        if header[0] == POSITION_HEADER and header[1] is not None:
+            return int(header[1])
+    raise StreamJobError(f"record {msg.topic()}/{msg.partition()}@{msg.offset()} has no {POSITION_HEADER} header")
+
+
 def _resumed(position: dict[str, Any]) -> tuple[str, int] | None:
     """(where, order value) of the committed progress, for ChangelogWriter.claim."""
     if position.get("order") is None:
@@ -152,7 +159,9 @@ class StreamJob:
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
         admin = TopicAdmin(self.spec.kafka.bootstrap_servers)
-        admin.create(self.topics["enriched"], compact=True)
+        # Tombstones of deleted orders are the job's memory of where an order was deleted (state is
+        # restored from this topic): kept four weeks, not compaction's default one day.
+        admin.create(self.topics["enriched"], compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
         admin.create(self.topics["state"], compact=True)
         admin.create(self.topics["alert"], retention_ms=WEEK_MS)
         admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
@@ -161,35 +170,44 @@ class StreamJob:
             admin.create(topic, retention_ms=WEEK_MS)
 
     def restore_state(self) -> int:
-        """Rebuild state from the committed contents of the state topic."""
+        """Rebuild state from the committed contents of the state topic (customers, progress) and
+        of the compacted enriched topic (orders): both are written in the job's transactions."""
         self.transform = Transform(defect=self.spec.stream.defect)
         reader = Consumer(
             {**self.consumer_config, "group.id": f"{self.spec.stream.group_id}-restore", "enable.partition.eof": True},
             logger=quiet_logger(),
         )
         try:
-            meta = reader.list_topics(self.topics["state"], timeout=10).topics[self.topics["state"]]
-            partitions = [TopicPartition(self.topics["state"], p, 0) for p in meta.partitions]
-            ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-            pending = {p for p, end in ends.items() if end > 0}
+            topics = reader.list_topics(timeout=10).topics
+            partitions = [
+                TopicPartition(topic, p, 0)
+                for topic in (self.topics["state"], self.topics["enriched"])
+                if topic in topics
+                for p in topics[topic].partitions
+            ]
+            ends = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
+            pending = {tp for tp, end in ends.items() if end > 0}
             reader.assign(partitions)
             restored = 0
             while pending:
                 msgs = reader.consume(num_messages=10000, timeout=1.0)
                 for msg in msgs:
-                    error, partition, offset = msg.error(), msg.partition() or 0, msg.offset() or 0
+                    error, where, offset = msg.error(), (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(partition)
+                            pending.discard(where)
                         continue
                     key, value = (msg.key() or b"").decode(), msg.value()
-                    if key == PROGRESS_KEY and value is not None:
-                        self._restore_progress(orjson.loads(value))
+                    parsed = orjson.loads(value) if value is not None else None
+                    if where[0] == self.topics["enriched"]:
+                        self.transform.restore_enriched(int(key), parsed, _header_position(msg))
+                    elif key == PROGRESS_KEY and parsed is not None:
+                        self._restore_progress(parsed)
                     else:
-                        self.transform.restore(key, orjson.loads(value) if value is not None else None)
+                        self.transform.restore(key, parsed)
                     restored += 1
-                    if offset + 1 >= ends[partition]:
-                        pending.discard(partition)
+                    if offset + 1 >= ends[where]:
+                        pending.discard(where)
             return restored
         finally:
             reader.close()

@@ -183,15 +183,14 @@ class Transform:
         if double_count and new is not None and counts_for_revenue(new.status):
             self.state.revenue_extra[(new.customer_id, new.day)] += new.amount
 
+        # No state record for orders: the compacted enriched topic, written in the same transaction,
+        # carries every field of the order and its position (see `restore_enriched`).
         changes: list[OutputChange] = []
         records: list[KafkaRecord] = []
-        state_key = f"o:{order_id}"
         if new is None:
-            records.append(KafkaRecord("state", state_key, {"deleted": True, "pos": pos}, pos))
             changes.append(self._change("orders_enriched", (order_id,), None, event, pos))
             records.append(KafkaRecord("enriched", str(order_id), None, pos))
         else:
-            records.append(KafkaRecord("state", state_key, _order_state(new), pos))
             customer = self.state.customers.get(new.customer_id)
             change, record = self._enriched(order_id, new, event, max(pos, customer.pos if customer else 0))
             changes.append(change)
@@ -262,10 +261,32 @@ class Transform:
                 self.state.deleted_customers[int(ident)] = int(value["pos"])
             elif value is not None:
                 self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
-        elif kind == "o":
-            self.state.put_order(int(ident), None if deleted or value is None else _order_restored(value))
-            if value is not None and deleted:
-                self.state.deleted_orders[int(ident)] = int(value["pos"])
+        elif kind == "o" and value is not None:  # written by versions before orders came from `enriched`
+            self._restore_order(int(ident), None if deleted else _order_restored(value), int(value["pos"]))
+
+    def restore_enriched(self, order_id: int, value: dict[str, Any] | None, pos: int) -> None:
+        """An order as the enriched topic holds it (None: its tombstone), at the position in its header.
+
+        That position may be a later customer change that re-enriched the order; as the redelivery
+        check only tells changes already applied from new ones, which all come later, it serves.
+        """
+        order = None
+        if value is not None:
+            order = Order(
+                int(value["customer_id"]), Decimal(value["amount"]), value["status"],
+                datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), pos,
+            )  # fmt: skip
+        self._restore_order(order_id, order, pos)
+
+    def _restore_order(self, order_id: int, order: Order | None, pos: int) -> None:
+        current = self.state.orders.get(order_id)
+        if pos < (current.pos if current is not None else self.state.deleted_orders.get(order_id, -1)):
+            return  # an older copy of what is already restored
+        self.state.put_order(order_id, order)
+        if order is None:
+            self.state.deleted_orders[order_id] = pos
+        else:
+            self.state.deleted_orders.pop(order_id, None)
 
 
 def _position_at(position: Position, order_value: int) -> Position:
@@ -276,13 +297,6 @@ def _position_at(position: Position, order_value: int) -> Position:
     base = position.file.rsplit(".", 1)[0]
     width = len(position.file.rsplit(".", 1)[1])
     return Position.binlog(f"{base}.{seq:0{width}d}", offset)
-
-
-def _order_state(order: Order) -> dict[str, Any]:
-    return {
-        "customer_id": order.customer_id, "amount": str(order.amount), "status": order.status,
-        "created_at": order.created_at.isoformat(), "updated_at": order.updated_at.isoformat(), "pos": order.pos,
-    }  # fmt: skip
 
 
 def _order_restored(value: dict[str, Any]) -> Order:
