@@ -1,9 +1,10 @@
 """The streaming job: Debezium topics in, enriched orders, alerts and changelogs out, exactly once.
 
 Each cycle is one Kafka transaction holding the output records, the job's state
-changes (a compacted state topic) and the input offsets. On start, or after an
-aborted transaction, state is rebuilt from the state topic and the inputs resume
-at the committed offsets, so state, outputs and offsets always agree.
+changes (customers and progress in a compacted state topic; orders need none, the
+compacted enriched topic holds them whole) and the input offsets. On start, or
+after an aborted transaction, state is rebuilt from those two topics and the inputs
+resume at the committed offsets, so state, outputs and offsets always agree.
 
 Events of the input topics are released transaction by transaction in commit
 order (see `migrate.stream.ordering`), so a customer change and an order change
