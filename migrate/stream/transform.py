@@ -220,7 +220,8 @@ class Transform:
         if key not in self.state.revenue:
             return self._change("daily_revenue", key, None, event, pos)
         count, revenue = self.state.revenue[key]
-        revenue += self.state.revenue_extra.get(key, Decimal(0))
+        if self.state.revenue_extra:  # only the double-count-updates defect fills it
+            revenue += self.state.revenue_extra.get(key, Decimal(0))
         return self._change("daily_revenue", key, {"order_count": count, "revenue": revenue}, event, pos)
 
     def _enriched(self, order_id: int, order: Order, event: ChangeEvent, pos: int) -> tuple[OutputChange, KafkaRecord]:
