@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -178,6 +181,28 @@ def test_sigkill_mid_workload_then_restart_changes_nothing(pipeline: PipelineSpe
         seen = Counter((key, header) for key, _, header in records)
         duplicated = {k: n for k, n in seen.items() if n > 1}
         assert not duplicated, f"{topic}: records delivered twice: {list(duplicated)[:5]}"
+
+
+def test_a_job_whose_changelog_was_deleted_refuses_to_resume_with_one_line(
+    pipeline: PipelineSpec, jobs: Callable[[PipelineSpec], JobThread]
+) -> None:
+    job = jobs(pipeline)
+    workload_for(pipeline).run(events=200, rate=400)
+    deadline = time.monotonic() + 60
+    while (status := read_status(pipeline)) is None or status.last_position is None or status.lag != 0:
+        assert time.monotonic() < deadline, f"the job did not catch up: {status}"
+        time.sleep(0.2)
+    job.stop()
+    shutil.rmtree(pipeline.changelog_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "migrate.cli", "run", "stream", "--spec", str(Path(pipeline.state_dir) / "dualrun.yaml"),
+         "--state-dir", pipeline.state_dir],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "already committed up to" in lines[0] and "is empty" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_poison_event_goes_to_the_dead_letter_topic_and_parity_holds(
