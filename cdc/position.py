@@ -81,8 +81,7 @@ class Position:
     order_value: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        order = self.major if self.kind == "lsn" else (self.major << OFFSET_BITS) | self.minor
-        object.__setattr__(self, "order_value", order)
+        object.__setattr__(self, "order_value", _order_value(self.kind, self.major, self.minor))
 
     @classmethod
     def binlog(cls, file: str, pos: int, row: int = 0, gtid: str | None = None) -> Position:
@@ -96,7 +95,7 @@ class Position:
         """Validated values straight into the instance: one per change event, so the frozen
         dataclass's field-by-field __init__ (and __post_init__) is skipped."""
         self = object.__new__(cls)
-        order = major if kind == "lsn" else (major << OFFSET_BITS) | minor
+        order = _order_value(kind, major, minor)
         self.__dict__.update(kind=kind, major=major, minor=minor, row=row, file=file, gtid=gtid, order_value=order)
         return self
 
@@ -109,6 +108,13 @@ class Position:
     def lsn(cls, commit_lsn: str | int, lsn: str | int | None = None) -> Position:
         commit = parse_lsn(commit_lsn)
         return cls("lsn", commit, parse_lsn(lsn) if lsn is not None else commit)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Position:
+        """The inverse of `to_dict` (the job's status and progress keep positions that way)."""
+        if data.get("kind") == "lsn":
+            return cls.lsn(data["commit_lsn"], data["lsn"])
+        return cls.binlog(data["file"], int(data["pos"]), int(data.get("row") or 0), data.get("gtid"))
 
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> Position:
@@ -155,6 +161,10 @@ class Position:
         if self.kind == "lsn":
             return {**base, "commit_lsn": format_lsn(self.major), "lsn": format_lsn(self.minor)}
         return {**base, "file": self.file, "pos": self.minor, "row": self.row, "gtid": self.gtid}
+
+
+def _order_value(kind: str, major: int, minor: int) -> int:
+    return major if kind == "lsn" else (major << OFFSET_BITS) | minor
 
 
 def _pg_sequence(source: dict[str, Any]) -> tuple[int, int]:

@@ -86,7 +86,7 @@ class SpecReconciliation:
 def _position(data: dict[str, Any] | None) -> Position | None:
     if not data or data.get("kind") != "binlog":
         return None
-    return Position.binlog(data["file"], int(data["pos"]), int(data.get("row") or 0), data.get("gtid"))
+    return Position.from_dict(data)
 
 
 def _transaction_covers(last_transaction: str | None, target: Position) -> bool:

@@ -30,18 +30,19 @@ def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
     return spec.model_copy(update={"state_dir": str(Path(spec.state_dir).absolute())})
 
 
+def _stream_job(pid_file: Path, state_dir: Path | str) -> ManagedProcess:
+    # The command line names the state dir: a recycled pid of some other process is never ours.
+    return ManagedProcess("stream", pid_file, pid_file.with_suffix(".log"), f"--state-dir {state_dir}")
+
+
 def stream_jobs(state_dir: Path) -> list[ManagedProcess]:
     """Every streaming job started under a state directory (the main one, replays, defects)."""
     home = state_dir.absolute()
-    return [
-        ManagedProcess("stream", pid_file, pid_file.with_suffix(".log"), f"--state-dir {home}")
-        for pid_file in sorted((home / "stream").glob("*.pid"))
-    ]
+    return [_stream_job(pid_file, home) for pid_file in sorted((home / "stream").glob("*.pid"))]
 
 
 def stream_process(spec: PipelineSpec) -> ManagedProcess:
-    home, group = spec.path("stream"), spec.stream.group_id
-    return ManagedProcess("stream", home / f"{group}.pid", home / f"{group}.log", f"--state-dir {spec.state_dir}")
+    return _stream_job(spec.path("stream") / f"{spec.stream.group_id}.pid", spec.state_dir)
 
 
 def start_stream_background(

@@ -59,12 +59,10 @@ def _header_position(msg: Message) -> int:
     raise StreamJobError(f"record {msg.topic()}/{msg.partition()}@{msg.offset()} has no {POSITION_HEADER} header")
 
 
-def _resumed(position: dict[str, Any]) -> tuple[str, int] | None:
+def _resumed(progress: dict[str, Any]) -> tuple[str, int]:
     """(where, order value) of the committed progress, for ChangelogWriter.claim."""
-    if position.get("order") is None:
-        return None
-    where = f"{position.get('file')}:{position.get('pos')}" if position.get("kind") == "binlog" else str(position)
-    return where, int(position["order"])
+    position = Position.from_dict(progress)
+    return str(position), position.order_value
 
 
 def encode(value: dict[str, Any] | str | None) -> bytes | None:

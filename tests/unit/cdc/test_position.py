@@ -76,3 +76,9 @@ def test_the_fast_constructor_matches_the_dataclass() -> None:
     slow = Position("binlog", 7, 1234, 2, "mysql-bin.000007", "0-1-9")
     assert fast == slow and hash(fast) == hash(slow) and fast.order_value == slow.order_value
     assert repr(fast) == repr(slow)
+
+
+def test_from_dict_inverts_to_dict() -> None:
+    for position in (Position.binlog("mysql-bin.000007", 1234, 2, "0-1-9"), Position.lsn("0/16B3748", "0/16B3750")):
+        again = Position.from_dict(position.to_dict())
+        assert again == position and again.order_value == position.order_value and str(again) == str(position)
