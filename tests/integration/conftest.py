@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,29 @@ def events(stack: StackConfig) -> Iterator[Callable[[list[str]], Events]]:
 
 def pretty(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+def changes(events: list[ChangeEvent | Tombstone]) -> list[ChangeEvent]:
+    """The change events, Debezium's tombstones left out."""
+    return [e for e in events if isinstance(e, ChangeEvent)]
+
+
+def check_insert_update_delete(
+    streamed: list[ChangeEvent | Tombstone], last_snapshot: ChangeEvent
+) -> tuple[ChangeEvent, ChangeEvent, ChangeEvent]:
+    """The shared scenario of both sources after a snapshot of orders 1 (129.99, NEW) and 2 (0.01):
+    insert order 3 at 9999999999.99, update order 1 to 612.50 PAID, delete order 2. Checks the
+    events, their exact amounts, the tombstone and strictly increasing positions; returns them."""
+    ins, upd, dele = changes(streamed)
+    assert isinstance(streamed[3], Tombstone) and streamed[3].key == {"order_id": 2}
+    assert (ins.op, ins.before, ins.key) == ("c", None, {"order_id": 3})
+    assert ins.after is not None and ins.after["amount"] == Decimal("9999999999.99")
+    # A full row image (MariaDB) / REPLICA IDENTITY FULL (PostgreSQL): updates and deletes carry the old row.
+    assert upd.op == "u" and upd.before is not None and upd.after is not None
+    assert (upd.before["amount"], upd.before["status"]) == (Decimal("129.99"), "NEW")
+    assert (upd.after["amount"], upd.after["status"]) == (Decimal("612.50"), "PAID")
+    assert dele.op == "d" and dele.after is None and dele.before is not None
+    assert dele.before["amount"] == Decimal("0.01")
+    positions = [e.position for e in (last_snapshot, ins, upd, dele)]
+    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    return ins, upd, dele

@@ -8,17 +8,12 @@ from decimal import Decimal
 import pytest
 
 from cdc.connect import ConnectClient
-from cdc.envelope import ChangeEvent, Tombstone
 from migrate.services.connect import Connect
 from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
-from tests.integration.conftest import Database, Events, connector_for, wait_status
+from tests.integration.conftest import Database, Events, changes, check_insert_update_delete, connector_for, wait_status
 
 pytestmark = pytest.mark.integration
-
-
-def changes(events: list[ChangeEvent | Tombstone]) -> list[ChangeEvent]:
-    return [e for e in events if isinstance(e, ChangeEvent)]
 
 
 def test_snapshot_then_insert_update_delete_and_tombstone(
@@ -43,19 +38,7 @@ def test_snapshot_then_insert_update_delete_and_tombstone(
     db.run(f"INSERT INTO `{table}` (order_id, customer_id, amount, status) VALUES (3, 9, 9999999999.99, 'NEW')")
     db.run(f"UPDATE `{table}` SET amount = 612.50, status = 'PAID' WHERE order_id = 1")
     db.run(f"DELETE FROM `{table}` WHERE order_id = 2")
-    streamed = stream.take(4)
-    ins, upd, dele = changes(streamed)
-    assert isinstance(streamed[3], Tombstone) and streamed[3].key == {"order_id": 2}
-
-    assert (ins.op, ins.before, ins.key) == ("c", None, {"order_id": 3})
-    assert ins.after is not None and ins.after["amount"] == Decimal("9999999999.99")
-    assert upd.op == "u" and upd.before is not None and upd.after is not None
-    assert (upd.before["amount"], upd.before["status"]) == (Decimal("129.99"), "NEW")
-    assert (upd.after["amount"], upd.after["status"]) == (Decimal("612.50"), "PAID")
-    assert dele.op == "d" and dele.after is None and dele.before is not None
-    assert dele.before["amount"] == Decimal("0.01")
-    positions = [e.position for e in (*snapshot[-1:], ins, upd, dele)]
-    assert positions == sorted(positions) and len(set(positions)) == len(positions)
+    ins, upd, dele = check_insert_update_delete(stream.take(4), snapshot[-1])
     assert all(e.position.gtid and e.transaction_id for e in (ins, upd, dele))
     assert not any(e.snapshot for e in (ins, upd, dele))
 
