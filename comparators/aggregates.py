@@ -71,9 +71,7 @@ def partition_aggregates(
     differing = []
     base = 4 + 2 * len(summed)
     for row in rows:
-        sums = tuple(
-            (c.name, row[4 + 2 * j], row[5 + 2 * j]) for j, c in enumerate(summed) if row[base + j]
-        )
+        sums = tuple((c.name, row[4 + 2 * j], row[5 + 2 * j]) for j, c in enumerate(summed) if row[base + j])
         differing.append(PartitionDiff(row[0], int(row[1]), int(row[2]), bool(row[3]), sums))
     mismatches = sum(p.aggregate_mismatch for p in differing)
     return Aggregates(spec.partition, total, tuple(differing), mismatches)

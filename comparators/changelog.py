@@ -53,9 +53,7 @@ class ChangelogSource:
 
     @property
     def parsed(self) -> Position | None:
-        if self.position is None or isinstance(
-            self.position, GtidSet | BinlogPosition | Lsn | PosOrder
-        ):
+        if self.position is None or isinstance(self.position, GtidSet | BinlogPosition | Lsn | PosOrder):
             return self.position
         return parse_position(self.position)
 
@@ -68,8 +66,7 @@ class ChangelogSource:
         if "__op" not in has or missing:
             what = "an __op column" if "__op" not in has else f"key column(s) {missing}"
             raise SourceError(
-                f"changelog {self.log.label} lacks {what}; see the changelog contract "
-                "in comparators.sources"
+                f"changelog {self.log.label} lacks {what}; see the changelog contract in comparators.sources"
             )
         where, order = self._filter_and_order(has)
         values = [c for c in columns if not c.startswith(META_PREFIX)]
@@ -104,10 +101,7 @@ class ChangelogSource:
             return "TRUE", order
         if isinstance(pos, GtidSet):
             self._need(has, "__gtid", pos)
-            cases = " ".join(
-                f"WHEN {int(d)} THEN {_GTID_SEQ} <= {int(s)}"
-                for d, s in pos.seq_by_domain().items()
-            )
+            cases = " ".join(f"WHEN {int(d)} THEN {_GTID_SEQ} <= {int(s)}" for d, s in pos.seq_by_domain().items())
             at = f"(CASE {_GTID_DOMAIN} {cases} ELSE FALSE END)"
             return self._with_snapshot(at, '"__gtid"'), order
         bound = int(pos.order)
@@ -119,9 +113,7 @@ class ChangelogSource:
         if isinstance(pos, Lsn):
             self._need(has, "__lsn", pos)
             return self._with_snapshot(f"{_LSN} <= {bound}", '"__lsn"'), order
-        raise PositionError(
-            f"position {pos} is a plain __pos_order value but the changelog has no __pos_order"
-        )
+        raise PositionError(f"position {pos} is a plain __pos_order value but the changelog has no __pos_order")
 
     @staticmethod
     def _with_snapshot(at: str, column: str) -> str:

@@ -139,9 +139,7 @@ def _connect(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str | None]
     if settings.strategy not in STRATEGIES:
         raise SpecError(f"strategy {settings.strategy!r} is not one of {', '.join(STRATEGIES)}")
     if not _MEMORY.match(settings.memory_limit):
-        raise SpecError(
-            f"memory limit {settings.memory_limit!r} is not a size such as 1536MB or 4GB"
-        )
+        raise SpecError(f"memory limit {settings.memory_limit!r} is not a size such as 1536MB or 4GB")
     owned = None
     temp = settings.temp_directory
     if temp is None:
@@ -166,9 +164,7 @@ def run(
     """One reconciliation of two sources (see `reconcile`)."""
     step = progress or (lambda _: None)
     started = time.perf_counter()
-    if spec.in_flight and any(
-        isinstance(s, ChangelogSource) and s.position is not None for s in (left, right)
-    ):
+    if spec.in_flight and any(isinstance(s, ChangelogSource) and s.position is not None for s in (left, right)):
         raise SpecError("in-flight classification is only for sides without a source position")
     con, owned = _connect(settings)
     try:
@@ -183,9 +179,7 @@ def run(
             count, key_range = _count(con, plan, name, settings.strategy == "auto")
             if count == 0 and not settings.allow_empty:
                 side = "left" if name == LEFT else "right"
-                raise EmptySideError(
-                    f"the {side} side ({src.label}) has no rows; check the source and its filter"
-                )
+                raise EmptySideError(f"the {side} side ({src.label}) has no rows; check the source and its filter")
             rows.append(count)
             ranges.append(key_range)
         step("checking keys")
@@ -278,10 +272,7 @@ def _blocks(key: str, lo: int) -> tuple[str, str]:
 def _bitmap(key: str, lo: int, source: str) -> str:
     """One bitmap per block of BLOCK_BITS key values: a bit for each key present."""
     block, bit = _blocks(key, lo)
-    return (
-        f"SELECT {block} AS b, bitstring_agg({bit}, 0, {BLOCK_BITS - 1}) AS bits"
-        f" FROM {source} AS t GROUP BY ALL"
-    )
+    return f"SELECT {block} AS b, bitstring_agg({bit}, 0, {BLOCK_BITS - 1}) AS bits FROM {source} AS t GROUP BY ALL"
 
 
 def _left_key_bitmaps(
@@ -340,9 +331,7 @@ def _row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
     return exprs
 
 
-def _join_pass(
-    con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, lo: int, right_rows: int
-) -> bool:
+def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, lo: int, right_rows: int) -> bool:
     """The integer-key plan: both sides' candidate rows and rows per key. False when
     the right side turns out to repeat a key (then the aggregate plan must run).
 
@@ -395,9 +384,7 @@ def _candidate_rows(plan: Plan, spec: ReconcileSpec) -> list[str]:
     out = []
     for table, side in ((LROWS, LEFT), (RROWS, RIGHT)):
         pick = Column.left if side == LEFT else Column.right
-        on = " AND ".join(
-            f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys)
-        )
+        on = " AND ".join(f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys))
         out.append(
             f"CREATE TEMP TABLE {table} AS SELECT {', '.join(_row_exprs(plan, spec, side))},"
             f" TRUE AS present FROM {side} AS t SEMI JOIN {KEYS} AS c ON {on}"
@@ -422,10 +409,7 @@ def _counts(nk: int) -> str:
 def _side(plan: Plan, table: str) -> str:
     """One side's candidate rows whose key is not duplicated on either side."""
     on = " AND ".join(f"t.k{i} IS NOT DISTINCT FROM c.k{i}" for i in range(len(plan.keys)))
-    return (
-        f"SELECT * FROM {table} AS t SEMI JOIN"
-        f" (SELECT * FROM {COUNTS} WHERE nl <= 1 AND nr <= 1) AS c ON {on}"
-    )
+    return f"SELECT * FROM {table} AS t SEMI JOIN (SELECT * FROM {COUNTS} WHERE nl <= 1 AND nr <= 1) AS c ON {on}"
 
 
 def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
@@ -436,10 +420,7 @@ def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
     statuses = []
     for j, col in enumerate(plan.columns):
         lv, rv = f"l.c{j}", f"r.c{j}"
-        explained = (
-            " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules)
-            or "FALSE"
-        )
+        explained = " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules) or "FALSE"
         statuses.append(
             f"CASE WHEN l.present IS NULL OR r.present IS NULL THEN NULL"
             f" WHEN {lv} IS NOT DISTINCT FROM {rv} THEN 0"

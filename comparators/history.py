@@ -66,8 +66,7 @@ def _open(path: str | Path) -> duckdb.DuckDBPyConnection:
     except (duckdb.Error, OSError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise HistoryError(
-            f"cannot open history database {path}: {first}; check the path and that no other "
-            "process holds it open"
+            f"cannot open history database {path}: {first}; check the path and that no other process holds it open"
         ) from exc
 
 
@@ -107,10 +106,7 @@ def record(path: str | Path, result: Reconciliation, recorded_at: datetime | Non
         if result.samples:
             con.executemany(
                 "INSERT INTO samples VALUES (?, ?, ?, ?)",
-                [
-                    [run_id, s.cause, json.dumps(s.to_dict()["key"]), json.dumps(s.to_dict())]
-                    for s in result.samples
-                ],
+                [[run_id, s.cause, json.dumps(s.to_dict()["key"]), json.dumps(s.to_dict())] for s in result.samples],
             )
         con.execute("COMMIT")
     except duckdb.Error as exc:

@@ -55,9 +55,7 @@ def make_plan(
     lnames, rnames = [c for c, _ in left], [c for c, _ in right]
     for rname in spec.rename:
         if rname not in rtypes:
-            raise SpecError(
-                f"renamed column {rname!r} not in the {_where('right', right_label, rnames)}"
-            )
+            raise SpecError(f"renamed column {rname!r} not in the {_where('right', right_label, rnames)}")
     to_left = {r: spec.rename.get(r, r) for r in rnames}
     to_right = {lname: r for r, lname in to_left.items()}
     for key in spec.keys:
@@ -70,9 +68,7 @@ def make_plan(
         unknown = sorted(set(names) - both)
         if unknown:
             raise SpecError(f"{what} column(s) {unknown} exist on neither side; check the names")
-    if spec.partition is not None and (
-        spec.partition not in ltypes or spec.partition not in to_right
-    ):
+    if spec.partition is not None and (spec.partition not in ltypes or spec.partition not in to_right):
         raise SpecError(f"partition column {spec.partition!r} must exist on both sides")
 
     def column(name: str, is_key: bool) -> Column:
@@ -101,9 +97,7 @@ def make_plan(
     )  # fmt: skip
     schema = Schema(
         only_in_left=tuple(c for c in lnames if c not in to_right and c not in skip),
-        only_in_right=tuple(
-            r for r in rnames if to_left[r] not in ltypes and to_left[r] not in skip
-        ),
+        only_in_right=tuple(r for r in rnames if to_left[r] not in ltypes and to_left[r] not in skip),
         type_mismatches=mismatches,
     )
     partition = column(spec.partition, True) if spec.partition is not None else None

@@ -50,9 +50,7 @@ class Gtid:
     def parse(cls, text: str) -> Gtid:
         m = _GTID.match(text)
         if not m:
-            raise PositionError(
-                f"not a MariaDB GTID: {text!r}; expected domain-server-seq such as 0-1-42"
-            )
+            raise PositionError(f"not a MariaDB GTID: {text!r}; expected domain-server-seq such as 0-1-42")
         return cls(int(m[1]), int(m[2]), int(m[3]))
 
     def __str__(self) -> str:
@@ -109,10 +107,7 @@ class BinlogPosition:
     def parse(cls, text: str) -> BinlogPosition:
         m = _BINLOG.match(text)
         if not m:
-            raise PositionError(
-                f"not a binlog position: {text!r}; "
-                "expected FILE:OFFSET such as mysql-bin.000003:1234"
-            )
+            raise PositionError(f"not a binlog position: {text!r}; expected FILE:OFFSET such as mysql-bin.000003:1234")
         return cls(m["file"], int(m["offset"]))
 
     @property
@@ -137,9 +132,7 @@ class Lsn:
     def parse(cls, text: str) -> Lsn:
         m = _LSN.match(text)
         if not m:
-            raise PositionError(
-                f"not a PostgreSQL LSN: {text!r}; expected HI/LO hex such as 16/B374D848"
-            )
+            raise PositionError(f"not a PostgreSQL LSN: {text!r}; expected HI/LO hex such as 16/B374D848")
         return cls(int(m[1], 16) * 2**32 + int(m[2], 16))
 
     @property

@@ -143,9 +143,7 @@ class Sample:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cause": self.cause, "key": {k: jsonable(v) for k, v in self.key}}
         if self.values:
-            out["values"] = {
-                c: {"left": jsonable(lv), "right": jsonable(rv)} for c, lv, rv in self.values
-            }
+            out["values"] = {c: {"left": jsonable(lv), "right": jsonable(rv)} for c, lv, rv in self.values}
         if self.left_count is not None:
             out["left_count"] = self.left_count
             out["right_count"] = self.right_count

@@ -156,10 +156,7 @@ class CsvSource:
                 if not plain or digits + scale > 38 or digits + scale == 0:
                     target = "DOUBLE"
                 replace.append(f"CAST({ident(col)} AS {target}) AS {ident(col)}")
-            con.execute(
-                f"CREATE TEMP VIEW {ident(name)} AS SELECT * REPLACE ({', '.join(replace)}) "
-                f"FROM {reader}"
-            )
+            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * REPLACE ({', '.join(replace)}) FROM {reader}")
         except duckdb.Error as exc:
             raise _io_error(f"CSV {self.path}", exc, "is it a CSV file with a header?") from exc
 
@@ -186,8 +183,7 @@ class DuckDBSource:
         tables = [
             str(r[0])
             for r in con.execute(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_catalog = ? AND table_schema = ?",
+                "SELECT table_name FROM information_schema.tables WHERE table_catalog = ? AND table_schema = ?",
                 [alias, self.schema],
             ).fetchall()
         ]
@@ -197,8 +193,7 @@ class DuckDBSource:
                 f"tables there: {', '.join(sorted(tables)) or 'none'}"
             )
         con.execute(
-            f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM "
-            f"{ident(alias)}.{ident(self.schema)}.{ident(self.table)}"
+            f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(alias)}.{ident(self.schema)}.{ident(self.table)}"
         )
 
 
@@ -230,15 +225,11 @@ class SqlSource:
         try:
             engine = sa.create_engine(self.url)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-            raise SourceError(
-                f"bad database URL {where}: {exc}; expected e.g. mysql+pymysql://user@host/db"
-            ) from exc
+            raise SourceError(f"bad database URL {where}: {exc}; expected e.g. mysql+pymysql://user@host/db") from exc
         try:
             with engine.connect() as conn:
                 if self.table is not None:
-                    stmt: Any = sa.select(
-                        sa.Table(self.table, sa.MetaData(), schema=self.schema, autoload_with=conn)
-                    )
+                    stmt: Any = sa.select(sa.Table(self.table, sa.MetaData(), schema=self.schema, autoload_with=conn))
                 else:
                     stmt = sa.text(self.query or "")
                 result = conn.execution_options(stream_results=True).execute(stmt)
@@ -251,9 +242,7 @@ class SqlSource:
             raise SourceError(f"table {self.table!r} not found at {where}; check the name") from exc
         except sa.exc.SQLAlchemyError as exc:
             msg = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            raise SourceError(
-                f"cannot read {where}: {msg}; check host, credentials and table"
-            ) from exc
+            raise SourceError(f"cannot read {where}: {msg}; check host, credentials and table") from exc
         finally:
             engine.dispose()
 
@@ -305,19 +294,14 @@ class _ChunkLoader:
             duck_type = str(self.con.execute(f"DESCRIBE {ident(probe)}").fetchall()[0][1])
         finally:
             self.con.unregister(probe)
-        self.con.execute(
-            f"ALTER TABLE {ident(self.name)} ALTER COLUMN {ident(field.name)}"
-            f" SET DATA TYPE {duck_type}"
-        )
+        self.con.execute(f"ALTER TABLE {ident(self.name)} ALTER COLUMN {ident(field.name)} SET DATA TYPE {duck_type}")
 
     def finish(self, columns: list[str]) -> None:
         """An empty result still becomes a (zero-row) table with the result's columns."""
         import pyarrow as pa
 
         if self.schema is None:
-            _materialise(
-                self.con, self.name, pa.table({c: pa.array([], pa.null()) for c in columns})
-            )
+            _materialise(self.con, self.name, pa.table({c: pa.array([], pa.null()) for c in columns}))
 
 
 def _materialise(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> None:
@@ -422,4 +406,3 @@ def _sql_source(text: str) -> SqlSource:
 def describe(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
     """Column names and DuckDB types of a registered side, in order."""
     return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]
-

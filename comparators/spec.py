@@ -74,9 +74,7 @@ class ReconcileSpec:
 
 
 def _as_rules(value: Rule | str | Sequence[Rule | str]) -> tuple[Rule, ...]:
-    items: Iterable[Rule | str] = (
-        [value] if isinstance(value, str) or not isinstance(value, Sequence) else value
-    )
+    items: Iterable[Rule | str] = [value] if isinstance(value, str) or not isinstance(value, Sequence) else value
     return tuple(parse_rule(v) if isinstance(v, str) else v for v in items)
 
 

@@ -47,7 +47,5 @@ class Params:
 
 def one_row(con: Any, sql: str, params: Any = None) -> tuple[Any, ...]:
     """The single row of an aggregate query, fetched to the end so the connection is free."""
-    rows = (
-        con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
-    )
+    rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
     return tuple(rows[0]) if rows else ()

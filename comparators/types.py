@@ -75,9 +75,7 @@ class Pairing:
 def check_type_name(name: str) -> str:
     """Validate a user-given coercion type, since it is written into SQL as a type."""
     if not _TYPE_NAME.match(name.strip()):
-        raise RuleError(
-            f"not a DuckDB type: {name!r}; expected e.g. DOUBLE, DECIMAL(18,2), TIMESTAMP"
-        )
+        raise RuleError(f"not a DuckDB type: {name!r}; expected e.g. DOUBLE, DECIMAL(18,2), TIMESTAMP")
     return name.strip().upper()
 
 

@@ -68,12 +68,14 @@ def _batch_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str,
             f"SELECT run_id, started_at, pos_file, pos_offset, gtid FROM {RUNS_TABLE} ORDER BY started_at DESC LIMIT ?",
             [BATCH_RUNS_SHOWN],
         ).fetchall()
-        rows = _dicts(con.execute(
-            f"SELECT {_key_expr(columns)} AS __key, * FROM {ident(output)} "
-            "WHERE __batch_run IN (SELECT unnest(?::VARCHAR[])) "
-            f"AND {_key_expr(columns)} IN (SELECT unnest(?::VARCHAR[]))",
-            [[r[0] for r in runs], list(events)],
-        ))
+        rows = _dicts(
+            con.execute(
+                f"SELECT {_key_expr(columns)} AS __key, * FROM {ident(output)} "
+                "WHERE __batch_run IN (SELECT unnest(?::VARCHAR[])) "
+                f"AND {_key_expr(columns)} IN (SELECT unnest(?::VARCHAR[]))",
+                [[r[0] for r in runs], list(events)],
+            )
+        )
     found = {(row["__key"], row["__batch_run"]): row for row in rows}
     for run_id, started, pos_file, pos_offset, gtid in reversed(runs):
         at = f"batch run {run_id} @ {pos_file}:{pos_offset}" + (f" gtid {gtid}" if gtid else "")
@@ -95,12 +97,14 @@ def _stream_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str
         return events
     columns = [c for c, _ in keys[0]]
     with duckdb.connect() as con:
-        rows = _dicts(con.execute(
-            f"SELECT {_key_expr(columns)} AS __key, * FROM read_parquet({literal(pattern)}, union_by_name = true) "
-            f"WHERE {_key_expr(columns)} IN (SELECT unnest(?::VARCHAR[])) "
-            'ORDER BY "__pos_order" NULLS FIRST, "__processed_at"',
-            [list(events)],
-        ))
+        rows = _dicts(
+            con.execute(
+                f"SELECT {_key_expr(columns)} AS __key, * FROM read_parquet({literal(pattern)}, union_by_name = true) "
+                f"WHERE {_key_expr(columns)} IN (SELECT unnest(?::VARCHAR[])) "
+                'ORDER BY "__pos_order" NULLS FIRST, "__processed_at"',
+                [list(events)],
+            )
+        )
     for row in rows:
         at = f"{row.get('__pos_file')}:{row.get('__pos_offset')}" if row.get("__pos_file") else "snapshot"
         if row.get("__gtid"):
@@ -150,10 +154,7 @@ def key_histories(spec: PipelineSpec, output: str, keys: Sequence[Key], *, sourc
     sides = [_batch_events(spec, output, wanted), _stream_events(spec, output, wanted)]
     if source:
         sides.append(_source_events(spec, output, wanted))
-    return [
-        KeyHistory(output, key, tuple(e for side in sides for e in side.get(_key_text(key), [])))
-        for key in wanted
-    ]
+    return [KeyHistory(output, key, tuple(e for side in sides for e in side.get(_key_text(key), []))) for key in wanted]
 
 
 def key_history(spec: PipelineSpec, output: str, key: dict[str, Any], *, source: bool = True) -> KeyHistory:

@@ -56,12 +56,7 @@ def _empty(fig: Figure, message: str) -> None:
 
 def differences_by_cause(outputs: Sequence[OutputRun]) -> str:
     """Horizontal bars: count per cause, one bar group per output, unexplained causes in red."""
-    rows = [
-        (o.output, cause, count)
-        for o in outputs
-        for cause, count in o.result.causes.items()
-        if count
-    ]
+    rows = [(o.output, cause, count) for o in outputs for cause, count in o.result.causes.items() if count]
     fig = _figure(6.0, max(1.6, 0.32 * len(rows) + 0.9))
     if not rows:
         _empty(fig, "no differences of any cause")

@@ -60,9 +60,15 @@ def reconciliation_from_dict(d: dict[str, Any]) -> Reconciliation:
         in_flight_rows=int(d["in_flight_rows"]),
         columns=tuple(
             ColumnStats(
-                name=name, left_type=c["left_type"], right_type=c["right_type"], compared_as=c["compared_as"],
-                rules=tuple(c["rules"]), mismatches=int(c["mismatches"]), within_tolerance=int(c["within_tolerance"]),
-                null_vs_value=int(c["null_vs_value"]), max_abs_diff=c.get("max_abs_diff"),
+                name=name,
+                left_type=c["left_type"],
+                right_type=c["right_type"],
+                compared_as=c["compared_as"],
+                rules=tuple(c["rules"]),
+                mismatches=int(c["mismatches"]),
+                within_tolerance=int(c["within_tolerance"]),
+                null_vs_value=int(c["null_vs_value"]),
+                max_abs_diff=c.get("max_abs_diff"),
                 right_name=c.get("right_name"),
             )
             for name, c in (d.get("columns") or {}).items()

@@ -148,8 +148,10 @@ def load_run(
             raise HistoryError(
                 f"no runs of {prefix.rstrip('/')!r} in the history {path}" + (f"; it has {known}" if known else "")
             )
-        index = len(groups) - 1 if run == "latest" else next(
-            i for i, g in enumerate(groups) if any(e.run_id == run for e in g)
+        index = (
+            len(groups) - 1
+            if run == "latest"
+            else next(i for i, g in enumerate(groups) if any(e.run_id == run for e in g))
         )
         chosen = groups[index]
         ids = [e.run_id for e in chosen]

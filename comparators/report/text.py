@@ -46,10 +46,7 @@ def _body(result: Reconciliation, title: str) -> list[str]:
             out.append(f"  only in right: {', '.join(schema.only_in_right)}")
         for t in schema.type_mismatches:
             how = "coerced as asked" if t.acknowledged else "not coerced: add --coerce"
-            out.append(
-                f"  {t.column}: left {t.left_type}, right {t.right_type}, "
-                f"compared as {t.compared_as} ({how})"
-            )
+            out.append(f"  {t.column}: left {t.left_type}, right {t.right_type}, compared as {t.compared_as} ({how})")
     if result.aggregates:
         agg = result.aggregates
         out += [
@@ -59,9 +56,7 @@ def _body(result: Reconciliation, title: str) -> list[str]:
         for p in agg.differing[:20]:
             sums = "; ".join(f"sum {c} {value(lv)} vs {value(rv)}" for c, lv, rv in p.sums)
             fp = "" if p.fingerprint_equal else "fingerprint differs"
-            detail = ", ".join(
-                x for x in (f"rows {p.left_rows:,} vs {p.right_rows:,}", sums, fp) if x
-            )
+            detail = ", ".join(x for x in (f"rows {p.left_rows:,} vs {p.right_rows:,}", sums, fp) if x)
             out.append(f"  {value(p.value)}: {detail}")
     if result.samples:
         out += ["", "Samples"]

@@ -38,10 +38,7 @@ class TimestampSkew:
 
     def explains(self, left: str, right: str, sql_type: str, params: Params) -> str:
         bound = params.bind(self.micros)
-        return (
-            f"({left} IS NOT NULL AND {right} IS NOT NULL AND "
-            f"abs(epoch_us({left}) - epoch_us({right})) <= {bound})"
-        )
+        return f"({left} IS NOT NULL AND {right} IS NOT NULL AND abs(epoch_us({left}) - epoch_us({right})) <= {bound})"
 
     def describe(self) -> str:
         for unit in ("h", "m", "s", "ms"):

@@ -89,9 +89,7 @@ def validate(name: str, table: pa.Table, keys: list[str]) -> SuiteOutcome:
         progress_bars=ProgressBarsConfig(globally=False),
     )
     context = gx.get_context(mode="ephemeral", project_config=config)
-    as_float = pa.schema(
-        [pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema]
-    )
+    as_float = pa.schema([pa.field(f.name, pa.float64()) if pa.types.is_decimal(f.type) else f for f in table.schema])
     frame = table.cast(as_float).to_pandas()
     batch = (
         context.data_sources.add_pandas(name)

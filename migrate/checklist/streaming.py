@@ -93,9 +93,7 @@ def exactly_once(ctx: Context) -> CheckResult:
     Example: `transactional.id dualrun-stream-1, enable.idempotence true, isolation.level
     read_committed, enable.auto.commit false` passes; `isolation.level read_uncommitted` fails.
     """
-    r = ctx.begin(
-        "exactly_once", "transactional.id set, enable.idempotence true, isolation.level read_committed"
-    )
+    r = ctx.begin("exactly_once", "transactional.id set, enable.idempotence true, isolation.level read_committed")
     status = ctx.status
     if status is None:
         return r.failed(f"the streaming job has never reported its settings (no {status_path(ctx.spec)})")

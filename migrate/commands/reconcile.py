@@ -45,29 +45,22 @@ def _in_flight(value: str | None) -> InFlight | None:
 @click.command()
 @click.argument("left", required=False)
 @click.argument("right", required=False)
-@click.option(
-    "--key", "keys", multiple=True, metavar="COL", help="Key column (repeat for composite keys)."
-)
+@click.option("--key", "keys", multiple=True, metavar="COL", help="Key column (repeat for composite keys).")
 @click.option(
     "--tolerance",
     multiple=True,
     metavar="COL=RULE",
-    help="Rule for a column (COL '*' = default): abs:X, rel:X, skew:2s, norm:trim,case,"
-    " null:V, exact.",
+    help="Rule for a column (COL '*' = default): abs:X, rel:X, skew:2s, norm:trim,case, null:V, exact.",
 )
 @click.option("--ignore", multiple=True, metavar="COL", help="Column left out of the comparison.")
-@click.option(
-    "--rename", multiple=True, metavar="RIGHT=LEFT", help="A right column's name on the left."
-)
+@click.option("--rename", multiple=True, metavar="RIGHT=LEFT", help="A right column's name on the left.")
 @click.option(
     "--coerce",
     multiple=True,
     metavar="COL=TYPE",
     help="Compare a column as this DuckDB type on both sides (acknowledges a type mismatch).",
 )
-@click.option(
-    "--partition", metavar="COL", help="Also compare counts, sums and fingerprints per partition."
-)
+@click.option("--partition", metavar="COL", help="Also compare counts, sums and fingerprints per partition.")
 @click.option(
     "--aggregate-tolerance",
     default="0",
@@ -87,12 +80,8 @@ def _in_flight(value: str | None) -> InFlight | None:
     metavar="COL=TIMESTAMP",
     help="Without positions: differences whose COL is after TIMESTAMP are in flight.",
 )
-@click.option(
-    "--baseline-left", metavar="SOURCE", help="A rerun of the batch, to measure its own noise."
-)
-@click.option(
-    "--baseline-right", metavar="SOURCE", help="A replay of the stream, to measure its own noise."
-)
+@click.option("--baseline-left", metavar="SOURCE", help="A rerun of the batch, to measure its own noise.")
+@click.option("--baseline-right", metavar="SOURCE", help="A replay of the stream, to measure its own noise.")
 @click.option("--samples", default=10, show_default=True, help="Sample rows per cause.")
 @click.option(
     "--history",
@@ -103,9 +92,7 @@ def _in_flight(value: str | None) -> InFlight | None:
 )
 @click.option("--name", help="Name of the comparison in the history (default: LEFT vs RIGHT).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
-@click.option(
-    "--output", type=click.Path(path_type=Path), metavar="FILE", help="Write the report here."
-)
+@click.option("--output", type=click.Path(path_type=Path), metavar="FILE", help="Write the report here.")
 @click.option("--memory-limit", default=Settings.memory_limit, show_default=True)
 @click.option(
     "--temp-dir",

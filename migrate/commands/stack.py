@@ -34,8 +34,10 @@ def up(config: StackConfig) -> None:
 def fetch(config: StackConfig) -> None:
     """Fetch the pinned Kafka, Connect and Debezium jars (Maven Central) without starting anything."""
     artifacts = ensure_artifacts(config.state_dir)
-    click.echo(f"artifacts ready in {artifacts.lib_dir} (Kafka {artifacts.jar_version('kafka-clients')}, "
-               f"Debezium {artifacts.jar_version('debezium-core') or artifacts.jar_version('debezium-api')})")
+    click.echo(
+        f"artifacts ready in {artifacts.lib_dir} (Kafka {artifacts.jar_version('kafka-clients')}, "
+        f"Debezium {artifacts.jar_version('debezium-core') or artifacts.jar_version('debezium-api')})"
+    )
 
 
 @stack.command()

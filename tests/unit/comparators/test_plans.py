@@ -66,9 +66,7 @@ def test_integer_key_plan_is_used_for_unique_integer_keys() -> None:
         ),
     ],
 )
-def test_aggregate_plan_otherwise_with_identical_results(
-    left: pa.Table, right: pa.Table, keys: list[str]
-) -> None:
+def test_aggregate_plan_otherwise_with_identical_results(left: pa.Table, right: pa.Table, keys: list[str]) -> None:
     _, steps = both(left, right, keys)
     assert JOIN_STEP not in steps
 

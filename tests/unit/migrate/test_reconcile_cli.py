@@ -82,9 +82,7 @@ def test_output_file_markdown_and_history(pair: tuple[str, str, str], tmp_path: 
         (["--key", "id", "--memory-limit", "lots"], "memory limit"),
     ],
 )
-def test_bad_options_exit_2_with_one_line(
-    pair: tuple[str, str, str], args: list[str], message: str
-) -> None:
+def test_bad_options_exit_2_with_one_line(pair: tuple[str, str, str], args: list[str], message: str) -> None:
     code, out, err = invoke(pair[0], pair[1], *args)
     assert code == 2 and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -124,9 +122,7 @@ def test_as_of_reads_the_right_side_as_a_changelog(tmp_path: Path) -> None:
     pq.write_table(pa.table({"id": [1], "v": ["a1"]}), batch)
     pq.write_table(pa.table({"id": [1, 1], "v": ["a1", "a2"], "__op": ["c", "u"],
                              "__gtid": ["0-1-9", "0-1-10"]}), log)  # fmt: skip
-    code, out, _ = invoke(
-        str(batch), str(log), "--key", "id", "--as-of", "0-1-9", "--format", "json"
-    )
+    code, out, _ = invoke(str(batch), str(log), "--key", "id", "--as-of", "0-1-9", "--format", "json")
     assert code == 0 and json.loads(out)["right"]["position"] == "0-1-9"
     code, _, _ = invoke(str(batch), str(log), "--key", "id", "--as-of", "0-1-10")
     assert code == 1

@@ -54,7 +54,7 @@ def test_noise_baseline_and_checks_are_shown() -> None:
     assert HTML.count("batch vs batch rerun") == 2
     checks = HTML[HTML.index('id="checks"') : HTML.index('id="charts"')]
     for check in REPORT.checks:
-        assert check.name in checks and f'chip {check.status}' in checks
+        assert check.name in checks and f"chip {check.status}" in checks
 
 
 def test_without_lag_series_or_trend_the_charts_say_no_data() -> None:
