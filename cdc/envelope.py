@@ -81,8 +81,9 @@ def _zoned(text: str) -> datetime:
 
 # Semantic type name -> converter from the JSON value. Unnamed types pass through.
 LOGICAL: dict[str, Any] = {
-    "io.debezium.time.Timestamp": lambda v: EPOCH + timedelta(milliseconds=v),
-    "io.debezium.time.MicroTimestamp": lambda v: EPOCH + timedelta(microseconds=v),
+    # timedelta(days, seconds, microseconds) positionally: a third faster than by keyword.
+    "io.debezium.time.Timestamp": lambda v: EPOCH + timedelta(0, 0, 0, v),
+    "io.debezium.time.MicroTimestamp": lambda v: EPOCH + timedelta(0, 0, v),
     "io.debezium.time.NanoTimestamp": lambda v: EPOCH + timedelta(microseconds=v // 1000),
     "org.apache.kafka.connect.data.Timestamp": lambda v: EPOCH + timedelta(milliseconds=v),
     "io.debezium.time.ZonedTimestamp": _zoned,
@@ -217,8 +218,10 @@ _SCHEMA_PREFIX = b'{"schema":'
 _PAYLOAD_MARK = b',"payload":'
 
 
-def _split_fast(raw: bytes) -> tuple[bytes, bytes] | None:
-    """The JSON converter writes {"schema":...,"payload":...}: split it without parsing the schema."""
+def split_schema(raw: bytes) -> tuple[bytes, bytes] | None:
+    """(schema, payload) bytes of a JSON-converter record {"schema":...,"payload":...}, split
+    without parsing the schema; None when the record does not look like one. The payload is a
+    guess (the last `,"payload":`) that a caller confirms by parsing it."""
     if not raw.startswith(_SCHEMA_PREFIX) or not raw.endswith(b"}"):
         return None
     at = raw.rfind(_PAYLOAD_MARK)
@@ -238,7 +241,7 @@ def _cached_split(raw: bytes, topic: str, part: str, build: Callable[[bytes], An
     hit = _RECENT.get((topic, part))
     if hit is not None and raw.startswith(hit[0]) and raw.endswith(b"}"):
         return hit[1], raw[len(hit[0]) : -1]
-    split = _split_fast(raw)
+    split = split_schema(raw)
     if split is None:
         return None
     plan = build(split[0])  # JSONDecodeError when the split was not what it looked like
@@ -302,6 +305,9 @@ def _split(raw: bytes | str | None, what: str) -> tuple[Any, Mapping[str, Any] |
     return doc, None
 
 
+_NOT_SNAPSHOT = ("false", "False", "None")
+
+
 def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> ChangeEvent | Tombstone:
     """Decode one Kafka record of a Debezium table topic. Raises EnvelopeError for poison input."""
     key_dict = _decode_key(topic, key)
@@ -343,19 +349,20 @@ def decode(topic: str, key: bytes | str | None, value: bytes | str | None) -> Ch
     else:
         columns = tuple(f["field"] for f in (fields.get("after") or {}).get("fields", []))
     transaction = payload.get("transaction") or {}
-    return ChangeEvent(
-        topic=topic,
-        key=key_dict or {},
-        op=op,
-        before=before,
-        after=after,
-        position=position,
-        source_ts_ms=int(source.get("ts_ms") or 0),
-        ts_ms=payload.get("ts_ms"),
-        snapshot=str(source.get("snapshot", "false")) not in ("false", "False", "None"),
-        table=source.get("table"),
-        transaction_id=transaction.get("id"),
-        columns=columns,
+    snapshot = source.get("snapshot", "false")
+    return ChangeEvent(  # positionally, in field order: one per change event
+        topic,
+        key_dict or {},
+        op,
+        before,
+        after,
+        position,
+        int(source.get("ts_ms") or 0),
+        payload.get("ts_ms"),
+        str(snapshot) not in _NOT_SNAPSHOT,
+        source.get("table"),
+        transaction.get("id"),
+        columns,
     )
 
 

@@ -32,11 +32,12 @@ from migrate.stream.status import StreamStatus  # noqa: E402
 def profiled_run(config: StackConfig, database: str, total: int, eos: bool, profile: bool) -> float:
     name = f"prof-{uuid.uuid4().hex[:6]}"
     spec = make_spec(config, database, name, Path(tempfile.mkdtemp(prefix="dualrun-prof-")), eos=eos)
-    marks: list[tuple[float, int, float]] = []
+    marks: list[tuple[float, int, float, float, float]] = []
 
     def report(status: StreamStatus) -> None:
         if status.transactions:
-            marks.append((time.monotonic(), status.events_in, time.process_time()))
+            marks.append((time.monotonic(), status.events_in, time.process_time(), time.thread_time(),
+                          job.counters.input_wait_s))  # fmt: skip
         if status.events_in >= total:
             job.stop()
 
@@ -50,10 +51,15 @@ def profiled_run(config: StackConfig, database: str, total: int, eos: bool, prof
         stats = pstats.Stats(profiler).strip_dirs()
         stats.sort_stats("tottime").print_stats(25)
         stats.sort_stats("cumulative").print_stats(30)
-    (t0, n0, c0), (t1, n1, c1) = marks[0], marks[-1]
+    (t0, n0, c0, m0, w0), (t1, n1, c1, m1, w1) = marks[0], marks[-1]
     # CPU time of every thread of the process (librdkafka's included): steadier than the rate
     # on a shared machine.
-    print(f"CPU per event: {1e6 * (c1 - c0) / (n1 - n0):.1f} us", flush=True)
+    print(
+        f"CPU per event: {1e6 * (c1 - c0) / (n1 - n0):.1f} us "
+        f"(job thread {1e6 * (m1 - m0) / (n1 - n0):.1f} us, Kafka client threads the rest); "
+        f"waiting for input {100 * (w1 - w0) / (t1 - t0):.0f}% of the time",
+        flush=True,
+    )
     return (n1 - n0) / (t1 - t0)
 
 

@@ -19,19 +19,18 @@ what arrived, and counted.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from cdc.envelope import ChangeEvent, Tombstone
+from cdc.envelope import ChangeEvent, Tombstone, split_schema
 
 
-@dataclass(slots=True)
-class Item:
-    """A consumed record waiting for its turn."""
+class Item(NamedTuple):
+    """A consumed record waiting for its turn (a named tuple: one is built per record)."""
 
     topic: str
     partition: int
@@ -44,8 +43,9 @@ class Item:
 
     @property
     def txn(self) -> str | None:
-        if isinstance(self.event, ChangeEvent) and not self.event.snapshot:
-            return self.event.transaction_id
+        event = self.event
+        if type(event) is ChangeEvent and not event.snapshot:
+            return event.transaction_id
         return None
 
 
@@ -53,10 +53,16 @@ def parse_marker(value: bytes | None) -> dict[str, Any] | None:
     """A transaction-topic record -> {'status', 'id', 'counts': {collection: n}}; None if unreadable."""
     if value is None:
         return None
+    split = split_schema(value)  # the schema is most of the record: parse only the payload
     try:
-        doc = orjson.loads(value)
+        doc = orjson.loads(split[1]) if split is not None else None
     except orjson.JSONDecodeError:
-        return None
+        doc = None
+    if not isinstance(doc, dict) or "status" not in doc:
+        try:
+            doc = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
     payload = doc.get("payload", doc) if isinstance(doc, dict) else None
     if not isinstance(payload, dict) or payload.get("status") not in ("BEGIN", "END"):
         return None
@@ -89,7 +95,9 @@ class TransactionOrder:
     drained: Callable[[], bool] = lambda: True
     buffers: dict[tuple[str, int], deque[Item]] = field(default_factory=dict)
     stalled: int = 0
-    done: dict[str, None] = field(default_factory=dict)  # recently released transactions, oldest first
+    # Recently released transactions, oldest first (an OrderedDict: dropping the oldest is O(1),
+    # where a plain dict's first key is found by walking past every earlier deletion).
+    done: OrderedDict[str, None] = field(default_factory=OrderedDict)
 
     def assign(self, partitions: Iterable[tuple[str, int]]) -> None:
         for tp in partitions:
@@ -136,12 +144,12 @@ class TransactionOrder:
             out.append(markers.popleft())
             progressed = True
         next_end = markers[0].marker["id"] if markers and markers[0].marker else None
+        done = self.done
         for buf in self._tables():
-            while buf and (
-                buf[0].txn is None
-                or buf[0].txn in self.done
-                or (next_end is not None and precedes(buf[0].txn or "", next_end))
-            ):
+            while buf:
+                txn = buf[0].txn
+                if txn is not None and txn not in done and (next_end is None or not precedes(txn, next_end)):
+                    break
                 out.append(buf.popleft())
                 progressed = True
         return progressed
@@ -176,7 +184,7 @@ class TransactionOrder:
         out.append(markers.popleft())
         self.done[txn] = None
         if len(self.done) > 10_000:
-            del self.done[next(iter(self.done))]
+            self.done.popitem(last=False)
         return True
 
     def _orphans(self, out: list[Item], now: float, force: bool) -> bool:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from cdc.envelope import ChangeEvent, as_decimal
 from cdc.errors import EnvelopeError
 from cdc.position import OFFSET_BITS, Position
-from migrate.pipeline import counts_for_revenue, is_alert, loyalty_tier
+from migrate.pipeline import KEYS, SCHEMAS, counts_for_revenue, is_alert, loyalty_tier
 
 # Deliberately wrong transforms for `dualrun demo --inject-defect`: each must be caught
 # by reconciliation with its own cause.
@@ -44,22 +44,52 @@ class Order:
     created_at: datetime
     updated_at: datetime
     pos: int
-    day: date = field(init=False)  # kept, not derived: every change reads it
-
-    def __post_init__(self) -> None:
-        self.day = self.created_at.date()
+    day: date  # kept, not derived: every change reads it (see `_new_order`)
 
 
 # Named tuples rather than frozen dataclasses: immutable too, and several are built per event.
 class OutputChange(NamedTuple):
-    """One row of an output changelog: values after the change, or None for a delete."""
+    """One row of an output changelog, as the changelog stores it: the output's columns in schema
+    order (None for a delete's value columns), then the changelog's own, `Meta`.
+
+    Built whole by the transform, so the writer turns a transaction's rows into columns with one
+    transpose in C instead of a Python pass per column.
+    """
 
     output: str
-    key: tuple[Any, ...]
-    values: dict[str, Any] | None
-    position: Position
-    pos_order: int
-    source_ts_ms: int
+    row: tuple[Any, ...]
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return self.row[: len(KEYS[self.output])]
+
+    @property
+    def values(self) -> dict[str, Any] | None:
+        """The value columns after the change, or None for a delete."""
+        names = SCHEMAS[self.output].names
+        if self.row[len(names)] == "d":
+            return None
+        width = len(KEYS[self.output])
+        return dict(zip(names[width:], self.row[width : len(names)], strict=True))
+
+    @property
+    def pos_order(self) -> int:
+        return int(self.row[-1])
+
+
+# The changelog's own columns after an output's: op, binlog file, binlog offset, GTID, LSN,
+# source commit time (ms), position order. `__processed_at` is stamped by the writer.
+Meta = tuple[str, str | None, int | None, str | None, str | None, int, int]
+META_COLUMNS = ("__op", "__pos_file", "__pos_offset", "__gtid", "__lsn", "__source_ts_ms", "__pos_order")
+
+
+def meta(op: str, position: Position, pos_order: int, source_ts_ms: int) -> Meta:
+    """
+    >>> meta("u", Position.binlog("mysql-bin.000003", 4242, gtid="0-1-17"), 42, 1700000000000)
+    ('u', 'mysql-bin.000003', 4242, '0-1-17', None, 1700000000000, 42)
+    """
+    binlog = position.kind == "binlog"
+    return (op, position.file, position.minor if binlog else None, position.gtid, None, source_ts_ms, pos_order)
 
 
 class KafkaRecord(NamedTuple):
@@ -67,6 +97,16 @@ class KafkaRecord(NamedTuple):
     key: str
     value: dict[str, Any] | str | None  # None: a tombstone
     pos: int = 0  # source position (order value) of the change, sent as a header
+
+
+_NO_REVENUE = (0, Decimal("0.00"))
+_NO_ENRICHED = (None,) * (len(SCHEMAS["orders_enriched"]) - 1)  # a deleted order's value columns
+
+
+def _new_order(
+    customer_id: int, amount: Decimal, status: str, created_at: datetime, updated_at: datetime, pos: int
+) -> Order:
+    return Order(customer_id, amount, status, created_at, updated_at, pos, created_at.date())
 
 
 @dataclass
@@ -86,7 +126,7 @@ class State:
         if not counts_for_revenue(order.status):
             return
         key = (order.customer_id, order.day)
-        count, total = self.revenue.get(key, (0, Decimal("0.00")))
+        count, total = self.revenue.get(key, _NO_REVENUE)
         count, total = count + sign, total + sign * order.amount
         if count:
             self.revenue[key] = (count, total)
@@ -106,10 +146,14 @@ class State:
 
 def _order_from(row: dict[str, Any], pos: int) -> Order:
     try:
-        amount = as_decimal(row["amount"])
-        if amount is None:
-            raise EnvelopeError("orders.amount is NULL")
-        return Order(int(row["customer_id"]), amount, str(row["status"]), row["created_at"], row["updated_at"], pos)
+        amount = row["amount"]
+        if type(amount) is not Decimal:  # already decoded by the envelope, except in hand-built events
+            amount = as_decimal(amount)
+            if amount is None:
+                raise EnvelopeError("orders.amount is NULL")
+        created_at = row["created_at"]
+        return Order(int(row["customer_id"]), amount, str(row["status"]), created_at, row["updated_at"], pos,
+                     created_at.date())  # fmt: skip
     except KeyError as exc:
         raise EnvelopeError(f"orders change lacks column {exc.args[0]!r} (schema change?)") from None
 
@@ -155,79 +199,92 @@ class Transform:
             return [], records
         # The batch job recomputes every order's join: re-enrich this customer's orders.
         changes: list[OutputChange] = []
+        here = meta("u", event.position, pos, event.source_ts_ms)
         for order_id in sorted(self.state.by_customer.get(customer_id, ())):
             order = self.state.orders[order_id]
-            change, record = self._enriched(order_id, order, event, max(pos, order.pos))
+            at = here if order.pos <= pos else meta("u", _position_at(event.position, order.pos), order.pos,
+                                                    event.source_ts_ms)  # fmt: skip
+            change, record = self._enriched(order_id, order, new, at)
             changes.append(change)
             records.append(record)
         return changes, records
 
     # -- orders ----------------------------------------------------------------------------
     def _order(self, event: ChangeEvent) -> tuple[list[OutputChange], list[KafkaRecord]]:
-        image = event.after or event.before or {}
-        order_id = int(event.key.get("order_id") or image["order_id"])
-        pos = event.position.order_value
-        old = self.state.orders.get(order_id)
-        applied = old.pos if old is not None else self.state.deleted_orders.get(order_id, -1)
+        # The hot path (one call per order event): locals over repeated attribute lookups.
+        state = self.state
+        order_id = int(event.key.get("order_id") or (event.after or event.before or {})["order_id"])
+        position = event.position
+        pos = position.order_value
+        old = state.orders.get(order_id)
+        applied = old.pos if old is not None else state.deleted_orders.get(order_id, -1)
         if applied >= pos:
             return [], []
-        if event.op == "d" and self.defect == "drop-deletes":
+        deleting = event.op == "d"
+        if deleting and self.defect == "drop-deletes":
             return [], []
-        new = None if event.row is None else _order_from(event.row, pos)
-        self.state.put_order(order_id, new)
+        new = None if deleting else _order_from(event.after or {}, pos)
+        state.put_order(order_id, new)
         if new is None:
-            self.state.deleted_orders[order_id] = pos
-        else:
-            self.state.deleted_orders.pop(order_id, None)
+            state.deleted_orders[order_id] = pos
+        elif state.deleted_orders:
+            state.deleted_orders.pop(order_id, None)
         double_count = self.defect == "double-count-updates" and event.op == "u"
         if double_count and new is not None and counts_for_revenue(new.status):
-            self.state.revenue_extra[(new.customer_id, new.day)] += new.amount
+            state.revenue_extra[(new.customer_id, new.day)] += new.amount
 
         # No state record for orders: the compacted enriched topic, written in the same transaction,
         # carries every field of the order and its position (see `restore_enriched`).
-        changes: list[OutputChange] = []
-        records: list[KafkaRecord] = []
+        upsert = meta("u", position, pos, event.source_ts_ms)
+        delete = ("d", *upsert[1:])
+        changes: list[OutputChange]
+        records: list[KafkaRecord]
         if new is None:
-            changes.append(self._change("orders_enriched", (order_id,), None, event, pos))
-            records.append(KafkaRecord("enriched", str(order_id), None, pos))
+            changes = [OutputChange("orders_enriched", (order_id, *_NO_ENRICHED, *delete))]
+            records = [KafkaRecord("enriched", str(order_id), None, pos)]
         else:
-            customer = self.state.customers.get(new.customer_id)
-            change, record = self._enriched(order_id, new, event, max(pos, customer.pos if customer else 0))
-            changes.append(change)
-            records.append(record)
+            customer = state.customers.get(new.customer_id)
+            # An enriched row depends on the customer's change too: it sits at the later of both.
+            if customer is not None and customer.pos > pos:
+                at = meta("u", _position_at(position, customer.pos), customer.pos, event.source_ts_ms)
+                change, record = self._enriched(order_id, new, customer, at)
+            else:
+                change, record = self._enriched(order_id, new, customer, upsert)
+            changes, records = [change], [record]
 
         was_alert = old is not None and is_alert(old.amount)
-        now_alert = new is not None and is_alert(new.amount)
-        if now_alert and new is not None:
-            alert = {"customer_id": new.customer_id, "amount": new.amount}
-            if not was_alert or old is None or (old.customer_id, old.amount) != (new.customer_id, new.amount):
-                changes.append(self._change("order_alerts", (order_id,), alert, event, pos))
+        if new is not None and is_alert(new.amount):
+            if not was_alert or old is None or old.customer_id != new.customer_id or old.amount != new.amount:
+                changes.append(OutputChange("order_alerts", (order_id, new.customer_id, new.amount, *upsert)))
             if not was_alert:
                 # The article's alert consumer reads the order id from the value.
                 records.append(KafkaRecord("alert", str(order_id), str(order_id), pos))
         elif was_alert:
-            changes.append(self._change("order_alerts", (order_id,), None, event, pos))
+            changes.append(OutputChange("order_alerts", (order_id, None, None, *delete)))
 
-        groups = [(o.customer_id, o.day) for o in (old, new) if o is not None]
-        if len(groups) == 2 and groups[0] == groups[1]:
-            groups.pop()
-        for customer_id, day in sorted(groups):
-            changes.append(self._revenue(customer_id, day, event, pos))
+        if old is not None and new is not None and (old.customer_id != new.customer_id or old.day != new.day):
+            for group in sorted(((old.customer_id, old.day), (new.customer_id, new.day))):
+                changes.append(self._revenue(group, upsert, delete))
+        else:
+            either = new if new is not None else old
+            assert either is not None  # an order is inserted, updated or deleted
+            changes.append(self._revenue((either.customer_id, either.day), upsert, delete))
         return changes, records
 
-    def _revenue(self, customer_id: int, day: date, event: ChangeEvent, pos: int) -> OutputChange:
-        key = (customer_id, day)
-        if key not in self.state.revenue:
-            return self._change("daily_revenue", key, None, event, pos)
-        count, revenue = self.state.revenue[key]
+    def _revenue(self, key: tuple[int, date], upsert: Meta, delete: Meta) -> OutputChange:
+        entry = self.state.revenue.get(key)
+        if entry is None:
+            return OutputChange("daily_revenue", (*key, None, None, *delete))
+        count, revenue = entry
         if self.state.revenue_extra:  # only the double-count-updates defect fills it
             revenue += self.state.revenue_extra.get(key, Decimal(0))
-        return self._change("daily_revenue", key, {"order_count": count, "revenue": revenue}, event, pos)
+        return OutputChange("daily_revenue", (*key, count, revenue, *upsert))
 
-    def _enriched(self, order_id: int, order: Order, event: ChangeEvent, pos: int) -> tuple[OutputChange, KafkaRecord]:
-        customer = self.state.customers.get(order.customer_id)
-        # The key rides along in the values (the changelog takes only its schema's columns), so
-        # one dict serves both the changelog row and the Kafka record.
+    def _enriched(
+        self, order_id: int, order: Order, customer: Customer | None, at: Meta
+    ) -> tuple[OutputChange, KafkaRecord]:
+        # In the changelog schema's column order (a unit test holds them together): the row is
+        # the dict's values, and the dict is the Kafka record's value.
         values = {
             "order_id": order_id,
             "customer_id": order.customer_id,
@@ -240,17 +297,8 @@ class Transform:
             "created_at": order.created_at,
             "updated_at": order.updated_at,
         }
-        change = self._change("orders_enriched", (order_id,), values, event, pos)
-        return change, KafkaRecord("enriched", str(order_id), values, pos)
-
-    @staticmethod
-    def _change(
-        output: str, key: tuple[Any, ...], values: dict[str, Any] | None, event: ChangeEvent, pos: int
-    ) -> OutputChange:
-        position = event.position
-        if pos != position.order_value:
-            position = _position_at(position, pos)
-        return OutputChange(output, key, values, position, pos, event.source_ts_ms)
+        change = OutputChange("orders_enriched", (*values.values(), *at))
+        return change, KafkaRecord("enriched", str(order_id), values, at[-1])
 
     # -- restoring from the state topic ----------------------------------------------------
     def restore(self, key: str, value: dict[str, Any] | None) -> None:
@@ -273,7 +321,7 @@ class Transform:
         """
         order = None
         if value is not None:
-            order = Order(
+            order = _new_order(
                 int(value["customer_id"]), Decimal(value["amount"]), value["status"],
                 datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), pos,
             )  # fmt: skip
@@ -301,7 +349,7 @@ def _position_at(position: Position, order_value: int) -> Position:
 
 
 def _order_restored(value: dict[str, Any]) -> Order:
-    return Order(
+    return _new_order(
         int(value["customer_id"]), Decimal(value["amount"]), value["status"],
         datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), int(value["pos"]),
     )  # fmt: skip

@@ -1,4 +1,4 @@
-"""The docstring examples (rules, positions, quoting) run as tests."""
+"""The docstring examples of every package (rules, checks, positions, decoding, quoting) run as tests."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ import pkgutil
 
 import pytest
 
+import cdc
 import comparators
+import migrate
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(comparators.__path__, prefix="comparators."))
+MODULES = sorted(
+    module.name
+    for package in (cdc, comparators, migrate)
+    for module in pkgutil.walk_packages(package.__path__, f"{package.__name__}.")
+)
 
 
 @pytest.mark.parametrize("name", MODULES)

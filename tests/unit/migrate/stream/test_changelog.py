@@ -11,15 +11,16 @@ import pytest
 
 from cdc.position import Position
 from migrate.errors import ChangelogError
-from migrate.stream.changelog import ChangelogWriter, output_glob
-from migrate.stream.transform import OutputChange
+from migrate.stream.changelog import ChangelogWriter, changelog_schema, output_glob
+from migrate.stream.transform import META_COLUMNS, OutputChange, meta
 
 AT = Position.binlog("mysql-bin.000003", 4242, 0, "0-1-17")
 
 
 def change(order_id: int, amount: str | None) -> OutputChange:
-    values = None if amount is None else {"customer_id": 1, "amount": Decimal(amount)}
-    return OutputChange("order_alerts", (order_id,), values, AT, AT.order_value, 1_700_000_000_000)
+    at = meta("u" if amount else "d", AT, AT.order_value, 1_700_000_000_000)
+    values = (None, None) if amount is None else (1, Decimal(amount))
+    return OutputChange("order_alerts", (order_id, *values, *at))
 
 
 def test_a_flush_writes_one_segment_with_exact_values_and_positions(tmp_path: Path) -> None:
@@ -71,3 +72,13 @@ def test_a_changelog_from_before_the_marker_existed_is_adopted(tmp_path: Path) -
     writer.flush()
     writer.claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
     assert (tmp_path / ".dualrun-group").exists()
+
+
+def test_rows_follow_the_changelog_schema() -> None:
+    """The transform builds rows in the schema's order; the writer relies on it."""
+    assert [n for n in changelog_schema("order_alerts").names if n != "__processed_at"] == [
+        "order_id", "customer_id", "amount", *META_COLUMNS
+    ]  # fmt: skip
+    change_ = change(7, "650.10")
+    assert change_.key == (7,) and change_.values == {"customer_id": 1, "amount": Decimal("650.10")}
+    assert change_.pos_order == AT.order_value and change(7, None).values is None

@@ -10,7 +10,8 @@ import pytest
 
 from cdc.envelope import ChangeEvent
 from cdc.position import Position
-from migrate.stream.transform import OutputChange, Transform
+from migrate.pipeline import SCHEMAS
+from migrate.stream.transform import META_COLUMNS, OutputChange, Transform
 
 DAY = datetime(2026, 11, 24, 10, 0)
 
@@ -145,3 +146,12 @@ def test_state_restored_from_the_state_and_enriched_records_equals_the_live_stat
     # Restored, a redelivered old change is still recognised as applied.
     changes, records = restored.apply(scenario()[5])
     assert changes == [] and records == []
+
+
+def test_enriched_rows_follow_the_changelog_schema() -> None:
+    """The enriched row is the Kafka value's fields in order: the changelog's columns, then META."""
+    changes, records = run(scenario()[:2])
+    row = next(c.row for c in changes if c.output == "orders_enriched")
+    value = next(r.value for r in records if r.topic == "enriched")
+    assert isinstance(value, dict) and list(value) == SCHEMAS["orders_enriched"].names
+    assert row == (*value.values(), *row[len(value) :]) and len(row) == len(value) + len(META_COLUMNS)
