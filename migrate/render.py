@@ -103,7 +103,8 @@ def batch_run(run: BatchRun, warehouse: str) -> str:
 
 def stream_status_line(status: StreamStatus, console: Console) -> None:
     console.print(
-        f"[dim]{status.state}[/] {status.events_in} events in ({status.events_per_second:.0f}/s), "
+        f"[dim]{status.state}[/] {status.events_in} events in ({status.events_per_second:.0f}/s"
+        f"{f', idle {status.idle_share:.0%}' if status.idle_share is not None else ''}), "
         f"{status.events_out} changelog rows, {status.transactions} transactions, "
         f"lag {status.lag if status.lag is not None else '?'}, dead letters {status.dead_letters}",
         highlight=False,

@@ -85,15 +85,21 @@ class Counters:
     pending_position: Position | None = None  # serialised only when committed: to_dict per event is costly
     last_transaction: str | None = None  # as committed
     pending_transaction: str | None = None
-    rate_window: deque[tuple[float, int]] = field(default_factory=deque)
-    input_wait_s: float = 0.0  # time spent waiting for input records: high when the job keeps up
+    rate_window: deque[tuple[float, int, float]] = field(default_factory=deque)  # (when, events_in, waited)
+    input_wait_s: float = 0.0  # time spent waiting for input records
 
-    def rate(self, now: float) -> float:
-        self.rate_window.append((now, self.events_in))
+    def rate(self, now: float) -> tuple[float, float]:
+        """Events per second and the share of time spent waiting for input, over the last ~10 s.
+
+        A job that keeps up waits most of the time; one that never waits is the bottleneck.
+        """
+        self.rate_window.append((now, self.events_in, self.input_wait_s))
         while len(self.rate_window) > 2 and now - self.rate_window[0][0] > 10:
             self.rate_window.popleft()
-        (t0, n0), (t1, n1) = self.rate_window[0], self.rate_window[-1]
-        return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+        (t0, n0, w0), (t1, n1, w1) = self.rate_window[0], self.rate_window[-1]
+        if t1 <= t0:
+            return 0.0, 0.0
+        return (n1 - n0) / (t1 - t0), min(1.0, (w1 - w0) / (t1 - t0))
 
 
 class StreamJob:
@@ -476,6 +482,7 @@ class StreamJob:
 
     def _publish_status(self, state: str, error: str | None = None) -> None:
         now = time.time()
+        rate, idle = self.counters.rate(time.monotonic())
         self.last_status = time.monotonic()
         if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
             self.lag, self.lag_measured_at = self._measure_lag(), now
@@ -495,7 +502,8 @@ class StreamJob:
             last_event_ts_ms=self.counters.last_event_ts_ms,
             last_position=self.counters.last_position,
             last_transaction=self.counters.last_transaction,
-            events_per_second=round(self.counters.rate(time.monotonic()), 1),
+            events_per_second=round(rate, 1),
+            idle_share=round(idle, 3),
             lag=self.lag,
             lag_measured_at=self.lag_measured_at,
             error=error,

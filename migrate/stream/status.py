@@ -36,6 +36,7 @@ class StreamStatus:
     last_position: dict[str, Any] | None = None  # cdc Position.to_dict() of the newest event
     last_transaction: str | None = None  # id (MariaDB: GTID) of the newest source transaction fully committed
     events_per_second: float = 0.0
+    idle_share: float | None = None  # of the last ~10 s spent waiting for input: near 0 means the job is behind
     lag: int | None = None  # records not yet consumed on the input topics
     lag_measured_at: float | None = None  # epoch seconds: the lag is measured every few seconds, not per write
     error: str | None = None
