@@ -105,6 +105,14 @@ def topic_total(config: StackConfig, spec: PipelineSpec) -> int:
     return total
 
 
+def drop_topics(config: StackConfig, prefixes: tuple[str, ...]) -> None:
+    """Delete the benchmark's topics: each run writes a few GB that nothing reads again."""
+    admin = TopicAdmin(config.bootstrap_servers)
+    for topic in admin.admin.list_topics(timeout=10).topics:
+        if topic.startswith(prefixes):
+            admin.delete(topic)
+
+
 def wait_snapshot(config: StackConfig, spec: PipelineSpec, expected: int) -> float:
     started = time.monotonic()
     ensure_connector(spec)
@@ -262,6 +270,7 @@ def main() -> int:
             subprocess.run([sys.executable, "-m", "migrate.cli", "cdc", "delete", "--name", connector],
                            cwd=ROOT, capture_output=True)  # fmt: skip
         sql(config, f"DROP DATABASE IF EXISTS {database}")
+        drop_topics(config, (f"bench-{run}-", f"bench{database}."))  # the jobs' outputs, then Debezium's
         shutil.rmtree(work, ignore_errors=True)
     suffix = "" if args.orders == 1_000_000 else f"_{args.orders}"
     (OUT / f"results{suffix}.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -265,10 +265,8 @@ class Transform:
         if old is not None and new is not None and (old.customer_id != new.customer_id or old.day != new.day):
             for group in sorted(((old.customer_id, old.day), (new.customer_id, new.day))):
                 changes.append(self._revenue(group, upsert, delete))
-        else:
-            either = new if new is not None else old
-            assert either is not None  # an order is inserted, updated or deleted
-            changes.append(self._revenue((either.customer_id, either.day), upsert, delete))
+        elif (held := new or old) is not None:  # None: deleting an order never held (its insert was dead-lettered)
+            changes.append(self._revenue((held.customer_id, held.day), upsert, delete))
         return changes, records
 
     def _revenue(self, key: tuple[int, date], upsert: Meta, delete: Meta) -> OutputChange:

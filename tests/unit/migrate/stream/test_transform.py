@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from cdc.envelope import ChangeEvent
+from cdc.errors import EnvelopeError
 from cdc.position import Position
 from migrate.pipeline import SCHEMAS
 from migrate.stream.transform import META_COLUMNS, OutputChange, Transform
@@ -155,3 +156,15 @@ def test_enriched_rows_follow_the_changelog_schema() -> None:
     value = next(r.value for r in records if r.topic == "enriched")
     assert isinstance(value, dict) and list(value) == SCHEMAS["orders_enriched"].names
     assert row == (*value.values(), *row[len(value) :]) and len(row) == len(value) + len(META_COLUMNS)
+
+
+def test_a_delete_of_an_order_whose_insert_was_poison_removes_it_and_touches_no_revenue() -> None:
+    """The insert went to the dead-letter topic (NULL amount); the later delete must not stop the job."""
+    s = Source()
+    poison = {**order(7, 1, "1.00"), "amount": None}
+    transform = Transform()
+    with pytest.raises(EnvelopeError, match="amount is NULL"):
+        transform.apply(s.event("orders", "c", None, poison))
+    changes, records = transform.apply(s.event("orders", "d", poison, None))
+    assert [(c.output, c.key, c.values) for c in changes] == [("orders_enriched", (7,), None)]
+    assert [(r.topic, r.key, r.value) for r in records] == [("enriched", "7", None)]
