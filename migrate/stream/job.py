@@ -262,6 +262,9 @@ class StreamJob:
         except KafkaException as exc:
             self._publish_status("failed", error=str(exc.args[0]))
             raise StreamJobError(f"streaming job stopped: {exc.args[0].str()}") from exc
+        except Exception as exc:  # a bug: say so in the status (the checklist reads it), then fail loudly
+            self._publish_status("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
         finally:
             self.consumer.close()
             self.producer.flush(10)

@@ -28,6 +28,7 @@ from migrate.spec import PipelineSpec
 from migrate.stream.changelog import output_glob
 from migrate.stream.job import POSITION_HEADER
 from migrate.stream.status import read_status
+from migrate.stream.transform import Transform
 from tests.integration.conftest import Database
 from tests.integration.migrate.conftest import JobThread, workload_for
 
@@ -288,3 +289,21 @@ def test_the_articles_alert_consumer_receives_exactly_the_high_value_orders(
     assert set(alerted) == {str(r[0]) for r in high}
     assert all(int(a) for a in alerted)
     print(json.dumps({"alerts": len(alerted)}))
+
+
+def test_a_bug_in_the_transform_stops_the_job_and_says_so_in_its_status(
+    pipeline: PipelineSpec, jobs: Callable[[PipelineSpec], JobThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a poison event (those are dead-lettered): a defect of our own must not leave a stale 'running'."""
+
+    def bug(self: Transform, event: object) -> None:
+        raise RuntimeError("a bug in the transform")
+
+    monkeypatch.setattr(Transform, "apply", bug)
+    workload_for(pipeline)  # seeds customers and orders: the job's first events
+    job = jobs(pipeline)
+    job.thread.join(120)
+    assert not job.thread.is_alive() and isinstance(job.error, RuntimeError)
+    status = read_status(pipeline)
+    assert status is not None and status.state == "failed"
+    assert status.error == "RuntimeError: a bug in the transform"
