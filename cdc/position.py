@@ -119,17 +119,9 @@ class Position:
     @classmethod
     def from_source(cls, source: dict[str, Any]) -> Position:
         """The position of a Debezium `source` block (MariaDB, MySQL or PostgreSQL)."""
-        file, pos, row = source.get("file"), source.get("pos"), source.get("row") or 0
-        if type(file) is str and type(pos) is int and type(row) is int and 0 <= pos < 1 << OFFSET_BITS:
-            # The common case, inlined (one per change event): what `binlog` checks, built directly.
-            seq = binlog_sequence(file)
-            if seq <= MAX_FILE_SEQ:
-                self = object.__new__(cls)
-                self.__dict__.update(kind="binlog", major=seq, minor=pos, row=min(row, ROW_MAX), file=file,
-                                     gtid=source.get("gtid"), order_value=(seq << OFFSET_BITS) | pos)  # fmt: skip
-                return self
+        file, pos = source.get("file"), source.get("pos")
         if file is not None and pos is not None:
-            return cls.binlog(str(source["file"]), int(source["pos"]), int(source.get("row") or 0), source.get("gtid"))
+            return cls.binlog(str(file), int(pos), int(source.get("row") or 0), source.get("gtid"))
         if source.get("lsn") is not None:
             return cls.lsn(*_pg_sequence(source))
         raise PositionError(f"source block has neither file/pos nor lsn: keys {sorted(source)}")

@@ -172,7 +172,7 @@ def _level(path: Path) -> int:
 def _to_arrow(output: str, rows: list[tuple[Any, ...]], processed_at: datetime) -> pa.Table:
     """One transpose in C (`zip`) turns the rows into columns; the job writes a segment per
     output per transaction, and a Python pass per column was a fifth of its time."""
-    schema = changelog_schema(output)
+    schema = _SCHEMAS[output]
     columns = list(zip(*rows, strict=True))
     # One microsecond apart: ties on (key, position) resolve in processing order.
     base_us = (processed_at - EPOCH) // timedelta(microseconds=1)
@@ -182,8 +182,9 @@ def _to_arrow(output: str, rows: list[tuple[Any, ...]], processed_at: datetime) 
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
+_SCHEMAS = {output: changelog_schema(output) for output in SCHEMAS}
 # Column types of a row as the transform builds it (the changelog schema without __processed_at).
-_ROW_TYPES = {output: [f.type for f in changelog_schema(output) if f.name != "__processed_at"] for output in SCHEMAS}
+_ROW_TYPES = {output: [f.type for f in schema if f.name != "__processed_at"] for output, schema in _SCHEMAS.items()}
 
 
 def _array(values: Any, kind: pa.DataType) -> pa.Array:

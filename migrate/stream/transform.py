@@ -151,9 +151,8 @@ def _order_from(row: dict[str, Any], pos: int) -> Order:
             amount = as_decimal(amount)
             if amount is None:
                 raise EnvelopeError("orders.amount is NULL")
-        created_at = row["created_at"]
-        return Order(int(row["customer_id"]), amount, str(row["status"]), created_at, row["updated_at"], pos,
-                     created_at.date())  # fmt: skip
+        customer_id, status = int(row["customer_id"]), str(row["status"])
+        return _new_order(customer_id, amount, status, row["created_at"], row["updated_at"], pos)
     except KeyError as exc:
         raise EnvelopeError(f"orders change lacks column {exc.args[0]!r} (schema change?)") from None
 
@@ -202,9 +201,7 @@ class Transform:
         here = meta("u", event.position, pos, event.source_ts_ms)
         for order_id in sorted(self.state.by_customer.get(customer_id, ())):
             order = self.state.orders[order_id]
-            at = here if order.pos <= pos else meta("u", _position_at(event.position, order.pos), order.pos,
-                                                    event.source_ts_ms)  # fmt: skip
-            change, record = self._enriched(order_id, order, new, at)
+            change, record = self._enriched(order_id, order, new, _no_earlier(here, order.pos, event))
             changes.append(change)
             records.append(record)
         return changes, records
@@ -244,12 +241,8 @@ class Transform:
             records = [KafkaRecord("enriched", str(order_id), None, pos)]
         else:
             customer = state.customers.get(new.customer_id)
-            # An enriched row depends on the customer's change too: it sits at the later of both.
-            if customer is not None and customer.pos > pos:
-                at = meta("u", _position_at(position, customer.pos), customer.pos, event.source_ts_ms)
-                change, record = self._enriched(order_id, new, customer, at)
-            else:
-                change, record = self._enriched(order_id, new, customer, upsert)
+            at = upsert if customer is None else _no_earlier(upsert, customer.pos, event)
+            change, record = self._enriched(order_id, new, customer, at)
             changes, records = [change], [record]
 
         was_alert = old is not None and is_alert(old.amount)
@@ -309,7 +302,8 @@ class Transform:
             elif value is not None:
                 self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
         elif kind == "o" and value is not None:  # written by versions before orders came from `enriched`
-            self._restore_order(int(ident), None if deleted else _order_restored(value), int(value["pos"]))
+            pos = int(value["pos"])
+            self._restore_order(int(ident), None if deleted else _order_restored(value, pos), pos)
 
     def restore_enriched(self, order_id: int, value: dict[str, Any] | None, pos: int) -> None:
         """An order as the enriched topic holds it (None: its tombstone), at the position in its header.
@@ -317,13 +311,7 @@ class Transform:
         That position may be a later customer change that re-enriched the order; as the redelivery
         check only tells changes already applied from new ones, which all come later, it serves.
         """
-        order = None
-        if value is not None:
-            order = _new_order(
-                int(value["customer_id"]), Decimal(value["amount"]), value["status"],
-                datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), pos,
-            )  # fmt: skip
-        self._restore_order(order_id, order, pos)
+        self._restore_order(order_id, None if value is None else _order_restored(value, pos), pos)
 
     def _restore_order(self, order_id: int, order: Order | None, pos: int) -> None:
         current = self.state.orders.get(order_id)
@@ -336,6 +324,14 @@ class Transform:
             self.state.deleted_orders.pop(order_id, None)
 
 
+def _no_earlier(at: Meta, pos: int, event: ChangeEvent) -> Meta:
+    """An enriched row depends on both the order's and the customer's last change: it sits at the
+    later of `at` (this event's upsert columns) and `pos`."""
+    if pos <= at[-1]:
+        return at
+    return meta("u", _position_at(event.position, pos), pos, event.source_ts_ms)
+
+
 def _position_at(position: Position, order_value: int) -> Position:
     """The event's position, or the later one (same server) that an enriched row depends on."""
     if order_value == position.order_value or position.kind != "binlog" or position.file is None:
@@ -346,8 +342,9 @@ def _position_at(position: Position, order_value: int) -> Position:
     return Position.binlog(f"{base}.{seq:0{width}d}", offset)
 
 
-def _order_restored(value: dict[str, Any]) -> Order:
+def _order_restored(value: dict[str, Any], pos: int) -> Order:
+    """An order as the job serialises it (enriched record, or a legacy `o:` state record)."""
     return _new_order(
         int(value["customer_id"]), Decimal(value["amount"]), value["status"],
-        datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), int(value["pos"]),
+        datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), pos,
     )  # fmt: skip
