@@ -130,6 +130,7 @@ def _consumer(bootstrap_servers: str) -> Consumer:
             "auto.offset.reset": "earliest",
             "fetch.max.bytes": 64 * 1024 * 1024,
             "queued.max.messages.kbytes": 256 * 1024,
+            "fetch.wait.max.ms": 100,  # the last fetch at the end of the log returns soon
         },
         logger=quiet_logger(),
     )
