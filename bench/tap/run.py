@@ -111,6 +111,7 @@ def produce(bootstrap: str, topic: str, records: int) -> dict[str, Any]:
                              headers=[("dbz.source", orjson.dumps(source))], partition=0)  # fmt: skip
             if i % 10_000 == 0:
                 producer.poll(0)
+        producer.flush(60)  # aborting with records still in flight fails the transaction fatally
         if abort:
             producer.abort_transaction(60)
             aborted += size
