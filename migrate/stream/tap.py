@@ -327,7 +327,8 @@ def column(name: str, values: list[Any], kind: pa.DataType | None) -> pa.Array:
                 return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
         if pa.types.is_decimal(kind) or pa.types.is_temporal(kind) and any(isinstance(v, str) for v in values):
             # From text, then cast: exact, and "12.50", 12.5 and Decimal('12.5') all agree.
-            return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string()).cast(kind)
+            texts = [v if type(v) is str or v is None else _as_text(v) for v in values]
+            return pa.array(texts, type=pa.string()).cast(kind)
         try:
             return pa.array(values, type=kind)
         except (pa.ArrowInvalid, pa.ArrowTypeError):
