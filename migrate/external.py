@@ -66,7 +66,7 @@ class OutputCheck:
 
     output: str
     source: str  # "topic <name>" or "table <url without secrets>"
-    cause: str | None  # None: compared; "no_positions" or "undecodable": not compared
+    cause: str | None  # None: compared; "no_positions", "undecodable" or "tap_incomplete": not compared
     detail: str
     in_flight_keys: int
     tap: TapReport | None
@@ -109,13 +109,16 @@ def check_output(
         return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
-    tap_output(
+    read = tap_output(
         spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=output, schema=batch.schema,
         position_header=spec.position_header_for(output) or "",
     )  # fmt: skip
     order = run.position.order_value
     report = tap_report(root, keys, order, output=output)
     where = f"topic {out.stream.topic}"
+    if not read.complete:
+        detail = f"the tap stopped before the end of {out.stream.topic} ({read.records_read} records read): {read.ends}"
+        return OutputCheck(output, where, "tap_incomplete", detail, 0, report), None, none
     if report.undecodable:
         detail = f"{report.undecodable} record(s) could not be decoded, e.g. {report.undecodable_samples[0]}"
         return OutputCheck(output, where, "undecodable", detail, 0, report), None, none
