@@ -105,6 +105,10 @@ class CdcSpec(_Model):
     def password(self) -> str:
         return _password("cdc", self.password_env, self.default_password)
 
+    def known_password(self) -> str | None:
+        """The password if it is set, for masking it in messages; None when not set (no error)."""
+        return os.environ.get(self.password_env) or self.default_password
+
     def topic(self, table: str) -> str:
         return f"{self.topic_prefix}.{table}"
 
