@@ -143,7 +143,6 @@ class StreamSpec(_Model):
     exactly_once: bool = True
     commit_interval_ms: int = Field(default=200, gt=0)
     max_batch: int = Field(default=5000, gt=0)
-    defect: str | None = None  # a deliberately wrong transform, for `demo --inject-defect`
 
     @model_validator(mode="before")
     @classmethod
