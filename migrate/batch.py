@@ -1,4 +1,5 @@
-"""The legacy nightly batch job: plain SQL in one consistent snapshot, with its source position.
+"""The legacy nightly batch job: each output's SQL from the spec, in one consistent snapshot of the
+source, with its source position; the outputs go to the DuckDB warehouse under a run id.
 
 MariaDB reports the binlog coordinates of a `START TRANSACTION WITH CONSISTENT
 SNAPSHOT` in the `binlog_snapshot_file`/`binlog_snapshot_position` status

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from comparators.errors import ComparatorError
+from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
 
@@ -221,6 +223,19 @@ class OutputStreamSpec(_Model):
             raise ValueError("give one of topic and table, not both")
         return self
 
+    @field_validator("table")
+    @classmethod
+    def _table_url(cls, table: str | None) -> str | None:
+        if table is not None:
+            parts = urlsplit(table)
+            if not parts.scheme or "table=" not in parts.query:
+                raise ValueError(
+                    f"{table!r}: expected a SQLAlchemy URL naming the table, like postgresql+psycopg://u@h/db?table=t"
+                )
+            if parts.password:
+                raise ValueError("put the password in the environment, not in the table URL")
+        return table
+
 
 class OutputSpec(_Model):
     """One output of the pipeline, produced by both sides and compared at the batch position."""
@@ -238,6 +253,16 @@ class OutputSpec(_Model):
         if not keys:
             raise ValueError("at least one key column is required")
         return keys
+
+    @field_validator("tolerances")
+    @classmethod
+    def _known_rules(cls, tolerances: dict[str, str]) -> dict[str, str]:
+        for column, text in tolerances.items():
+            try:
+                parse_rule(text)
+            except ComparatorError as exc:
+                raise ValueError(f"column {column}: {exc}") from None
+        return tolerances
 
 
 class CompareSpec(_Model):

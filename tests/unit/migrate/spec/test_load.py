@@ -107,8 +107,15 @@ def test_sql_file_resolves_against_the_spec_files_folder(tmp_path: Path, monkeyp
          "outputs.account_balance.batch.columns: column balance: unknown column type 'MONEY'"),
         ("outputs.account_balance.stream", {}, "outputs.account_balance.stream: name the topic (or table) the stream "
          "job writes, or set stream.pipeline"),
-        ("outputs.account_balance.stream", {"topic": "a", "table": "b"}, "give one of topic and table, not both"),
+        ("outputs.account_balance.stream", {"topic": "a", "table": "postgresql://u@h/db?table=t"},
+         "give one of topic and table, not both"),
         ("outputs.account_balance.colour", "red", "outputs.account_balance.colour: unknown field"),
+        ("outputs.account_balance.tolerances", {"balance": "about:1"}, "outputs.account_balance.tolerances: column "
+         "balance: unknown rule 'about:1'"),
+        ("outputs.account_balance.stream", {"table": "postgresql://u@h/db"}, "outputs.account_balance.stream.table: "
+         "'postgresql://u@h/db': expected a SQLAlchemy URL naming the table"),
+        ("outputs.account_balance.stream", {"table": "postgresql://u:pw@h/db?table=t"}, "put the password in the "
+         "environment, not in the table URL"),
         ("stream.pipeline", "mypkg.pipeline", "stream.pipeline: 'mypkg.pipeline': expected a Python reference like"),
         ("stream.commit_interval_ms", -5, "stream.commit_interval_ms: Input should be greater than 0"),
     ],
