@@ -237,6 +237,14 @@ class OutputStreamSpec(_Model):
         return table
 
 
+class ExpectSpec(_Model):
+    """Data-quality expectations the checklist runs on both sides of one output (keys are always
+    checked not null and unique)."""
+
+    not_empty: bool = True  # at least one row (turn off for outputs that may legitimately be empty)
+    non_negative: tuple[str, ...] = ()  # columns whose values are never below zero
+
+
 class OutputSpec(_Model):
     """One output of the pipeline, produced by both sides and compared at the batch position."""
 
@@ -246,6 +254,7 @@ class OutputSpec(_Model):
     tolerances: dict[str, str] = Field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     partition: str | None = None
+    expect: ExpectSpec = Field(default_factory=ExpectSpec)
 
     @field_validator("keys")
     @classmethod
