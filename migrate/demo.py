@@ -1,4 +1,4 @@
-"""`dualrun demo`: the whole dual run on the local stack, end to end.
+"""`dualrun demo`: the whole dual run of the shop example on the local stack, end to end.
 
 Starts the stack, registers the connector, starts the streaming job, runs a
 workload, runs the nightly batch job in the middle of it, and reconciles the
@@ -17,10 +17,11 @@ from typing import Any
 from migrate.asof import SpecReconciliation, reconcile_spec
 from migrate.batch import BatchRun, describe_source, run_batch
 from migrate.connector import ensure_connector
+from migrate.examples.shop_orders.defects import defect_spec
+from migrate.examples.shop_orders.workload import Workload, WorkloadStats
 from migrate.spec import PipelineSpec
 from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
-from migrate.workload import Workload, WorkloadStats
 
 Step = Callable[[str], None]
 
@@ -38,11 +39,6 @@ class DemoResult:
             "spec": self.spec_name, "defect": self.defect, "workload": self.workload.to_dict(),
             "batch": self.batch.to_dict(), "reconciliation": self.reconciliation.to_dict(),
         }  # fmt: skip
-
-
-def defect_spec(spec: PipelineSpec, defect: str) -> PipelineSpec:
-    """A second streaming job with its own identity, so a defect never touches the real outputs."""
-    return spec.variant(defect.replace("_", "-"), defect=defect)
 
 
 def stack_config_for(spec: PipelineSpec) -> StackConfig:

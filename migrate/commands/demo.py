@@ -13,9 +13,9 @@ from migrate import render
 from migrate.checklist import evaluate
 from migrate.commands.run import spec_for, start_stream_background
 from migrate.demo import defect_spec, run_demo
+from migrate.examples.shop_orders.defects import DEFECTS
 from migrate.reporting import build_report
 from migrate.spec import PipelineSpec
-from migrate.stream.transform import DEFECTS
 
 
 @click.command()
@@ -35,7 +35,7 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
     console = Console(stderr=True)
 
     def start(job_spec: PipelineSpec, replay: bool) -> None:
-        start_stream_background(job_spec, spec_path, None if replay else job_spec.stream.defect, replay)
+        start_stream_background(job_spec, spec_path, None if replay else defect, replay)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
