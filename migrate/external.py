@@ -70,11 +70,13 @@ class OutputCheck:
     detail: str
     in_flight_keys: int
     tap: TapReport | None
+    records_read: int = 0  # by this call's tap (incremental: only what is new since the last one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": self.output, "source": self.source, "cause": self.cause, "detail": self.detail,
-            "in_flight_keys": self.in_flight_keys, "tap": self.tap.to_dict() if self.tap else None,
+            "in_flight_keys": self.in_flight_keys, "records_read": self.records_read,
+            "tap": self.tap.to_dict() if self.tap else None,
         }  # fmt: skip
 
 
@@ -116,24 +118,25 @@ def check_output(
     order = run.position.order_value
     report = tap_report(root, keys, order, output=output)
     where = f"topic {out.stream.topic}"
+    n = read.records_read
     if not read.complete:
         detail = f"the tap stopped before the end of {out.stream.topic} ({read.records_read} records read): {read.ends}"
-        return OutputCheck(output, where, "tap_incomplete", detail, 0, report), None, none
+        return OutputCheck(output, where, "tap_incomplete", detail, 0, report, n), None, none
     if report.undecodable:
         detail = f"{report.undecodable} record(s) could not be decoded, e.g. {report.undecodable_samples[0]}"
-        return OutputCheck(output, where, "undecodable", detail, 0, report), None, none
+        return OutputCheck(output, where, "undecodable", detail, 0, report, n), None, none
     if report.without_position:
         detail = (
             f"{report.without_position} of {report.records} record(s) carry no position header "
             f"({spec.position_header_for(output)!r}): register the connector with the position-header SMT and "
             "let the job copy the header to its output (see the README, Bring your own pipeline)"
         )
-        return OutputCheck(output, where, "no_positions", detail, 0, report), None, none
+        return OutputCheck(output, where, "no_positions", detail, 0, report, n), None, none
     files = tuple(str(p) for p in segment_files(root))
     log: Any = TapLog(files) if files else FrameSource(_empty(batch.schema), name=f"{output} tap (empty)")
     skip = reordered_keys_around(root, keys, order) if files else none
     stream = ChangelogSource(log, at)
-    check = OutputCheck(output, where, None, "", skip.num_rows, report)
+    check = OutputCheck(output, where, None, "", skip.num_rows, report, n)
     return check, (WithoutKeys(stream, skip) if skip.num_rows else stream), skip
 
 
