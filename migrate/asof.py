@@ -22,6 +22,7 @@ from migrate.external import OutputCheck, reconcile_external
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import META, output_glob
 from migrate.stream.status import StreamStatus, read_status
+from migrate.stream.tap import TapLog, segment_files, tap_dir
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,12 @@ def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.
     """The stream's changelog of `output` as of `position`; with no segment yet, an empty changelog
     shaped like the batch output (`schema`) plus the changelog's own columns."""
     root = spec.changelog_path
-    if any((root / output).glob("*.parquet")):
-        log: Any = ParquetSource(output_glob(root, output))
+    taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []
+    log: Any
+    if taps:  # the user's own job's output, as the tap read it (migrate.external)
+        log = TapLog(tuple(str(p) for p in taps), name=f"{output} tap")
+    elif not spec.is_external and any((root / output).glob("*.parquet")):
+        log = ParquetSource(output_glob(root, output))
     else:
         empty = pa.schema([*schema, *(f for f in META if f.name not in schema.names)])
         log = FrameSource(empty.empty_table(), name=f"{output} changelog (empty)")

@@ -32,7 +32,7 @@ from comparators.sources import Source, describe, open_source
 from comparators.sql import ident, idents
 from migrate.batch import BatchRun, run_output
 from migrate.spec import PipelineSpec
-from migrate.stream.tap import TapLog, TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
+from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
 
@@ -132,18 +132,12 @@ def check_output(
             "let the job copy the header to its output (see the README, Bring your own pipeline)"
         )
         return OutputCheck(output, where, "no_positions", detail, 0, report, n), None, none
-    files = tuple(str(p) for p in segment_files(root))
-    log: Any = TapLog(files) if files else FrameSource(_empty(batch.schema), name=f"{output} tap (empty)")
-    skip = reordered_keys_around(root, keys, order) if files else none
-    stream = ChangelogSource(log, at)
+    from migrate.asof import stream_side
+
+    skip = reordered_keys_around(root, keys, order) if segment_files(root) else none
+    stream = stream_side(spec, output, run.position, batch.schema)
     check = OutputCheck(output, where, None, "", skip.num_rows, report, n)
     return check, (WithoutKeys(stream, skip) if skip.num_rows else stream), skip
-
-
-def _empty(schema: pa.Schema) -> pa.Table:
-    from migrate.stream.decoder import META
-
-    return pa.schema([*schema, *(f for f in META if f.name not in schema.names)]).empty_table()
 
 
 def reconcile_external(

@@ -232,12 +232,12 @@ def test_a_users_own_pipeline_reconciles_clean_and_a_seeded_defect_is_caught(
     assert "NO_POSITIONS" in text and "carry no position header ('dbz.source')" in text
 
     # The checklist reads the user's job through its group and the tap; the header checks pass here.
-    checks = ("events_fresh", "exactly_once", "outputs_carry_positions", "positions_monotone")
+    checks = ("events_fresh", "exactly_once", "outputs_carry_positions", "positions_monotone", "data_quality")
     listed = _dualrun("checklist", "--spec", str(clean), "--format", "json",
                       *[a for c in checks for a in ("--check", c)], env=env)  # fmt: skip
     statuses = {c["name"]: c["status"] for c in json.loads(listed.stdout)["checks"]}
     assert statuses == {"events_fresh": "pass", "exactly_once": "warn", "outputs_carry_positions": "pass",
-                        "positions_monotone": "pass"}, listed.stdout  # fmt: skip
+                        "positions_monotone": "pass", "data_quality": "pass"}, listed.stdout  # fmt: skip
     missing = _dualrun("checklist", "--spec", str(bare), "--format", "json", "--check", "outputs_carry_positions",
                        env=env)  # fmt: skip
     assert json.loads(missing.stdout)["checks"][0]["status"] == "fail", missing.stdout
