@@ -38,6 +38,8 @@ def _body(result: Reconciliation, level: str) -> list[str]:
                 for c in result.columns
             ],
         )  # fmt: skip
+    if result.notes:
+        out += ["", "How values were compared:", ""] + [f"- {_cell(n)}" for n in result.notes]
     if result.samples:
         out += ["", "Samples:", ""]
         out += [f"- **{s.cause}** {_cell(sample_line(s))}" for s in result.samples]
