@@ -55,9 +55,10 @@ from comparators.errors import ComparatorError, EmptySideError, SpecError
 from comparators.plan import Column, Plan, make_plan
 from comparators.result import ColumnStats, Reconciliation, Sample, Side
 from comparators.rules import Rule
-from comparators.sources import Source, describe, open_source
+from comparators.source import Source
+from comparators.sources import open_source
 from comparators.spec import InFlight, ReconcileSpec, build_spec
-from comparators.sql import Params, ident, literal, one_row
+from comparators.sql import Params, describe, ident, literal, one_row
 from comparators.types import family, is_integer
 
 Progress = Callable[[str], None]
