@@ -166,15 +166,14 @@ def tool_dualrun_aggregate(left: str, right: str) -> dict[str, int]:
             "changed": result.mismatched_rows}  # fmt: skip
 
 
-def tool_dualrun_cli(left: str, right: str) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from migrate.cli import main; main()", "reconcile", left, right,
-         "--key", "id", "--format", "json"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
-    if out.returncode not in (0, 1):
-        raise RuntimeError(out.stderr)
-    data = json.loads(out.stdout)
+# The CLI as users run it: its own process (timed directly, not under this runner), with
+# tolerances and JSON. The pair has no fx_rate column, so the second tolerance goes on
+# the other numeric value column (dualrun refuses a rule on a column that does not exist).
+CLI_ARGS = ["--key", "id", "--tolerance", "price=abs:1e-9", "--tolerance", "amount=abs:1e-9", "--format", "json"]
+
+
+def cli_counts(stdout: str) -> dict[str, int]:
+    data = json.loads(stdout)
     return {"only_left": data["only_in_left"], "only_right": data["only_in_right"],
             "changed": data["mismatched_rows"]}  # fmt: skip
 
@@ -225,12 +224,13 @@ def tool_datacompy_polars(left: str, right: str) -> dict[str, int]:
             "changed": len(cmp.all_mismatch())}  # fmt: skip
 
 
-TOOLS = {
+TOOLS: dict[str, Any] = {
     "scan": tool_scan,
     "handjoin": tool_handjoin,
     "handjoin_hash": tool_handjoin_hash,
     "dualrun": tool_dualrun,
     "dualrun_aggregate": tool_dualrun_aggregate,
+    "dualrun_cli": None,  # run by run_tool_timed as `python -m migrate.cli reconcile ...`
     "reladiff": tool_reladiff,
     "datacompy_polars": tool_datacompy_polars,
     "datacompy": tool_datacompy,
@@ -240,20 +240,23 @@ TOOLS = {
 def run_tool_timed(tool: str, left: Path, right: Path) -> dict[str, Any]:
     """Like `measure`, but through /usr/bin/time so the child's peak RSS is exact."""
     started = time.perf_counter()
+    command = [sys.executable, __file__, "--tool", tool, str(left), str(right)]
+    if tool == "dualrun_cli":
+        command = [sys.executable, "-m", "migrate.cli", "reconcile", str(left), str(right), *CLI_ARGS]
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, __file__, "--tool", tool,
-         str(left), str(right)],
+        ["/usr/bin/time", "-f", "MAXRSS_KB=%M", *command],
         capture_output=True, text=True, cwd=ROOT, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     wall = time.perf_counter() - started
     rss_kb = next((int(x.split("=")[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB=")), 0)
-    if proc.returncode != 0:
+    if proc.returncode != 0 and not (tool == "dualrun_cli" and proc.returncode == 1):
         tail = [x for x in proc.stderr.splitlines() if not x.startswith("MAXRSS_KB=")][-3:]
         return {"error": " | ".join(tail), "wall_s": wall, "rss_mb": rss_kb / 1024}
     return {
         "wall_s": wall,
         "rss_mb": rss_kb / 1024,
-        "counts": json.loads(proc.stdout.splitlines()[-1]),
+        "counts": cli_counts(proc.stdout) if tool == "dualrun_cli" else json.loads(proc.stdout.splitlines()[-1]),
     }
 
 
