@@ -238,7 +238,13 @@ def exact_sql(raw: str, converted: str, pairing: Pairing, side_type: str) -> str
     elif src == TZ and family(target) == "time":
         test = f"timezone({literal(pairing.zone)}, CAST({converted} AS TIMESTAMP)) = {raw}"
     elif family(src) == "time" and target == TZ:
-        test = f"TRY_CAST(timezone({literal(pairing.zone)}, {converted}) AS {src}) = {raw}"
+        zone = literal(pairing.zone)
+        test = f"TRY_CAST(timezone({zone}, {converted}) AS {src}) = {raw}"
+        # A wall time in a DST overlap names two instants: which one is not in the data.
+        # Every zone's shifts are 30 minutes, 1 or 2 hours.
+        others = [f"timezone({zone}, {converted} {op} INTERVAL {d}) = CAST({raw} AS TIMESTAMP)"
+                  for d in ("30 MINUTE", "1 HOUR", "2 HOUR") for op in "+-"]  # fmt: skip
+        test = f"{test} AND NOT ({' OR '.join(others)})"
     else:
         test = f"TRY_CAST({converted} AS {src}) = {raw}"
     return f"({raw} IS NULL OR ({converted} IS NOT NULL AND coalesce({test}, FALSE)))"
