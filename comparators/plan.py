@@ -118,6 +118,8 @@ def make_plan(
         one_sided = sorted(set(names) - both)
         if one_sided:
             raise SpecError(f"{what} column(s) {one_sided} exist on one side only, so nothing compares them")
+    if spec.in_flight is not None and (spec.in_flight.column not in ltypes or spec.in_flight.column not in to_right):
+        raise SpecError(f"in-flight column {spec.in_flight.column!r} must exist on both sides")
     if spec.partition is not None and (spec.partition not in ltypes or spec.partition not in to_right):
         raise SpecError(f"partition column {spec.partition!r} must exist on both sides")
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from comparators import Settings, reconcile
+from comparators import InFlight, Settings, reconcile
 from comparators.errors import ComparatorError, EmptySideError
 from comparators.report import render
 from comparators.report._common import values
@@ -256,7 +256,8 @@ REFUSED: list[tuple[dict[str, Any], str]] = [
     ({"aggregate_tolerance": "0.01"}, "give --partition"),
     ({"coerce": {"a": "NOTATYPE"}}, "no such type"),
     ({"rules": {"s": "abs:1"}}, "does not fit column 's'"),
-    ({"in_flight": None, "naive_timezone": "Mars/Olympus"}, "unknown time zone"),
+    ({"naive_timezone": "Mars/Olympus"}, "unknown time zone"),
+    ({"in_flight": InFlight("nope", dt.datetime(2026, 1, 1))}, "in-flight column 'nope'"),
 ]
 
 
