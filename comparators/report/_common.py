@@ -45,7 +45,10 @@ def text(v: str) -> str:
     ['paid', "'NULL'", "'a '", 'café', "'cafe\\\\u0301'", "'x\\\\u200by'", "''"]
     """
     ascii_only = unicodedata.normalize("NFC", v) != v
-    escaped = "".join(_escape(ch, ascii_only) for ch in v)
+    # A space after a space is escaped: HTML and Markdown collapse runs of blanks.
+    escaped = "".join(
+        "\\x20" if ch == " " and i and v[i - 1] == " " else _escape(ch, ascii_only) for i, ch in enumerate(v)
+    )
     plain = escaped == v and v and v == v.strip() and v.upper() not in _RESERVED and "'" not in v
     return v if plain else f"'{escaped}'"
 

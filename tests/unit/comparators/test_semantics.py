@@ -326,3 +326,5 @@ def test_null_text_and_null_are_told_apart_in_the_html_run_report() -> None:
 
     s = Sample("value_mismatch", (("id", 1),), (("v", "NULL", None), ("w", "a ", "a"), ("x", -0.0, 0.0)))
     assert [(lv, rv) for _, lv, rv in _values(s)] == [("'NULL'", "NULL"), ("'a '", "a"), ("-0.0", "0.0")]
+    spaced = Sample("value_mismatch", (("id", 1),), (("v", "a  b", "a b"),))
+    assert _values(spaced)[0][1:] == ("'a \\x20b'", "a b")  # HTML would collapse the two blanks
