@@ -581,16 +581,27 @@ def _statistics(
     )
 
 
+def _shown(column: str, duck_type: str) -> str:
+    """A sample value as fetched: nanosecond times as text, since Python's datetime would
+    drop the nanoseconds and two different values would look the same."""
+    return f"CAST({column} AS VARCHAR)" if duck_type.upper() in ("TIMESTAMP_NS", "TIME_NS") else column
+
+
 def _samples(
     con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, conditions: dict[str, str]
 ) -> tuple[Sample, ...]:
     nk = len(plan.keys)
     knames = [k.name for k in plan.keys]
     korder = ", ".join(f"k{i}" for i in range(nk))
-    cols = ", ".join(f"{', '.join(_raw(j, c))}, s{j}" for j, c in enumerate(plan.columns))
+    kshown = ", ".join(_shown(f"k{i}", k.pairing.compared_as) for i, k in enumerate(plan.keys))
+    cols = ", ".join(
+        f"{_shown(_raw(j, c)[0], c.side_type(True) if c.converted else c.pairing.compared_as)},"
+        f" {_shown(_raw(j, c)[1], c.side_type(False) if c.converted else c.pairing.compared_as)}, s{j}"
+        for j, c in enumerate(plan.columns)
+    )
     out: list[Sample] = []
     for cause, cond in conditions.items():
-        sql = f"SELECT {korder}{', ' + cols if cols else ''} FROM {DIFF} WHERE {cond}"
+        sql = f"SELECT {kshown}{', ' + cols if cols else ''} FROM {DIFF} WHERE {cond}"
         for row in con.execute(f"{sql} ORDER BY {korder} LIMIT {int(spec.samples)}").fetchall():
             key = tuple(zip(knames, row[:nk], strict=True))
             values = []
@@ -600,7 +611,7 @@ def _samples(
                     values.append((col.name, lv, rv))
             out.append(Sample(cause, key, tuple(values)))
     dup_sql = (
-        f"SELECT {korder}, nl, nr FROM {COUNTS} WHERE nl > 1 OR nr > 1"
+        f"SELECT {kshown}, nl, nr FROM {COUNTS} WHERE nl > 1 OR nr > 1"
         f" ORDER BY greatest(nl, nr) DESC, {korder} LIMIT {int(spec.samples)}"
     )
     for row in con.execute(dup_sql).fetchall():

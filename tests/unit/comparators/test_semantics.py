@@ -328,3 +328,11 @@ def test_null_text_and_null_are_told_apart_in_the_html_run_report() -> None:
     assert [(lv, rv) for _, lv, rv in _values(s)] == [("'NULL'", "NULL"), ("'a '", "a"), ("-0.0", "0.0")]
     spaced = Sample("value_mismatch", (("id", 1),), (("v", "a  b", "a b"),))
     assert _values(spaced)[0][1:] == ("'a \\x20b'", "a b")  # HTML would collapse the two blanks
+
+
+def test_nanosecond_timestamps_that_differ_are_shown_differently() -> None:
+    ns = pa.array([1_700_000_000_000_000_001], pa.timestamp("ns"))
+    r = rec(side([1], ns), side([1], pa.array([1_700_000_000_000_000_002], pa.timestamp("ns"))))
+    (sample,) = r.samples
+    left, right = sample.values[0][1:]
+    assert left != right and str(left).endswith("001") and str(right).endswith("002")
