@@ -1,11 +1,13 @@
 """reconcile(left, right, keys=...) -> Reconciliation, entirely inside DuckDB.
 
-Every row is reduced to its key and a 64-bit hash of its compared columns (cast to
-their comparison types); rows whose key and hash match a row on the other side are
-identical and dropped. Two different rows share a hash with probability ~2**-64 per
-differing row. What remains (one-sided, duplicated or differing keys; a small set)
-is read in full and compared column by column. Memory stays bounded and a key that
-repeats thousands of times never explodes a join. Two plans find the candidates:
+Every row is reduced to its key and a 64-bit hash of its compared columns (brought
+to their comparison types by `comparators.types`; a value whose conversion was not
+exact also hashes its raw text, so a lossy conversion never makes rows identical);
+rows whose key and hash match a row on the other side are identical and dropped.
+Two different rows share a hash with probability ~2**-64 per differing row. What
+remains (one-sided, duplicated or differing keys; a small set) is read in full and
+compared column by column. Memory stays bounded and a key that repeats thousands of
+times never explodes a join. Two plans find the candidates:
 
 * Integer-key plan (a single integer key, no NULL keys, no repeated key on either
   side): the left's uniqueness is proven exactly and cheaply with bitmaps of its
