@@ -476,7 +476,18 @@ def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
         )
     flight = "FALSE"
     if spec.in_flight is not None:
-        flight = f"coalesce(greatest(l.fl, r.fl) > {params.bind(spec.in_flight.since)}, FALSE)"
+        since, zone = spec.in_flight.since, literal(spec.naive_timezone)
+        cut = params.bind(since)
+        after = []
+        for alias, duck_type in zip(("l", "r"), plan.in_flight_types, strict=True):
+            # A naive cutoff or column is wall-clock time in the naive-timestamp zone.
+            aware = family(duck_type) == "timestamptz"
+            if since.tzinfo is None:
+                bound = f"timezone({zone}, {cut}::TIMESTAMP)" if aware else f"{cut}::TIMESTAMP"
+            else:
+                bound = f"{cut}::TIMESTAMPTZ" if aware else f"timezone({zone}, {cut}::TIMESTAMPTZ)"
+            after.append(f"coalesce({alias}.fl > {bound}, FALSE)")
+        flight = f"({' OR '.join(after)})"
     select = ", ".join(
         [keys, "l.present IS NOT NULL AS in_l", "r.present IS NOT NULL AS in_r"]
         + ([values] if values else [])

@@ -72,6 +72,7 @@ class Plan:
     columns: tuple[Column, ...]
     schema: Schema
     partition: Column | None = None
+    in_flight_types: tuple[str, str] = ("", "")  # the in-flight column's type on each side
 
 
 def _where(side: str, label: str, names: Sequence[str]) -> str:
@@ -132,7 +133,8 @@ def make_plan(
             and (pairing.checked(pairing.left_type) or pairing.checked(pairing.right_type))
         ):
             raise SpecError(
-                f"key column {name!r} is {pairing.left_type} on the left and {pairing.right_type} on the right;"
+                f"{'key' if name in spec.keys else 'partition'} column {name!r} is {pairing.left_type} on the left"
+                f" and {pairing.right_type} on the right;"
                 f" matching them as {pairing.compared_as} could merge distinct keys. Add --coerce {name}=TYPE"
                 " (keys that do not convert exactly are then refused)"
             )
@@ -166,4 +168,6 @@ def make_plan(
         type_mismatches=mismatches,
     )
     partition = column(spec.partition, True) if spec.partition is not None else None
-    return Plan(keys, columns, schema, partition)
+    flight = spec.in_flight.column if spec.in_flight is not None else None
+    types = (ltypes[flight], rtypes[to_right[flight]]) if flight is not None else ("", "")
+    return Plan(keys, columns, schema, partition, types)

@@ -84,6 +84,19 @@ def test_naive_timestamps_are_read_in_the_stated_zone_whatever_the_host(zone: st
     assert rec(naive, aware, naive_timezone=zone).mismatched_rows == unclear
 
 
+@pytest.mark.parametrize("aware_column", [False, True])
+def test_an_in_flight_cutoff_is_read_in_the_naive_timestamp_zone(aware_column: bool, host_zone: Any) -> None:
+    host_zone("Asia/Tokyo")
+    at = dt.datetime(2026, 7, 1, 12, 30, tzinfo=dt.UTC)  # 08:30 in New York
+    kind = pa.timestamp("us", tz="UTC") if aware_column else pa.timestamp("us")
+    stamp = at if aware_column else at.astimezone(ZoneInfo("America/New_York")).replace(tzinfo=None)
+    left = pa.table({"id": [1], "v": [1], "at": pa.array([stamp], kind)})
+    right = pa.table({"id": [1], "v": [2], "at": pa.array([stamp], kind)})
+    for cutoff, in_flight in ((dt.datetime(2026, 7, 1, 8, 0), 1), (dt.datetime(2026, 7, 1, 9, 0), 0)):
+        r = rec(left, right, in_flight=InFlight("at", cutoff), naive_timezone="America/New_York", ignore=["at"])
+        assert (r.in_flight_rows, r.mismatched_rows) == (in_flight, 1 - in_flight), (cutoff, aware_column)
+
+
 def test_unknown_zone_is_refused_in_one_line() -> None:
     with pytest.raises(ComparatorError, match="unknown time zone 'Nowhere/Land'") as exc:
         rec(side([1], pa.array([1])), side([1], pa.array([1])), naive_timezone="Nowhere/Land")
