@@ -10,6 +10,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _text(text: str) -> str:
+    """Data in running Markdown: its punctuation escaped, so 'a*b*' never renders as 'a' + italic 'b'."""
+    return _cell("".join("\\" + ch if ch in "\\`*_[]<~" else ch for ch in text))
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
@@ -39,10 +44,10 @@ def _body(result: Reconciliation, level: str) -> list[str]:
             ],
         )  # fmt: skip
     if result.notes:
-        out += ["", "How values were compared:", ""] + [f"- {_cell(n)}" for n in result.notes]
+        out += ["", "How values were compared:", ""] + [f"- {_text(n)}" for n in result.notes]
     if result.samples:
         out += ["", "Samples:", ""]
-        out += [f"- **{s.cause}** {_cell(sample_line(s))}" for s in result.samples]
+        out += [f"- **{s.cause}** {_text(sample_line(s))}" for s in result.samples]
     return out
 
 
