@@ -11,8 +11,15 @@ def _cell(text: str) -> str:
 
 
 def _text(text: str) -> str:
-    """Data in running Markdown: its punctuation escaped, so 'a*b*' never renders as 'a' + italic 'b'."""
-    return _cell("".join("\\" + ch if ch in "\\`*_[]<~" else ch for ch in text))
+    """Data in running Markdown: its punctuation escaped, so 'a*b*' never renders as 'a' +
+    italic 'b' (an underscore inside a word, as in order_id, cannot start emphasis)."""
+
+    def escaped(i: int, ch: str) -> str:
+        if ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            return ch
+        return "\\" + ch if ch in "\\`*_[]<~" else ch
+
+    return _cell("".join(escaped(i, ch) for i, ch in enumerate(text)))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
