@@ -6,7 +6,7 @@ result = reconcile("batch.parquet", "stream.parquet", keys=["order_id"],
 result.verdict, result.to_dict()
 """
 
-from comparators.changelog import ChangelogSource
+from comparators.changelog import CHANGELOG_META, ChangelogSource
 from comparators.engine import Settings, reconcile
 from comparators.errors import ComparatorError
 from comparators.positions import parse_position
@@ -19,6 +19,7 @@ from comparators.rules import (
     RelativeTolerance,
     TimestampSkew,
 )
+from comparators.source import Source
 from comparators.sources import (
     CsvSource,
     DuckDBSource,
@@ -30,6 +31,7 @@ from comparators.sources import (
 from comparators.spec import InFlight
 
 __all__ = [
+    "CHANGELOG_META",
     "AbsoluteTolerance",
     "ChangelogSource",
     "ComparatorError",
@@ -44,6 +46,7 @@ __all__ = [
     "Reconciliation",
     "RelativeTolerance",
     "Settings",
+    "Source",
     "SqlSource",
     "TimestampSkew",
     "open_source",

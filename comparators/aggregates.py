@@ -34,7 +34,7 @@ def partition_aggregates(
         def pick(col: Column, alias: str) -> str:
             return col.left(alias) if is_left else col.right(alias)
 
-        hashed = [pick(k, "t.") for k in plan.keys] + [pick(c, "t.") for c in plan.columns]
+        hashed = [pick(k, "t.") for k in plan.keys] + [p for c in plan.columns for p in c.hashed(is_left, "t.")]
         sums = "".join(f", sum({pick(c, 't.')}) AS s{j}" for j, c in enumerate(summed))
         return (
             f"SELECT {pick(part, 't.')} AS p, count(*) AS n{sums},"

@@ -1,4 +1,39 @@
-"""A changelog read as of a source position (contract in `comparators.sources`)."""
+"""A changelog read as of a source position.
+
+Changelog contract (what the streaming job writes, one table per output)
+-----------------------------------------------------------------------
+Append-only; one row per change of one output key:
+
+    <key columns>         the output's key, same names and types as the batch output
+    <value columns>       the output's values after the change
+    __op          VARCHAR 'c' create, 'u' update, 'd' delete, 'r' snapshot read
+    __pos_file    VARCHAR binlog file of the change (MariaDB/MySQL), e.g. mysql-bin.000003
+    __pos_offset  BIGINT  binlog offset of the change
+    __gtid        VARCHAR MariaDB GTID `domain-server-seq` of the change, NULL if none
+    __lsn         VARCHAR PostgreSQL LSN `HI/LO` (hex) or its decimal value, NULL if none
+    __source_ts_ms BIGINT source commit time (Debezium `source.ts_ms`)
+    __processed_at TIMESTAMP when the streaming job wrote the row
+    __pos_order   BIGINT  optional, recommended: `comparators.positions.binlog_order(file,
+                  offset)` for MariaDB/MySQL, `comparators.positions.lsn_order(lsn)` for
+                  PostgreSQL. When present it orders versions and filters binlog/LSN/
+                  integer positions; it must agree with the columns above.
+
+Every other column whose name starts with `__` is metadata and is dropped from
+the as-of view. The view holds, per key, the version with the greatest position
+at or before P (ties broken by `__processed_at`), and drops keys whose latest op
+is 'd'. "At or before P" is decided in P's own order:
+
+* GTID set `0-1-42,1-2-7`: the row's `__gtid` is in a listed domain with a
+  sequence number <= that domain's; other domains are after P. Within a key,
+  versions are ordered by `__pos_order`, else binlog file/offset, else GTID seq.
+* binlog `file:offset`: (file sequence number, offset) <= P's, numerically.
+* LSN `HI/LO`: the 64-bit value <= P's.
+* integer: `__pos_order` <= P.
+
+Snapshot rows (`__op` = 'r') whose position columns are NULL count as before
+every position: Debezium's initial snapshot precedes the changes it streams.
+Idempotent redelivery (same key, same position) is harmless: one version wins.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +52,14 @@ from comparators.positions import (
     PosOrder,
     parse_position,
 )
-from comparators.sources import Source, describe
-from comparators.sql import ident, idents
+from comparators.source import Source
+from comparators.sql import describe, ident, idents
 
 META_PREFIX = "__"
+# The contract's metadata columns, in the order above.
+CHANGELOG_META = (
+    "__op", "__pos_file", "__pos_offset", "__gtid", "__lsn", "__source_ts_ms", "__processed_at", "__pos_order",
+)  # fmt: skip
 
 # SQL over the contract's columns; the column names are fixed, so no user text enters here.
 _FILE_SEQ = """TRY_CAST(regexp_extract("__pos_file", '\\.([0-9]+)$', 1) AS HUGEINT)"""
@@ -66,7 +105,7 @@ class ChangelogSource:
         if "__op" not in has or missing:
             what = "an __op column" if "__op" not in has else f"key column(s) {missing}"
             raise SourceError(
-                f"changelog {self.log.label} lacks {what}; see the changelog contract in comparators.sources"
+                f"changelog {self.log.label} lacks {what}; see the changelog contract in comparators.changelog"
             )
         where, order = self._filter_and_order(has)
         values = [c for c in columns if not c.startswith(META_PREFIX)]
@@ -94,7 +133,7 @@ class ChangelogSource:
         if not keys:
             raise SourceError(
                 "changelog has no position column (__pos_order, __pos_file/__pos_offset, "
-                "__lsn or __gtid); see the changelog contract in comparators.sources"
+                "__lsn or __gtid); see the changelog contract in comparators.changelog"
             )
         order = ", ".join(keys + ([tiebreak] if tiebreak else []))
         if pos is None:
@@ -124,5 +163,5 @@ class ChangelogSource:
         if column not in has:
             raise PositionError(
                 f"position {pos} needs the changelog column {column}, which is missing; "
-                "see the changelog contract in comparators.sources"
+                "see the changelog contract in comparators.changelog"
             )

@@ -1,11 +1,13 @@
 """reconcile(left, right, keys=...) -> Reconciliation, entirely inside DuckDB.
 
-Every row is reduced to its key and a 64-bit hash of its compared columns (cast to
-their comparison types); rows whose key and hash match a row on the other side are
-identical and dropped. Two different rows share a hash with probability ~2**-64 per
-differing row. What remains (one-sided, duplicated or differing keys; a small set)
-is read in full and compared column by column. Memory stays bounded and a key that
-repeats thousands of times never explodes a join. Two plans find the candidates:
+Every row is reduced to its key and a 64-bit hash of its compared columns (brought
+to their comparison types by `comparators.types`; a value whose conversion was not
+exact also hashes its raw text, so a lossy conversion never makes rows identical);
+rows whose key and hash match a row on the other side are identical and dropped.
+Two different rows share a hash with probability ~2**-64 per differing row. What
+remains (one-sided, duplicated or differing keys; a small set) is read in full and
+compared column by column. Memory stays bounded and a key that repeats thousands of
+times never explodes a join. Two plans find the candidates:
 
 * Integer-key plan (a single integer key, no NULL keys, no repeated key on either
   side): the left's uniqueness is proven exactly and cheaply with bitmaps of its
@@ -42,13 +44,23 @@ import duckdb
 
 from comparators.aggregates import partition_aggregates
 from comparators.changelog import ChangelogSource
+from comparators.conversions import (
+    Lossy,
+    check_options,
+    check_rules,
+    lossy_aggregates,
+    notes,
+    read_lossy,
+    refuse_lossy_keys,
+)
 from comparators.errors import ComparatorError, EmptySideError, SpecError
 from comparators.plan import Column, Plan, make_plan
 from comparators.result import ColumnStats, Reconciliation, Sample, Side
 from comparators.rules import Rule
-from comparators.sources import Source, describe, open_source
+from comparators.source import Source
+from comparators.sources import open_source
 from comparators.spec import InFlight, ReconcileSpec, build_spec
-from comparators.sql import Params, ident, literal, one_row
+from comparators.sql import Params, describe, ident, literal, one_row
 from comparators.types import family, is_integer
 
 Progress = Callable[[str], None]
@@ -79,8 +91,9 @@ class Settings:
     # "auto": the integer-key plan when it applies (see the module docstring), else the
     # aggregate plan; "aggregate": always the aggregate plan. Results are identical.
     strategy: str = "auto"
-    # A pipeline output can legitimately be empty (no alerts yet); the CLI's default refuses.
-    allow_empty: bool = False
+    # An empty side is a result (every row of the other side is missing), and two empty
+    # sides are clean; False refuses an empty side instead (`--require-rows`).
+    allow_empty: bool = True
 
 
 def reconcile(
@@ -96,6 +109,7 @@ def reconcile(
     aggregate_tolerance: Any = 0,
     samples: int = 10,
     in_flight: InFlight | None = None,
+    naive_timezone: str = "UTC",
     left_position: str | None = None,
     right_position: str | None = None,
     baseline_left: Any = None,
@@ -109,7 +123,9 @@ def reconcile(
     Sides are anything `comparators.sources.open_source` takes. `rules` maps column
     names (`*` for the default) to rules or rule strings such as `abs:0.01`;
     `rename` maps right column names to left ones; `coerce` maps columns to the
-    DuckDB type both sides are cast to. `baseline_left` / `baseline_right` are a
+    DuckDB type both sides are cast to; `naive_timezone` is the IANA zone a timestamp
+    without time zone is read in where it meets an aware one (never the host's zone).
+    `baseline_left` / `baseline_right` are a
     rerun of the batch / a replay of the stream, reconciled against their own side
     with the same spec to show the noise each side makes on its own.
 
@@ -121,6 +137,7 @@ def reconcile(
     spec = build_spec(
         keys, rules=rules, ignore=ignore, rename=rename, coerce=coerce, partition=partition,
         aggregate_tolerance=aggregate_tolerance, samples=samples, in_flight=in_flight,
+        naive_timezone=naive_timezone,
     )  # fmt: skip
     settings = settings or Settings()
     lsrc, rsrc = open_source(left), open_source(right)
@@ -145,6 +162,8 @@ def _connect(settings: Settings) -> tuple[duckdb.DuckDBPyConnection, str | None]
     if temp is None:
         temp = owned = tempfile.mkdtemp(prefix="dualrun-duckdb-")
     con = duckdb.connect(":memory:")
+    # Nothing may depend on the host: DuckDB would take its zone for TIMESTAMPTZ casts and display.
+    con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = {literal(settings.memory_limit.strip())}")
     con.execute(f"SET temp_directory = {literal(temp)}")
     con.execute("SET preserve_insertion_order = false")  # lets big operators stream and spill
@@ -173,15 +192,20 @@ def run(
         left.register(con, LEFT, list(spec.keys))
         step("loading right")
         right.register(con, RIGHT, rkeys)
+        check_options(con, spec)
         plan = make_plan(spec, describe(con, LEFT), describe(con, RIGHT), left.label, right.label)
+        check_rules(con, plan)
         rows, ranges = [], []
+        lossy: dict[tuple[str, bool], tuple[int, Any]] = {}
         for name, src in ((LEFT, left), (RIGHT, right)):
-            count, key_range = _count(con, plan, name, settings.strategy == "auto")
+            count, key_range, lost = _count(con, plan, name, settings.strategy == "auto")
             if count == 0 and not settings.allow_empty:
                 side = "left" if name == LEFT else "right"
                 raise EmptySideError(f"the {side} side ({src.label}) has no rows; check the source and its filter")
             rows.append(count)
             ranges.append(key_range)
+            lossy.update(lost)
+        refuse_lossy_keys(plan, lossy)
         step("checking keys")
         lo = _left_key_bitmaps(con, plan, rows, ranges)
         if lo is not None:
@@ -206,7 +230,7 @@ def run(
         step("comparing differing rows")
         params = Params()
         con.execute(_detail_pass(plan, spec, params), params.values)
-        result = _statistics(con, plan, spec, rows, dups)
+        result = _statistics(con, plan, spec, rows, dups, lossy)
         aggregates = None
         if spec.partition is not None:
             step("aggregating partitions")
@@ -249,18 +273,21 @@ def _integer_key(plan: Plan) -> bool:
 
 def _count(
     con: duckdb.DuckDBPyConnection, plan: Plan, side: str, want_range: bool
-) -> tuple[int, tuple[int, int] | None]:
-    """A side's row count and, for a single integer key without NULLs, its min and max."""
-    if not (want_range and _integer_key(plan)):
-        return _scalar(con, f"SELECT count(*) FROM {ident(side)}"), None
-    key = plan.keys[0].left() if side == LEFT else plan.keys[0].right()
-    n, nkeys, lo, hi = one_row(
-        con, f"SELECT count(*), count({key}), min({key})::HUGEINT, max({key})::HUGEINT"
-        f" FROM {ident(side)}",
-    )  # fmt: skip
-    if nkeys != n or lo is None:
-        return int(n), None
-    return int(n), (int(lo), int(hi))
+) -> tuple[int, tuple[int, int] | None, Lossy]:
+    """A side's row count, for a single integer key without NULLs its min and max, and
+    the values each verified conversion lost (see `comparators.conversions`)."""
+    is_left = side == LEFT
+    aggs = ["count(*)"]
+    ranged = want_range and _integer_key(plan)
+    if ranged:
+        key = plan.keys[0].value(is_left, "t.")
+        aggs += [f"count({key})", f"min({key})::HUGEINT", f"max({key})::HUGEINT"]
+    lost = lossy_aggregates(plan, is_left)
+    row = one_row(con, f"SELECT {', '.join(aggs + lost)} FROM {ident(side)} AS t")
+    n, lossy = int(row[0]), read_lossy(plan, is_left, row[len(aggs) :])
+    if not ranged or row[1] != n or row[2] is None:
+        return n, None, lossy
+    return n, (int(row[2]), int(row[3])), lossy
 
 
 def _blocks(key: str, lo: int) -> tuple[str, str]:
@@ -305,13 +332,17 @@ def _row_hash(exprs: list[str]) -> str:
     return f"hash({', '.join(exprs)})" if exprs else "0::UBIGINT"
 
 
+def _hashed(plan: Plan, is_left: bool, alias: str = "") -> list[str]:
+    return [part for c in plan.columns for part in c.hashed(is_left, alias)]
+
+
 def _hash_pass(plan: Plan) -> str:
     """Keys that are not exactly one identical row per side: one GROUP BY, two aggregates."""
     kcols = ", ".join(f"k{i}" for i in range(len(plan.keys)))
     lsel = ", ".join(f"{k.left()} AS k{i}" for i, k in enumerate(plan.keys))
     rsel = ", ".join(f"{k.right()} AS k{i}" for i, k in enumerate(plan.keys))
-    lhash = _row_hash([c.left() for c in plan.columns])
-    rhash = f"xor({_row_hash([c.right() for c in plan.columns])}, {SIDE_MARK}::UBIGINT)"
+    lhash = _row_hash(_hashed(plan, True))
+    rhash = f"xor({_row_hash(_hashed(plan, False))}, {SIDE_MARK}::UBIGINT)"
     return (
         f"CREATE TEMP TABLE {KEYS} AS SELECT {kcols} FROM ("
         f"SELECT {lsel}, {lhash} AS h FROM {LEFT} UNION ALL SELECT {rsel}, {rhash} FROM {RIGHT})"
@@ -320,10 +351,15 @@ def _hash_pass(plan: Plan) -> str:
 
 
 def _row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
-    """One side's keys (k0..), compared columns (c0..) and in-flight column (fl), from `t`."""
+    """One side's keys (k0..), compared columns (c0..), the raw values of converted
+    columns (w0..), whether a verified conversion was exact (o0..) and the in-flight
+    column (fl), from `t`."""
     pick = Column.left if side == LEFT else Column.right
+    is_left = side == LEFT
     exprs = [f"{pick(k, 't.')} AS k{i}" for i, k in enumerate(plan.keys)]
     exprs += [f"{pick(c, 't.')} AS c{j}" for j, c in enumerate(plan.columns)]
+    exprs += [f"{c.raw(is_left, 't.')} AS w{j}" for j, c in enumerate(plan.columns) if c.converted]
+    exprs += [f"{c.exact(is_left, 't.')} AS o{j}" for j, c in enumerate(plan.columns) if c.checked]
     if spec.in_flight is not None:
         col = spec.in_flight.column
         name = col if side == LEFT else {v: k for k, v in spec.rename.items()}.get(col, col)
@@ -345,8 +381,13 @@ def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, 
     right rows - candidate right rows = bits in MATCHED leaves no room for a repeat.
     """
     key = plan.keys[0]
-    lhash = _row_hash([f"c{j}" for j in range(len(plan.columns))])
-    rhash = _row_hash([c.right("t.") for c in plan.columns])
+    lparts = []
+    for j, c in enumerate(plan.columns):
+        lparts.append(f"c{j}")
+        if c.checked:  # the same parts as Column.hashed, from the selected columns
+            lparts.append(f"CASE WHEN o{j} THEN NULL ELSE CAST(w{j} AS VARCHAR) END")
+    lhash = _row_hash(lparts)
+    rhash = _row_hash(_hashed(plan, False, "t."))
     con.execute("SET disabled_optimizers = 'build_side_probe_side'")
     try:
         con.execute(
@@ -416,19 +457,37 @@ def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
     nk = len(plan.keys)
     keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
     on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
-    values = ", ".join(f"l.c{j} AS l{j}, r.c{j} AS r{j}" for j in range(len(plan.columns)))
+    values = ", ".join(_diff_values(plan))
     statuses = []
     for j, col in enumerate(plan.columns):
         lv, rv = f"l.c{j}", f"r.c{j}"
         explained = " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules) or "FALSE"
+        # A value that did not convert exactly is compared as it is: equal only to the same.
+        lossy = (
+            f" WHEN NOT (l.o{j} AND r.o{j}) THEN CASE WHEN NOT l.o{j} AND NOT r.o{j} AND"
+            f" CAST(l.w{j} AS VARCHAR) IS NOT DISTINCT FROM CAST(r.w{j} AS VARCHAR) THEN 0 ELSE 2 END"
+            if col.checked
+            else ""
+        )
         statuses.append(
-            f"CASE WHEN l.present IS NULL OR r.present IS NULL THEN NULL"
+            f"CASE WHEN l.present IS NULL OR r.present IS NULL THEN NULL{lossy}"
             f" WHEN {lv} IS NOT DISTINCT FROM {rv} THEN 0"
             f" WHEN coalesce({explained}, FALSE) THEN 1 ELSE 2 END::UTINYINT AS s{j}"
         )
     flight = "FALSE"
     if spec.in_flight is not None:
-        flight = f"coalesce(greatest(l.fl, r.fl) > {params.bind(spec.in_flight.since)}, FALSE)"
+        since, zone = spec.in_flight.since, literal(spec.naive_timezone)
+        cut = params.bind(since)
+        after = []
+        for alias, duck_type in zip(("l", "r"), plan.in_flight_types, strict=True):
+            # A naive cutoff or column is wall-clock time in the naive-timestamp zone.
+            aware = family(duck_type) == "timestamptz"
+            if since.tzinfo is None:
+                bound = f"timezone({zone}, {cut}::TIMESTAMP)" if aware else f"{cut}::TIMESTAMP"
+            else:
+                bound = f"{cut}::TIMESTAMPTZ" if aware else f"timezone({zone}, {cut}::TIMESTAMPTZ)"
+            after.append(f"coalesce({alias}.fl > {bound}, FALSE)")
+        flight = f"({' OR '.join(after)})"
     select = ", ".join(
         [keys, "l.present IS NOT NULL AS in_l", "r.present IS NOT NULL AS in_r"]
         + ([values] if values else [])
@@ -443,12 +502,33 @@ def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
     )
 
 
+def _diff_values(plan: Plan) -> list[str]:
+    """Per column: compared values (l, r), raw values of converted columns (lw, rw) and
+    whether a verified conversion was exact (lo, ro)."""
+    out = []
+    for j, col in enumerate(plan.columns):
+        out.append(f"l.c{j} AS l{j}, r.c{j} AS r{j}")
+        if col.converted:
+            out.append(f"l.w{j} AS lw{j}, r.w{j} AS rw{j}")
+        if col.checked:
+            out.append(f"l.o{j} AS lo{j}, r.o{j} AS ro{j}")
+    return out
+
+
+def _raw(j: int, col: Column) -> tuple[str, str]:
+    """The DIFF table's columns holding what each side really holds."""
+    return (f"lw{j}", f"rw{j}") if col.converted else (f"l{j}", f"r{j}")
+
+
 def _abs_diff(j: int, col: Column) -> str:
     fam = family(col.pairing.compared_as)
+    exact = f" AND lo{j} AND ro{j}" if col.checked else ""
     if fam in ("exact", "float"):
-        return f"max(abs(l{j} - r{j})) FILTER (s{j} > 0 AND NOT f)"
+        # Integers subtract as HUGEINT: BIGINT extremes would overflow.
+        lv, rv = (f"l{j}::HUGEINT", f"r{j}::HUGEINT") if is_integer(col.pairing.compared_as) else (f"l{j}", f"r{j}")
+        return f"max(abs({lv} - {rv})) FILTER (s{j} > 0 AND NOT f{exact})"
     if fam in ("time", "timestamptz"):
-        return f"max(abs(epoch_us(l{j}) - epoch_us(r{j})) / 1e6) FILTER (s{j} > 0 AND NOT f)"
+        return f"max(abs(epoch_us(l{j}) - epoch_us(r{j})) / 1e6) FILTER (s{j} > 0 AND NOT f{exact})"
     return "NULL"
 
 
@@ -458,6 +538,7 @@ def _statistics(
     spec: ReconcileSpec,
     rows: list[int],
     dups: tuple[Any, ...],
+    lossy: Lossy,
 ) -> Reconciliation:
     nc = len(plan.columns)
     any_mismatch = " OR ".join(f"s{j} = 2" for j in range(nc)) or "FALSE"
@@ -475,7 +556,7 @@ def _statistics(
         aggs += [
             f"count(*) FILTER (s{j} = 2 AND NOT f)",
             f"count(*) FILTER (s{j} = 1 AND NOT f)",
-            f"count(*) FILTER (s{j} = 2 AND NOT f AND ((l{j} IS NULL) <> (r{j} IS NULL)))",
+            f"count(*) FILTER (s{j} = 2 AND NOT f AND (({_raw(j, col)[0]} IS NULL) <> ({_raw(j, col)[1]} IS NULL)))",
             _abs_diff(j, col),
         ]
     stats = one_row(con, f"SELECT {', '.join(aggs)} FROM {DIFF}")
@@ -489,6 +570,8 @@ def _statistics(
                 compared_as=col.pairing.compared_as, rules=tuple(r.describe() for r in col.rules),
                 mismatches=int(m), within_tolerance=int(w), null_vs_value=int(nv), max_abs_diff=mx,
                 right_name=col.right_name if col.right_name != col.name else None,
+                lossy_left=lossy.get((col.name, True), (0, None))[0],
+                lossy_right=lossy.get((col.name, False), (0, None))[0],
             )
         )  # fmt: skip
     dkl, drl, dkr, drr, left_unmatched = (int(v) for v in dups)  # unmatched among kept keys
@@ -507,19 +590,31 @@ def _statistics(
         schema=plan.schema,
         samples=samples,
         spec=spec.to_dict(),
+        notes=notes(plan, spec, lossy),
     )
+
+
+def _shown(column: str, duck_type: str) -> str:
+    """A sample value as fetched: nanosecond times as text, since Python's datetime would
+    drop the nanoseconds and two different values would look the same."""
+    return f"CAST({column} AS VARCHAR)" if duck_type.upper() in ("TIMESTAMP_NS", "TIME_NS") else column
 
 
 def _samples(
     con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, conditions: dict[str, str]
 ) -> tuple[Sample, ...]:
-    nk, nc = len(plan.keys), len(plan.columns)
+    nk = len(plan.keys)
     knames = [k.name for k in plan.keys]
     korder = ", ".join(f"k{i}" for i in range(nk))
-    cols = ", ".join(f"l{j}, r{j}, s{j}" for j in range(nc))
+    kshown = ", ".join(_shown(f"k{i}", k.pairing.compared_as) for i, k in enumerate(plan.keys))
+    cols = ", ".join(
+        f"{_shown(_raw(j, c)[0], c.side_type(True) if c.converted else c.pairing.compared_as)},"
+        f" {_shown(_raw(j, c)[1], c.side_type(False) if c.converted else c.pairing.compared_as)}, s{j}"
+        for j, c in enumerate(plan.columns)
+    )
     out: list[Sample] = []
     for cause, cond in conditions.items():
-        sql = f"SELECT {korder}{', ' + cols if cols else ''} FROM {DIFF} WHERE {cond}"
+        sql = f"SELECT {kshown}{', ' + cols if cols else ''} FROM {DIFF} WHERE {cond}"
         for row in con.execute(f"{sql} ORDER BY {korder} LIMIT {int(spec.samples)}").fetchall():
             key = tuple(zip(knames, row[:nk], strict=True))
             values = []
@@ -529,7 +624,7 @@ def _samples(
                     values.append((col.name, lv, rv))
             out.append(Sample(cause, key, tuple(values)))
     dup_sql = (
-        f"SELECT {korder}, nl, nr FROM {COUNTS} WHERE nl > 1 OR nr > 1"
+        f"SELECT {kshown}, nl, nr FROM {COUNTS} WHERE nl > 1 OR nr > 1"
         f" ORDER BY greatest(nl, nr) DESC, {korder} LIMIT {int(spec.samples)}"
     )
     for row in con.execute(dup_sql).fetchall():

@@ -12,7 +12,7 @@ string (`mysql-bin.000010` < `mysql-bin.000009` once the counter widens, `9/0` >
 * PostgreSQL LSN `16/B374D848`: two hex halves of one 64-bit number.
 
 `order` turns binlog and LSN positions into one integer that sorts truly; it is
-what the streaming job writes as `__pos_order` (see `comparators.sources`).
+what the streaming job writes as `__pos_order` (see `comparators.changelog`).
 """
 
 from __future__ import annotations

@@ -42,6 +42,15 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _pair(left: Any, right: Any) -> dict[str, Any]:
+    """Both sides' values; when their JSON forms are equal but the values are not (a
+    DECIMAL and its text, NaN and 'nan'), their types too, so they never look the same."""
+    out = {"left": jsonable(left), "right": jsonable(right)}
+    if out["left"] == out["right"] and (type(left) is not type(right) or repr(left) != repr(right)):
+        out.update(left_type=type(left).__name__, right_type=type(right).__name__)
+    return out
+
+
 @dataclass(frozen=True)
 class Side:
     """One side's size and identity."""
@@ -76,6 +85,8 @@ class ColumnStats:
     null_vs_value: int  # mismatches where exactly one side is NULL
     max_abs_diff: Any = None  # largest |left - right| among differing rows (numbers, seconds)
     right_name: str | None = None  # when renamed
+    lossy_left: int = 0  # left values that did not convert to `compared_as` exactly
+    lossy_right: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +99,8 @@ class ColumnStats:
             "compared_as": self.compared_as,
             "rules": list(self.rules),
             "right_name": self.right_name,
+            "lossy_left": self.lossy_left,
+            "lossy_right": self.lossy_right,
         }
 
 
@@ -143,7 +156,7 @@ class Sample:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"cause": self.cause, "key": {k: jsonable(v) for k, v in self.key}}
         if self.values:
-            out["values"] = {c: {"left": jsonable(lv), "right": jsonable(rv)} for c, lv, rv in self.values}
+            out["values"] = {c: _pair(lv, rv) for c, lv, rv in self.values}
         if self.left_count is not None:
             out["left_count"] = self.left_count
             out["right_count"] = self.right_count
@@ -214,6 +227,9 @@ class Reconciliation:
     baselines: tuple[tuple[str, Reconciliation], ...] = ()  # (what, noise reconciliation)
     name: str | None = None
     elapsed_s: float = 0.0
+    # How comparisons were made where that is not plain equality of like types
+    # (naive timestamps' zone, conversions that lost information).
+    notes: tuple[str, ...] = ()
 
     @property
     def causes(self) -> dict[str, int]:
@@ -267,5 +283,6 @@ class Reconciliation:
             "aggregates": self.aggregates.to_dict() if self.aggregates else None,
             "baselines": {what: r.to_dict() for what, r in self.baselines},
             "spec": self.spec,
+            "notes": list(self.notes),
             "elapsed_s": round(self.elapsed_s, 3),
         }

@@ -12,39 +12,8 @@ pymysql, PostgreSQL via psycopg), `FrameSource` (pandas, polars, Arrow) and
 `ChangelogSource` (any of these read as of a source position). `open_source`
 turns the CLI's strings and Python objects into one of them.
 
-Changelog contract (what the streaming job writes, one table per output)
------------------------------------------------------------------------
-Append-only; one row per change of one output key:
-
-    <key columns>         the output's key, same names and types as the batch output
-    <value columns>       the output's values after the change
-    __op          VARCHAR 'c' create, 'u' update, 'd' delete, 'r' snapshot read
-    __pos_file    VARCHAR binlog file of the change (MariaDB/MySQL), e.g. mysql-bin.000003
-    __pos_offset  BIGINT  binlog offset of the change
-    __gtid        VARCHAR MariaDB GTID `domain-server-seq` of the change, NULL if none
-    __lsn         VARCHAR PostgreSQL LSN `HI/LO` (hex) or its decimal value, NULL if none
-    __source_ts_ms BIGINT source commit time (Debezium `source.ts_ms`)
-    __processed_at TIMESTAMP when the streaming job wrote the row
-    __pos_order   BIGINT  optional, recommended: `comparators.positions.binlog_order(file,
-                  offset)` for MariaDB/MySQL, `comparators.positions.lsn_order(lsn)` for
-                  PostgreSQL. When present it orders versions and filters binlog/LSN/
-                  integer positions; it must agree with the columns above.
-
-Every other column whose name starts with `__` is metadata and is dropped from
-the as-of view. The view holds, per key, the version with the greatest position
-at or before P (ties broken by `__processed_at`), and drops keys whose latest op
-is 'd'. "At or before P" is decided in P's own order:
-
-* GTID set `0-1-42,1-2-7`: the row's `__gtid` is in a listed domain with a
-  sequence number <= that domain's; other domains are after P. Within a key,
-  versions are ordered by `__pos_order`, else binlog file/offset, else GTID seq.
-* binlog `file:offset`: (file sequence number, offset) <= P's, numerically.
-* LSN `HI/LO`: the 64-bit value <= P's.
-* integer: `__pos_order` <= P.
-
-Snapshot rows (`__op` = 'r') whose position columns are NULL count as before
-every position: Debezium's initial snapshot precedes the changes it streams.
-Idempotent redelivery (same key, same position) is harmless: one version wins.
+The changelog contract (what a streaming job writes for `ChangelogSource`) is in
+`comparators.changelog`.
 """
 
 from __future__ import annotations
@@ -54,30 +23,18 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 
+from comparators.changelog import ChangelogSource
 from comparators.errors import SourceError
+from comparators.source import Source
 from comparators.sql import ident, literal, one_row
 
 # Fetch size for SQL sources: large enough to amortise round trips, small enough per chunk.
 SQL_CHUNK_ROWS = 50_000
-
-
-@runtime_checkable
-class Source(Protocol):
-    """One side of a reconciliation."""
-
-    @property
-    def label(self) -> str:
-        """Where the data comes from, without secrets."""
-        ...
-
-    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
-        """Create a view or temp table `name` that can be scanned more than once."""
-        ...
 
 
 def _io_error(what: str, exc: Exception, hint: str) -> SourceError:
@@ -357,8 +314,6 @@ def open_source(spec: Any, *, position: str | None = None) -> Source:
     >>> open_source("duckdb:w.db?table=orders")
     DuckDBSource(path='w.db', table='orders', schema='main')
     """
-    from comparators.changelog import ChangelogSource
-
     src = spec if isinstance(spec, Source) else _from_object(spec)
     return ChangelogSource(src, position) if position is not None else src
 
@@ -401,8 +356,3 @@ def _sql_source(text: str) -> SqlSource:
         raise SourceError(f"{shown}: add ?table=NAME (or ?query=SQL) to say what to compare")
     clean = url.difference_update_query(["table", "query", "schema"])
     return SqlSource(clean.render_as_string(hide_password=False), table, query, schema)
-
-
-def describe(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
-    """Column names and DuckDB types of a registered side, in order."""
-    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]

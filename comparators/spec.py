@@ -43,6 +43,7 @@ class ReconcileSpec:
     aggregate_tolerance: Decimal = Decimal(0)  # relative, for per-partition sums
     samples: int = 10
     in_flight: InFlight | None = None
+    naive_timezone: str = "UTC"  # IANA zone a timestamp without time zone is read in
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -54,6 +55,19 @@ class ReconcileSpec:
         ignored_keys = set(self.keys) & set(self.ignore)
         if ignored_keys:
             raise SpecError(f"key column(s) {sorted(ignored_keys)} cannot also be ignored")
+        ruled_keys = set(self.keys) & set(self.rules)
+        if ruled_keys:
+            raise SpecError(
+                f"key column(s) {sorted(ruled_keys)} have a rule, but keys are matched exactly; remove the rule"
+            )
+        for what, names in (("a rule", self.rules), ("a coercion", self.coerce)):
+            both = sorted(set(names) & set(self.ignore))
+            if both:
+                raise SpecError(f"column(s) {both} are ignored and also have {what}; drop one of the two")
+        if self.aggregate_tolerance and self.partition is None:
+            raise SpecError("an aggregate tolerance applies to per-partition sums; give --partition COL too")
+        if not self.naive_timezone.strip():
+            raise SpecError("the naive-timestamp zone is empty; give an IANA zone such as UTC")
 
     def rules_for(self, column: str) -> tuple[Rule, ...]:
         return self.rules.get(column, self.default)
@@ -70,6 +84,7 @@ class ReconcileSpec:
             "aggregate_tolerance": str(self.aggregate_tolerance),
             "samples": self.samples,
             "in_flight": self.in_flight.to_dict() if self.in_flight else None,
+            "naive_timezone": self.naive_timezone,
         }
 
 
@@ -89,6 +104,7 @@ def build_spec(
     aggregate_tolerance: Decimal | str | int = 0,
     samples: int = 10,
     in_flight: InFlight | None = None,
+    naive_timezone: str = "UTC",
 ) -> ReconcileSpec:
     """A spec from friendly arguments; rule values may be rule objects or `abs:0.01` strings,
     and the column `*` sets the default rule."""
@@ -105,6 +121,7 @@ def build_spec(
         aggregate_tolerance=Decimal(aggregate_tolerance),
         samples=samples,
         in_flight=in_flight,
+        naive_timezone=naive_timezone,
     )
 
 

@@ -49,3 +49,8 @@ def one_row(con: Any, sql: str, params: Any = None) -> tuple[Any, ...]:
     """The single row of an aggregate query, fetched to the end so the connection is free."""
     rows = con.execute(sql, params).fetchall() if params is not None else con.execute(sql).fetchall()
     return tuple(rows[0]) if rows else ()
+
+
+def describe(con: Any, name: str) -> list[tuple[str, str]]:
+    """Column names and DuckDB types of a registered relation, in order."""
+    return [(str(r[0]), str(r[1])) for r in con.execute(f"DESCRIBE {ident(name)}").fetchall()]

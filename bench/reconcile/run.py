@@ -166,15 +166,14 @@ def tool_dualrun_aggregate(left: str, right: str) -> dict[str, int]:
             "changed": result.mismatched_rows}  # fmt: skip
 
 
-def tool_dualrun_cli(left: str, right: str) -> dict[str, int]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from migrate.cli import main; main()", "reconcile", left, right,
-         "--key", "id", "--format", "json"],
-        capture_output=True, text=True, check=False, cwd=ROOT,
-    )  # fmt: skip
-    if out.returncode not in (0, 1):
-        raise RuntimeError(out.stderr)
-    data = json.loads(out.stdout)
+# The CLI as users run it: its own process (timed directly, not under this runner), with
+# tolerances and JSON. The pair has no fx_rate column, so the second tolerance goes on
+# the other numeric value column (dualrun refuses a rule on a column that does not exist).
+CLI_ARGS = ["--key", "id", "--tolerance", "price=abs:1e-9", "--tolerance", "amount=abs:1e-9", "--format", "json"]
+
+
+def cli_counts(stdout: str) -> dict[str, int]:
+    data = json.loads(stdout)
     return {"only_left": data["only_in_left"], "only_right": data["only_in_right"],
             "changed": data["mismatched_rows"]}  # fmt: skip
 
@@ -225,12 +224,13 @@ def tool_datacompy_polars(left: str, right: str) -> dict[str, int]:
             "changed": len(cmp.all_mismatch())}  # fmt: skip
 
 
-TOOLS = {
+TOOLS: dict[str, Any] = {
     "scan": tool_scan,
     "handjoin": tool_handjoin,
     "handjoin_hash": tool_handjoin_hash,
     "dualrun": tool_dualrun,
     "dualrun_aggregate": tool_dualrun_aggregate,
+    "dualrun_cli": None,  # run by run_tool_timed as `python -m migrate.cli reconcile ...`
     "reladiff": tool_reladiff,
     "datacompy_polars": tool_datacompy_polars,
     "datacompy": tool_datacompy,
@@ -240,20 +240,26 @@ TOOLS = {
 def run_tool_timed(tool: str, left: Path, right: Path) -> dict[str, Any]:
     """Like `measure`, but through /usr/bin/time so the child's peak RSS is exact."""
     started = time.perf_counter()
+    command = [sys.executable, __file__, "--tool", tool, str(left), str(right)]
+    if tool == "dualrun_cli":
+        command = [sys.executable, "-m", "migrate.cli", "reconcile", str(left), str(right), *CLI_ARGS]
     proc = subprocess.run(
-        ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, __file__, "--tool", tool,
-         str(left), str(right)],
+        ["/usr/bin/time", "-f", "MAXRSS_KB=%M CPU_S=%U %S", *command],
         capture_output=True, text=True, cwd=ROOT, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     wall = time.perf_counter() - started
-    rss_kb = next((int(x.split("=")[1]) for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB=")), 0)
-    if proc.returncode != 0:
+    stats = next((x for x in proc.stderr.splitlines() if x.startswith("MAXRSS_KB=")), "MAXRSS_KB=0 CPU_S=0 0")
+    rss_kb = int(stats.split()[0].split("=")[1])
+    cpu_s = float(stats.split()[1].split("=")[1]) + float(stats.split()[2])  # user + system, all threads
+    if proc.returncode != 0 and not (tool == "dualrun_cli" and proc.returncode == 1):
         tail = [x for x in proc.stderr.splitlines() if not x.startswith("MAXRSS_KB=")][-3:]
         return {"error": " | ".join(tail), "wall_s": wall, "rss_mb": rss_kb / 1024}
     return {
         "wall_s": wall,
+        "cpu_s": cpu_s,
         "rss_mb": rss_kb / 1024,
-        "counts": json.loads(proc.stdout.splitlines()[-1]),
+        "counts": cli_counts(proc.stdout) if tool == "dualrun_cli" else json.loads(proc.stdout.splitlines()[-1]),
     }
 
 
@@ -298,6 +304,7 @@ def main() -> None:
         results[tool] = {
             "runs": runs[tool],
             "median_wall_s": statistics.median(r["wall_s"] for r in ok) if ok else None,
+            "median_cpu_s": statistics.median(r["cpu_s"] for r in ok) if ok else None,
             "max_rss_mb": max(r["rss_mb"] for r in ok) if ok else None,
             "counts": ok[0]["counts"] if ok else None,
             "error": None if ok else runs[tool][-1]["error"],
@@ -311,6 +318,7 @@ def report(args: argparse.Namespace, results: dict[str, Any], gen_s: float) -> N
     reference = expected(args.rows, args.seed)
     agree = {t: c == reference for t, c in counted.items() if c}
     base = {t: results[t]["median_wall_s"] for t in ("scan", "handjoin") if t in results}
+    cpu_base = results.get("handjoin", {}).get("median_cpu_s")
     summary = {
         "rows": args.rows, "seed": args.seed, "repeat": args.repeat,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -327,23 +335,27 @@ def report(args: argparse.Namespace, results: dict[str, Any], gen_s: float) -> N
         f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}. Medians of "
         f"{args.repeat} (tools marked once: 1 run), whole process wall time and peak RSS;"
         f" repeated tools ran in interleaved rounds. 1-minute load average before/after:"
-        f" {args.load[0]}/{args.load[1]} (the machine is shared).",
+        f" {args.load[0]}/{args.load[1]} (the machine is shared). CPU s: user + system time of"
+        " all the tool's threads, less sensitive than wall time to other load on the machine.",
         f"Counts the pair has by construction (every tool's are checked against them): {reference}",
         "",
-        "| tool | median wall s | peak RSS MB | vs scan | vs hand join | counts agree |",
-        "|---|---|---|---|---|---|",
+        "| tool | median wall s | peak RSS MB | vs scan | vs hand join | median CPU s | CPU vs hand join"
+        " | counts agree |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for tool, r in results.items():
         wall = r["median_wall_s"]
         if wall is None:
-            lines.append(f"| {tool} | failed: {r['error']} | | | | |")
+            lines.append(f"| {tool} | failed: {r['error']} | | | | | | |")
             continue
         ratios = [f"{wall / base[b]:.2f}x" if base.get(b) else "" for b in ("scan", "handjoin")]
         agreed = "" if tool == "scan" else ("yes" if agree.get(tool) else "NO")
         runs = len([x for x in r["runs"] if "error" not in x])
+        cpu = r.get("median_cpu_s")
+        cpu_ratio = f"{cpu / cpu_base:.2f}x" if cpu and cpu_base else ""
         lines.append(
             f"| {tool}{' (once)' if runs == 1 else ''} | {wall:.2f} | {r['max_rss_mb']:.0f} |"
-            f" {ratios[0]} | {ratios[1]} | {agreed} |"
+            f" {ratios[0]} | {ratios[1]} | {cpu or 0:.2f} | {cpu_ratio} | {agreed} |"
         )
     (args.out / f"results{suffix}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

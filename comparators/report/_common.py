@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+from decimal import Decimal  # noqa: F401 (doctest)
 from typing import Any
 
 from comparators.result import EXPLAINED_CAUSES, Reconciliation, Sample, jsonable
@@ -19,11 +21,67 @@ CAUSE_TITLES = {
 }
 
 
+# Text that would read as something else if shown bare.
+_RESERVED = {"NULL", "NONE", "NAN", "-NAN", "INF", "-INF", "INFINITY", "-INFINITY", "TRUE", "FALSE", "-0", "-0.0"}
+_VISIBLE_CATEGORIES = ("L", "N", "P", "S")  # letters, numbers, punctuation, symbols (not marks)
+
+
+def _escape(ch: str, ascii_only: bool) -> str:
+    if ch in "'\\":
+        return "\\" + ch
+    cat = unicodedata.category(ch)
+    if ch == " " or (cat[0] in _VISIBLE_CATEGORIES and not (ascii_only and ord(ch) > 127)):
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def text(v: str) -> str:
+    """Text as a person can tell it from any other text, NULL and numbers: bare when
+    plain, else quoted with invisible characters, marks and blanks made visible (and
+    every non-ASCII character escaped when the text is not in Unicode NFC form).
+
+    >>> [text(t) for t in ("paid", "NULL", "a ", "caf\u00e9", "cafe\u0301", "x\u200by", "")]
+    ['paid', "'NULL'", "'a '", 'café', "'cafe\\\\u0301'", "'x\\\\u200by'", "''"]
+    """
+    ascii_only = unicodedata.normalize("NFC", v) != v
+    # A space after a space is escaped: HTML and Markdown collapse runs of blanks.
+    escaped = "".join(
+        "\\x20" if ch == " " and i and v[i - 1] == " " else _escape(ch, ascii_only) for i, ch in enumerate(v)
+    )
+    plain = escaped == v and v and v == v.strip() and v.upper() not in _RESERVED and "'" not in v
+    return v if plain else f"'{escaped}'"
+
+
 def value(v: Any) -> str:
+    """One value for the human-readable formats; NULL is the SQL NULL, never text.
+
+    >>> [value(x) for x in (None, "NULL", -0.0, float("nan"), b"\\x04\\x01")]
+    ['NULL', "'NULL'", '-0.0', 'nan', '0x0401']
+    """
     if v is None:
         return "NULL"
+    if isinstance(v, str):
+        return text(v)
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
     out = jsonable(v)
     return out if isinstance(out, str) else str(out)
+
+
+def values(left: Any, right: Any) -> tuple[str, str]:
+    """Two values shown side by side: when they would look the same but differ (a DECIMAL
+    and its text, a float and a string), each also says its type.
+
+    >>> values(Decimal("10.25"), "10.25")
+    ('10.25 (Decimal)', '10.25 (str)')
+    """
+    lv, rv = value(left), value(right)
+    if lv == rv and (type(left) is not type(right) or repr(left) != repr(right)):
+        return f"{lv} ({type(left).__name__})", f"{rv} ({type(right).__name__})"
+    return lv, rv
 
 
 def headline(result: Reconciliation) -> str:
@@ -55,5 +113,5 @@ def sample_line(s: Sample) -> str:
     if s.cause == "missing_in_batch":
         vals = ", ".join(f"{c}={value(rv)}" for c, _, rv in s.values)
         return f"{key}: right has {vals}" if vals else key
-    diffs = "; ".join(f"{c}: {value(lv)} -> {value(rv)}" for c, lv, rv in s.values)
+    diffs = "; ".join(f"{c}: {' -> '.join(values(lv, rv))}" for c, lv, rv in s.values)
     return f"{key}: {diffs}"

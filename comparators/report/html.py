@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup
 
 from comparators.report import charts
-from comparators.report._common import CAUSE_TITLES, cause_rows, headline, value
+from comparators.report._common import CAUSE_TITLES, cause_rows, headline, value, values
 from comparators.report.model import OutputRun, RunReport
 from comparators.result import EXPLAINED_CAUSES, Reconciliation, Sample
 
@@ -50,7 +50,7 @@ def _values(s: Sample) -> list[tuple[str, str, str]]:
         return [("(row)", ", ".join(f"{c}={value(lv)}" for c, lv, _ in s.values) or "present", "(no row)")]
     if s.cause == "missing_in_batch":
         return [("(row)", "(no row)", ", ".join(f"{c}={value(rv)}" for c, _, rv in s.values) or "present")]
-    return [(c, value(lv), value(rv)) for c, lv, rv in s.values]
+    return [(c, *values(lv, rv)) for c, lv, rv in s.values]
 
 
 def _baselines(result: Reconciliation) -> list[dict[str, Any]]:

@@ -10,6 +10,18 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _text(text: str) -> str:
+    """Data in running Markdown: its punctuation escaped, so 'a*b*' never renders as 'a' +
+    italic 'b' (an underscore inside a word, as in order_id, cannot start emphasis)."""
+
+    def escaped(i: int, ch: str) -> str:
+        if ch == "_" and 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum():
+            return ch
+        return "\\" + ch if ch in "\\`*_[]<~" else ch
+
+    return _cell("".join(escaped(i, ch) for i, ch in enumerate(text)))
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     return lines + ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
@@ -38,9 +50,11 @@ def _body(result: Reconciliation, level: str) -> list[str]:
                 for c in result.columns
             ],
         )  # fmt: skip
+    if result.notes:
+        out += ["", "How values were compared:", ""] + [f"- {_text(n)}" for n in result.notes]
     if result.samples:
         out += ["", "Samples:", ""]
-        out += [f"- **{s.cause}** {_cell(sample_line(s))}" for s in result.samples]
+        out += [f"- **{s.cause}** {_text(sample_line(s))}" for s in result.samples]
     return out
 
 

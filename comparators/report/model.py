@@ -70,6 +70,8 @@ def reconciliation_from_dict(d: dict[str, Any]) -> Reconciliation:
                 null_vs_value=int(c["null_vs_value"]),
                 max_abs_diff=c.get("max_abs_diff"),
                 right_name=c.get("right_name"),
+                lossy_left=int(c.get("lossy_left") or 0),
+                lossy_right=int(c.get("lossy_right") or 0),
             )
             for name, c in (d.get("columns") or {}).items()
         ),  # fmt: skip
@@ -109,6 +111,7 @@ def reconciliation_from_dict(d: dict[str, Any]) -> Reconciliation:
         baselines=tuple((what, reconciliation_from_dict(r)) for what, r in (d.get("baselines") or {}).items()),
         name=d.get("name"),
         elapsed_s=float(d.get("elapsed_s") or 0.0),
+        notes=tuple(d.get("notes") or ()),
     )
 
 

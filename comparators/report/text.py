@@ -37,6 +37,8 @@ def _body(result: Reconciliation, title: str) -> list[str]:
         header = ["column", "compared as", "rules", "mismatches", "within tol", "null/value",
                   "max |diff|"]  # fmt: skip
         out += _table(header, rows)
+    if result.notes:
+        out += ["", "How values were compared"] + [f"  {n}" for n in result.notes]
     schema = result.schema
     if schema.only_in_left or schema.only_in_right or schema.type_mismatches:
         out += ["", "Schema"]

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
-from comparators.rules._numbers import non_negative
+from comparators.rules._numbers import as_decimal, is_float, non_negative
 from comparators.sql import Params
 
 
 @dataclass(frozen=True)
 class RelativeTolerance:
-    """|left - right| <= tolerance * max(|left|, |right|).
+    """|left - right| <= tolerance * max(|left|, |right|), exact at the boundary like
+    `AbsoluteTolerance` (DOUBLE/FLOAT values read as their shortest decimal form).
 
     >>> RelativeTolerance(Decimal("0.001")).describe()
     'rel:0.001'
@@ -30,10 +31,17 @@ class RelativeTolerance:
 
     def explains(self, left: str, right: str, sql_type: str, params: Params) -> str:
         bound = params.bind(self.tolerance)
-        return (
-            f"({left} IS NOT NULL AND {right} IS NOT NULL AND "
-            f"abs({left} - {right}) <= {bound} * greatest(abs({left}), abs({right})))"
-        )
+
+        def test(lv: str, rv: str) -> str:
+            return f"TRY(abs({lv} - {rv}) <= {bound} * greatest(abs({lv}), abs({rv})))"
+
+        if is_float(sql_type):
+            l_dec, r_dec = as_decimal(left), as_decimal(right)
+            approx = f"abs({left} - {right}) <= {bound}::DOUBLE * greatest(abs({left}), abs({right}))"
+            within = f"coalesce({test(l_dec, r_dec)}, {approx})"
+        else:
+            within = f"coalesce({test(left, right)}, FALSE)"
+        return f"({left} IS NOT NULL AND {right} IS NOT NULL AND {within})"
 
     def describe(self) -> str:
         return f"rel:{self.tolerance}"

@@ -80,6 +80,15 @@ def _in_flight(value: str | None) -> InFlight | None:
     metavar="COL=TIMESTAMP",
     help="Without positions: differences whose COL is after TIMESTAMP are in flight.",
 )
+@click.option(
+    "--naive-tz",
+    "naive_tz",
+    default="UTC",
+    show_default=True,
+    metavar="ZONE",
+    help="IANA zone that timestamps without time zone are read in where they meet aware ones.",
+)
+@click.option("--require-rows", is_flag=True, help="Refuse (exit 2) an empty side instead of reporting it.")
 @click.option("--baseline-left", metavar="SOURCE", help="A rerun of the batch, to measure its own noise.")
 @click.option("--baseline-right", metavar="SOURCE", help="A replay of the stream, to measure its own noise.")
 @click.option("--samples", default=10, show_default=True, help="Sample rows per cause.")
@@ -116,6 +125,8 @@ def reconcile(
     aggregate_tolerance: str,
     as_of: str | None,
     in_flight: str | None,
+    naive_tz: str,
+    require_rows: bool,
     baseline_left: str | None,
     baseline_right: str | None,
     samples: int,
@@ -153,6 +164,7 @@ def reconcile(
         memory_limit=memory_limit,
         temp_directory=str(temp_dir) if temp_dir else None,
         threads=threads,
+        allow_empty=not require_rows,
     )
     console = Console(stderr=True)
     show = console.is_terminal and not console.is_dumb_terminal
@@ -174,6 +186,7 @@ def reconcile(
             aggregate_tolerance=agg_tol,
             samples=samples,
             in_flight=_in_flight(in_flight),
+            naive_timezone=naive_tz,
             left_position=as_of,
             baseline_left=baseline_left,
             baseline_right=baseline_right,

@@ -8,6 +8,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from comparators import Settings, reconcile
 from comparators.errors import EmptySideError, SpecError
 from tests.unit.comparators.conftest import rec, table
 
@@ -102,9 +103,14 @@ def test_missing_key_column_is_a_spec_error_naming_the_side() -> None:
         rec(LEFT, LEFT.drop(["amount"]).rename_columns(["k", "name"]), ["amount"])
 
 
-def test_empty_side_is_an_error() -> None:
+def test_empty_side_is_every_row_missing_unless_rows_are_required() -> None:
+    r = rec(LEFT, LEFT.slice(0, 0))
+    assert (r.exit_code, r.only_in_left, r.right.rows) == (1, LEFT.num_rows, 0)
+    r = rec(LEFT.slice(0, 0), LEFT)
+    assert (r.exit_code, r.only_in_right) == (1, LEFT.num_rows)
+    assert rec(LEFT.slice(0, 0), LEFT.slice(0, 0)).verdict == "clean"
     with pytest.raises(EmptySideError, match="right side"):
-        rec(LEFT, LEFT.slice(0, 0))
+        reconcile(LEFT, LEFT.slice(0, 0), ["id"], settings=Settings(allow_empty=False))
 
 
 def test_counts_agree_with_a_duckdb_reference_diff() -> None:

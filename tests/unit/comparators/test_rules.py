@@ -115,14 +115,20 @@ def test_decimal_vs_double_is_a_type_mismatch_until_coerced() -> None:
     assert r.causes["type_mismatch"] == 0 and _counts(r) == (1, 1, 1)
 
 
-def test_string_vs_timestamp_coercion_counts_unparsable_values() -> None:
+def test_string_vs_timestamp_is_compared_as_text_and_coercion_checks_each_value() -> None:
     t = datetime(2024, 5, 1, 2, 0)
     left = table(id=[1, 2, 3], ts=[t, t, t])
     right = table(id=[1, 2, 3], ts=["2024-05-01 02:00:00", "2024-05-01 02:00:01", "garbage"])
     r = rec(left, right)
-    assert r.schema.type_mismatches[0].compared_as == "TIMESTAMP"
+    assert r.schema.type_mismatches[0].compared_as == "VARCHAR"
     col = r.columns[0]
-    assert (col.mismatches, col.null_vs_value) == (2, 1)  # 'garbage' does not convert
+    assert (col.mismatches, col.null_vs_value) == (2, 0)  # text is never parsed implicitly
+    r = rec(left, right, coerce={"ts": "TIMESTAMP"})
+    col = r.columns[0]
+    # 'garbage' does not convert: a difference showing the raw text, never a NULL.
+    assert (col.mismatches, col.null_vs_value, col.lossy_right) == (2, 0, 1)
+    shown = {s.key[0][1]: s.values[0][2] for s in r.samples}
+    assert shown[3] == "garbage" and any("loses information" in n for n in r.notes)
 
 
 def test_decimal_widths_are_the_same_family_not_a_mismatch() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import comparators.sources as sources
+from comparators import Settings, reconcile
 from comparators.errors import SourceError
 from tests.unit.comparators.conftest import rec, table
 
@@ -46,8 +47,10 @@ def test_an_empty_result_is_an_empty_side(db: str) -> None:
     from comparators import SqlSource
     from comparators.errors import EmptySideError
 
+    empty = SqlSource(db, query="SELECT id FROM orders WHERE id > 99")
+    assert rec(table(id=[1]), empty).only_in_left == 1
     with pytest.raises(EmptySideError, match="right side"):
-        rec(table(id=[1]), SqlSource(db, query="SELECT id FROM orders WHERE id > 99"))
+        reconcile(table(id=[1]), empty, ["id"], settings=Settings(allow_empty=False))
 
 
 def test_incompatible_chunks_are_one_clear_error(db: str) -> None:

@@ -102,11 +102,32 @@ def test_bad_sources_exit_2(pair: tuple[str, str, str], left: str, message: str)
     assert len(err.strip().splitlines()) == 1
 
 
-def test_empty_side_exits_2(pair: tuple[str, str, str], tmp_path: Path) -> None:
+def test_empty_stream_is_every_row_missing_and_require_rows_refuses(pair: tuple[str, str, str], tmp_path: Path) -> None:
     empty = tmp_path / "empty.parquet"
     pq.write_table(pq.read_table(pair[0]).slice(0, 0), empty)
-    code, _, err = invoke(pair[0], str(empty), "--key", "id")
+    code, out, _ = invoke(pair[0], str(empty), "--key", "id", "--format", "json")
+    assert code == 1 and json.loads(out)["only_in_left"] == pq.read_table(pair[0]).num_rows > 0
+    assert invoke(str(empty), str(empty), "--key", "id")[0] == 0
+    code, _, err = invoke(pair[0], str(empty), "--key", "id", "--require-rows")
     assert code == 2 and "has no rows" in err
+
+
+def test_naive_timezone_option_is_applied_and_printed(tmp_path: Path) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    wall = dt.datetime(2026, 7, 1, 12, 0)
+    left, right = tmp_path / "l.parquet", tmp_path / "r.parquet"
+    pq.write_table(pa.table({"id": [1], "ts": pa.array([wall], pa.timestamp("us"))}), left)
+    aware = wall.replace(tzinfo=dt.timezone(dt.timedelta(hours=-4)))  # 12:00 in New York in July
+    pq.write_table(pa.table({"id": [1], "ts": pa.array([aware], pa.timestamp("us", tz="UTC"))}), right)
+    code, out, _ = invoke(str(left), str(right), "--key", "id")
+    assert code == 1 and "read as UTC" in out
+    code, out, _ = invoke(str(left), str(right), "--key", "id", "--naive-tz", "America/New_York")
+    assert code == 0 and "read as America/New_York" in out
+    code, _, err = invoke(str(left), str(right), "--key", "id", "--naive-tz", "Mars/Base")
+    assert code == 2 and "unknown time zone" in err
 
 
 def test_left_and_right_are_required_without_spec(pair: tuple[str, str, str]) -> None:
