@@ -20,7 +20,7 @@ from migrate.asof import SpecReconciliation, reconcile_spec
 from migrate.batch import BatchRun, describe_source, run_batch
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
-from migrate.stack import Stack
+from migrate.stack import Stack, needed_services
 from migrate.stackconfig import StackConfig
 from migrate.workload import Workload, WorkloadStats
 
@@ -87,7 +87,7 @@ def run_demo(
     seed: int = 7,
 ) -> DemoResult:
     step("starting the local stack")
-    Stack(stack_config_for(spec)).up(lambda s: step(f"starting the local stack: {s}"))
+    Stack(stack_config_for(spec), needed_services(spec)).up(lambda s: step(f"starting the local stack: {s}"))
     step(f"registering connector {spec.cdc.connector}")
     ensure_connector(spec)
     workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)

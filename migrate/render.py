@@ -30,6 +30,8 @@ def stack_status(status: StackStatus, console: Console) -> None:
         table.add_column(column)
     for s in status.services:
         health = "[green]healthy[/]" if s.healthy else ("[yellow]unhealthy[/]" if s.running else "[red]down[/]")
+        if not s.required and not s.running:
+            health = "[dim]off[/]"
         table.add_row(s.name, str(s.port), health, s.version or "-", str(s.pid or "-"), s.detail)
     console.print(table)
 
