@@ -119,6 +119,23 @@ class TopicAdmin:
     def exists(self, name: str) -> bool:
         return name in self.admin.list_topics(timeout=self.timeout).topics
 
+    def topic_names(self) -> set[str]:
+        """Every topic in the cluster's metadata (raises KafkaException when the broker does not answer)."""
+        return set(self.admin.list_topics(timeout=self.timeout).topics)
+
+    def auto_create_topics(self) -> bool | None:
+        """The broker's auto.create.topics.enable (of the first broker in metadata); None if unreadable."""
+        brokers = self.admin.list_topics(timeout=self.timeout).brokers
+        if not brokers:
+            return None
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        try:
+            entries = self.admin.describe_configs([resource])[resource].result(timeout=self.timeout)
+        except KafkaException:
+            return None
+        entry = entries.get("auto.create.topics.enable")
+        return None if entry is None or entry.value is None else str(entry.value).lower() == "true"
+
     def describe(self, name: str) -> TopicInfo:
         metadata = self.admin.list_topics(topic=name, timeout=self.timeout).topics.get(name)
         if metadata is None or metadata.error is not None:

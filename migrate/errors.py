@@ -39,3 +39,9 @@ class StreamJobError(DualrunError):
 
 class ChangelogError(DualrunError):
     """The changelog folder does not belong with the streaming job's committed progress."""
+
+
+class MissingTopics(DualrunError):
+    """Topics a command reads do not exist on the broker (e.g. a connector that cannot create them)."""
+
+    exit_code = 1

@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from cdc.connect import ConnectClient
-from cdc.connector import ConnectorSettings
-from migrate import render
 from migrate.commands.options import stack_options
 from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
+
+if TYPE_CHECKING:
+    from cdc.connect import ConnectClient
+    from cdc.connector import ConnectorSettings
 
 DEFAULT_NAME = "dualrun-shop"
 
 
 def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: Any) -> ConnectorSettings:
     """The Debezium connector for the local stack's `shop` database (MariaDB unless kind='postgres')."""
+    from cdc.connector import ConnectorSettings
+
     postgres = overrides.get("kind") == "postgres"
     settings: dict[str, Any] = {
         "name": name, "kind": "mariadb", "hostname": "127.0.0.1",
@@ -48,6 +50,8 @@ def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def client_for(config: StackConfig, url: str | None) -> ConnectClient:
+    from cdc.connect import ConnectClient
+
     return ConnectClient(url or config.connect_url, secrets=(config.debezium_password, config.db_password))
 
 
@@ -75,6 +79,11 @@ def register(
     topic_prefix: str | None, wait_seconds: float,
 ) -> None:  # fmt: skip
     """Create or update the Debezium connector; exit 1 if it fails to run."""
+    from rich.console import Console
+
+    from cdc.connect import ConnectClient
+    from migrate import render
+
     password = os.environ.get(password_env) or (
         config.debezium_password if password_env == "DUALRUN_DEBEZIUM_PASSWORD" else None
     )
@@ -95,15 +104,28 @@ def register(
 
 @cdc.command()
 @connector_command
+@click.option("--bootstrap-servers", default=None, help="The Kafka its topics go to (default: the local stack's).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(config: StackConfig, connect_url: str | None, name: str, as_json: bool) -> None:
-    """Connector and task states, with the failure reason; exit 1 unless all RUNNING."""
-    result = client_for(config, connect_url).status(name)
+def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_servers: str | None,
+           as_json: bool) -> None:  # fmt: skip
+    """Connector and task states with the failure reason, and whether its topics exist; exit 1 unless it delivers.
+
+    A RUNNING connector whose topics do not exist on a broker that will not create them
+    (no topic.creation.default.*, auto.create.topics.enable=false) is stuck: exit 1, cause and fix.
+    """
+    from rich.console import Console
+
+    from cdc.health import diagnose
+    from cdc.topics import TopicAdmin
+    from migrate import render
+
+    broker = TopicAdmin(bootstrap_servers or config.bootstrap_servers, timeout=10)
+    health = diagnose(client_for(config, connect_url), name, broker)
     if as_json:
-        click.echo(render.as_json(result))
+        click.echo(render.as_json(health))
     else:
-        render.connector_status(result, Console())
-    raise SystemExit(0 if result.running else 1)
+        render.connector_health(health, Console())
+    raise SystemExit(0 if health.ok else 1)
 
 
 @cdc.command()
@@ -144,6 +166,8 @@ def delete(config: StackConfig, connect_url: str | None, name: str) -> None:
 @connector_command
 def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
     """The source offsets Connect has committed for the connector."""
+    from migrate import render
+
     click.echo(render.to_json(client_for(config, connect_url).offsets(name)))
 
 
@@ -156,7 +180,9 @@ def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
 def tail(
     config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool
 ) -> None:
-    """Print change events live as Debezium publishes them."""
+    """Print change events live as Debezium publishes them; exit 1 at once if none of the topics exists."""
+    from rich.console import Console
+
     from migrate.tail import tail_events
 
     topics = [f"{topic_prefix}.{t}" for t in tables]

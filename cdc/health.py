@@ -1,0 +1,122 @@
+"""Is a RUNNING connector really capturing? Its topics, checked against the broker's metadata.
+
+A Debezium connector can be RUNNING, task and all, and capture nothing: when the broker
+does not auto-create topics (`auto.create.topics.enable=false`, as on many production
+clusters) and the connector's config has no `topic.creation.default.*` (Connect's topic
+creation, KIP-158), every send waits on UNKNOWN_TOPIC_OR_PARTITION and is retried forever.
+Connect's status never shows it; only the missing topics do.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaException
+
+from cdc.connect import ConnectClient, ConnectorStatus
+
+# KIP-158: Connect creates a source connector's topics only when both of these are set.
+TOPIC_CREATION_KEYS = ("topic.creation.default.replication.factor", "topic.creation.default.partitions")
+# Debezium connectors with a schema-change topic named after the topic prefix.
+SCHEMA_CHANGE_CLASSES = ("MySqlConnector", "MariaDbConnector")
+_PLAIN_TABLE = re.compile(r"^[\w$-]+\.[\w$-]+$")  # `db.table`; other include-list entries are regexes
+
+
+class Broker(Protocol):
+    """What the diagnosis reads from Kafka (cdc.topics.TopicAdmin provides it)."""
+
+    def topic_names(self) -> set[str]:
+        """Every topic in the cluster's metadata."""
+
+    def auto_create_topics(self) -> bool | None:
+        """The broker's auto.create.topics.enable; None when it cannot be read."""
+
+
+def expected_topics(config: dict[str, Any]) -> tuple[str, ...]:
+    """The topics a Debezium connector's config makes it write, as far as the config alone tells.
+
+    Its captured tables' change topics (plain `db.table` entries of table.include.list), the
+    schema-change topic (MySQL/MariaDB with include.schema.changes) and the heartbeat topic
+    (heartbeat.interval.ms > 0). Regex entries and whole-database captures add no names.
+
+    >>> expected_topics({"connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+    ...     "topic.prefix": "dbserver1", "table.include.list": "shop.orders,shop\\\\..*",
+    ...     "heartbeat.interval.ms": "1000"})
+    ('dbserver1.shop.orders', 'dbserver1', '__debezium-heartbeat.dbserver1')
+    """
+    prefix = str(config.get("topic.prefix", ""))
+    if not prefix:
+        return ()
+    tables = [t.strip() for t in str(config.get("table.include.list", "")).split(",") if t.strip()]
+    topics = [f"{prefix}.{t}" for t in tables if _PLAIN_TABLE.match(t)]
+    klass = str(config.get("connector.class", "")).rsplit(".", 1)[-1]
+    if klass in SCHEMA_CHANGE_CLASSES and str(config.get("include.schema.changes", "true")).lower() == "true":
+        topics.append(prefix)
+    if int(str(config.get("heartbeat.interval.ms", "0")) or 0) > 0:
+        topics.append(f"{config.get('topic.heartbeat.prefix', '__debezium-heartbeat')}.{prefix}")
+    return tuple(topics)
+
+
+@dataclass(frozen=True)
+class ConnectorHealth:
+    """A connector's Connect status plus what its topics say.
+
+    `topics`: expected (from its config) and active (Connect's /connectors/<name>/topics) names;
+    `missing`: those absent from the broker's metadata; `can_create`: whether anything will ever
+    create them (the connector's topic.creation.default.* or the broker's auto-create; None:
+    unknown). `stuck` holds the cause and the fix when the connector is RUNNING but cannot deliver.
+    """
+
+    status: ConnectorStatus
+    topics: tuple[str, ...]
+    missing: tuple[str, ...]
+    can_create: bool | None
+    stuck: str | None
+    unchecked: str | None = None  # why the topics could not be checked (the broker did not answer)
+
+    @property
+    def ok(self) -> bool:
+        return self.status.running and self.stuck is None and self.unchecked is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.status.to_dict(),
+            "ok": self.ok,
+            "topics": list(self.topics),
+            "missing_topics": list(self.missing),
+            "can_create_topics": self.can_create,
+            "stuck": self.stuck,
+            "topics_unchecked": self.unchecked,
+        }
+
+
+def diagnose(client: ConnectClient, name: str, broker: Broker) -> ConnectorHealth:
+    """The connector's status and, when RUNNING, whether its topics exist or can come to exist.
+
+    Raises what ConnectClient raises (ConnectorNotFound, ConnectUnreachable); a broker that
+    does not answer leaves the topics unchecked (`unchecked` says why), never reported healthy.
+    """
+    status = client.status(name)
+    config = client.config(name)
+    topics = tuple(dict.fromkeys([*expected_topics(config), *client.topics(name)]))
+    creation = all(config.get(key) not in (None, "") for key in TOPIC_CREATION_KEYS)
+    try:
+        existing = broker.topic_names()
+        auto_create = None if creation else broker.auto_create_topics()
+    except KafkaException as exc:
+        reason = f"Kafka did not answer: {exc.args[0].str() if exc.args else exc}"
+        return ConnectorHealth(status, topics, (), True if creation else None, None, reason)
+    missing = tuple(t for t in topics if t not in existing)
+    can_create = True if creation else auto_create
+    stuck = None
+    if status.running and missing and can_create is False:
+        stuck = (
+            f"RUNNING but its topic(s) {', '.join(missing)} do not exist and nothing will create them: the broker "
+            "has auto.create.topics.enable=false and the connector has no topic.creation.default.* settings, so "
+            "Debezium retries UNKNOWN_TOPIC_OR_PARTITION forever. Fix: add topic.creation.default.replication.factor "
+            "and topic.creation.default.partitions to the connector's config (`dualrun cdc register` sets them), "
+            "or create those topics, or enable auto.create.topics.enable on the broker"
+        )
+    return ConnectorHealth(status, topics, missing, can_create, stuck)
