@@ -9,11 +9,11 @@ wrapped at whole words, instead of squeezing a wide column into slivers.
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -37,12 +37,20 @@ def as_json(result: Any) -> str:
     return json.dumps(result.to_dict(), indent=2, default=str)
 
 
+def _indented(console: Console, text: str, indent: int = INDENT, style: str = "") -> None:
+    """`text` wrapped at whole words to the console's width, every line indented (no trailing padding)."""
+    pad = " " * indent
+    wrapped = textwrap.fill(text, width=max(console.width, indent + 20), initial_indent=pad, subsequent_indent=pad,
+                            break_long_words=False, break_on_hyphens=False)  # fmt: skip
+    console.print(Text(wrapped, style=style), soft_wrap=True)
+
+
 def _block(console: Console, head: str, body: str, foot: str | None = None) -> None:
     """One row of a compact layout: a head line, then the body (and foot) indented, wrapped at whole words."""
     console.print(head, highlight=False)
-    console.print(Padding(Text(body), (0, 0, 0, INDENT)))
+    _indented(console, body)
     if foot:
-        console.print(Padding(Text(foot, style="dim"), (0, 0, 0, INDENT)))
+        _indented(console, foot, style="dim")
 
 
 def stack_status(status: StackStatus, console: Console) -> None:
@@ -91,15 +99,12 @@ def connector_health(health: ConnectorHealth, console: Console) -> None:
     connector_status(health.status, console)
     if health.topics:
         missing = set(health.missing)
-        names = ", ".join(f"{t} [red](missing)[/]" if t in missing else t for t in health.topics)
-        console.print(Padding(Text.from_markup(f"topics: {names}"), (0, 0, 0, 2)), highlight=False)
+        missing_names = ", ".join(f"{t} (missing)" if t in missing else t for t in health.topics)
+        _indented(console, f"topics: {missing_names}", 2)
     if health.unchecked:
-        console.print(
-            Padding(Text(f"topics not checked: {health.unchecked}; pass --bootstrap-servers", style="yellow"),
-                    (0, 0, 0, 2))
-        )  # fmt: skip
+        _indented(console, f"topics not checked: {health.unchecked}; pass --bootstrap-servers", 2, "yellow")
     if health.stuck:
-        console.print(Padding(Text(f"STUCK: {health.stuck}", style="bold red"), (0, 0, 0, 2)))
+        _indented(console, f"STUCK: {health.stuck}", 2, "bold red")
 
 
 def change_event(event: ChangeEvent | Tombstone, console: Console) -> None:
