@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaException
 
 from cdc.connect import ConnectClient, ConnectorStatus
+from cdc.position import parse_gtid_set
 
 # KIP-158: Connect creates a source connector's topics only when both of these are set.
 TOPIC_CREATION_KEYS = ("topic.creation.default.replication.factor", "topic.creation.default.partitions")
@@ -120,3 +121,39 @@ def diagnose(client: ConnectClient, name: str, broker: Broker) -> ConnectorHealt
             "or create those topics, or enable auto.create.topics.enable on the broker"
         )
     return ConnectorHealth(status, topics, missing, can_create, stuck)
+
+
+def offset_behind(offset: dict[str, Any], source_gtids: str) -> bool | None:
+    """Whether a MariaDB connector's committed offset is behind the source's @@gtid_binlog_pos; None
+    when the offset carries no GTIDs (then positions cannot tell: an offset's file/pos is where the
+    last transaction started, behind the binlog's end even when the connector is caught up).
+
+    The offset's `gtids` are the transactions completed before its `transaction_id`, the last one
+    it delivered. Raises PositionError for GTIDs that do not parse.
+
+    >>> offset_behind({"gtids": "0-1-804", "transaction_id": "0-1-805"}, "0-1-805")
+    False
+    >>> offset_behind({"gtids": "0-1-804", "transaction_id": "0-1-805"}, "0-1-809")
+    True
+    >>> offset_behind({"file": "mysql-bin.000001", "pos": 4}, "0-1-809") is None
+    True
+    """
+    if not offset.get("gtids") and not offset.get("transaction_id"):
+        return None
+    seen = parse_gtid_set(str(offset.get("gtids") or ""))
+    for domain, seq in parse_gtid_set(str(offset.get("transaction_id") or "")).items():
+        seen[domain] = max(seen.get(domain, 0), seq)
+    return any(seq > seen.get(domain, 0) for domain, seq in parse_gtid_set(source_gtids).items())
+
+
+def stalled(last_record_age_s: float | None, behind: bool, limit_s: float) -> bool:
+    """A RUNNING connector that delivers nothing while the source writes: its committed offset is
+    behind the source (`offset_behind`) and its topics got no record for `limit_s` seconds.
+
+    Meaningful with Debezium heartbeats on (heartbeat.interval.ms > 0): they move a connector's
+    offset past writes to tables it does not capture. A caught-up offset is never a stall.
+
+    >>> stalled(300.0, True, 60), stalled(2.0, True, 60), stalled(300.0, False, 60)
+    (True, False, False)
+    """
+    return behind and (last_record_age_s is None or last_record_age_s > limit_s)

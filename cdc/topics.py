@@ -156,6 +156,42 @@ class TopicAdmin:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise TopicError(f"could not delete topic {name!r}: {exc.args[0].str()}") from exc
 
+    def last_record_ms(self, topics: list[str]) -> int | None:
+        """The newest record timestamp (ms since the epoch) over every partition of `topics`; None if all are empty.
+
+        Reads the last offset of each partition only. Raises KafkaException when the broker does not answer.
+        """
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": "dualrun-last-record", "enable.auto.commit": False,
+             "enable.partition.eof": True},
+            logger=quiet_logger(),
+        )  # fmt: skip
+        try:
+            todo = []
+            for topic in topics:
+                metadata = self.admin.list_topics(topic=topic, timeout=self.timeout).topics.get(topic)
+                for p in metadata.partitions if metadata is not None and metadata.error is None else ():
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)
+                    if high > low:
+                        todo.append(TopicPartition(topic, p, high - 1))
+            if not todo:
+                return None
+            consumer.assign(todo)
+            newest: int | None = None
+            open_parts = {(tp.topic, tp.partition) for tp in todo}
+            deadline = time.monotonic() + self.timeout
+            while open_parts and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                open_parts.discard((msg.topic() or "", msg.partition() or 0))
+                if msg.error() is None:
+                    _, ts = msg.timestamp()
+                    newest = ts if newest is None else max(newest, ts)
+            return newest
+        finally:
+            consumer.close()
+
     def group_lag(self, group: str, topics: list[str]) -> GroupLag:
         """Committed offset vs. log end for every partition of `topics` (read_committed ends)."""
         consumer = Consumer(

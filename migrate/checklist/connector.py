@@ -2,11 +2,63 @@
 
 from __future__ import annotations
 
-from cdc.errors import ConnectorNotFound, ConnectUnreachable
-from cdc.health import diagnose
+from cdc.errors import ConnectorNotFound, ConnectUnreachable, PositionError
+from cdc.health import ConnectorHealth, diagnose, offset_behind, stalled
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable
+
+
+def _source_gtids(ctx: Context) -> str | None:
+    """The source's @@gtid_binlog_pos; None when it cannot be read (the stall check then stays out)."""
+    import sqlalchemy as sa
+
+    from migrate.batch import source_url
+
+    try:
+        engine = sa.create_engine(source_url(ctx.spec), connect_args={"connect_timeout": 5})
+        try:
+            with engine.connect() as conn:
+                gtids = conn.exec_driver_sql("SELECT @@gtid_binlog_pos").scalar()
+        finally:
+            engine.dispose()
+    except sa.exc.SQLAlchemyError:
+        return None
+    return str(gtids) if gtids else None
+
+
+def _stall(ctx: Context, name: str, health: ConnectorHealth) -> str | None:
+    """Why a RUNNING connector with its topics in place still delivers nothing, if it does not; else None.
+
+    MariaDB with Debezium heartbeats and GTIDs only (see cdc.health.stalled); None too when it
+    cannot tell (no GTIDs, the source unreadable): the other rules and checks still apply.
+    """
+    if ctx.spec.source.kind not in ("mariadb", "mysql"):
+        return None
+    if int(str(ctx.connect.config(name).get("heartbeat.interval.ms") or 0)) <= 0:
+        return None
+    source = _source_gtids(ctx)
+    offsets = [o.get("offset") or {} for o in ctx.connect.offsets(name)]
+    if source is None or not offsets:
+        return None
+    try:
+        behind = offset_behind(offsets[0], source)
+    except PositionError:  # MySQL's uuid:1-5 GTIDs: not compared here
+        return None
+    if behind is None:
+        return None
+    topics = [t for t in health.topics if t not in health.missing]
+    with ctx.kafka() as admin:
+        newest = admin.last_record_ms(topics)
+    age = None if newest is None else ctx.now - newest / 1000
+    if not stalled(age, behind, ctx.spec.checklist.max_event_age_seconds):
+        return None
+    last = "no record yet" if age is None else f"the last record {age:.0f}s ago"
+    committed = offsets[0].get("transaction_id") or offsets[0].get("gtids")
+    return (
+        f"RUNNING but delivering nothing: {last} on its topics, while the source is at GTID {source} and the "
+        f"connector's committed offset at {committed}; see Connect's log, then `dualrun cdc restart`"
+    )
 
 
 def connector_running(ctx: Context) -> CheckResult:
@@ -14,8 +66,10 @@ def connector_running(ctx: Context) -> CheckResult:
     exist or can be created (see cdc.health: RUNNING alone can hide a connector that delivers nothing).
 
     Example: `connector dualrun-shop RUNNING on 127.0.0.1:8083, 1/1 task(s) RUNNING` passes;
-    `connector dualrun-shop PAUSED, task 0 PAUSED` fails, and so does `connector dualrun-shop
-    RUNNING but its topic(s) dbserver1.shop.orders do not exist and nothing will create them: ...`.
+    `connector dualrun-shop PAUSED, task 0 PAUSED` fails, and so do `connector dualrun-shop
+    RUNNING but its topic(s) dbserver1.shop.orders do not exist and nothing will create them: ...`
+    and `... RUNNING but delivering nothing: the last record 900s ago on its topics, while the
+    source is at GTID 0-1-4242 and the connector's committed offset at 0-1-120`.
     """
     r = ctx.begin("connector_running", "connector and all tasks RUNNING, its topics exist or can be created")
     name = ctx.spec.cdc.connector
@@ -33,6 +87,9 @@ def connector_running(ctx: Context) -> CheckResult:
     tasks = f"{running}/{len(status.tasks)} task(s) RUNNING"
     if health.stuck is not None:
         return r.failed(f"connector {name} {health.stuck}")
+    stall = _stall(ctx, name, health) if status.running else None
+    if stall is not None:
+        return r.failed(f"connector {name} {stall}")
     if status.running:
         return r.passed(f"connector {name} RUNNING on {status.worker or '?'}, {tasks}")
     states = ", ".join(f"task {t.id} {t.state}" for t in status.tasks) or "no tasks"

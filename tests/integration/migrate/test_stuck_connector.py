@@ -3,6 +3,7 @@ article's JSON) on the local broker, which does not auto-create topics."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -76,3 +77,34 @@ def test_the_same_connector_with_topic_creation_delivers_and_status_says_ok(
     assert status.exit_code == 0, status.output
     assert "missing" not in status.output and "STUCK" not in status.output
     assert orders in _flat(status.output)
+
+
+def test_a_running_connector_whose_topics_were_deleted_delivers_nothing_and_the_checklist_says_so(
+    stack: StackConfig, db: Database, connect: ConnectClient, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """Connect creates a topic once per task; deleted afterwards, it is never created again, and the
+    connector stays RUNNING while the source writes. Its offset stops behind the source: a stall."""
+    from cdc.topics import TopicAdmin
+
+    spec = make_pipeline(stack, db, tmp_path, unique("stall"))
+    ensure_connector(spec)
+    workload = workload_for(spec)
+    topics = connect.topics(spec.cdc.connector)
+    wait_status(connect, spec.cdc.connector, lambda s: spec.cdc.topic(spec.cdc.tables[1]) in connect.topics(s.name))
+    admin = TopicAdmin(stack.bootstrap_servers)
+    for topic in {*topics, *connect.topics(spec.cdc.connector)}:
+        admin.delete(topic)
+    workload.run(events=20, rate=200)  # the source writes; the connector can send none of it
+
+    checklist = CliRunner().invoke(
+        cli, ["checklist", "--spec", str(tmp_path / "dualrun.yaml"), "--check", "connector_running", "--format", "json"]
+    )
+    assert wait_status(connect, spec.cdc.connector, lambda s: s.running).running  # still RUNNING
+    assert checklist.exit_code == 1, checklist.output
+    assert f"connector {spec.cdc.connector} RUNNING but delivering nothing" in checklist.output
+    # And it really is stuck, not just slow: more writes, and its change topic never comes back.
+    workload.run(events=20, rate=200)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert not admin.exists(spec.cdc.topic(spec.cdc.tables[1])), "the connector recovered: not a stall"
+        time.sleep(1)
