@@ -10,13 +10,19 @@ Connect's status never shows it; only the missing topics do.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaException
 
 from cdc.connect import ConnectClient, ConnectorStatus
+from cdc.errors import PositionError
 from cdc.position import parse_gtid_set
+
+# Reads the source's @@gtid_binlog_pos given the connector's (redacted) config; None when it cannot.
+SourceGtids = Callable[[dict[str, Any]], str | None]
 
 # KIP-158: Connect creates a source connector's topics only when both of these are set.
 TOPIC_CREATION_KEYS = ("topic.creation.default.replication.factor", "topic.creation.default.partitions")
@@ -33,6 +39,9 @@ class Broker(Protocol):
 
     def auto_create_topics(self) -> bool | None:
         """The broker's auto.create.topics.enable; None when it cannot be read."""
+
+    def last_record_ms(self, topics: list[str]) -> int | None:
+        """The newest record timestamp over `topics`, ms since the epoch; None when all are empty."""
 
 
 def expected_topics(config: dict[str, Any]) -> tuple[str, ...]:
@@ -67,7 +76,9 @@ class ConnectorHealth:
     `topics`: expected (from its config) and active (Connect's /connectors/<name>/topics) names;
     `missing`: those absent from the broker's metadata; `can_create`: whether anything will ever
     create them (the connector's topic.creation.default.* or the broker's auto-create; None:
-    unknown). `stuck` holds the cause and the fix when the connector is RUNNING but cannot deliver.
+    unknown). `stuck` holds the cause and the fix when the connector is RUNNING but cannot deliver:
+    topics nothing will create, or (given the source's GTIDs) an offset behind a writing source
+    and no record for `limit_s` seconds.
     """
 
     status: ConnectorStatus
@@ -93,8 +104,12 @@ class ConnectorHealth:
         }
 
 
-def diagnose(client: ConnectClient, name: str, broker: Broker) -> ConnectorHealth:
-    """The connector's status and, when RUNNING, whether its topics exist or can come to exist.
+def diagnose(
+    client: ConnectClient, name: str, broker: Broker, source_gtids: SourceGtids | None = None, *,
+    now: float | None = None, limit_s: float = 60.0,
+) -> ConnectorHealth:  # fmt: skip
+    """The connector's status and, when RUNNING, whether its topics exist or can come to exist,
+    and (with `source_gtids`, MariaDB) whether it delivers what the source writes.
 
     Raises what ConnectClient raises (ConnectorNotFound, ConnectUnreachable); a broker that
     does not answer leaves the topics unchecked (`unchecked` says why), never reported healthy.
@@ -120,7 +135,50 @@ def diagnose(client: ConnectClient, name: str, broker: Broker) -> ConnectorHealt
             "and topic.creation.default.partitions to the connector's config (`dualrun cdc register` sets them), "
             "or create those topics, or enable auto.create.topics.enable on the broker"
         )
+    elif status.running and source_gtids is not None:
+        present = [t for t in topics if t not in missing]
+        try:
+            stuck = _stall(client, name, config, broker, present, source_gtids, now or time.time(), limit_s)
+        except KafkaException as exc:
+            reason = f"Kafka did not answer: {exc.args[0].str() if exc.args else exc}"
+            return ConnectorHealth(status, topics, missing, can_create, None, reason)
     return ConnectorHealth(status, topics, missing, can_create, stuck)
+
+
+def _stall(
+    client: ConnectClient, name: str, config: dict[str, Any], broker: Broker, topics: list[str],
+    source_gtids: SourceGtids, now: float, limit_s: float,
+) -> str | None:  # fmt: skip
+    """Why a RUNNING connector with its topics in place delivers nothing while the source writes; else None.
+
+    MariaDB connectors with heartbeats only (see `stalled`); None too when it cannot tell (no GTIDs,
+    a source it cannot read): the topic rule above and the other checks still apply.
+    """
+    if config.get("connector.class", "").rsplit(".", 1)[-1] not in SCHEMA_CHANGE_CLASSES:
+        return None
+    if int(str(config.get("heartbeat.interval.ms") or 0)) <= 0:
+        return None
+    offsets = [o.get("offset") or {} for o in client.offsets(name)]
+    source = source_gtids(config) if offsets else None
+    if source is None:
+        return None
+    try:
+        behind = offset_behind(offsets[0], source)
+    except PositionError:  # MySQL's uuid:1-5 GTIDs: not compared here
+        return None
+    if not behind:
+        return None
+    newest = broker.last_record_ms(topics)
+    age = None if newest is None else now - newest / 1000
+    if not stalled(age, behind, limit_s):
+        return None
+    last = "no record" if age is None else f"the last record {age:.0f}s ago"
+    committed = offsets[0].get("transaction_id") or offsets[0].get("gtids")
+    return (
+        f"RUNNING but delivering nothing: {last} on its topics, while the source is at GTID {source} and the "
+        f"connector's committed offset at {committed}. Fix: read Connect's log for the cause (e.g. deleted topics, "
+        "UNKNOWN_TOPIC_OR_PARTITION), then `dualrun cdc restart`"
+    )
 
 
 def offset_behind(offset: dict[str, Any], source_gtids: str) -> bool | None:

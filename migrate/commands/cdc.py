@@ -105,13 +105,17 @@ def register(
 @cdc.command()
 @connector_command
 @click.option("--bootstrap-servers", default=None, help="The Kafka its topics go to (default: the local stack's).")
+@click.option("--max-silence", type=float, default=60.0, show_default=True,
+              help="Seconds without a record, the source writing, before RUNNING counts as stalled.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_servers: str | None,
-           as_json: bool) -> None:  # fmt: skip
-    """Connector and task states with the failure reason, and whether its topics exist; exit 1 unless it delivers.
+           max_silence: float, as_json: bool) -> None:  # fmt: skip
+    """Connector and task states with the failure reason, and whether it delivers; exit 1 unless it does.
 
-    A RUNNING connector whose topics do not exist on a broker that will not create them
-    (no topic.creation.default.*, auto.create.topics.enable=false) is stuck: exit 1, cause and fix.
+    A RUNNING connector is stuck (exit 1, cause and fix) when its topics do not exist on a broker
+    that will not create them (no topic.creation.default.*, auto.create.topics.enable=false), or
+    (MariaDB, heartbeats on) when its offset is behind the source and its topics got no record
+    for --max-silence seconds. The source is read as the connector's user ($DUALRUN_DEBEZIUM_PASSWORD).
     """
     from rich.console import Console
 
@@ -120,12 +124,36 @@ def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_se
     from migrate import render
 
     broker = TopicAdmin(bootstrap_servers or config.bootstrap_servers, timeout=10)
-    health = diagnose(client_for(config, connect_url), name, broker)
+    health = diagnose(
+        client_for(config, connect_url), name, broker, _gtids_reader(config.debezium_password), limit_s=max_silence
+    )
     if as_json:
         click.echo(render.as_json(health))
     else:
         render.connector_health(health, Console())
     raise SystemExit(0 if health.ok else 1)
+
+
+def _gtids_reader(password: str) -> Callable[[dict[str, Any]], str | None]:
+    """Reads a MariaDB source's @@gtid_binlog_pos where the connector's config points, as its user."""
+
+    def read(connector: dict[str, Any]) -> str | None:
+        import pymysql
+
+        try:
+            conn = pymysql.connect(
+                host=str(connector.get("database.hostname", "127.0.0.1")),
+                port=int(connector.get("database.port", 3306)), user=str(connector.get("database.user", "")),
+                password=password, connect_timeout=3,
+            )  # fmt: skip
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT @@gtid_binlog_pos")
+                row = cur.fetchone()
+        except pymysql.MySQLError:
+            return None  # then only the topic rule applies
+        return str(row[0]) if row and row[0] else None
+
+    return read
 
 
 @cdc.command()

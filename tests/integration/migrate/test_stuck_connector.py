@@ -102,6 +102,9 @@ def test_a_running_connector_whose_topics_were_deleted_delivers_nothing_and_the_
     assert wait_status(connect, spec.cdc.connector, lambda s: s.running).running  # still RUNNING
     assert checklist.exit_code == 1, checklist.output
     assert f"connector {spec.cdc.connector} RUNNING but delivering nothing" in checklist.output
+    status = CliRunner().invoke(cli, ["cdc", "status", "--name", spec.cdc.connector, *_stack_args(stack)])
+    assert status.exit_code == 1, status.output
+    assert "STUCK: RUNNING but delivering nothing" in _flat(status.output)
     # And it really is stuck, not just slow: more writes, and its change topic never comes back.
     workload.run(events=20, rate=200)
     deadline = time.monotonic() + 15
