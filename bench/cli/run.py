@@ -4,8 +4,9 @@ Usage: python bench/cli/run.py [--baseline REV] [--runs N]
 
 Each command line runs N times as a fresh process (`python -m migrate.cli ... --help`),
 alternating this tree and the baseline tree (REV exported with `git archive` to a temp dir)
-so machine drift hits both alike; the median wall time is reported, with the bare
-interpreter (`python -c pass`) beside it as the floor. `python -X importtime` gives the
+so machine drift hits both alike; the median wall time and the median CPU time (user +
+system, what a start costs with a core to itself: steadier on a shared machine) are reported,
+with the bare interpreter (`python -c pass`) beside them as the floor. `python -X importtime` gives the
 cumulative import time of migrate.cli and the heavy libraries each tree loads for `--help`.
 Writes results.md and results.json next to this file.
 """
@@ -16,12 +17,14 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parents[2]
 HERE = Path(__file__).parent
@@ -36,10 +39,14 @@ def _env(tree: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(tree)}
 
 
-def wall(argv: list[str], tree: Path) -> float:
+def measure(argv: list[str], tree: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one fresh process; CPU (user + system) is what it costs with a core to itself."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(argv, env=_env(tree), cwd=tree, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def import_profile(tree: Path) -> tuple[float, list[str]]:
@@ -75,21 +82,26 @@ def main() -> None:
                           text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dualrun-bench-cli-") as tmp:
         trees = {"this tree": ROOT, f"baseline {args.baseline}": export(args.baseline, Path(tmp))}
-        floor = [wall([sys.executable, "-c", "pass"], ROOT) for _ in range(args.runs)]
+        floor = [measure([sys.executable, "-c", "pass"], ROOT) for _ in range(args.runs)]
         rows = []
         for command in COMMANDS:
             argv = [sys.executable, "-m", "migrate.cli", *command, "--help"]
-            times: dict[str, list[float]] = {name: [] for name in trees}
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
             for _ in range(args.runs):
                 for name, tree in trees.items():  # alternate: drift hits both
-                    times[name].append(wall(argv, tree))
-            rows.append({"command": " ".join(["dualrun", *command, "--help"]),
-                         **{name: statistics.median(t) for name, t in times.items()}})  # fmt: skip
+                    times[name].append(measure(argv, tree))
+            row: dict[str, Any] = {"command": " ".join(["dualrun", *command, "--help"])}
+            for name, samples in times.items():
+                row[name] = statistics.median(w for w, _ in samples)
+                row[f"{name} cpu"] = statistics.median(c for _, c in samples)
+            rows.append(row)
         profiles = {name: import_profile(tree) for name, tree in trees.items()}
     base = f"baseline {args.baseline}"
     result = {
         "head": head, "baseline": args.baseline, "runs": args.runs, "python": sys.version.split()[0],
-        "interpreter_floor_s": statistics.median(floor), "goal_s": GOAL_S, "commands": rows,
+        "interpreter_floor_s": statistics.median(w for w, _ in floor),
+        "interpreter_floor_cpu_s": statistics.median(c for _, c in floor), "goal_s": GOAL_S, "commands": rows,
+        "load_average": os.getloadavg(),
         "imports": {name: {"migrate_cli_import_s": t, "heavy_loaded": h} for name, (t, h) in profiles.items()},
     }  # fmt: skip
     (HERE / "results.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -98,15 +110,21 @@ def main() -> None:
         "",
         f"One run of `python bench/cli/run.py` on {time.strftime('%Y-%m-%d', time.gmtime())}: HEAD {head} beside "
         f"baseline {args.baseline}, median of {args.runs} fresh processes each, alternating. Python "
-        f"{result['python']}; `python -c pass` alone takes {result['interpreter_floor_s']:.3f} s here (the floor).",
+        f"{result['python']}; `python -c pass` alone takes {result['interpreter_floor_s']:.3f} s wall, "
+        f"{result['interpreter_floor_cpu_s']:.3f} s CPU here (the floor). Load average during the run: "
+        f"{', '.join(f'{x:.1f}' for x in result['load_average'])} on {os.cpu_count()} cores (other jobs share the "
+        "machine): wall times swing with it; CPU time (user + system of the process) is what a start costs with "
+        "a core to itself, and is what the goal is read against.",
         "",
-        f"| command | this tree (s) | {base} (s) | ratio | under {GOAL_S} s |",
-        "|---|---:|---:|---:|:---:|",
+        f"| command | wall, this tree (s) | wall, {base} (s) | CPU, this tree (s) | CPU, {base} (s) | CPU ratio "
+        f"| CPU under {GOAL_S} s |",
+        "|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for row in rows:
-        ours = row["this tree"]
+        ours, theirs = row["this tree cpu"], row[f"{base} cpu"]
         verdict = "yes" if ours < GOAL_S else "NO"
-        lines.append(f"| `{row['command']}` | {ours:.3f} | {row[base]:.3f} | {ours / row[base]:.2f}x | {verdict} |")
+        lines.append(f"| `{row['command']}` | {row['this tree']:.3f} | {row[base]:.3f} | {ours:.3f} | {theirs:.3f} "
+                     f"| {ours / theirs:.2f}x | {verdict} |")  # fmt: skip
     lines += ["", "`python -X importtime -m migrate.cli --help` (cumulative import of migrate.cli, click, rich):", ""]
     for name, (seconds, heavy) in profiles.items():
         lines.append(f"- {name}: {seconds:.3f} s; heavy libraries loaded: {', '.join(heavy) or 'none'}")
