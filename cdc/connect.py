@@ -147,6 +147,11 @@ class ConnectClient:
         return ConnectorStatus(name, connector.get("state", "UNKNOWN"), connector.get("worker_id"), tasks,
                                self._scrub(error) if error else None)  # fmt: skip
 
+    def topics(self, name: str) -> tuple[str, ...]:
+        """The topics Connect has seen the connector write to (KIP-558 active topics); empty until it delivers."""
+        result = self._request("GET", f"/connectors/{name}/topics", name=name) or {}
+        return tuple(result.get(name, {}).get("topics", []))
+
     def wait_settled(self, name: str, timeout: float) -> ConnectorStatus:
         """Poll until the connector and its tasks are RUNNING, or something FAILED, or time runs out."""
         deadline = time.monotonic() + timeout

@@ -119,6 +119,23 @@ class TopicAdmin:
     def exists(self, name: str) -> bool:
         return name in self.admin.list_topics(timeout=self.timeout).topics
 
+    def topic_names(self) -> set[str]:
+        """Every topic in the cluster's metadata (raises KafkaException when the broker does not answer)."""
+        return set(self.admin.list_topics(timeout=self.timeout).topics)
+
+    def auto_create_topics(self) -> bool | None:
+        """The broker's auto.create.topics.enable (of the first broker in metadata); None if unreadable."""
+        brokers = self.admin.list_topics(timeout=self.timeout).brokers
+        if not brokers:
+            return None
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        try:
+            entries = self.admin.describe_configs([resource])[resource].result(timeout=self.timeout)
+        except KafkaException:
+            return None
+        entry = entries.get("auto.create.topics.enable")
+        return None if entry is None or entry.value is None else str(entry.value).lower() == "true"
+
     def describe(self, name: str) -> TopicInfo:
         metadata = self.admin.list_topics(topic=name, timeout=self.timeout).topics.get(name)
         if metadata is None or metadata.error is not None:
@@ -138,6 +155,42 @@ class TopicAdmin:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise TopicError(f"could not delete topic {name!r}: {exc.args[0].str()}") from exc
+
+    def last_record_ms(self, topics: list[str]) -> int | None:
+        """The newest record timestamp (ms since the epoch) over every partition of `topics`; None if all are empty.
+
+        Reads the last offset of each partition only. Raises KafkaException when the broker does not answer.
+        """
+        consumer = Consumer(
+            {"bootstrap.servers": self.bootstrap, "group.id": "dualrun-last-record", "enable.auto.commit": False,
+             "enable.partition.eof": True},
+            logger=quiet_logger(),
+        )  # fmt: skip
+        try:
+            todo = []
+            for topic in topics:
+                metadata = self.admin.list_topics(topic=topic, timeout=self.timeout).topics.get(topic)
+                for p in metadata.partitions if metadata is not None and metadata.error is None else ():
+                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)
+                    if high > low:
+                        todo.append(TopicPartition(topic, p, high - 1))
+            if not todo:
+                return None
+            consumer.assign(todo)
+            newest: int | None = None
+            open_parts = {(tp.topic, tp.partition) for tp in todo}
+            deadline = time.monotonic() + self.timeout
+            while open_parts and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                open_parts.discard((msg.topic() or "", msg.partition() or 0))
+                if msg.error() is None:
+                    _, ts = msg.timestamp()
+                    newest = ts if newest is None else max(newest, ts)
+            return newest
+        finally:
+            consumer.close()
 
     def group_lag(self, group: str, topics: list[str]) -> GroupLag:
         """Committed offset vs. log end for every partition of `topics` (read_committed ends)."""

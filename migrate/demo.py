@@ -20,7 +20,7 @@ from migrate.connector import ensure_connector
 from migrate.examples.shop_orders.defects import defect_spec
 from migrate.examples.shop_orders.workload import Workload, WorkloadStats
 from migrate.spec import PipelineSpec
-from migrate.stack import Stack
+from migrate.stack import Stack, needed_services
 from migrate.stackconfig import StackConfig
 
 Step = Callable[[str], None]
@@ -57,7 +57,9 @@ def run_demo(
     seed: int = 7,
 ) -> DemoResult:
     step("starting the local stack")
-    Stack(stack_config_for(spec)).up(lambda s: step(f"starting the local stack: {s}"))
+    Stack(stack_config_for(spec), needed_services(spec.source.kind)).up(
+        lambda s: step(f"starting the local stack: {s}")
+    )
     step(f"registering connector {spec.cdc.connector}")
     ensure_connector(spec)
     workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)

@@ -43,3 +43,9 @@ class ChangelogError(DualrunError):
 
 class TapError(DualrunError):
     """An output topic cannot be read into a changelog (missing, recreated, or records lost)."""
+
+
+class MissingTopics(DualrunError):
+    """Topics a command reads do not exist on the broker (e.g. a connector that cannot create them)."""
+
+    exit_code = 1

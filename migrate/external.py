@@ -26,10 +26,10 @@ import duckdb
 import pyarrow as pa
 
 from cdc.progress import GroupProgress, wait_group_progress
-from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, reconcile
+from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, Source, reconcile
 from comparators import history as run_history
-from comparators.sources import Source, describe, open_source
-from comparators.sql import ident, idents
+from comparators.sources import open_source
+from comparators.sql import describe, ident, idents
 from migrate.batch import BatchRun, run_output
 from migrate.spec import PipelineSpec
 from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report

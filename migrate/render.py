@@ -1,37 +1,77 @@
-"""Every terminal rendering of migrate's results lives here; commands only choose a format."""
+"""Every terminal rendering of migrate's results lives here; commands only choose a format.
+
+Only rich is imported here: the results' modules are imported for their types alone, so a
+command pays for what it renders, not for every result type (see tests/unit/test_cli_imports.py).
+Tables below COMPACT_BELOW columns (an 80-column terminal, a pipe) switch to one block per row,
+wrapped at whole words, instead of squeezing a wide column into slivers.
+"""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from cdc.connect import ConnectorStatus
-from cdc.envelope import ChangeEvent, Tombstone
-from comparators.report import render as render_report
-from migrate.asof import SpecReconciliation
-from migrate.batch import BatchRun
-from migrate.demo import DemoResult
-from migrate.external import OutputCheck
-from migrate.spec import PipelineSpec
-from migrate.stack import StackStatus
-from migrate.stream.status import StreamStatus
+if TYPE_CHECKING:
+    from cdc.connect import ConnectorStatus
+    from cdc.envelope import ChangeEvent, Tombstone
+    from cdc.health import ConnectorHealth
+    from migrate.asof import SpecReconciliation
+    from migrate.batch import BatchRun
+    from migrate.checklist.model import Checklist
+    from migrate.demo import DemoResult
+    from migrate.external import OutputCheck
+    from migrate.spec import PipelineSpec
+    from migrate.stack import StackStatus
+    from migrate.stream.status import StreamStatus
+
+COMPACT_BELOW = 120  # columns: below this, tables of long evidence render as blocks
+INDENT = 4
 
 
 def as_json(result: Any) -> str:
     return json.dumps(result.to_dict(), indent=2, default=str)
 
 
+def _indented(console: Console, text: str, indent: int = INDENT, style: str = "") -> None:
+    """`text` wrapped at whole words to the console's width, every line indented (no trailing padding)."""
+    pad = " " * indent
+    wrapped = textwrap.fill(text, width=max(console.width, indent + 20), initial_indent=pad, subsequent_indent=pad,
+                            break_long_words=False, break_on_hyphens=False)  # fmt: skip
+    console.print(Text(wrapped, style=style), soft_wrap=True)
+
+
+def _block(console: Console, head: str, body: str, foot: str | None = None) -> None:
+    """One row of a compact layout: a head line, then the body (and foot) indented, wrapped at whole words."""
+    console.print(head, highlight=False)
+    _indented(console, body)
+    if foot:
+        _indented(console, foot, style="dim")
+
+
 def stack_status(status: StackStatus, console: Console) -> None:
-    table = Table(title="dualrun stack", title_justify="left")
-    for column in ("service", "port", "health", "version", "pid", "detail"):
-        table.add_column(column)
+    rows = []
     for s in status.services:
         health = "[green]healthy[/]" if s.healthy else ("[yellow]unhealthy[/]" if s.running else "[red]down[/]")
-        table.add_row(s.name, str(s.port), health, s.version or "-", str(s.pid or "-"), s.detail)
+        if not s.required and not s.running:
+            health = "[dim]off[/]"
+        rows.append((s.name, str(s.port), health, s.version or "-", str(s.pid or "-"), s.detail))
+    if console.width < COMPACT_BELOW:
+        console.print("[bold]dualrun stack[/]", highlight=False)
+        for name, port, health, version, pid, detail in rows:
+            _block(console, f"{health} {name} :{port}  {version}  pid {pid}", detail)
+        return
+    table = Table(title="dualrun stack", title_justify="left")
+    for column in ("service", "port", "health", "version", "pid"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("detail", ratio=1)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
 
 
@@ -55,7 +95,22 @@ def connector_status(status: ConnectorStatus, console: Console) -> None:
         console.print(f"  reason: {status.error}")
 
 
+def connector_health(health: ConnectorHealth, console: Console) -> None:
+    """The connector's status, then its topics and, when it cannot deliver, the cause and the fix."""
+    connector_status(health.status, console)
+    if health.topics:
+        missing = set(health.missing)
+        missing_names = ", ".join(f"{t} (missing)" if t in missing else t for t in health.topics)
+        _indented(console, f"topics: {missing_names}", 2)
+    if health.unchecked:
+        _indented(console, f"topics not checked: {health.unchecked}; pass --bootstrap-servers", 2, "yellow")
+    if health.stuck:
+        _indented(console, f"STUCK: {health.stuck}", 2, "bold red")
+
+
 def change_event(event: ChangeEvent | Tombstone, console: Console) -> None:
+    from cdc.envelope import Tombstone
+
     if isinstance(event, Tombstone):
         console.print(f"[dim]{event.topic} tombstone key={event.key}[/]")
         return
@@ -70,6 +125,8 @@ def change_event(event: ChangeEvent | Tombstone, console: Console) -> None:
 
 def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
     """A whole spec's reconciliation: a summary line per output, then each output's report."""
+    from comparators.report import render as render_report
+
     if fmt == "json":
         return json.dumps(result.to_dict(), indent=2, default=str) + "\n"
     run = result.run
@@ -149,21 +206,31 @@ _CHECK_STYLE = {"pass": ("green", "✔ pass"), "fail": ("bold red", "✘ FAIL"),
                 "skipped": ("dim", "- skipped")}  # fmt: skip
 
 
-def checklist(result: Any, console: Console) -> None:
-    """The cutover checklist: the verdict in one line, then one row per check (a `migrate.checklist.Checklist`)."""
+def checklist(result: Checklist, console: Console) -> None:
+    """The cutover checklist: the verdict in one line, then one row per check.
+
+    At COMPACT_BELOW columns and wider: a table whose evidence column takes the room left and
+    wraps at whole words. Narrower: one block per check (status and name, then the evidence and
+    threshold indented), so no column is squeezed.
+    """
     counts = result.counts()
     colour = "green" if result.verdict == "GO" else "red"
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     console.print(f"[bold {colour}]{result.verdict}[/]  {result.spec_name}: {tally}", highlight=False)
-    table = Table(show_edge=False, pad_edge=False, expand=False)
-    table.add_column("status", no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("evidence", overflow="fold")
-    table.add_column("threshold", style="dim", overflow="fold")
-    for check in result.checks:
-        style, label = _CHECK_STYLE.get(check.status, ("", check.status))
-        table.add_row(f"[{style}]{label}[/]", check.name, check.evidence, check.threshold)
-    console.print(table, highlight=False)
+    if console.width < COMPACT_BELOW:
+        for check in result.checks:
+            style, label = _CHECK_STYLE.get(check.status, ("", check.status))
+            _block(console, f"[{style}]{label}[/] {check.name}", check.evidence, f"threshold: {check.threshold}")
+    else:
+        table = Table(show_edge=False, pad_edge=False, expand=True)
+        table.add_column("status", no_wrap=True)
+        table.add_column("check", no_wrap=True)
+        table.add_column("evidence", ratio=3, overflow="fold")  # fold only words longer than the column
+        table.add_column("threshold", style="dim", ratio=1, overflow="fold")
+        for check in result.checks:
+            style, label = _CHECK_STYLE.get(check.status, ("", check.status))
+            table.add_row(f"[{style}]{label}[/]", check.name, check.evidence, check.threshold)
+        console.print(table, highlight=False)
     if result.unevaluated:
         console.print(
             f"[red]could not evaluate {', '.join(result.unevaluated)}[/]: see the evidence above (exit 2)",

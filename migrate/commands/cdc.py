@@ -5,23 +5,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from cdc.connect import ConnectClient
-from cdc.connector import ConnectorSettings
-from migrate import render
 from migrate.commands.options import stack_options
 from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
+
+if TYPE_CHECKING:
+    from cdc.connect import ConnectClient
+    from cdc.connector import ConnectorSettings
 
 DEFAULT_NAME = "dualrun-shop"
 
 
 def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: Any) -> ConnectorSettings:
     """The Debezium connector for the local stack's `shop` database (MariaDB unless kind='postgres')."""
+    from cdc.connector import ConnectorSettings
+
     postgres = overrides.get("kind") == "postgres"
     settings: dict[str, Any] = {
         "name": name, "kind": "mariadb", "hostname": "127.0.0.1",
@@ -49,6 +51,8 @@ def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def client_for(config: StackConfig, url: str | None) -> ConnectClient:
+    from cdc.connect import ConnectClient
+
     return ConnectClient(url or config.connect_url, secrets=(config.debezium_password, config.db_password))
 
 
@@ -80,6 +84,8 @@ def register(
     topic_prefix: str | None, wait_seconds: float, spec_path: Path | None,
 ) -> None:  # fmt: skip
     """Create or update the Debezium connector; exit 1 if it fails to run."""
+    from cdc.connect import ConnectClient
+
     if spec_path is not None:
         from migrate.connector import connector_settings
         from migrate.spec import load_spec
@@ -102,6 +108,10 @@ def register(
 
 
 def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float) -> None:
+    from rich.console import Console
+
+    from migrate import render
+
     stored = client.put(settings.name, settings.to_config())
     render.connector_config(stored, Console())
     if wait_seconds > 0:
@@ -112,15 +122,56 @@ def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float
 
 @cdc.command()
 @connector_command
+@click.option("--bootstrap-servers", default=None, help="The Kafka its topics go to (default: the local stack's).")
+@click.option("--max-silence", type=float, default=60.0, show_default=True,
+              help="Seconds without a record, the source writing, before RUNNING counts as stalled.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(config: StackConfig, connect_url: str | None, name: str, as_json: bool) -> None:
-    """Connector and task states, with the failure reason; exit 1 unless all RUNNING."""
-    result = client_for(config, connect_url).status(name)
+def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_servers: str | None,
+           max_silence: float, as_json: bool) -> None:  # fmt: skip
+    """Connector and task states with the failure reason, and whether it delivers; exit 1 unless it does.
+
+    A RUNNING connector is stuck (exit 1, cause and fix) when its topics do not exist on a broker
+    that will not create them (no topic.creation.default.*, auto.create.topics.enable=false), or
+    (MariaDB, heartbeats on) when its offset is behind the source and its topics got no record
+    for --max-silence seconds. The source is read as the connector's user ($DUALRUN_DEBEZIUM_PASSWORD).
+    """
+    from rich.console import Console
+
+    from cdc.health import diagnose
+    from cdc.topics import TopicAdmin
+    from migrate import render
+
+    broker = TopicAdmin(bootstrap_servers or config.bootstrap_servers, timeout=10)
+    health = diagnose(
+        client_for(config, connect_url), name, broker, _gtids_reader(config.debezium_password), limit_s=max_silence
+    )
     if as_json:
-        click.echo(render.as_json(result))
+        click.echo(render.as_json(health))
     else:
-        render.connector_status(result, Console())
-    raise SystemExit(0 if result.running else 1)
+        render.connector_health(health, Console())
+    raise SystemExit(0 if health.ok else 1)
+
+
+def _gtids_reader(password: str) -> Callable[[dict[str, Any]], str | None]:
+    """Reads a MariaDB source's @@gtid_binlog_pos where the connector's config points, as its user."""
+
+    def read(connector: dict[str, Any]) -> str | None:
+        import pymysql
+
+        try:
+            conn = pymysql.connect(
+                host=str(connector.get("database.hostname", "127.0.0.1")),
+                port=int(connector.get("database.port", 3306)), user=str(connector.get("database.user", "")),
+                password=password, connect_timeout=3,
+            )  # fmt: skip
+            with conn, conn.cursor() as cur:
+                cur.execute("SELECT @@gtid_binlog_pos")
+                row = cur.fetchone()
+        except pymysql.MySQLError:
+            return None  # then only the topic rule applies
+        return str(row[0]) if row and row[0] else None
+
+    return read
 
 
 @cdc.command()
@@ -161,6 +212,8 @@ def delete(config: StackConfig, connect_url: str | None, name: str) -> None:
 @connector_command
 def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
     """The source offsets Connect has committed for the connector."""
+    from migrate import render
+
     click.echo(render.to_json(client_for(config, connect_url).offsets(name)))
 
 
@@ -173,7 +226,9 @@ def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
 def tail(
     config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool
 ) -> None:
-    """Print change events live as Debezium publishes them."""
+    """Print change events live as Debezium publishes them; exit 1 at once if none of the topics exists."""
+    from rich.console import Console
+
     from migrate.tail import tail_events
 
     topics = [f"{topic_prefix}.{t}" for t in tables]

@@ -5,11 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
-from migrate import render
-from migrate.checklist import CHECK_NAMES, evaluate, select
-from migrate.commands.run import spec_for, spec_option, state_option
+from migrate.commands.options import CHECK_NAMES, spec_option, state_option
 
 
 @click.command()
@@ -24,6 +21,12 @@ def checklist(spec_path: Path | None, state_dir: Path | None, fmt: str, only: tu
 
     Exit 0 GO, 1 NO-GO, 2 when a check could not reach its system (the output says which).
     """
+    from rich.console import Console
+
+    from migrate import render
+    from migrate.checklist import evaluate, select
+    from migrate.commands.run import spec_for
+
     spec = spec_for(spec_path, state_dir)
     result = evaluate(spec, select(only), timeout=timeout)
     if fmt == "json":

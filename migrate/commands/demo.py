@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from comparators.report import render_run
-from migrate import render
-from migrate.checklist import evaluate
-from migrate.commands.run import spec_for, start_stream_background
-from migrate.demo import defect_spec, run_demo
-from migrate.examples.shop_orders.defects import DEFECTS
-from migrate.reporting import build_report
-from migrate.spec import PipelineSpec
+from migrate.commands.options import DEFECTS
+
+if TYPE_CHECKING:
+    from migrate.spec import PipelineSpec
 
 
 @click.command()
@@ -25,12 +20,22 @@ from migrate.spec import PipelineSpec
 @click.option("--events", default=3000, show_default=True, help="Workload operations to run.")
 @click.option("--rate", default=300.0, show_default=True, help="Workload operations per second.")
 @click.option("--seed", default=7, show_default=True, help="Workload random seed.")
-@click.option("--inject-defect", "defect", type=click.Choice(sorted(DEFECTS)), default=None,
+@click.option("--inject-defect", "defect", type=click.Choice(DEFECTS), default=None,
               help="Run a deliberately wrong streaming transform; the run must end non-clean.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: float, seed: int,
          defect: str | None, as_json: bool) -> None:  # fmt: skip
     """Start the stack, run both pipelines under a live workload, reconcile them as of the batch position."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from comparators.report import render_run
+    from migrate import render
+    from migrate.checklist import evaluate
+    from migrate.commands.run import spec_for, start_stream_background
+    from migrate.demo import defect_spec, run_demo
+    from migrate.reporting import build_report
+
     spec = spec_for(spec_path, state_dir)
     console = Console(stderr=True)
 

@@ -11,6 +11,25 @@ import click
 
 from migrate.stackconfig import StackConfig
 
+# Choices and defaults shown by --help, spelled out here so that `--help` does not import the
+# libraries that define them (pandas, pyarrow, DuckDB...). tests/unit/test_cli_imports.py holds
+# each one equal to its source.
+REPORT_FORMATS = ("text", "json", "markdown")  # comparators.report.FORMATS
+RUN_FORMATS = ("html", "markdown", "json", "junit")  # comparators.report.RUN_FORMATS
+# migrate.examples.shop_orders.defects.DEFECTS
+DEFECTS = ("double-count-updates", "drop-deletes", "ignore-customer-changes")
+CHECK_NAMES = (  # migrate.checklist.CHECK_NAMES, in registry order
+    "connector_running", "events_fresh", "consumer_lag", "dead_letters_empty", "topic_retention",
+    "state_topics_compacted", "replication", "exactly_once", "parity", "noise_baseline", "data_quality",
+    "rollback_ready",
+)  # fmt: skip
+MEMORY_LIMIT = "1536MB"  # comparators.engine.Settings.memory_limit
+
+spec_option = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+                           help="Pipeline spec (default ./dualrun.yaml, else the reference spec).")  # fmt: skip
+state_option = click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+                            help="Override the spec's state_dir.")  # fmt: skip
+
 
 def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--state-dir and the port overrides, turned into one `config: StackConfig` argument."""

@@ -6,24 +6,25 @@ import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from comparators import history
-from comparators.engine import Settings
-from comparators.engine import reconcile as run_reconcile
-from comparators.errors import SpecError
-from comparators.report import FORMATS, render
-from comparators.sources import open_source
-from comparators.spec import InFlight, parse_assignments
+from migrate.commands.options import MEMORY_LIMIT, REPORT_FORMATS
+
+if TYPE_CHECKING:
+    from comparators.spec import InFlight
 
 
 def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    from comparators.spec import parse_assignments
+
     return dict(parse_assignments(values, option))
 
 
 def _rules(values: tuple[str, ...]) -> dict[str, list[str]]:
+    from comparators.spec import parse_assignments
+
     rules: dict[str, list[str]] = {}
     for column, rule in parse_assignments(values, "--tolerance"):
         rules.setdefault(column, []).append(rule)
@@ -31,6 +32,9 @@ def _rules(values: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _in_flight(value: str | None) -> InFlight | None:
+    from comparators.errors import SpecError
+    from comparators.spec import InFlight
+
     if value is None:
         return None
     column, _, since = value.rpartition("=")
@@ -100,9 +104,9 @@ def _in_flight(value: str | None) -> InFlight | None:
     help="Record the run in this DuckDB run-history database.",
 )
 @click.option("--name", help="Name of the comparison in the history (default: LEFT vs RIGHT).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
 @click.option("--output", type=click.Path(path_type=Path), metavar="FILE", help="Write the report here.")
-@click.option("--memory-limit", default=Settings.memory_limit, show_default=True)
+@click.option("--memory-limit", default=MEMORY_LIMIT, show_default=True)
 @click.option(
     "--temp-dir",
     type=click.Path(path_type=Path),
@@ -147,6 +151,15 @@ def reconcile(
     URL with ?table=T. Exit 0 when there are no unexplained differences, 1 when
     there are, 2 on usage or configuration errors.
     """
+    from rich.console import Console
+
+    from comparators import history
+    from comparators.engine import Settings
+    from comparators.engine import reconcile as run_reconcile
+    from comparators.errors import SpecError
+    from comparators.report import render
+    from comparators.sources import open_source
+
     if spec_path is not None:
         if left is not None or right is not None:
             raise click.UsageError("give either --spec or LEFT and RIGHT, not both")
@@ -211,6 +224,8 @@ def reconcile(
 
 
 def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
+    from rich.console import Console
+
     from migrate import render as migrate_render
     from migrate.asof import reconcile_spec
     from migrate.spec import load_spec

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import click
 
-from comparators.report import RUN_FORMATS, render_run
-from migrate.commands.run import spec_for, spec_option, state_option
+from migrate.commands.options import RUN_FORMATS, spec_option, state_option
 from migrate.errors import DualrunError
 
 
@@ -32,6 +31,8 @@ def report(spec_path: Path | None, state_dir: Path | None, run_id: str, fmt: str
 
     Exit 0 when the run was clean (and the checklist, if included, says GO), 1 otherwise.
     """
+    from comparators.report import render_run
+    from migrate.commands.run import spec_for
     from migrate.reporting import build_report
 
     spec = spec_for(spec_path, state_dir)

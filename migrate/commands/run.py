@@ -6,24 +6,24 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 
-from migrate import render
-from migrate.batch import run_batch
+from migrate.commands.options import spec_option, state_option
 from migrate.errors import DualrunError
 from migrate.process import ManagedProcess, wait_until
-from migrate.spec import PipelineSpec, load_spec
-from migrate.stream.status import StreamStatus, read_status
 
-spec_option = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
-                           help="Pipeline spec (default ./dualrun.yaml, else the reference spec).")  # fmt: skip
-state_option = click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-                            help="Override the spec's state_dir.")  # fmt: skip
+if TYPE_CHECKING:
+    from migrate.spec import PipelineSpec
+    from migrate.stream.status import StreamStatus
+
+__all__ = ["spec_for", "spec_option", "start_stream_background", "state_option", "stream_jobs", "stream_process"]
 
 
 def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
+    from migrate.spec import load_spec
+
     spec = load_spec(spec_path)
     if state_dir is not None:
         spec = spec.model_copy(update={"state_dir": str(state_dir.absolute())})
@@ -49,6 +49,8 @@ def start_stream_background(
     spec: PipelineSpec, spec_path: Path | None, defect: str | None = None, replay: bool = False
 ) -> int:
     """Start `dualrun run stream` detached; returns its pid once it reports itself running."""
+    from migrate.stream.status import read_status
+
     proc = stream_process(spec)
     if proc.running():
         return proc.pid() or 0
@@ -81,6 +83,9 @@ def run() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
     """Run the nightly batch job once, in one consistent snapshot, and record its source position."""
+    from migrate import render
+    from migrate.batch import run_batch
+
     spec = spec_for(spec_path, state_dir)
     result = run_batch(spec)
     click.echo(render.as_json(result) if as_json else render.batch_run(result, str(spec.warehouse_path)))
@@ -97,6 +102,10 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None
 def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool,
            defect: str | None, no_eos: bool, replay: bool) -> None:  # fmt: skip
     """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
+    from rich.console import Console
+
+    from migrate import render
+
     spec = spec_for(spec_path, state_dir)
     if defect is not None and replay:
         raise DualrunError("--replay and --inject-defect exclude each other; choose one")

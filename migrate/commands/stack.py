@@ -1,38 +1,47 @@
-"""`dualrun stack up | down | status`."""
+"""`dualrun stack up | down | status | fetch`."""
 
 from __future__ import annotations
 
 import click
-from rich.console import Console
 
-from migrate import render
-from migrate.artifacts import ensure_artifacts
 from migrate.commands.options import stack_options
-from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
+
+# Services a user may add to the default stack (MariaDB, Kafka, Connect); see migrate.stack.OPTIONAL.
+OPTIONAL_SERVICES = ("postgres",)
 
 
 @click.group()
 def stack() -> None:
-    """Start, stop and check the local MariaDB, PostgreSQL, Kafka and Kafka Connect + Debezium."""
+    """Start, stop and check the local MariaDB, Kafka, Kafka Connect + Debezium (and PostgreSQL on request)."""
 
 
 @stack.command()
 @stack_options
-def up(config: StackConfig) -> None:
-    """Start every service that is not running and wait until each is healthy."""
+@click.option("--with", "extras", multiple=True, type=click.Choice(OPTIONAL_SERVICES),
+              help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.")  # fmt: skip
+def up(config: StackConfig, extras: tuple[str, ...]) -> None:
+    """Start MariaDB, Kafka and Connect (plus any --with service) unless running; wait until each is healthy."""
+    from rich.console import Console
+
+    from migrate import render
+    from migrate.stack import DEFAULT, Stack
+
     console = Console(stderr=True)
+    stack = Stack(config, (*DEFAULT, *extras))
     with console.status("starting the stack") as spinner:
-        timings = Stack(config).up(lambda step: spinner.update(f"starting {step}"))
+        timings = stack.up(lambda step: spinner.update(f"starting {step}"))
     summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
     click.echo(f"stack up in {config.state_dir} ({summary})")
-    render.stack_status(Stack(config).status(), Console())
+    render.stack_status(stack.status(), Console())
 
 
 @stack.command()
 @stack_options
 def fetch(config: StackConfig) -> None:
     """Fetch the pinned Kafka, Connect and Debezium jars (Maven Central) without starting anything."""
+    from migrate.artifacts import ensure_artifacts
+
     artifacts = ensure_artifacts(config.state_dir)
     click.echo(
         f"artifacts ready in {artifacts.lib_dir} (Kafka {artifacts.jar_version('kafka-clients')}, "
@@ -45,6 +54,7 @@ def fetch(config: StackConfig) -> None:
 def down(config: StackConfig) -> None:
     """Stop the streaming jobs and services this state directory started (and nothing else)."""
     from migrate.commands.run import stream_jobs
+    from migrate.stack import Stack
 
     # Jobs first: they would otherwise spin retrying against a broker that went away.
     jobs = sum(1 for job in stream_jobs(config.state_dir) if job.stop(timeout=60))
@@ -56,7 +66,12 @@ def down(config: StackConfig) -> None:
 @stack_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config: StackConfig, as_json: bool) -> None:
-    """Show each service's health, version and port; exit 1 unless all are healthy."""
+    """Each service's health, version and port; exit 1 unless every service this stack runs is healthy."""
+    from rich.console import Console
+
+    from migrate import render
+    from migrate.stack import Stack
+
     result = Stack(config).status()
     if as_json:
         click.echo(render.as_json(result))

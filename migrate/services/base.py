@@ -20,6 +20,9 @@ class ServiceStatus:
     version: str | None
     pid: int | None
     detail: str
+    # False for an optional service this stack was never asked to run (e.g. PostgreSQL without
+    # `--with postgres`): it is listed, but being down does not make the stack unhealthy.
+    required: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

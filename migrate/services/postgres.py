@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -124,8 +125,24 @@ def unreachable_ancestor(path: Path, account: RunAs) -> Path | None:
     return None
 
 
+def private_home(state_dir: Path, account: RunAs) -> Path:
+    """Where the server keeps its data and socket when its account cannot enter the state dir.
+
+    A directory of its own under the account's home (the Debian package's /var/lib/postgresql,
+    which that account can always reach), named after the state dir so each stack keeps its own
+    cluster across restarts: e.g. /var/lib/postgresql/dualrun/3f9a1c2b4d5e.
+    """
+    digest = hashlib.sha256(str(state_dir.absolute()).encode()).hexdigest()[:12]
+    return Path(pwd.getpwuid(account.uid).pw_dir) / "dualrun" / digest
+
+
 class Postgres:
-    """`postgres` with its own datadir, config and socket directory; created on first start."""
+    """`postgres` with its own datadir, config and socket directory; created on first start.
+
+    Its pid file and log stay under <state_dir>/postgres. The datadir and socket go there too,
+    unless the server runs as the `postgres` account (dualrun as root) and that account cannot
+    enter the state dir (root's 0700 home, a `mktemp -d` folder): then they go to `private_home`.
+    """
 
     name = "postgres"
 
@@ -133,12 +150,33 @@ class Postgres:
         self.config = config
         self.port = config.ports.postgres
         self.home = config.state_dir / "postgres"
-        self.data = self.home / "data"
-        self.socket_dir = self.home
+        self.data_home = self._locate()
+        self.data = self.data_home / "data"
+        self.socket_dir = self.data_home
         self.process = ManagedProcess(
             "postgres", self.home / "postgres.pid", self.home / "postgres.log", str(self.data),
             stop_signal=signal.SIGINT,  # "fast" shutdown; SIGTERM would wait for every client to leave
         )  # fmt: skip
+
+    @property
+    def relocated(self) -> bool:
+        return self.data_home != self.home
+
+    def _locate(self) -> Path:
+        """The state dir's postgres folder when the server's account can reach it, else `private_home`.
+
+        A cluster that exists stays where it is.
+        """
+        try:
+            account = service_account()
+        except MissingTool:
+            return self.home  # check() says what to install
+        if account is None or (self.home / "data" / "PG_VERSION").exists():
+            return self.home
+        elsewhere = private_home(self.config.state_dir, account)
+        if (elsewhere / "data" / "PG_VERSION").exists() or unreachable_ancestor(self.home, account) is not None:
+            return elsewhere
+        return self.home
 
     def check(self) -> RunAs | None:
         """Fail before anything starts: binaries, the account to run as, and a home it can reach.
@@ -150,32 +188,36 @@ class Postgres:
         socket = self.socket_dir / f".s.PGSQL.{self.port}"
         if len(str(socket)) > SOCKET_PATH_MAX:
             raise StackError(f"PostgreSQL's socket path {socket} is too long for a socket; use a shorter state dir")
-        blocked = unreachable_ancestor(self.home, account) if account is not None else None
-        if blocked == self.config.state_dir and self._owns_state_dir():
-            blocked = None  # _prepare_home opens it
-        if account is not None and blocked is not None:
+        if account is not None and self.relocated and not self.data_home.parent.parent.is_dir():
             raise StackError(
-                f"PostgreSQL runs as the `{account.name}` user (it refuses root), which cannot enter {blocked}; "
+                f"PostgreSQL runs as the `{account.name}` user (it refuses root), which cannot enter "
+                f"{unreachable_ancestor(self.home, account)}, and its home {self.data_home.parent.parent} does not "
+                "exist to hold the data instead; use a --state-dir it can reach (e.g. under /tmp)"
+            )
+        blocked = unreachable_ancestor(self.data_home, account) if account is not None else None
+        if account is not None and blocked is not None:
+            where = "" if not self.relocated else f" to keep its data in {self.data_home}"
+            raise StackError(
+                f"PostgreSQL runs as the `{account.name}` user (it refuses root), which cannot enter {blocked}{where}; "
                 "use a --state-dir it can reach (e.g. under /tmp) or run dualrun as a normal user"
             )
         return account
 
-    def _owns_state_dir(self) -> bool:
-        state = self.config.state_dir
-        return os.geteuid() == 0 and state.is_dir() and state.stat().st_uid == 0
-
     def _prepare_home(self) -> RunAs | None:
         self.home.mkdir(parents=True, exist_ok=True)
-        state = self.config.state_dir
-        if self._owns_state_dir() and not state.stat().st_mode & stat.S_IXOTH:
-            # A private state dir (e.g. from mkdtemp, 0700) is ours: let the server's account pass
-            # through it to its own directory, without listing it.
-            state.chmod(stat.S_IMODE(state.stat().st_mode) | stat.S_IXOTH)
-        account = self.check()  # again, now that every directory above the datadir exists
+        account = self.check()
         if account is None:
             return None
-        for path in [self.home, *self.home.rglob("*")]:
-            # Never follow a link out of the state directory.
+        if self.relocated:
+            # Private to the server's account, like the package's own clusters.
+            for path in (self.data_home.parent, self.data_home):
+                path.mkdir(mode=0o700, exist_ok=True)
+                os.chown(path, account.uid, account.gid)
+                path.chmod(0o700)
+        if self.check() is None:  # again, now that every directory above the datadir exists
+            return None
+        for path in [self.data_home, *self.data_home.rglob("*")]:
+            # Never follow a link out of the server's folder.
             if not path.is_symlink() and path.stat().st_uid != account.uid:
                 os.chown(path, account.uid, account.gid)
         return account
@@ -192,7 +234,7 @@ class Postgres:
         result = subprocess.run(
             [str(bindir / "initdb"), "-D", str(self.data), f"--username={SUPERUSER}", "--encoding=UTF8",
              "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256"],
-            capture_output=True, text=True, cwd=self.home, **(account.popen_args() if account else {}),
+            capture_output=True, text=True, cwd=self.data_home, **(account.popen_args() if account else {}),
         )  # fmt: skip
         if result.returncode != 0:
             tail = " | ".join(line for line in result.stderr.strip().splitlines()[-3:])
@@ -211,7 +253,7 @@ class Postgres:
         if account is not None:
             for name in ("postgresql.conf", "pg_hba.conf"):
                 os.chown(self.data / name, account.uid, account.gid)
-        self.process.start([str(bindir / "postgres"), "-D", str(self.data)], cwd=self.home, run_as=account)
+        self.process.start([str(bindir / "postgres"), "-D", str(self.data)], cwd=self.data_home, run_as=account)
         wait_until(self._ping, timeout=60, what="PostgreSQL to accept connections", process=self.process)
         self._bootstrap()
 
@@ -291,6 +333,8 @@ class Postgres:
                 version = str(row[0])
                 healthy = row[1] == "logical"
                 detail = f"wal_level {row[1]}, {row[2]} replication slots, current LSN {row[3]}"
+                if self.relocated:
+                    detail += f"; data in {self.data_home} (its account cannot enter the state dir)"
             except psycopg.Error as exc:
                 detail = f"not answering: {str(exc).strip().splitlines()[-1] if str(exc).strip() else exc}"
         return ServiceStatus(self.name, self.port, pid is not None, healthy, version, pid, detail)

@@ -39,6 +39,15 @@ def stack() -> StackConfig:
     return config
 
 
+@pytest.fixture(scope="session")
+def postgres_stack(stack: StackConfig) -> StackConfig:
+    """The stack with PostgreSQL too (`dualrun stack up --with postgres`): tests that need it ask for it."""
+    from migrate.stack import DEFAULT
+
+    Stack(stack, (*DEFAULT, "postgres")).up()
+    return stack
+
+
 @pytest.fixture(autouse=True)
 def _remove_new_connectors(request: pytest.FixtureRequest) -> Iterator[None]:
     """Names are unique, so nothing needs tearing down for correctness; but every connector left

@@ -63,8 +63,9 @@ class PgDatabase:
 
 
 @pytest.fixture(scope="session")
-def pg(stack: StackConfig) -> PgDatabase:
-    return PgDatabase(stack)
+def pg(postgres_stack: StackConfig) -> PgDatabase:
+    """PostgreSQL is not part of the default stack: every test here reaches it through this fixture."""
+    return PgDatabase(postgres_stack)
 
 
 @pytest.fixture

@@ -80,3 +80,44 @@ def test_postgres_url_quotes_the_password_and_can_hide_it() -> None:
     assert config.postgres_url() == "postgresql+psycopg://dualrun:p%40ss%3Aw%2Frd@127.0.0.1:25432/shop"
     assert config.postgres_url(password=False) == "postgresql+psycopg://dualrun@127.0.0.1:25432/shop"
     assert "p@ss" not in str(config.to_dict())
+
+
+def _root_with_a_postgres_account() -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return False
+    return os.geteuid() == 0
+
+
+@pytest.mark.skipif(not _root_with_a_postgres_account(), reason="needs root and the package's postgres account")
+def test_as_root_a_state_dir_the_account_cannot_enter_keeps_the_data_in_the_accounts_home() -> None:
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="dualrun-pg-"))  # under /tmp: pytest's own tmp tree is 0700
+    try:
+        root.chmod(0o755)
+        private = root / "private"
+        (private / "work").mkdir(parents=True)
+        private.chmod(0o700)  # like root's home or a `mktemp -d` folder
+        open_dir = root / "open"
+        open_dir.mkdir()
+        _check_homes(private, open_dir)
+    finally:
+        shutil.rmtree(root)
+
+
+def _check_homes(private: Path, open_dir: Path) -> None:
+    from migrate.services.postgres import Postgres, private_home, service_account
+
+    account = service_account()
+    assert account is not None
+    blocked = Postgres(StackConfig(state_dir=private / "work" / ".dualrun"))
+    assert blocked.relocated and blocked.data_home == private_home(private / "work" / ".dualrun", account)
+    assert blocked.data_home.parent == Path(__import__("pwd").getpwnam("postgres").pw_dir) / "dualrun"
+    assert blocked.process.pid_file.parent == private / "work" / ".dualrun" / "postgres"  # root's files stay
+    reachable = Postgres(StackConfig(state_dir=open_dir / ".dualrun"))
+    assert not reachable.relocated and reachable.data == open_dir / ".dualrun" / "postgres" / "data"

@@ -1,0 +1,104 @@
+"""Terminal tables at 80 and 200 columns (golden files), and JSON untouched by either layout."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from migrate import render
+from migrate.checklist.model import Checklist, CheckResult
+
+GOLDEN = Path(__file__).parents[2] / "golden" / "render"
+REGEN = os.environ.get("DUALRUN_REGEN_GOLDEN") == "1"
+
+CHECKS = Checklist(
+    "shop-orders",
+    (
+        CheckResult(
+            "connector_running",
+            "fail",
+            "connector dualrun-shop RUNNING but its topic(s) dbserver1.shop.orders, dbserver1 do not exist and "
+            "nothing will create them: the broker has auto.create.topics.enable=false and the connector has no "
+            "topic.creation.default.* settings, so Debezium retries UNKNOWN_TOPIC_OR_PARTITION forever",
+            "connector and all tasks RUNNING, its topics exist or can be created",
+        ),
+        CheckResult(
+            "events_fresh",
+            "pass",
+            "job running (pid 4242), reported 1s ago; last event 3s ago",
+            "job report and last event within 60s (or nothing waiting)",
+        ),  # fmt: skip
+        CheckResult(
+            "replication",
+            "warn",
+            "one broker: replication factor 1, min.insync.replicas 1 on 6 topic(s); a broker loss stops the pipeline",
+            "RF >= min(3, brokers) and 2 <= min.insync.replicas < RF",
+        ),  # fmt: skip
+        CheckResult("parity", "skipped", "could not evaluate: Kafka is not reachable at 127.0.0.1:9092", "streak >= 3"),
+    ),
+    ("parity",),
+)
+
+
+def rendered(width: int) -> str:
+    out = io.StringIO()
+    render.checklist(CHECKS, Console(file=out, width=width, force_terminal=False, color_system=None))
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_checklist_matches_golden(width: int) -> None:
+    text = rendered(width)
+    golden = GOLDEN / f"checklist-{width}.txt"
+    if REGEN:
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_checklist_fits_the_width_and_wraps_whole_words(width: int) -> None:
+    text = rendered(width)
+    assert max(len(line) for line in text.splitlines()) <= width
+    tokens = set(text.split())
+    for check in CHECKS.checks:
+        for word in check.evidence.split():
+            assert word in tokens, f"{word!r} was split at {width} columns"
+
+
+def test_narrow_terminals_get_blocks_and_wide_ones_a_table() -> None:
+    narrow, wide = rendered(80), rendered(200)
+    assert "\n    connector dualrun-shop RUNNING but its topic(s)" in narrow  # evidence indented under its check
+    assert "┃ evidence" not in narrow and "┃ evidence" in wide  # the table's header
+
+
+def test_json_is_the_same_whatever_the_terminal() -> None:
+    data = json.loads(render.to_json(CHECKS.to_dict()))
+    assert data["checks"][0]["evidence"] == CHECKS.checks[0].evidence
+    assert data["verdict"] == "NO-GO" and data["exit_code"] == 2
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_stack_status_and_a_stuck_connector_fit_the_width(width: int) -> None:
+    from cdc.connect import ConnectorStatus, TaskStatus
+    from cdc.health import ConnectorHealth
+    from migrate.services.base import ServiceStatus
+    from migrate.stack import StackStatus
+
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=False, color_system=None)
+    detail = "wal_level logical, 0 replication slots, current LSN 0/192C000; data in /var/lib/postgresql/dualrun/x"
+    render.stack_status(StackStatus((ServiceStatus("postgres", 5432, True, True, "15.14", 42, detail),)), console)
+    status = ConnectorStatus("dualrun-shop", "RUNNING", "127.0.0.1:8083", (TaskStatus(0, "RUNNING", None, None),), None)
+    stuck = "RUNNING but its topic(s) dbserver1.shop.orders do not exist and nothing will create them"
+    render.connector_health(ConnectorHealth(status, ("dbserver1.shop.orders",), ("dbserver1.shop.orders",),
+                                            False, stuck), console)  # fmt: skip
+    text = out.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= width
+    assert "/var/lib/postgresql/dualrun/x" in text  # a path is never broken
+    assert "topics: dbserver1.shop.orders (missing)" in text and "STUCK: RUNNING but" in text
