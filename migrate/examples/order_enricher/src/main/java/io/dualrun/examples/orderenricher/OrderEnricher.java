@@ -4,12 +4,17 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.errors.StreamsUncaughtExceptionHandler;
@@ -86,13 +91,18 @@ public final class OrderEnricher {
         return config;
     }
 
-    /** Source topics appear when the connector has taken its snapshot: wait for them rather than fail. */
+    /**
+     * Source topics appear when the connector has taken its snapshot: wait for them rather than fail. Output topics
+     * are created when missing (broker defaults for partitions and replication): Kafka Streams never creates its
+     * sink topics, and brokers often do not auto-create them.
+     */
     private static boolean waitForTopics(Options options, Properties config) throws Exception {
         Set<String> wanted = Set.of(options.ordersTopic(), options.customersTopic());
         Properties admin = new Properties();
         admin.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG));
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.topicWaitMs());
         try (Admin client = Admin.create(admin)) {
+            createOutputs(client, options);
             while (true) {
                 Set<String> missing = new HashSet<>(wanted);
                 missing.removeAll(client.listTopics().names().get(30, TimeUnit.SECONDS));
@@ -106,6 +116,24 @@ public final class OrderEnricher {
                 }
                 System.out.println(LOG + "waiting for source topics " + List.copyOf(missing));
                 Thread.sleep(500);
+            }
+        }
+    }
+
+    private static void createOutputs(Admin client, Options options) throws Exception {
+        Set<String> existing = client.listTopics().names().get(30, TimeUnit.SECONDS);
+        List<NewTopic> missing = Stream.of(options.enrichedTopic(), options.alertsTopic(), options.revenueTopic())
+                .filter(topic -> !existing.contains(topic))
+                .map(topic -> new NewTopic(topic, Optional.empty(), Optional.empty()))
+                .toList();
+        for (NewTopic topic : missing) {
+            try {
+                client.createTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+                System.out.println(LOG + "created output topic " + topic.name());
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof TopicExistsException)) { // created meanwhile: fine
+                    throw e;
+                }
             }
         }
     }
