@@ -16,8 +16,9 @@ from comparators import ChangelogSource, FrameSource, ParquetSource, Reconciliat
 from comparators import history as run_history
 from comparators.errors import SourceError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
+from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
-from migrate.stream.changelog import changelog_schema, output_glob
+from migrate.stream.changelog import META, output_glob
 from migrate.stream.status import StreamStatus, read_status
 
 
@@ -161,12 +162,15 @@ def wait_for_stream(spec: PipelineSpec, target: Position, timeout: float) -> Str
         time.sleep(0.25)
 
 
-def stream_side(spec: PipelineSpec, output: str, position: Position) -> ChangelogSource:
+def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.Schema) -> ChangelogSource:
+    """The stream's changelog of `output` as of `position`; with no segment yet, an empty changelog
+    shaped like the batch output (`schema`) plus the changelog's own columns."""
     root = spec.changelog_path
     if any((root / output).glob("*.parquet")):
         log: Any = ParquetSource(output_glob(root, output))
     else:
-        log = FrameSource(pa.Table.from_pylist([], schema=changelog_schema(output)), name=f"{output} changelog (empty)")
+        empty = pa.schema([*schema, *(f for f in META if f.name not in schema.names)])
+        log = FrameSource(empty.empty_table(), name=f"{output} changelog (empty)")
     return ChangelogSource(log, f"{position.file}:{position.minor}")
 
 
@@ -207,16 +211,21 @@ def reconcile_spec(
     replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
     ids: dict[str, str] = {}
-    for output, out_spec in spec.compare.outputs.items():
+    missing = [output for output in spec.outputs if output not in run.rows]
+    if missing:
+        raise DualrunError(
+            f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
+            "run `dualrun run batch` again, then reconcile"
+        )
+    for output, out_spec in spec.outputs.items():
         progress(f"reconciling {output}")
         name = f"{spec.name}/{output}"
+        batch = run_output(spec.warehouse_path, run.run_id, output)
         for attempt in range(3):
             try:
                 result = reconcile(
-                    FrameSource(
-                        run_output(spec.warehouse_path, run.run_id, output), name=f"batch {output} {run.run_id}"
-                    ),
-                    stream_side(spec, output, run.position),
+                    FrameSource(batch, name=f"batch {output} {run.run_id}"),
+                    stream_side(spec, output, run.position, batch.schema),
                     list(out_spec.keys),
                     rules=dict(out_spec.tolerances) or None,
                     ignore=out_spec.ignore,
@@ -225,7 +234,7 @@ def reconcile_spec(
                     right_position=str(run.position),
                     name=name,
                     baseline_left=_rerun(spec, run, output),
-                    baseline_right=stream_side(replay, output, run.position) if replay is not None else None,
+                    baseline_right=stream_side(replay, output, run.position, batch.schema) if replay else None,
                     settings=Settings(allow_empty=True),
                 )
                 break

@@ -9,7 +9,7 @@ GTID position. Every row the job reads is exactly the database at that position.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,12 +22,13 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from cdc.position import Position
 from migrate.errors import DualrunError, SourceUnavailable
-from migrate.pipeline import BATCH_SQL, SCHEMAS
-from migrate.spec import PipelineSpec
+from migrate.spec import OutputSpec, PipelineSpec
+from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
 CHUNK_ROWS = 50_000
 RERUN = "~rerun"
 RUNS_TABLE = "batch_runs"
+_RUN_COLUMNS = "run_id, started_at, finished_at, pos_file, pos_offset, gtid, pos_order, rows"
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,6 @@ class BatchRun:
     finished_at: datetime
     position: Position
     rows: dict[str, int] = field(default_factory=dict)
-    defect: str | None = None
 
     @property
     def seconds(self) -> float:
@@ -89,35 +89,122 @@ def snapshot_position(conn: Connection) -> Position:
     return Position.binlog_snapshot(file, int(pos), gtid=str(gtid) if gtid else None)
 
 
-def _chunks(conn: Connection, sql: str, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    result = conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).exec_driver_sql(sql)
+# MySQL protocol column types (pymysql.constants.FIELD_TYPE) -> Arrow, by family.
+_DECIMALS = {0, 246}  # DECIMAL, NEWDECIMAL
+_INTEGERS = {1: 8, 2: 16, 9: 32, 3: 32, 8: 64}  # TINY, SHORT, INT24, LONG, LONGLONG -> bits
+_FLOATS = {4: pa.float32(), 5: pa.float64()}
+_DATES = {10, 14}  # DATE, NEWDATE
+_DATETIMES = {7, 12}  # TIMESTAMP, DATETIME
+_TIME, _YEAR, _NULL, _BIT = 11, 13, 6, 16
+_BINARY_CHARSET = 63
+_UNSIGNED_FLAG = 32
+
+
+def _column_type(field: Any) -> pa.DataType:
+    """The Arrow type of one result-set column, from the server's column definition.
+
+    DECIMAL keeps its precision and scale (the server's length counts the sign, unless unsigned,
+    and the decimal point), capped at 38 digits: a value that does not fit fails the run loudly
+    rather than losing digits. Integers keep their width; DATETIME(0-3) maps to milliseconds.
+    """
+    code, length, scale = field.type_code, field.length, field.scale
+    unsigned = bool(field.flags & _UNSIGNED_FLAG)
+    if code in _DECIMALS:
+        digits = length - (1 if scale > 0 else 0) - (0 if unsigned else 1)
+        return pa.decimal128(max(1, min(MAX_DECIMAL_PRECISION, digits)), min(scale, MAX_DECIMAL_PRECISION))
+    if code in _INTEGERS:
+        bits = _INTEGERS[code]
+        return getattr(pa, f"uint{bits}" if unsigned else f"int{bits}")()
+    if code in _FLOATS:
+        return _FLOATS[code]
+    if code in _DATES:
+        return pa.date32()
+    if code in _DATETIMES:
+        return pa.timestamp("ms" if scale <= 3 else "us")
+    if code == _TIME:
+        return pa.duration("us")
+    if code == _YEAR:
+        return pa.int16()
+    if code == _NULL:
+        return pa.null()
+    if code == _BIT or field.charsetnr == _BINARY_CHARSET:
+        return pa.binary()
+    return pa.string()  # VARCHAR, CHAR, TEXT, ENUM, SET, JSON
+
+
+def result_schema(fields: list[Any], output: str, overrides: dict[str, str]) -> pa.Schema:
+    """The output's schema: the result set's column types, with the spec's `columns` overrides."""
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise DualrunError(f"outputs.{output}.batch: the query returns column(s) {', '.join(twice)} twice; alias them")
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise DualrunError(
+            f"outputs.{output}.batch.columns: {', '.join(unknown)} not in the query's result ({', '.join(names)})"
+        )
+    return pa.schema(
+        [(f.name, arrow_type(overrides[f.name]) if f.name in overrides else _column_type(f)) for f in fields]
+    )
+
+
+def _chunks(result: Any, schema: pa.Schema, output: str) -> Iterator[pa.RecordBatch]:
     names = schema.names
     while rows := result.fetchmany(CHUNK_ROWS):
         columns = list(zip(*rows, strict=True))
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(col, type=schema.field(n).type) for n, col in zip(names, columns, strict=True)], schema=schema
-        )
+        arrays = []
+        for name, column in zip(names, columns, strict=True):
+            kind = schema.field(name).type
+            try:
+                arrays.append(pa.array(column, type=kind))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+                raise DualrunError(
+                    f"outputs.{output}.batch: column {name} does not fit {kind} ({exc}); "
+                    f"set outputs.{output}.batch.columns.{name} to a type that holds it exactly"
+                ) from None
+        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def driver_sql(sql: str) -> str:
+    """A spec's query as the driver takes it: pymysql formats every statement with `%`
+    placeholders, so a literal `%` (LIKE 'a%') is doubled."""
+    return sql.replace("%", "%%")
+
+
+def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
+    sql = driver_sql(output.batch.sql_text())
+    try:
+        result = conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).exec_driver_sql(sql)
+    except sa.exc.ProgrammingError as exc:  # the query itself: syntax, unknown column or table
+        detail = exc.orig.args[1] if exc.orig is not None and len(exc.orig.args) > 1 else str(exc.orig)
+        raise DualrunError(f"outputs.{name}.batch: the source rejected the query: {detail}") from None
+    fields = getattr(getattr(result.cursor, "_result", None), "fields", None)
+    if not fields:
+        raise DualrunError(f"outputs.{name}.batch: the query returns no result set; it must be one SELECT")
+    schema = result_schema(fields, name, output.batch.columns)
+    return pa.Table.from_batches(list(_chunks(result, schema, name)), schema=schema)
 
 
 def read_snapshot(
-    spec: PipelineSpec, outputs: dict[str, str] | None = None, *, rerun: bool = False
+    spec: PipelineSpec, outputs: Mapping[str, OutputSpec] | None = None, *, rerun: bool = False
 ) -> tuple[Position, dict[str, pa.Table]]:
-    """Run the job's queries inside one consistent snapshot; returns its position and outputs.
+    """Run each output's query inside one consistent snapshot; returns its position and outputs.
 
-    With `rerun`, every query runs a second time in the same snapshot (outputs `NAME~rerun`):
-    the same data, so any difference is the job's own noise (unordered LIMITs, float sums, NOW()).
+    The queries run as written, in the source's dialect; column types come from the result set
+    (see `result_schema`). With `rerun`, every query runs a second time in the same snapshot
+    (outputs `NAME~rerun`): the same data, so any difference is the job's own noise (unordered
+    LIMITs, float sums, NOW()).
     """
     engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
-    queries = outputs or BATCH_SQL
+    queries = spec.outputs if outputs is None else outputs
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             position = snapshot_position(conn)
             for suffix in ("", RERUN) if rerun else ("",):
-                for name, sql in queries.items():
-                    schema = SCHEMAS[name]
-                    tables[name + suffix] = pa.Table.from_batches(list(_chunks(conn, sql, schema)), schema=schema)
+                for name, output in queries.items():
+                    tables[name + suffix] = _read_output(conn, name, output)
             conn.exec_driver_sql("COMMIT")
     except sa.exc.DBAPIError as exc:
         raise translate(exc, spec) from None
@@ -129,8 +216,7 @@ def read_snapshot(
 def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, "
-        "finished_at TIMESTAMPTZ, pos_file VARCHAR, pos_offset BIGINT, gtid VARCHAR, pos_order BIGINT, "
-        "rows JSON, defect VARCHAR)"
+        "finished_at TIMESTAMPTZ, pos_file VARCHAR, pos_offset BIGINT, gtid VARCHAR, pos_order BIGINT, rows JSON)"
     )
 
 
@@ -164,17 +250,22 @@ def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table], *, ru
         for name, table in tables.items():
             con.register("incoming", table)
             con.execute(f"CREATE TABLE IF NOT EXISTS \"{name}\" AS SELECT *, '' AS __batch_run FROM incoming LIMIT 0")
-            con.execute(f'INSERT INTO "{name}" SELECT *, ? FROM incoming', [output_id])
+            try:
+                con.execute(f'INSERT INTO "{name}" BY NAME SELECT *, ? AS __batch_run FROM incoming', [output_id])
+            except duckdb.Error as exc:
+                raise DualrunError(
+                    f"warehouse {warehouse}: output {name} no longer has the columns of earlier runs ({exc}); "
+                    "drop its table or point batch.warehouse at a new file"
+                ) from None
             con.unregister("incoming")
         if run_id is not None:
             con.execute("COMMIT")
             return
         p = run.position
         con.execute(
-            f"INSERT INTO {RUNS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, run.started_at, run.finished_at, p.file, p.minor, p.gtid, p.order_value,
-             json.dumps(run.rows), run.defect],
-        )  # fmt: skip
+            f"INSERT INTO {RUNS_TABLE} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, run.started_at, run.finished_at, p.file, p.minor, p.gtid, p.order_value, json.dumps(run.rows)],
+        )
         con.execute("COMMIT")
 
 
@@ -185,25 +276,37 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
     if not warehouse.exists():
         raise DualrunError(f"no batch run recorded yet in {warehouse}; run `dualrun run batch` first")
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        query = f"SELECT * FROM {RUNS_TABLE} " + (
+        query = f"SELECT {_RUN_COLUMNS} FROM {RUNS_TABLE} " + (
             "ORDER BY started_at DESC LIMIT 1" if run_id == "latest" else "WHERE run_id = ?"
         )
         row = con.execute(query, [] if run_id == "latest" else [run_id]).fetchone()
     if row is None:
         raise DualrunError(f"batch run {run_id!r} not found in {warehouse}; see `dualrun run batch`")
-    run_id_, started, finished, file, offset, gtid, _, rows, defect = row
-    return BatchRun(run_id_, started, finished, Position.binlog_snapshot(file, offset, gtid), json.loads(rows), defect)
+    run_id_, started, finished, file, offset, gtid, _, rows = row
+    return BatchRun(run_id_, started, finished, Position.binlog_snapshot(file, offset, gtid), json.loads(rows))
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, output: str) -> bool:
+    rows = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [output]).fetchall()
+    return bool(rows[0][0])
 
 
 def has_output(warehouse: Path, run_id: str, output: str) -> bool:
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        if not _has_table(con, output):
+            return False
         query = f'SELECT count(*) > 0 FROM (SELECT 1 FROM "{output}" WHERE __batch_run = ? LIMIT 1)'
         row = con.execute(query, [run_id]).fetchone()
     return bool(row and row[0])
 
 
 def run_output(warehouse: Path, run_id: str, output: str) -> pa.Table:
-    """One output of one run, as Arrow (without the run column)."""
+    """One output of one run, as Arrow (without the run column); DualrunError when never written."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
+        if not _has_table(con, output):
+            raise DualrunError(
+                f"warehouse {warehouse} has no output {output!r}: the batch job never wrote it; "
+                "run `dualrun run batch` with this spec first"
+            )
         query = f'SELECT * EXCLUDE (__batch_run) FROM "{output}" WHERE __batch_run = ?'
         return con.sql(query, params=[run_id]).to_arrow_table()

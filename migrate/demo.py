@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +51,12 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
     from sqlalchemy.engine import make_url
 
     url = make_url(spec.source.url)
-    return ConnectorSettings(
+    settings = ConnectorSettings(
         name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1", port=url.port or 3306,
         user=spec.cdc.user, password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-        server_id=spec.cdc.server_id,
     )  # fmt: skip
+    return settings if spec.cdc.server_id is None else replace(settings, server_id=spec.cdc.server_id)
 
 
 def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:

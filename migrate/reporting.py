@@ -20,8 +20,7 @@ from comparators.report.model import CheckOutcome, KeyEvent, KeyHistory, LagPoin
 from comparators.report.runs import load_run as load_history_run
 from comparators.result import jsonable
 from comparators.sql import ident, literal
-from migrate.batch import RUNS_TABLE, source_url, translate
-from migrate.pipeline import BATCH_SQL
+from migrate.batch import RUNS_TABLE, driver_sql, source_url, translate
 from migrate.spec import PipelineSpec
 
 Key = tuple[tuple[str, Any], ...]
@@ -118,7 +117,7 @@ def _stream_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str
 def _source_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str, list[KeyEvent]]:
     """Per key: what the batch query computes from the source right now (outside any snapshot)."""
     events: dict[str, list[KeyEvent]] = {_key_text(k): [] for k in keys}
-    if output not in BATCH_SQL or not keys:
+    if output not in spec.outputs or not keys:
         return events
     columns = [c for c, _ in keys[0]]
     # MariaDB/MySQL: CAST(... AS CHAR) renders dates as ISO, matching the JSON form of the key.
@@ -126,10 +125,11 @@ def _source_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str
     marks = ", ".join(["%s"] * len(events))
     engine = sa.create_engine(source_url(spec), connect_args={"connect_timeout": 5})
     now = datetime.now(UTC).replace(tzinfo=None)
+    query = driver_sql(spec.outputs[output].batch.sql_text())
     try:
         with engine.connect() as conn:
             result = conn.exec_driver_sql(
-                f"SELECT {key_sql} AS k, q.* FROM ({BATCH_SQL[output]}) AS q WHERE {key_sql} IN ({marks})",
+                f"SELECT {key_sql} AS k, q.* FROM ({query}) AS q WHERE {key_sql} IN ({marks})",
                 tuple(events),
             )
             names = list(result.keys())
@@ -170,7 +170,7 @@ def latency_series(
     Read from the changelog of every output (no extra bookkeeping in the job): each
     row carries its source commit time and when the job wrote it.
     """
-    patterns = [p for p in (_changelog_glob(spec, o) for o in spec.compare.outputs) if p]
+    patterns = [p for p in (_changelog_glob(spec, o) for o in spec.outputs) if p]
     if not patterns:
         return None
     span = max((until - since).total_seconds(), 1.0)

@@ -38,6 +38,7 @@ from cdc.topics import TopicAdmin  # noqa: E402
 from migrate.asof import reconcile_spec  # noqa: E402
 from migrate.batch import run_batch  # noqa: E402
 from migrate.demo import ensure_connector  # noqa: E402
+from migrate.examples import shop_orders  # noqa: E402
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec  # noqa: E402
 from migrate.stack import Stack  # noqa: E402
 from migrate.stackconfig import StackConfig  # noqa: E402
@@ -62,13 +63,15 @@ def make_spec(config: StackConfig, database: str, name: str, state_dir: Path, eo
     spec = PipelineSpec(
         name=name, state_dir=str(state_dir),
         source=SourceSpec(url=f"mysql+pymysql://{config.db_user}@127.0.0.1:{config.ports.mariadb}/{database}",
-                          default_password=config.db_password),
+                          password_env="DUALRUN_DB_PASSWORD", default_password=config.db_password),
         cdc=CdcSpec(connect_url=config.connect_url, connector=f"bench-{database}", topic_prefix=f"bench{database}",
+                    user=config.debezium_user, password_env="DUALRUN_DEBEZIUM_PASSWORD",
                     default_password=config.debezium_password, server_id=400000 + uuid.uuid4().int % 100000,
                     tables=(f"{database}.customers", f"{database}.orders")),
         kafka=KafkaSpec(bootstrap_servers=config.bootstrap_servers),
-        stream=StreamSpec(group_id=name, transactional_id=name, exactly_once=eos, enriched_topic=f"{name}-enriched",
-                          alerts_topic=f"{name}-alerts", state_topic=f"{name}-state", dead_letter_topic=f"{name}-dlq"),
+        stream=StreamSpec(group=name, pipeline="migrate.examples.shop_orders:PIPELINE", transactional_id=name,
+                          exactly_once=eos, state_topic=f"{name}-state", dead_letter_topic=f"{name}-dlq"),
+        outputs=shop_orders.outputs(name), local=True,
     )  # fmt: skip
     state_dir.mkdir(parents=True, exist_ok=True)
     (state_dir / "dualrun.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))

@@ -148,4 +148,4 @@ class Context:
 
     @property
     def output_names(self) -> list[str]:
-        return [f"{self.spec.name}/{output}" for output in self.spec.compare.outputs]
+        return [f"{self.spec.name}/{output}" for output in self.spec.outputs]

@@ -15,14 +15,14 @@ from migrate.checklist.model import CheckResult
 MONEY_COLUMNS = ("amount", "revenue")  # values that can never be negative in the reference pipeline
 
 
-def _stream_table(ctx: Context, output: str, run: BatchRun) -> pa.Table:
+def _stream_table(ctx: Context, output: str, run: BatchRun, schema: pa.Schema) -> pa.Table:
     # The same as-of view reconciliation uses: the stream's changelog at the batch's position.
     from migrate.asof import stream_side
 
-    source = stream_side(ctx.spec, output, run.position)
+    source = stream_side(ctx.spec, output, run.position, schema)
     con = duckdb.connect()
     try:
-        source.register(con, "stream_side", list(ctx.spec.compare.outputs[output].keys))
+        source.register(con, "stream_side", list(ctx.spec.outputs[output].keys))
         return con.sql("SELECT * FROM stream_side").to_arrow_table()
     finally:
         con.close()
@@ -128,17 +128,15 @@ def data_quality(ctx: Context) -> CheckResult:
         return r.failed(f"no batch run recorded in {ctx.spec.warehouse_path}; run `dualrun run batch` first")
     failures: list[str] = []
     totals = {"batch": 0, "stream": 0}
-    for output, out_spec in ctx.spec.compare.outputs.items():
+    for output, out_spec in ctx.spec.outputs.items():
         keys = list(out_spec.keys)
-        sides = {
-            "batch": run_output(ctx.spec.warehouse_path, run.run_id, output),
-            "stream": _stream_table(ctx, output, run),
-        }
+        batch = run_output(ctx.spec.warehouse_path, run.run_id, output)
+        sides = {"batch": batch, "stream": _stream_table(ctx, output, run, batch.schema)}
         for side, table in sides.items():
             outcome = validate(f"{side}_{output}", table, keys)
             totals[side] += outcome.evaluated
             failures += [f"{side} {output}: {f}" for f in outcome.failures]
-    outputs = len(ctx.spec.compare.outputs)
+    outputs = len(ctx.spec.outputs)
     summary = f"batch run {run.run_id} and the stream as of {run.position}: {outputs} output(s) per side"
     if failures:
         return r.failed("; ".join(failures) + f" ({summary})")

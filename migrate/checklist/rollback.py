@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from migrate.batch import snapshot_position, source_url, translate
+from migrate.batch import driver_sql, snapshot_position, source_url, translate
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError, SourceUnavailable
-from migrate.pipeline import BATCH_SQL
 
 
 def _batch_still_runs(ctx: Context) -> str:
@@ -20,8 +19,8 @@ def _batch_still_runs(ctx: Context) -> str:
         with engine.connect() as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             position = snapshot_position(conn)
-            for sql in BATCH_SQL.values():
-                conn.exec_driver_sql(f"SELECT * FROM ({sql}) AS q LIMIT 0")
+            for output in ctx.spec.outputs.values():
+                conn.exec_driver_sql(f"SELECT * FROM ({driver_sql(output.batch.sql_text())}) AS q LIMIT 0")
             conn.exec_driver_sql("COMMIT")
     except sa.exc.DBAPIError as exc:
         error = translate(exc, ctx.spec)
@@ -44,7 +43,7 @@ def rollback_ready(ctx: Context) -> CheckResult:
     problems, facts = [], []
     try:
         position = _batch_still_runs(ctx)
-        facts.append(f"batch snapshot at {position} ({len(BATCH_SQL)} batch queries prepared)")
+        facts.append(f"batch snapshot at {position} ({len(ctx.spec.outputs)} batch queries prepared)")
     except CheckUnavailable:
         raise
     except DualrunError as exc:
@@ -54,7 +53,7 @@ def rollback_ready(ctx: Context) -> CheckResult:
         problems.append(f"no batch run recorded in {ctx.spec.warehouse_path}")
     else:
         facts.append(f"last batch run {run.run_id}")
-    group = ctx.spec.stream.group_id
+    group = ctx.spec.stream.group
     existing = [t for t in ctx.change_topics if ctx.topic_exists(t)]
     if not existing:
         problems.append("no change topic exists, so no stream offsets can be committed")

@@ -53,7 +53,7 @@ def consumer_lag(ctx: Context) -> CheckResult:
     """
     limit = ctx.spec.checklist.max_consumer_lag
     r = ctx.begin("consumer_lag", f"<= {limit:,} records behind the change topics")
-    group = ctx.spec.stream.group_id
+    group = ctx.spec.stream.group
     missing = [t for t in ctx.change_topics if not ctx.topic_exists(t)]
     if missing:
         return r.failed(f"change topic(s) {', '.join(missing)} do not exist; has the connector captured the tables?")

@@ -12,11 +12,13 @@ def _hours(ms: int | None) -> str:
 
 def _retained_topics(ctx: Context) -> list[str]:
     """Topics whose history must outlive a batch window: change topics, alerts, dead letters."""
-    return [*ctx.change_topics, ctx.spec.stream.alerts_topic, ctx.spec.stream.dead_letter_topic]
+    outputs = [o.stream.topic for n, o in ctx.spec.outputs.items() if o.stream.topic and n != "orders_enriched"]
+    return [*ctx.change_topics, *outputs, ctx.spec.stream.dead_letter_topic]
 
 
 def _state_topics(ctx: Context) -> list[str]:
-    return [ctx.spec.stream.enriched_topic, ctx.spec.stream.state_topic]
+    enriched = ctx.spec.outputs.get("orders_enriched")
+    return [*([enriched.stream.topic] if enriched and enriched.stream.topic else []), ctx.spec.stream.state_topic]
 
 
 def topic_retention(ctx: Context) -> CheckResult:

@@ -42,7 +42,7 @@ def stream_jobs(state_dir: Path) -> list[ManagedProcess]:
 
 
 def stream_process(spec: PipelineSpec) -> ManagedProcess:
-    return _stream_job(spec.path("stream") / f"{spec.stream.group_id}.pid", spec.state_dir)
+    return _stream_job(spec.path("stream") / f"{spec.stream.group}.pid", spec.state_dir)
 
 
 def start_stream_background(

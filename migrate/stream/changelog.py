@@ -80,7 +80,7 @@ class ChangelogWriter:
             raise ChangelogError(
                 f"consumer group {group_id!r} already committed up to {resumed[0]}, but its changelog {self.root} "
                 f"{what} (deleted, or another state dir runs the same group): restore the folder, or set a new "
-                f"stream.group_id and state_topic to rebuild from the start"
+                f"stream.group and state_topic to rebuild from the start"
             )
         self.group_id = group_id
         self._mark(seen if seen is not None else -1)

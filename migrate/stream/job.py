@@ -121,11 +121,9 @@ class StreamJob:
             self.marker_topic, {spec.cdc.topic(t): t for t in spec.cdc.tables}, stall_after=stall_after,
             drained=self._inputs_drained,
         )  # fmt: skip
-        self.topics = {
-            "enriched": spec.stream.enriched_topic,
-            "alert": spec.stream.alerts_topic,
-            "state": spec.stream.state_topic,
-        }
+        # Output name -> its topic; "state" -> the job's own state topic.
+        self.topics = {name: out.stream.topic for name, out in spec.outputs.items() if out.stream.topic is not None}
+        self.topics["state"] = spec.stream.state_topic
         self.stopping = False
         self.counters = Counters()
         self.started_at = time.time()
@@ -142,7 +140,7 @@ class StreamJob:
         bootstrap = spec.kafka.bootstrap_servers
         self.consumer_config: dict[str, Any] = {
             "bootstrap.servers": bootstrap,
-            "group.id": spec.stream.group_id,
+            "group.id": spec.stream.group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
@@ -171,9 +169,9 @@ class StreamJob:
         admin = TopicAdmin(self.spec.kafka.bootstrap_servers)
         # Tombstones of deleted orders are the job's memory of where an order was deleted (state is
         # restored from this topic): kept four weeks, not compaction's default one day.
-        admin.create(self.topics["enriched"], compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
+        admin.create(self.topics["orders_enriched"], compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
         admin.create(self.topics["state"], compact=True)
-        admin.create(self.topics["alert"], retention_ms=WEEK_MS)
+        admin.create(self.topics["order_alerts"], retention_ms=WEEK_MS)
         admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
         for topic in [*self.inputs, self.marker_topic]:
             # Debezium creates these on its first event; the job may start before that.
@@ -184,14 +182,14 @@ class StreamJob:
         of the compacted enriched topic (orders): both are written in the job's transactions."""
         self.transform = Transform(defect=self.spec.stream.defect)
         reader = Consumer(
-            {**self.consumer_config, "group.id": f"{self.spec.stream.group_id}-restore", "enable.partition.eof": True},
+            {**self.consumer_config, "group.id": f"{self.spec.stream.group}-restore", "enable.partition.eof": True},
             logger=quiet_logger(),
         )
         try:
             topics = reader.list_topics(timeout=10).topics
             partitions = [
                 TopicPartition(topic, p, 0)
-                for topic in (self.topics["state"], self.topics["enriched"])
+                for topic in (self.topics["state"], self.topics["orders_enriched"])
                 if topic in topics
                 for p in topics[topic].partitions
             ]
@@ -209,7 +207,7 @@ class StreamJob:
                         continue
                     key, value = (msg.key() or b"").decode(), msg.value()
                     parsed = orjson.loads(value) if value is not None else None
-                    if where[0] == self.topics["enriched"]:
+                    if where[0] == self.topics["orders_enriched"]:
                         self.transform.restore_enriched(int(key), parsed, _header_position(msg))
                     elif key == PROGRESS_KEY and parsed is not None:
                         self._restore_progress(parsed)
@@ -248,7 +246,7 @@ class StreamJob:
             self.producer.init_transactions(30)
         self.restore_state()
         resumed = self.counters.last_position
-        self.changelog.claim(self.spec.stream.group_id, _resumed(resumed) if resumed else None)
+        self.changelog.claim(self.spec.stream.group, _resumed(resumed) if resumed else None)
         self._tune_gc()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -410,7 +408,7 @@ class StreamJob:
             self.counters.last_transaction = self.counters.pending_transaction
         if time.monotonic() - self.last_status > 0.5:
             self._publish_status("running")
-        for output in ("orders_enriched", "order_alerts", "daily_revenue"):
+        for output in self.spec.outputs:
             self.changelog.compact(output)
 
     def _abort_and_rewind(self) -> None:

@@ -1,6 +1,6 @@
 """The running streaming job's self-report, a small JSON file other commands read.
 
-The job rewrites `<state_dir>/stream/<group_id>.status.json` atomically after every committed
+The job rewrites `<state_dir>/stream/<group>.status.json` atomically after every committed
 transaction (and at least every few seconds when idle). The checklist and the
 demo read it; they never talk to the job directly.
 """
@@ -48,7 +48,7 @@ class StreamStatus:
 
 def status_path(spec: PipelineSpec) -> Path:
     """One file per consumer group, so a second job (e.g. a demo defect) keeps its own."""
-    return spec.path("stream") / f"{spec.stream.group_id}.status.json"
+    return spec.path("stream") / f"{spec.stream.group}.status.json"
 
 
 def write_status(spec: PipelineSpec, status: StreamStatus) -> None:

@@ -93,7 +93,7 @@ def meta(op: str, position: Position, pos_order: int, source_ts_ms: int) -> Meta
 
 
 class KafkaRecord(NamedTuple):
-    topic: str  # the logical output: "enriched", "alert" or "state"
+    topic: str  # an output name (its stream.topic in the spec), or "state"
     key: str
     value: dict[str, Any] | str | None  # None: a tombstone
     pos: int = 0  # source position (order value) of the change, sent as a header
@@ -238,7 +238,7 @@ class Transform:
         records: list[KafkaRecord]
         if new is None:
             changes = [OutputChange("orders_enriched", (order_id, *_NO_ENRICHED, *delete))]
-            records = [KafkaRecord("enriched", str(order_id), None, pos)]
+            records = [KafkaRecord("orders_enriched", str(order_id), None, pos)]
         else:
             customer = state.customers.get(new.customer_id)
             at = upsert if customer is None else _no_earlier(upsert, customer.pos, event)
@@ -251,7 +251,7 @@ class Transform:
                 changes.append(OutputChange("order_alerts", (order_id, new.customer_id, new.amount, *upsert)))
             if not was_alert:
                 # The article's alert consumer reads the order id from the value.
-                records.append(KafkaRecord("alert", str(order_id), str(order_id), pos))
+                records.append(KafkaRecord("order_alerts", str(order_id), str(order_id), pos))
         elif was_alert:
             changes.append(OutputChange("order_alerts", (order_id, None, None, *delete)))
 
@@ -289,7 +289,7 @@ class Transform:
             "updated_at": order.updated_at,
         }
         change = OutputChange("orders_enriched", (*values.values(), *at))
-        return change, KafkaRecord("enriched", str(order_id), values, at[-1])
+        return change, KafkaRecord("orders_enriched", str(order_id), values, at[-1])
 
     # -- restoring from the state topic ----------------------------------------------------
     def restore(self, key: str, value: dict[str, Any] | None) -> None:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from migrate.demo import ensure_connector
+from migrate.examples import shop_orders
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig
 from migrate.stream.job import StreamJob
@@ -31,6 +32,7 @@ def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) 
         state_dir=str(state_dir),
         source=SourceSpec(
             url=f"mysql+pymysql://{stack.db_user}@127.0.0.1:{stack.ports.mariadb}/{database}",
+            password_env="DUALRUN_DB_PASSWORD",
             default_password=stack.db_password,
         ),  # fmt: skip
         cdc=CdcSpec(
@@ -38,20 +40,22 @@ def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) 
             connector=name,
             topic_prefix=name,
             user=stack.debezium_user,
+            password_env="DUALRUN_DEBEZIUM_PASSWORD",
             default_password=stack.debezium_password,
             server_id=300000 + uuid.uuid4().int % 100000,
             tables=(f"{database}.customers", f"{database}.orders"),
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(
-            group_id=name,
+            group=name,
+            pipeline="migrate.examples.shop_orders:PIPELINE",
             transactional_id=name,
-            enriched_topic=f"{name}-enriched",
-            alerts_topic=f"{name}-alerts",
             state_topic=f"{name}-state",
             dead_letter_topic=f"{name}-dlq",
             commit_interval_ms=100,
         ),  # fmt: skip
+        outputs=shop_orders.outputs(name),
+        local=True,  # the written spec file finds the stack's local passwords
     )
     spec = spec.with_changes(compare={"wait_seconds": 90})
     (state_dir / "dualrun.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))

@@ -20,6 +20,7 @@ from comparators import history
 from migrate.asof import reconcile_spec
 from migrate.batch import run_batch
 from migrate.checklist import CHECK_NAMES, Context, evaluate, select
+from migrate.examples import shop_orders
 from migrate.spec import PipelineSpec
 from migrate.stackconfig import StackConfig
 from tests.integration.conftest import Database, connector_for, wait_status
@@ -39,9 +40,10 @@ def isolated_spec(stack: StackConfig, tmp_path: Path, unique: Callable[[str], st
     """The reference spec pointed at the local stack with unique topic, group and connector names."""
     prefix = unique("ck")
     stream = {
-        "group_id": unique("grp"), "dead_letter_topic": unique("dlq"), "enriched_topic": unique("enriched"),
-        "alerts_topic": unique("alerts"), "state_topic": unique("state"), **sections.pop("stream", {}),
+        "group": unique("grp"), "dead_letter_topic": unique("dlq"), "state_topic": unique("state"),
+        **sections.pop("stream", {}),
     }  # fmt: skip
+    sections.setdefault("outputs", {k: v.model_dump() for k, v in shop_orders.outputs(unique("out")).items()})
     cdc = {"connect_url": stack.connect_url, "connector": prefix, "topic_prefix": prefix,
            "tables": ("shop.orders",), **sections.pop("cdc", {})}  # fmt: skip
     return local_spec(tmp_path, stream=stream, cdc=cdc, kafka={"bootstrap_servers": stack.bootstrap_servers},
@@ -126,14 +128,14 @@ def test_consumer_lag_fails_for_a_group_that_stopped_consuming_and_passes_once_c
         produce(stack.bootstrap_servers, topic, 20)  # nobody in the group reads them
         status, evidence = check(spec, "consumer_lag")
         assert status == "fail"
-        group = spec.stream.group_id
+        group = spec.stream.group
         assert evidence == f"group {group} 20 records behind: {topic} 20 (no committed offset on {topic})"
         status, evidence = check(spec, "rollback_ready")
-        assert status == "fail" and f"group {spec.stream.group_id} has no committed offset on {topic}[0]" in evidence
+        assert status == "fail" and f"group {spec.stream.group} has no committed offset on {topic}[0]" in evidence
 
-        commit_to_end(stack.bootstrap_servers, spec.stream.group_id, topic)
+        commit_to_end(stack.bootstrap_servers, spec.stream.group, topic)
         status, evidence = check(spec, "consumer_lag")
-        assert (status, evidence) == ("pass", f"group {spec.stream.group_id} 0 record(s) behind on 1 partition(s)")
+        assert (status, evidence) == ("pass", f"group {spec.stream.group} 0 record(s) behind on 1 partition(s)")
         produce(stack.bootstrap_servers, topic, 3)  # a little behind is within the threshold
         assert check(spec, "consumer_lag") == ("pass", f"group {group} 3 record(s) behind on 1 partition(s)")
     finally:
@@ -146,24 +148,30 @@ def test_retention_and_compaction_follow_the_topic_configs(
     spec = isolated_spec(stack, tmp_path, unique, checklist={"batch_window_hours": 24})
     admin = TopicAdmin(stack.bootstrap_servers)
     change = spec.cdc.topic("shop.orders")
-    created = [change, spec.stream.alerts_topic, spec.stream.enriched_topic, spec.stream.state_topic]
+    alerts, enriched = spec.outputs["order_alerts"].stream.topic, spec.outputs["orders_enriched"].stream.topic
+    assert alerts is not None and enriched is not None
+    created = [change, alerts, enriched, spec.stream.state_topic]
     try:
         admin.create(change, retention_ms=3_600_000)  # one hour: shorter than the batch window
-        admin.create(spec.stream.alerts_topic, retention_ms=7 * 24 * 3_600_000)
-        admin.create(spec.stream.enriched_topic, retention_ms=7 * 24 * 3_600_000)  # delete policy: state expires
+        admin.create(alerts, retention_ms=7 * 24 * 3_600_000)
+        admin.create(enriched, retention_ms=7 * 24 * 3_600_000)  # delete policy: state expires
         admin.create(spec.stream.state_topic, compact=True)
         status, evidence = check(spec, "topic_retention")
         dlq = spec.stream.dead_letter_topic  # never created: listed, but only change topics must exist
         assert (status, evidence) == ("fail", f"{change} keeps 1h; {dlq} does not exist")
         status, evidence = check(spec, "state_topics_compacted")
-        assert status == "fail" and evidence == f"{spec.stream.enriched_topic} is delete (retention 168h)"
+        assert status == "fail" and evidence == f"{enriched} is delete (retention 168h)"
         status, evidence = check(spec, "replication")
         assert status == "warn" and evidence.startswith("one broker: replication factor 1, min.insync.replicas 1")
 
         longer = spec.with_changes(checklist={"batch_window_hours": 0.5})
         status, evidence = check(longer, "topic_retention")
-        assert (status, evidence) == ("pass", f"{change} 1h, {spec.stream.alerts_topic} 168h; not created yet: {dlq}")
-        compacted = spec.with_changes(stream={"enriched_topic": spec.stream.state_topic})
+        assert (status, evidence) == ("pass", f"{change} 1h, {alerts} 168h; not created yet: {dlq}")
+        state_as_enriched = {
+            **spec.outputs["orders_enriched"].model_dump(),
+            "stream": {"topic": spec.stream.state_topic},
+        }
+        compacted = spec.with_changes(outputs={"orders_enriched": state_as_enriched})
         assert check(compacted, "state_topics_compacted")[0] == "pass"
     finally:
         for topic in created:
@@ -222,7 +230,7 @@ def test_a_live_pipeline_goes_from_go_to_no_go_as_conditions_break(
     while time.monotonic() < deadline and check(spec, "consumer_lag")[0] == "pass":
         time.sleep(0.5)
     status, evidence = check(spec, "consumer_lag")
-    assert status == "fail" and f"group {spec.stream.group_id}" in evidence
+    assert status == "fail" and f"group {spec.stream.group}" in evidence
     status, evidence = check(spec, "events_fresh")
     assert status == "fail" and "streaming job is stopped" in evidence
     assert evaluate(spec).exit_code == 1

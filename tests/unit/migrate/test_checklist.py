@@ -59,8 +59,8 @@ def free_port() -> int:
 def spec(tmp_path: Path) -> PipelineSpec:
     # outputs named like the builders' history (orders_enriched, daily_revenue)
     base = local_spec(tmp_path)
-    outputs = {k: v for k, v in base.compare.outputs.items() if k in ("orders_enriched", "daily_revenue")}
-    return base.with_changes(compare={"outputs": outputs})
+    outputs = {k: v for k, v in base.outputs.items() if k in ("orders_enriched", "daily_revenue")}
+    return base.model_copy(update={"outputs": outputs})
 
 
 def status(**changes: object) -> StreamStatus:

@@ -81,7 +81,7 @@ def test_outputs_match_what_the_batch_job_would_compute_at_the_end() -> None:
     assert latest(changes, "daily_revenue") == {
         (1, date(2026, 11, 24)): {"order_count": 1, "revenue": Decimal("400.00")}
     }
-    alerts = [r for r in records if r.topic == "alert"]
+    alerts = [r for r in records if r.topic == "order_alerts"]
     assert [(r.key, r.value) for r in alerts] == [("11", "11")]
 
 
@@ -131,12 +131,12 @@ def test_state_restored_from_the_state_and_enriched_records_equals_the_live_stat
     latest_record: dict[tuple[str, str], Any] = {}
     for event in scenario():
         for record in live.apply(event)[1]:
-            if record.topic in ("state", "enriched"):
+            if record.topic in ("state", "orders_enriched"):
                 latest_record[(record.topic, record.key)] = record  # compaction keeps the last per key
     restored = Transform()
     for (topic, key), record in latest_record.items():
         value = orjson.loads(encode(record.value)) if record.value is not None else None
-        if topic == "enriched":
+        if topic == "orders_enriched":
             restored.restore_enriched(int(key), value, record.pos)
         else:
             restored.restore(key, value)
@@ -153,7 +153,7 @@ def test_enriched_rows_follow_the_changelog_schema() -> None:
     """The enriched row is the Kafka value's fields in order: the changelog's columns, then META."""
     changes, records = run(scenario()[:2])
     row = next(c.row for c in changes if c.output == "orders_enriched")
-    value = next(r.value for r in records if r.topic == "enriched")
+    value = next(r.value for r in records if r.topic == "orders_enriched")
     assert isinstance(value, dict) and list(value) == SCHEMAS["orders_enriched"].names
     assert row == (*value.values(), *row[len(value) :]) and len(row) == len(value) + len(META_COLUMNS)
 
@@ -167,4 +167,4 @@ def test_a_delete_of_an_order_whose_insert_was_poison_removes_it_and_touches_no_
         transform.apply(s.event("orders", "c", None, poison))
     changes, records = transform.apply(s.event("orders", "d", poison, None))
     assert [(c.output, c.key, c.values) for c in changes] == [("orders_enriched", (7,), None)]
-    assert [(r.topic, r.key, r.value) for r in records] == [("enriched", "7", None)]
+    assert [(r.topic, r.key, r.value) for r in records] == [("orders_enriched", "7", None)]

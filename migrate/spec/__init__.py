@@ -1,0 +1,49 @@
+"""The pipeline spec: the model (`migrate.spec.model`) and its loader (`migrate.spec.load`)."""
+
+from migrate.errors import SpecError
+from migrate.spec.load import (
+    DEFAULT_SPEC_NAMES,
+    SpecProblems,
+    example_spec_path,
+    load_spec,
+    parse_spec,
+    reference_spec_path,
+)
+from migrate.spec.model import (
+    DEFAULT_POSITION_HEADER,
+    SUPPORTED_SOURCES,
+    BatchSpec,
+    CdcSpec,
+    ChecklistSpec,
+    CompareSpec,
+    KafkaSpec,
+    OutputBatchSpec,
+    OutputSpec,
+    OutputStreamSpec,
+    PipelineSpec,
+    SourceSpec,
+    StreamSpec,
+)
+
+__all__ = [
+    "DEFAULT_POSITION_HEADER",
+    "DEFAULT_SPEC_NAMES",
+    "SUPPORTED_SOURCES",
+    "BatchSpec",
+    "CdcSpec",
+    "ChecklistSpec",
+    "CompareSpec",
+    "KafkaSpec",
+    "OutputBatchSpec",
+    "OutputSpec",
+    "OutputStreamSpec",
+    "PipelineSpec",
+    "SourceSpec",
+    "SpecError",
+    "SpecProblems",
+    "StreamSpec",
+    "example_spec_path",
+    "load_spec",
+    "parse_spec",
+    "reference_spec_path",
+]

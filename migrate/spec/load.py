@@ -1,0 +1,143 @@
+"""YAML -> PipelineSpec: every problem with its path, `sql_file` resolution, the local stack's opt-in.
+
+A wrong spec fails here, never later: `SpecError` says the file, the field's path and what to do
+in one line (the first problem, with the count of the others), and carries every problem in
+`problems` for callers that show them all.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from migrate.errors import SpecError
+from migrate.spec.model import PipelineSpec
+
+DEFAULT_SPEC_NAMES = ("dualrun.yaml", "dualrun.yml")
+_SECRET_FIELDS = ("default_password", "password")
+
+
+def example_spec_path() -> Path:
+    """The local stack's example spec, shipped in the package (what `dualrun demo` runs)."""
+    return Path(str(files("migrate") / "examples" / "shop_orders" / "spec.yaml"))
+
+
+reference_spec_path = example_spec_path  # the name before spec v2
+
+
+class SpecProblems(SpecError):
+    """A spec that fails validation: the message is the first problem; `problems` holds them all."""
+
+    def __init__(self, message: str, problems: list[str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown field; check its spelling against the spec reference in the README"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    return f"{where}: {message}"
+
+
+def explain(exc: ValidationError, origin: str) -> SpecProblems:
+    problems = [_problem(e) for e in exc.errors()]
+    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    return SpecProblems(f"{origin}: {problems[0]}{more}", problems)
+
+
+def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
+    """`local: true`: the spec describes the local stack, so it follows the stack's port overrides
+    (DUALRUN_*_PORT) and its local passwords; `dualrun demo` works when 3306 or 9092 is taken."""
+    from sqlalchemy.engine import make_url
+
+    from migrate.stackconfig import StackConfig
+
+    stack = StackConfig.from_env()
+    ports = stack.ports
+    source = {**raw.get("source", {}), "default_password": stack.db_password}
+    if isinstance(source.get("url"), str):
+        source["url"] = make_url(source["url"]).set(port=ports.mariadb).render_as_string(hide_password=False)
+    cdc = {
+        **raw.get("cdc", {}),
+        "connect_url": f"http://127.0.0.1:{ports.connect}",
+        "default_password": stack.debezium_password,
+    }
+    kafka = {**raw.get("kafka", {}), "bootstrap_servers": f"127.0.0.1:{ports.kafka}"}
+    return {**raw, "source": source, "cdc": cdc, "kafka": kafka}
+
+
+def _secrets_in(raw: dict[str, Any]) -> str | None:
+    for section in ("source", "cdc"):
+        body = raw.get(section)
+        if isinstance(body, dict):
+            for name in _SECRET_FIELDS:
+                if name in body:
+                    return f"{section}.{name}"
+    return None
+
+
+def _resolve_sql_files(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`sql_file` paths relative to the spec file's folder become absolute."""
+    outputs = raw.get("outputs")
+    if not isinstance(outputs, dict):
+        return raw
+    resolved: dict[str, Any] = {}
+    for name, output in outputs.items():
+        batch = output.get("batch") if isinstance(output, dict) else None
+        if isinstance(batch, dict) and isinstance(batch.get("sql_file"), str):
+            path = Path(batch["sql_file"]).expanduser()
+            batch = {**batch, "sql_file": str(path if path.is_absolute() else (folder / path).absolute())}
+            output = {**output, "batch": batch}
+        resolved[name] = output
+    return {**raw, "outputs": resolved}
+
+
+def parse_spec(raw: Any, origin: str, folder: Path | None = None) -> PipelineSpec:
+    """Validate a spec already read into Python (a YAML document); `folder` resolves sql_file."""
+    if raw is None:
+        raise SpecError(f"{origin}: the spec is empty; it needs name, source, cdc, kafka, stream and outputs")
+    if not isinstance(raw, dict):
+        raise SpecError(f"{origin}: expected a mapping of sections (source, cdc, kafka, stream, outputs) at the top")
+    if secret := _secrets_in(raw):
+        raise SpecError(
+            f"{origin}: {secret}: passwords never live in the spec; name the environment variable in password_env"
+        )
+    if "outputs" not in raw:
+        raise SpecError(
+            f"{origin}: outputs: the spec declares no outputs; add each output with its keys and batch SQL "
+            "(see the spec reference in the README)"
+        )
+    raw = _resolve_sql_files(raw, folder or Path.cwd())
+    if raw.get("local") is True:
+        raw = _on_local_stack(raw)
+    try:
+        return PipelineSpec.model_validate({**raw, "origin": origin})
+    except ValidationError as exc:
+        raise explain(exc, origin) from None
+
+
+def load_spec(path: str | Path | None = None) -> PipelineSpec:
+    """Load and validate a spec; None finds ./dualrun.yaml, else the local stack's example spec."""
+    if path is None:
+        found = next((Path(n) for n in DEFAULT_SPEC_NAMES if Path(n).exists()), None)
+        path = found or example_spec_path()
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path} does not exist; pass --spec with a path to a dualrun YAML spec") from None
+    except IsADirectoryError:
+        raise SpecError(f"spec {path} is a folder; pass --spec with a path to a dualrun YAML spec") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(raw, str(path), path.absolute().parent)

@@ -1,0 +1,368 @@
+"""The pipeline spec (v2): one YAML file describes a whole dual run of the user's pipeline.
+
+The model has no reference defaults: a spec names its source, connector, Kafka, the stream job's
+consumer group and every output with its keys and batch SQL. Neutral defaults only (state folder,
+compare rules, checklist thresholds, runner settings derived from the group). Secrets never live in
+the file: `password_env` names the environment variable that holds each password; only a spec with
+`local: true` (the local stack's example) falls back to the stack's local passwords.
+
+Relative paths resolve against `state_dir`, which resolves against the current directory;
+`sql_file` resolves against the spec file's folder (see `migrate.spec.load`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from migrate.errors import SpecError
+from migrate.spec.columns import arrow_type
+
+SUPPORTED_SOURCES = ("mariadb",)
+DEFAULT_POSITION_HEADER = "dbz.source"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _password(section: str, env: str, default: str | None) -> str:
+    value = os.environ.get(env) or default
+    if value is None:
+        raise SpecError(
+            f"{section}.password_env: environment variable {env} is not set; export it with the password "
+            f"(passwords never live in the spec)"
+        )
+    return value
+
+
+class SourceSpec(_Model):
+    """The legacy OLTP database both pipelines read."""
+
+    kind: str = "mariadb"
+    url: str
+    password_env: str
+    # Set only by `local: true` (the local stack's passwords) or by code; never read from YAML and
+    # never dumped.
+    default_password: str | None = Field(default=None, repr=False, exclude=True)
+
+    @field_validator("kind")
+    @classmethod
+    def _supported(cls, kind: str) -> str:
+        if kind not in SUPPORTED_SOURCES:
+            raise ValueError(
+                f"source kind {kind!r} is not supported yet: dualrun takes consistent snapshots of "
+                f"{', '.join(SUPPORTED_SOURCES)} only"
+            )
+        return kind
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_no_password(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.hostname:
+            raise ValueError("expected a SQLAlchemy URL like mysql+pymysql://user@host:3306/db")
+        if parts.password:
+            raise ValueError("put the password in the environment variable named by password_env, not in the URL")
+        return url
+
+    @property
+    def database(self) -> str:
+        return urlsplit(self.url).path.lstrip("/")
+
+    def password(self) -> str:
+        return _password("source", self.password_env, self.default_password)
+
+
+class CdcSpec(_Model):
+    """The Debezium connector on Kafka Connect."""
+
+    connect_url: str
+    connector: str
+    topic_prefix: str
+    tables: tuple[str, ...]
+    user: str
+    password_env: str
+    default_password: str | None = Field(default=None, repr=False, exclude=True)
+    # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
+    position_header: str | None = DEFAULT_POSITION_HEADER
+    server_id: int | None = None
+
+    @field_validator("tables")
+    @classmethod
+    def _tables_not_empty(cls, tables: tuple[str, ...]) -> tuple[str, ...]:
+        if not tables:
+            raise ValueError("list at least one captured table as database.table")
+        for table in tables:
+            if table.count(".") != 1:
+                raise ValueError(f"{table!r}: name each table as database.table")
+        return tables
+
+    def password(self) -> str:
+        return _password("cdc", self.password_env, self.default_password)
+
+    def topic(self, table: str) -> str:
+        return f"{self.topic_prefix}.{table}"
+
+
+class KafkaSpec(_Model):
+    bootstrap_servers: str
+
+
+class BatchSpec(_Model):
+    """The legacy nightly job: the outputs' SQL in one consistent snapshot, outputs to a warehouse."""
+
+    warehouse: str = "warehouse.duckdb"
+    # Run every query twice in the same snapshot: the difference is the batch job's own noise.
+    rerun_for_noise: bool = True
+
+
+class StreamSpec(_Model):
+    """The streaming job: its consumer group, and dualrun's runner settings when dualrun runs it.
+
+    Without `pipeline` the user's own job writes the output topics and dualrun reads them; with
+    `pipeline` ("pkg.module:ATTR"), dualrun runs that Python pipeline under its exactly-once runner.
+    The runner's Kafka identity defaults from the group: transactional id `<group>`, state topic
+    `<group>-state`, dead letters `<group>-dlq`.
+    """
+
+    group: str
+    pipeline: str | None = None
+    transactional_id: str = ""
+    state_topic: str = ""
+    dead_letter_topic: str = ""
+    changelog_dir: str = "changelog"
+    exactly_once: bool = True
+    commit_interval_ms: int = Field(default=200, gt=0)
+    max_batch: int = Field(default=5000, gt=0)
+    defect: str | None = None  # a deliberately wrong transform, for `demo --inject-defect`
+
+    @model_validator(mode="before")
+    @classmethod
+    def _identity_from_group(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("group"), str):
+            group = data["group"]
+            derived = {"transactional_id": group, "state_topic": f"{group}-state", "dead_letter_topic": f"{group}-dlq"}
+            data = {**data, **{k: v for k, v in derived.items() if not data.get(k)}}
+        return data
+
+    @field_validator("group")
+    @classmethod
+    def _group_not_empty(cls, group: str) -> str:
+        if not group.strip():
+            raise ValueError("name the stream job's consumer group (Kafka Streams: its application.id)")
+        return group
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline_reference(cls, pipeline: str | None) -> str | None:
+        if pipeline is not None and pipeline.count(":") != 1:
+            raise ValueError(f"{pipeline!r}: expected a Python reference like package.module:ATTRIBUTE")
+        return pipeline
+
+
+class OutputBatchSpec(_Model):
+    """The batch side of one output: a query in the source's dialect, inline or in a file."""
+
+    sql: str | None = None
+    sql_file: str | None = None  # the loader makes it absolute (relative to the spec file)
+    columns: dict[str, str] = Field(default_factory=dict)  # column -> SQL type, overriding the result set's
+
+    @model_validator(mode="after")
+    def _one_query(self) -> OutputBatchSpec:
+        if (self.sql is None) == (self.sql_file is None):
+            raise ValueError("give exactly one of sql (inline) and sql_file (a path relative to the spec file)")
+        if self.sql is not None and not self.sql.strip():
+            raise ValueError("sql is empty")
+        if self.sql_file is not None and not Path(self.sql_file).is_file():
+            raise ValueError(f"sql_file {self.sql_file} does not exist (relative paths resolve against the spec file)")
+        return self
+
+    @field_validator("columns")
+    @classmethod
+    def _known_types(cls, columns: dict[str, str]) -> dict[str, str]:
+        for name, text in columns.items():
+            try:
+                arrow_type(text)
+            except ValueError as exc:
+                raise ValueError(f"column {name}: {exc}") from None
+        return columns
+
+    def sql_text(self) -> str:
+        """The query, read from `sql_file` when the spec names one, without a trailing `;` (it runs
+        as one statement and is nested as a subquery when evidence is gathered)."""
+        text = self.sql
+        if text is None:
+            assert self.sql_file is not None  # _one_query
+            try:
+                text = Path(self.sql_file).read_text()
+            except OSError as exc:
+                raise SpecError(f"sql_file {self.sql_file}: {exc.strerror}; restore the file or fix the path") from None
+        return text.strip().rstrip(";").rstrip() + "\n"
+
+
+class OutputStreamSpec(_Model):
+    """Where the stream side of one output is read: a Kafka topic or a sink table."""
+
+    topic: str | None = None  # JSON key (object or scalar) and JSON value; a tombstone deletes
+    table: str | None = None  # a SQLAlchemy URL with ?table=T, where the user's job writes a database
+    position_header: str | None = None  # None: cdc.position_header
+
+    @model_validator(mode="after")
+    def _one_place(self) -> OutputStreamSpec:
+        if self.topic is not None and self.table is not None:
+            raise ValueError("give one of topic and table, not both")
+        return self
+
+
+class OutputSpec(_Model):
+    """One output of the pipeline, produced by both sides and compared at the batch position."""
+
+    keys: tuple[str, ...]
+    batch: OutputBatchSpec
+    stream: OutputStreamSpec = Field(default_factory=OutputStreamSpec)
+    tolerances: dict[str, str] = Field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+    partition: str | None = None
+
+    @field_validator("keys")
+    @classmethod
+    def _keys_not_empty(cls, keys: tuple[str, ...]) -> tuple[str, ...]:
+        if not keys:
+            raise ValueError("at least one key column is required")
+        return keys
+
+
+class CompareSpec(_Model):
+    wait_seconds: float = Field(default=60.0, ge=0)
+    history: str = "history.duckdb"
+
+
+class ChecklistSpec(_Model):
+    max_consumer_lag: int = Field(default=1000, ge=0)
+    max_event_age_seconds: float = Field(default=60.0, gt=0)
+    min_parity_streak: int = Field(default=3, ge=1)
+    max_noise_rows: int = Field(default=0, ge=0)
+    batch_window_hours: float = Field(default=24.0, gt=0)
+
+
+class PipelineSpec(_Model):
+    """A whole dual run."""
+
+    name: str
+    state_dir: str = ".dualrun"
+    # The local stack's spec: ports from DUALRUN_*_PORT and the stack's local passwords (see load).
+    local: bool = False
+    source: SourceSpec
+    cdc: CdcSpec
+    kafka: KafkaSpec
+    batch: BatchSpec = Field(default_factory=BatchSpec)
+    stream: StreamSpec
+    outputs: dict[str, OutputSpec]
+    compare: CompareSpec = Field(default_factory=CompareSpec)
+    checklist: ChecklistSpec = Field(default_factory=ChecklistSpec)
+
+    # Where the spec came from, for messages and for resolving relative paths.
+    origin: str = Field(default="<code>", exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_empty(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("name the pipeline (it labels runs in the history)")
+        return name
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_not_empty(cls, outputs: dict[str, OutputSpec]) -> dict[str, OutputSpec]:
+        if not outputs:
+            raise ValueError("declare at least one output with its keys and batch SQL")
+        for name in outputs:
+            if not name or name.startswith("__") or "/" in name or "~" in name:
+                raise ValueError(f"output name {name!r}: use letters, digits and _ (no '/', '~', leading '__')")
+        return outputs
+
+    @model_validator(mode="after")
+    def _external_outputs_are_readable(self) -> PipelineSpec:
+        if self.stream.pipeline is None:
+            unread = [
+                name for name, out in self.outputs.items() if out.stream.topic is None and out.stream.table is None
+            ]
+            if unread:
+                raise ValueError(
+                    f"outputs.{unread[0]}.stream: name the topic (or table) the stream job writes, "
+                    "or set stream.pipeline to a Python pipeline dualrun runs"
+                )
+        return self
+
+    @property
+    def is_external(self) -> bool:
+        """True when the user's own job writes the outputs (no `stream.pipeline` for dualrun to run)."""
+        return self.stream.pipeline is None
+
+    def position_header_for(self, output: str) -> str | None:
+        """The header that carries the source position on `output`'s stream records (None: none)."""
+        own = self.outputs[output].stream.position_header
+        return own if own is not None else self.cdc.position_header
+
+    def path(self, relative: str) -> Path:
+        """A spec path resolved against the state directory."""
+        state = Path(self.state_dir).expanduser()
+        candidate = Path(relative).expanduser()
+        return candidate if candidate.is_absolute() else (state / candidate).absolute()
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.path(self.batch.warehouse)
+
+    @property
+    def changelog_path(self) -> Path:
+        return self.path(self.stream.changelog_dir)
+
+    @property
+    def history_path(self) -> Path:
+        return self.path(self.compare.history)
+
+    def variant(self, tag: str, **stream_updates: Any) -> PipelineSpec:
+        """A second streaming job over the same inputs with its own identity (group, transactional
+        id, topics, changelog), so it never touches the real job's outputs: `variant("replay")`
+        consumes as group `<group>-replay` into `<changelog_dir>-replay`.
+        """
+        stream = self.stream
+        data = self._data()
+        data["stream"] = {
+            **data["stream"],
+            **stream_updates,
+            "group": f"{stream.group}-{tag}",
+            "transactional_id": f"{stream.transactional_id}-{tag}",
+            "state_topic": f"{stream.state_topic}-{tag}",
+            "dead_letter_topic": f"{stream.dead_letter_topic}-{tag}",
+            "changelog_dir": f"{stream.changelog_dir}-{tag}",
+        }
+        for output in data["outputs"].values():
+            if output["stream"]["topic"] is not None:
+                output["stream"]["topic"] = f"{output['stream']['topic']}-{tag}"
+        return PipelineSpec.model_validate({**data, "name": f"{self.name}+{tag}", "origin": self.origin})
+
+    def _data(self) -> dict[str, Any]:
+        """The fields as plain data, with the local passwords a dump leaves out."""
+        data = self.model_dump()
+        data["source"]["default_password"] = self.source.default_password
+        data["cdc"]["default_password"] = self.cdc.default_password
+        return data
+
+    def replay(self) -> PipelineSpec:
+        """The stream's noise baseline: an independent second run of the same job over the same
+        change events. Any difference between the two is the stream's own noise."""
+        return self.variant("replay")
+
+    def with_changes(self, **section_updates: dict[str, Any]) -> PipelineSpec:
+        """A copy with some fields of some sections replaced, validated again."""
+        data = self._data()
+        for section, updates in section_updates.items():
+            data[section] = {**data[section], **updates}
+        return PipelineSpec.model_validate({**data, "origin": self.origin})

@@ -1,0 +1,201 @@
+"""Spec v2: the example spec, validation messages that name the file and the field, no reference defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from migrate.spec import PipelineSpec, SpecError, SpecProblems, example_spec_path, load_spec
+
+LEDGER: dict[str, Any] = {
+    "name": "ledger",
+    "source": {"kind": "mariadb", "url": "mysql+pymysql://etl@db:3306/ledger", "password_env": "LEDGER_DB_PASSWORD"},
+    "cdc": {
+        "connect_url": "http://connect:8083", "connector": "ledger-cdc", "topic_prefix": "ledger",
+        "tables": ["ledger.transfers"], "user": "debezium", "password_env": "LEDGER_DEBEZIUM_PASSWORD",
+    },
+    "kafka": {"bootstrap_servers": "kafka:9092"},
+    "stream": {"group": "balance-job"},
+    "outputs": {
+        "account_balance": {
+            "keys": ["account_id"],
+            "batch": {"sql": "SELECT account_id, SUM(amount) AS balance FROM transfers GROUP BY account_id"},
+            "stream": {"topic": "account-balance"},
+            "tolerances": {"balance": "exact"},
+        }
+    },
+}  # fmt: skip
+
+
+def write(tmp_path: Path, data: dict[str, Any] | str) -> Path:
+    path = tmp_path / "dualrun.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def changed(path: str, value: Any) -> dict[str, Any]:
+    """LEDGER with the field at the dotted `path` set to `value` (a `...` value deletes it)."""
+    data = yaml.safe_load(yaml.safe_dump(LEDGER))
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node[part]
+    if value is ...:
+        del node[last]
+    else:
+        node[last] = value
+    return data
+
+
+def test_the_contracts_example_loads_as_written(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, LEDGER))
+    assert spec.is_external and spec.stream.group == "balance-job" and spec.stream.pipeline is None
+    out = spec.outputs["account_balance"]
+    assert out.keys == ("account_id",) and out.batch.sql_text().startswith("SELECT account_id")
+    assert out.stream.topic == "account-balance" and out.stream.table is None and out.stream.position_header is None
+    assert spec.cdc.position_header == "dbz.source" and spec.position_header_for("account_balance") == "dbz.source"
+    assert spec.stream.transactional_id == "balance-job" and spec.stream.state_topic == "balance-job-state"
+
+
+def test_position_header_per_output_and_opt_out(tmp_path: Path) -> None:
+    data = changed("cdc.position_header", None)
+    data["outputs"]["account_balance"]["stream"]["position_header"] = "dualrun.position"
+    data["outputs"]["other"] = {**data["outputs"]["account_balance"], "stream": {"topic": "other"}}
+    spec = load_spec(write(tmp_path, data))
+    assert spec.cdc.position_header is None
+    assert spec.position_header_for("account_balance") == "dualrun.position"
+    assert spec.position_header_for("other") is None
+
+
+def test_sql_file_resolves_against_the_spec_files_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "balance.sql").write_text("SELECT account_id, 1 AS balance FROM transfers;\n")
+    data = changed(
+        "outputs.account_balance.batch", {"sql_file": "sql/balance.sql", "columns": {"balance": "DECIMAL(18,2)"}}
+    )
+    monkeypatch.chdir("/")
+    spec = load_spec(write(tmp_path, data))
+    batch = spec.outputs["account_balance"].batch
+    assert batch.sql_file == str(tmp_path / "sql" / "balance.sql")
+    assert batch.sql_text() == "SELECT account_id, 1 AS balance FROM transfers\n"  # no trailing `;`
+    assert batch.columns == {"balance": "DECIMAL(18,2)"}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("outputs", ..., "outputs: the spec declares no outputs; add each output with its keys and batch SQL"),
+        ("outputs", {}, "outputs: declare at least one output with its keys and batch SQL"),
+        ("name", ..., "name: required field is missing"),
+        ("source", ..., "source: required field is missing"),
+        ("stream.group", ..., "stream.group: required field is missing"),
+        ("source.kind", "mysql", "source.kind: source kind 'mysql' is not supported yet: dualrun takes consistent "
+         "snapshots of mariadb only"),
+        ("source.kind", "postgres", "source.kind: source kind 'postgres' is not supported yet"),
+        ("source.url", "mysql+pymysql://etl:secret@db/ledger", "source.url: put the password in the environment"),
+        ("source.default_password", "x", "source.default_password: passwords never live in the spec"),
+        ("cdc.tables", [], "cdc.tables: list at least one captured table"),
+        ("outputs.account_balance.keys", [], "outputs.account_balance.keys: at least one key column is required"),
+        ("outputs.account_balance.batch", {}, "outputs.account_balance.batch: give exactly one of sql (inline) and "
+         "sql_file"),
+        ("outputs.account_balance.batch", {"sql": "SELECT 1", "sql_file": "a.sql"}, "give exactly one of sql"),
+        ("outputs.account_balance.batch", {"sql_file": "missing.sql"}, "outputs.account_balance.batch: sql_file "),
+        ("outputs.account_balance.batch", {"sql": "SELECT 1", "columns": {"balance": "MONEY"}},
+         "outputs.account_balance.batch.columns: column balance: unknown column type 'MONEY'"),
+        ("outputs.account_balance.stream", {}, "outputs.account_balance.stream: name the topic (or table) the stream "
+         "job writes, or set stream.pipeline"),
+        ("outputs.account_balance.stream", {"topic": "a", "table": "b"}, "give one of topic and table, not both"),
+        ("outputs.account_balance.colour", "red", "outputs.account_balance.colour: unknown field"),
+        ("stream.pipeline", "mypkg.pipeline", "stream.pipeline: 'mypkg.pipeline': expected a Python reference like"),
+        ("stream.commit_interval_ms", -5, "stream.commit_interval_ms: Input should be greater than 0"),
+    ],
+)  # fmt: skip
+def test_a_wrong_spec_fails_at_load_in_one_line_naming_the_path(
+    tmp_path: Path, path: str, value: Any, message: str
+) -> None:
+    spec_file = write(tmp_path, changed(path, value))
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec_file)
+    text = str(caught.value)
+    assert text.startswith(f"{spec_file}: ") and message in text, text
+    assert "\n" not in text and caught.value.exit_code == 2
+    if message.endswith("missing.sql"):
+        assert str(tmp_path / "missing.sql") in text
+
+
+def test_every_problem_is_carried_and_counted(tmp_path: Path) -> None:
+    data = changed("source.kind", "postgres")
+    data["cdc"]["tables"] = []
+    del data["kafka"]
+    with pytest.raises(SpecProblems) as caught:
+        load_spec(write(tmp_path, data))
+    assert len(caught.value.problems) == 3
+    assert str(caught.value).endswith("(and 2 more problem(s))")
+    assert any(p.startswith("kafka: required field is missing") for p in caught.value.problems)
+
+
+def test_a_missing_password_variable_is_an_error_outside_the_local_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LEDGER_DB_PASSWORD", raising=False)
+    spec = load_spec(write(tmp_path, LEDGER))
+    with pytest.raises(SpecError, match="source.password_env: environment variable LEDGER_DB_PASSWORD is not set"):
+        spec.source.password()
+    monkeypatch.setenv("LEDGER_DB_PASSWORD", "s3cret")
+    assert spec.source.password() == "s3cret"
+    assert "s3cret" not in repr(spec) and "s3cret" not in spec.model_dump_json()
+
+
+def test_yaml_errors_and_missing_files_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="not valid YAML at line"):
+        load_spec(write(tmp_path, "source: [1,\n"))
+    with pytest.raises(SpecError, match="does not exist; pass --spec"):
+        load_spec(tmp_path / "nope.yaml")
+    with pytest.raises(SpecError, match="the spec is empty"):
+        load_spec(write(tmp_path, ""))
+
+
+def test_the_example_spec_loads_from_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./dualrun.yaml here: the packaged example is used
+    for name in ("DUALRUN_MARIADB_PORT", "DUALRUN_KAFKA_PORT", "DUALRUN_CONNECT_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DUALRUN_DB_PASSWORD", raising=False)
+    spec = load_spec()
+    assert spec.name == "shop-orders" and spec.origin == str(example_spec_path()) and spec.local
+    assert spec.source.url.endswith("@127.0.0.1:3306/shop")
+    assert set(spec.outputs) == {"orders_enriched", "order_alerts", "daily_revenue"}
+    assert spec.source.password() == "dualrun"  # local: true opts in to the stack's local password
+    assert spec.stream.pipeline == "migrate.examples.shop_orders:PIPELINE" and not spec.is_external
+
+
+def test_the_local_stack_spec_follows_the_stacks_port_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DUALRUN_MARIADB_PORT", "23306")
+    monkeypatch.setenv("DUALRUN_KAFKA_PORT", "29092")
+    monkeypatch.setenv("DUALRUN_CONNECT_PORT", "28083")
+    spec = load_spec(example_spec_path())
+    assert spec.source.url == "mysql+pymysql://dualrun@127.0.0.1:23306/shop"
+    assert spec.kafka.bootstrap_servers == "127.0.0.1:29092"
+    assert spec.cdc.connect_url == "http://127.0.0.1:28083"
+
+
+def test_a_users_spec_is_taken_as_written(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DUALRUN_MARIADB_PORT", "23306")
+    spec = load_spec(write(tmp_path, LEDGER))
+    assert spec.source.url == "mysql+pymysql://etl@db:3306/ledger" and not spec.local
+
+
+def test_variants_never_share_an_identity_with_the_real_job() -> None:
+    spec = load_spec(example_spec_path())
+    replay = spec.replay()
+    for field in ("group", "transactional_id", "state_topic", "dead_letter_topic", "changelog_dir"):
+        assert getattr(replay.stream, field) != getattr(spec.stream, field), field
+    for name, output in spec.outputs.items():
+        if output.stream.topic is not None:
+            assert replay.outputs[name].stream.topic == f"{output.stream.topic}-replay"
+    assert replay.stream.group == "dualrun-stream-replay" and replay.name == "shop-orders+replay"
+    assert replay.cdc == spec.cdc and replay.source == spec.source  # the same inputs
+    assert replay.source.password() == spec.source.password()
+    assert isinstance(replay, PipelineSpec)
