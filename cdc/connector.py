@@ -17,6 +17,13 @@ PUBLICATION_AUTOCREATE_MODES = ("disabled", "filtered", "all_tables", "no_tables
 PG_NAME_MAX = 63  # PostgreSQL identifiers (slot names) are at most NAMEDATALEN - 1 bytes
 SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
 MASK = "********"
+POSITION_HEADER = "dbz.source"
+HEADER_FROM = "org.apache.kafka.connect.transforms.HeaderFrom$Value"
+REGEX_ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
+IS_TOMBSTONE = "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"
+TOPIC_MATCHES = "org.apache.kafka.connect.transforms.predicates.TopicNameMatches"
+# Tombstones take this topic suffix only between the SMTs of the position chain (never in Kafka).
+TOMBSTONE_DETOUR = ".dualrun-tombstone"
 
 
 def is_secret(key: str) -> bool:
@@ -65,6 +72,9 @@ class ConnectorSettings:
     # 'disabled': the tables' owner creates the publication beforehand, so Debezium's role needs
     # only REPLICATION and SELECT; any other mode makes Debezium create it, which only an owner may.
     publication_autocreate: str = "disabled"
+    # The header Kafka's HeaderFrom SMT fills with Debezium's `source` block on every change
+    # record, so a foreign streaming job can carry the position to its outputs; None: no SMT.
+    position_header: str | None = POSITION_HEADER
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,6 +88,8 @@ class ConnectorSettings:
                 f"publication.autocreate.mode {self.publication_autocreate!r} is not one of "
                 f"{', '.join(PUBLICATION_AUTOCREATE_MODES)}"
             )
+        if self.position_header is not None and not self.position_header.strip():
+            raise CdcError("position_header must be a header name, or null to register without the SMT")
         if self.slot_name is not None and not re.fullmatch(r"[a-z0-9_]{1,63}", self.slot_name):
             raise CdcError(f"slot.name {self.slot_name!r} must be 1 to 63 of a-z, 0-9 and _ (PostgreSQL's rule)")
 
@@ -143,12 +155,69 @@ class ConnectorSettings:
             })  # fmt: skip
         if self.tables:
             config["table.include.list"] = ",".join(self.tables)
-        config.update(self.extra)
+        extra = dict(self.extra)
+        if self.position_header is not None:
+            config.update(position_transforms(self.position_header, self.table_topic_pattern(), extra))
+        config.update(extra)
         return {key: str(value) for key, value in config.items()}
+
+    def table_topic_pattern(self) -> str:
+        r"""A Java regex matching exactly the change topics of the captured tables (full match).
+
+        >>> ConnectorSettings(name="c", kind="mariadb", hostname="h", port=1, user="u", password="p",
+        ...     databases=("shop",), bootstrap_servers="b", tables=("shop.orders",)).table_topic_pattern()
+        'dbserver1\\.shop\\.orders'
+        """
+        prefix = re.escape(self.topic_prefix)
+        if self.tables:
+            return "|".join(f"{prefix}\\.{re.escape(t)}" for t in self.tables)
+        databases = "|".join(re.escape(d) for d in self.databases)
+        return f"{prefix}\\.({databases})\\.[^.]+"
 
     def to_dict(self) -> dict[str, Any]:
         """The request body for POST /connectors, secrets masked (for printing only)."""
         return {"name": self.name, "config": redact(self.to_config())}
+
+
+def position_transforms(header: str, table_topics: str, extra: dict[str, str]) -> dict[str, str]:
+    """The SMT chain that copies Debezium's `source` block into the JSON header `header`.
+
+    Kafka's `HeaderFrom$Value` (fields=source, operation=copy) fails the connector on a record
+    without a `source` field: tombstones (null value), heartbeats and transaction metadata. A
+    transform takes one predicate and Connect has no AND, so tombstones take a detour: a
+    `RegexRouter` guarded by `RecordIsTombstone` renames their topic, `HeaderFrom` runs only on
+    topics fully matching `table_topics` (`TopicNameMatches`), and a second `RegexRouter` puts
+    tombstones back on their topic. Change events keep their envelope; tombstones, heartbeats,
+    transaction metadata and schema changes pass untouched. User transforms in `extra`
+    (`transforms`, `predicates`) run after these; `extra` is updated in place to merge the lists.
+    """
+    detour = re.escape(TOMBSTONE_DETOUR)
+    config = {
+        "transforms.dualrunTombIn.type": REGEX_ROUTER,
+        "transforms.dualrunTombIn.regex": "(.*)",
+        "transforms.dualrunTombIn.replacement": f"$1{TOMBSTONE_DETOUR}",
+        "transforms.dualrunTombIn.predicate": "dualrunIsTombstone",
+        "transforms.dualrunPos.type": HEADER_FROM,
+        "transforms.dualrunPos.fields": "source",
+        "transforms.dualrunPos.headers": header,
+        "transforms.dualrunPos.operation": "copy",
+        "transforms.dualrunPos.predicate": "dualrunTableTopic",
+        "transforms.dualrunTombOut.type": REGEX_ROUTER,
+        "transforms.dualrunTombOut.regex": f"(.*){detour}",
+        "transforms.dualrunTombOut.replacement": "$1",
+        "transforms.dualrunTombOut.predicate": "dualrunIsTombstone",
+        "predicates.dualrunIsTombstone.type": IS_TOMBSTONE,
+        "predicates.dualrunTableTopic.type": TOPIC_MATCHES,
+        "predicates.dualrunTableTopic.pattern": f"({table_topics})",
+    }
+    ours = {
+        "transforms": "dualrunTombIn,dualrunPos,dualrunTombOut",
+        "predicates": "dualrunIsTombstone,dualrunTableTopic",
+    }
+    for key, names in ours.items():
+        theirs = extra.pop(key, "").strip()
+        config[key] = f"{names},{theirs}" if theirs else names
+    return config
 
 
 def pg_name(text: str) -> str:

@@ -39,3 +39,7 @@ class StreamJobError(DualrunError):
 
 class ChangelogError(DualrunError):
     """The changelog folder does not belong with the streaming job's committed progress."""
+
+
+class TapError(DualrunError):
+    """An output topic cannot be read into a changelog (missing, recreated, or records lost)."""

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from cdc.connect import ConnectorStatus, TaskStatus, summarise_trace
@@ -113,3 +115,50 @@ def test_status_flags() -> None:
     assert ok.running and not ok.failed
     assert failed.failed and not failed.running and failed.reason == "bad password"
     assert not empty.running
+
+
+def test_position_header_smt_is_guarded_so_tombstones_heartbeats_and_markers_pass() -> None:
+    config = settings(tables=("shop.orders", "shop.customers")).to_config()
+    assert config["transforms"] == "dualrunTombIn,dualrunPos,dualrunTombOut"
+    assert config["predicates"] == "dualrunIsTombstone,dualrunTableTopic"
+    assert config["transforms.dualrunPos.type"] == "org.apache.kafka.connect.transforms.HeaderFrom$Value"
+    assert (config["transforms.dualrunPos.fields"], config["transforms.dualrunPos.headers"]) == ("source", "dbz.source")
+    assert config["transforms.dualrunPos.operation"] == "copy"
+    # HeaderFrom only on the table topics (heartbeats and transaction metadata have no `source`) ...
+    assert config["transforms.dualrunPos.predicate"] == "dualrunTableTopic"
+    pattern = re.compile(config["predicates.dualrunTableTopic.pattern"])
+    assert pattern.fullmatch("dbserver1.shop.orders") and pattern.fullmatch("dbserver1.shop.customers")
+    for other in ("dbserver1.transaction", "__debezium-heartbeat.dbserver1", "dbserver1", "dbserver1.shop.ordersX",
+                  "dbserver1.shop.orders.dualrun-tombstone"):  # fmt: skip
+        assert not pattern.fullmatch(other), other
+    # ... and tombstones (null value) detour around it by topic name and come back unchanged.
+    assert config["predicates.dualrunIsTombstone.type"].endswith(".predicates.RecordIsTombstone")
+    assert config["transforms.dualrunTombIn.predicate"] == "dualrunIsTombstone"
+    assert config["transforms.dualrunTombOut.predicate"] == "dualrunIsTombstone"
+    replacement = config["transforms.dualrunTombIn.replacement"].replace("$1", r"\1")
+    routed = re.sub(f"^{config['transforms.dualrunTombIn.regex']}$", replacement, "dbserver1.shop.orders")
+    assert not pattern.fullmatch(routed)
+    back = re.fullmatch(config["transforms.dualrunTombOut.regex"], routed)
+    assert back is not None and back[1] == "dbserver1.shop.orders"
+
+
+def test_position_header_can_be_renamed_or_left_out_and_user_transforms_run_after() -> None:
+    assert settings(position_header="pos").to_config()["transforms.dualrunPos.headers"] == "pos"
+    bare = settings(position_header=None).to_config()
+    assert not any(k.startswith(("transforms", "predicates")) for k in bare)
+    mixed = settings(extra={"transforms": "unwrap", "transforms.unwrap.type": "x", "predicates": "p"}).to_config()
+    assert mixed["transforms"] == "dualrunTombIn,dualrunPos,dualrunTombOut,unwrap"
+    assert mixed["predicates"] == "dualrunIsTombstone,dualrunTableTopic,p"
+    assert mixed["transforms.unwrap.type"] == "x"
+    # Whole databases captured: every table topic of those databases, nothing else.
+    pattern = re.compile(settings(databases=("shop", "ledger")).to_config()["predicates.dualrunTableTopic.pattern"])
+    assert pattern.fullmatch("dbserver1.ledger.transfers") and not pattern.fullmatch("dbserver1.transaction")
+    with pytest.raises(CdcError, match="position_header"):
+        settings(position_header=" ")
+
+
+def test_topics_are_created_by_the_connector_where_brokers_do_not_auto_create() -> None:
+    config = settings(replication_factor=3, partitions=2).to_config()
+    assert config["topic.creation.default.replication.factor"] == "3"
+    assert config["topic.creation.default.partitions"] == "2"
+    assert config["topic.creation.default.cleanup.policy"] == "delete"

@@ -1,0 +1,506 @@
+"""The tap: a foreign streaming job's output topic read into the changelog contract, incrementally.
+
+`tap_output` reads an output topic with `isolation.level=read_committed` from where the
+previous call stopped up to each partition's last stable offset taken at the start of the
+call (never waiting for more), decodes every record (`migrate.stream.decoder`) and appends
+one Parquet segment per chunk under its folder, `<state_dir>/tap/<group>/<output>/`:
+
+    seg-<n>.parquet   changelog rows (contract of `comparators.sources`, plus `__kafka_partition`,
+                      `__kafka_offset`, `__has_position`)
+    tap.json          the topic, the next offset per partition, the segments that count, the
+                      records it could not decode (count and samples), the last `__processed_at`
+
+A segment is written (temp name, rename) before `tap.json` names it, so a crash leaves at worst
+an unnamed segment, removed on the next call, and its records are read again. `__processed_at`
+grows with the Kafka offset across calls (never with the wall clock going backwards), so rows of
+one key with one position (Debezium's snapshot events share one) order by offset, not at random.
+
+`tap_report` then says, from the segments, what a reconciliation must not take on trust:
+records without a position, and keys whose positions go backwards in offset order (design-byo
+§2.3 H1), with the keys reordered around a batch position P reported apart. `TapLog` is the
+comparators `Source` over the segments.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from cdc.topics import quiet_logger
+from comparators.sql import ident, idents, literal
+from migrate.errors import TapError
+from migrate.stream.decoder import META, DecodedRecord, RecordDecoder, UndecodableRecord
+
+STATE = "tap.json"
+CHUNK_ROWS = 200_000  # rows per segment: bounds the tap's memory on a first read of a large topic
+SAMPLES = 5  # evidence rows kept per finding
+IDLE_S = 15.0  # no record and no end reached for this long: the broker is not answering
+
+
+def tap_dir(state_dir: Path, group: str, output: str) -> Path:
+    """`<state_dir>/tap/<group>/<output>`: one folder per consumer group and output."""
+    return Path(state_dir) / "tap" / group / output
+
+
+@dataclass(frozen=True)
+class TapRun:
+    """What one `tap_output` call read. `complete`: every partition reached the end taken at start."""
+
+    output: str
+    topic: str
+    records_read: int
+    undecodable: int
+    complete: bool
+    ends: dict[int, int]  # partition -> last stable offset taken at the start
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output, "topic": self.topic, "records_read": self.records_read,
+            "undecodable": self.undecodable, "complete": self.complete,
+            "ends": {str(p): o for p, o in self.ends.items()}, "seconds": round(self.seconds, 3),
+        }  # fmt: skip
+
+
+@dataclass
+class _State:
+    topic: str
+    offsets: dict[int, int] = field(default_factory=dict)  # partition -> next offset to read
+    files: list[str] = field(default_factory=list)
+    undecodable: int = 0
+    undecodable_samples: list[dict[str, Any]] = field(default_factory=list)
+    last_stamp_us: int = 0
+
+    @classmethod
+    def load(cls, root: Path, topic: str) -> _State:
+        path = root / STATE
+        if not path.exists():
+            return cls(topic)
+        data = orjson.loads(path.read_bytes())
+        if data["topic"] != topic:
+            raise TapError(
+                f"{root} was filled from topic {data['topic']!r}, not {topic!r}: delete that folder to read {topic!r}"
+            )
+        return cls(
+            topic, {int(p): int(o) for p, o in data["offsets"].items()}, list(data["files"]),
+            int(data.get("undecodable", 0)), list(data.get("undecodable_samples", [])),
+            int(data.get("last_stamp_us", 0)),
+        )  # fmt: skip
+
+    def save(self, root: Path) -> None:
+        data = {
+            "topic": self.topic, "offsets": {str(p): o for p, o in sorted(self.offsets.items())},
+            "files": self.files, "undecodable": self.undecodable,
+            "undecodable_samples": self.undecodable_samples, "last_stamp_us": self.last_stamp_us,
+        }  # fmt: skip
+        tmp = root / (STATE + ".tmp")
+        tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, root / STATE)
+
+
+def segment_files(root: Path) -> list[Path]:
+    """The segments that count (those `tap.json` names); empty before the first read."""
+    path = root / STATE
+    if not path.exists():
+        return []
+    return [root / name for name in orjson.loads(path.read_bytes())["files"]]
+
+
+def _consumer(bootstrap_servers: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            # Never joins or commits: partitions are assigned, progress is kept in tap.json.
+            "group.id": f"dualrun-tap-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 64 * 1024 * 1024,
+            "queued.max.messages.kbytes": 256 * 1024,
+            "fetch.wait.max.ms": 100,  # the last fetch at the end of the log returns soon
+        },
+        logger=quiet_logger(),
+    )
+
+
+def tap_output(
+    bootstrap_servers: str,
+    topic: str,
+    root: Path,
+    keys: Sequence[str],
+    *,
+    output: str | None = None,
+    schema: pa.Schema | None = None,
+    position_header: str = "dbz.source",
+    timeout: float = 15.0,
+    chunk_rows: int = CHUNK_ROWS,
+) -> TapRun:
+    """Read `topic` from where the last call stopped up to its current last stable offsets.
+
+    `schema`: column types of the batch output (Arrow), so "12.50" and 12.5 both become
+    DECIMAL(p, 2); columns it does not name are typed from their values. Raises TapError when
+    the topic is missing, was recreated, or lost records to retention before they were read.
+    """
+    started = time.monotonic()
+    root.mkdir(parents=True, exist_ok=True)
+    state = _State.load(root, topic)
+    _drop_orphans(root, state)
+    decoder = RecordDecoder(keys, position_header)
+    writer = _SegmentWriter(root, state, schema)
+    consumer = _consumer(bootstrap_servers)
+    read = 0
+    try:
+        ends, starts = _bounds(consumer, topic, state, timeout)
+        pending = {p for p in ends if starts[p] < ends[p]}
+        for p in ends:
+            state.offsets[p] = max(state.offsets.get(p, starts[p]), starts[p]) if p in pending else ends[p]
+        if pending:
+            consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
+        last_progress = time.monotonic()
+        while pending:
+            messages = consumer.consume(num_messages=10_000, timeout=0.2)
+            for msg in messages:
+                p = msg.partition() or 0
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue  # the position check below decides
+                    raise TapError(f"reading {topic!r} partition {p}: {err.str()}")
+                offset = msg.offset() or 0
+                if p not in pending or offset >= ends[p]:
+                    continue  # committed after the call started: the next call reads it
+                try:
+                    writer.add(decoder.decode(msg.key(), msg.value(), msg.headers(), p, offset))  # type: ignore[arg-type]
+                except UndecodableRecord as exc:
+                    writer.reject(p, offset, msg.key(), str(exc))
+                state.offsets[p] = offset + 1
+                read += 1
+            if messages:
+                last_progress = time.monotonic()
+            for tp in consumer.position([TopicPartition(topic, p) for p in pending]):
+                # Past the end: control records (commit/abort markers) need no reading.
+                if tp.offset >= 0 and tp.offset >= ends[tp.partition]:
+                    state.offsets[tp.partition] = ends[tp.partition]
+                    pending.discard(tp.partition)
+            for p in list(pending):
+                if state.offsets[p] >= ends[p]:
+                    pending.discard(p)
+            if len(writer) >= chunk_rows:
+                writer.flush()
+            if pending and time.monotonic() - last_progress > max(IDLE_S, timeout):
+                break
+        writer.flush()
+    except KafkaException as exc:
+        raise TapError(f"reading {topic!r} on {bootstrap_servers}: {exc.args[0].str()}") from exc
+    finally:
+        consumer.close()
+    return TapRun(output or root.name, topic, read, writer.rejected, not pending, ends, time.monotonic() - started)
+
+
+def _bounds(consumer: Consumer, topic: str, state: _State, timeout: float) -> tuple[dict[int, int], dict[int, int]]:
+    """Per partition: the last stable offset now (read_committed ListOffsets) and where to start."""
+    metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if metadata is None or metadata.error is not None or not metadata.partitions:
+        raise TapError(f"output topic {topic!r} does not exist; is the streaming job writing it?")
+    ends: dict[int, int] = {}
+    starts: dict[int, int] = {}
+    for p in sorted(metadata.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout, cached=False)
+        done = state.offsets.get(p)
+        if done is not None and done > high:
+            raise TapError(
+                f"topic {topic!r} partition {p} ends at {high} but the tap already read up to {done}: the topic was "
+                f"recreated; delete the tap folder to read it again"
+            )
+        if done is not None and done < low or (done is None and low > 0 and state.files):
+            raise TapError(
+                f"topic {topic!r} partition {p}: records {done or 0}..{low - 1} were deleted (retention) before "
+                f"the tap read them, so its changelog would have gaps; raise the topic's retention and rebuild "
+                f"the tap folder"
+            )
+        ends[p], starts[p] = high, done if done is not None else low
+    return ends, starts
+
+
+def _drop_orphans(root: Path, state: _State) -> None:
+    """Segments written by a call that stopped before naming them in tap.json: read again."""
+    named = set(state.files)
+    for path in root.glob("seg-*"):
+        if path.name not in named:
+            path.unlink(missing_ok=True)
+
+
+class _SegmentWriter:
+    """Buffers decoded records; each flush writes one segment and then tap.json."""
+
+    def __init__(self, root: Path, state: _State, schema: pa.Schema | None) -> None:
+        self.root = root
+        self.state = state
+        self.schema = schema
+        self.rows: list[DecodedRecord] = []
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def add(self, record: DecodedRecord) -> None:
+        self.rows.append(record)
+
+    def reject(self, partition: int, offset: int, key: bytes | None, reason: str) -> None:
+        self.rejected += 1
+        self.state.undecodable += 1
+        if len(self.state.undecodable_samples) < SAMPLES:
+            shown = None if key is None else key[:200].decode(errors="replace")
+            sample = {"partition": partition, "offset": offset, "key": shown, "reason": reason}
+            self.state.undecodable_samples.append(sample)
+
+    def flush(self) -> None:
+        if self.rows:
+            now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+            base = max(now_us, self.state.last_stamp_us + 1)
+            table = to_arrow(self.rows, self.schema, base)
+            name = f"seg-{len(self.state.files):06d}-{uuid.uuid4().hex[:6]}.parquet"
+            tmp = self.root / (name + ".tmp")
+            pq.write_table(table, tmp, compression="zstd")
+            os.replace(tmp, self.root / name)
+            self.state.files.append(name)
+            self.state.last_stamp_us = base + len(self.rows)
+            self.rows = []
+        self.state.save(self.root)
+
+
+def to_arrow(rows: Sequence[DecodedRecord], schema: pa.Schema | None, base_us: int) -> pa.Table:
+    """Decoded records as one changelog table; `__processed_at` = base_us + i microseconds."""
+    names: dict[str, None] = dict.fromkeys(schema.names if schema is not None else ())
+    for row in rows:
+        for name in row.columns:
+            if name not in names:
+                names[name] = None
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    for name in names:
+        kind = schema.field(name).type if schema is not None and name in schema.names else None
+        array = column(name, [row.columns.get(name) for row in rows], kind)
+        arrays.append(array)
+        fields.append(pa.field(name, array.type))
+    positions = [row.position for row in rows]
+    meta: list[Any] = [
+        [row.op for row in rows],
+        [p.pos_file if p else None for p in positions],
+        [p.pos_offset if p else None for p in positions],
+        [p.gtid if p else None for p in positions],
+        [p.lsn if p else None for p in positions],
+        [p.source_ts_ms if p else None for p in positions],
+        pa.array(range(base_us, base_us + len(rows)), type=pa.int64()).cast(pa.timestamp("us")),
+        [p.pos_order if p else None for p in positions],
+        [row.partition for row in rows],
+        [row.offset for row in rows],
+        [p is not None for p in positions],
+    ]
+    for values, meta_field in zip(meta, META, strict=True):
+        arrays.append(values if isinstance(values, pa.Array) else pa.array(values, type=meta_field.type))
+        fields.append(meta_field)
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def column(name: str, values: list[Any], kind: pa.DataType | None) -> pa.Array:
+    """One column, typed as the batch output types it when known. Exact: a value that does not fit
+    (a cent beyond DECIMAL(p, 2), text in a number column) raises TapError, never rounds."""
+    try:
+        if kind is None:
+            try:
+                return pa.array(values)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string())
+        if pa.types.is_decimal(kind) or pa.types.is_temporal(kind) and any(isinstance(v, str) for v in values):
+            # From text, then cast: exact, and "12.50", 12.5 and Decimal('12.5') all agree.
+            return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string()).cast(kind)
+        try:
+            return pa.array(values, type=kind)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None else _as_text(v) for v in values], type=pa.string()).cast(kind)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        sample = next((v for v in values if v is not None), None)
+        raise TapError(f"column {name!r} holds a value ({sample!r}, ...) that is not a {kind}: {exc}") from exc
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, default=str).decode()
+    return str(value)
+
+
+@dataclass(frozen=True)
+class TapLog:
+    """The tap's segments as a comparators `Source` (segments may differ in extra columns)."""
+
+    files: tuple[str, ...]
+    name: str = "tap"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({len(self.files)} segment(s))"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        files = "[" + ", ".join(literal(f) for f in self.files) + "]"
+        con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM read_parquet({files}, union_by_name = true)")
+
+
+@dataclass(frozen=True)
+class KeyEvidence:
+    """One key's records that show a finding: Kafka partition, offsets and positions in offset order."""
+
+    key: dict[str, Any]
+    partition: int
+    offsets: tuple[int, ...]
+    positions: tuple[int | None, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": {k: _as_text(v) if v is not None else None for k, v in self.key.items()},
+            "partition": self.partition, "offsets": list(self.offsets),
+            "positions": [None if p is None else str(p) for p in self.positions],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TapReport:
+    """What the tap's changelog of one output shows about its positions, with evidence.
+
+    - `without_position`: records that carry no position header: they cannot be placed before
+      or after the batch position, so the output cannot be compared as of it.
+    - `reordered_keys`: keys whose positions go backwards in offset order somewhere (H1); equal
+      positions (Debezium's snapshot events share one) are ties, ordered by offset, not reordering.
+    - `reordered_around`: of those, the keys where a record after the first one past `position`
+      has a position at or before it: their as-of version is unknown (in flight, re-checked on the
+      next run). Decreases wholly before or after the position leave a key comparable.
+    - `undecodable`: records that could not be read (no key, not JSON), never silently dropped.
+    """
+
+    output: str
+    records: int
+    without_position: int
+    without_position_samples: tuple[KeyEvidence, ...]
+    reordered_keys: int
+    reordered_samples: tuple[KeyEvidence, ...]
+    position: int | None
+    reordered_around: int
+    reordered_around_samples: tuple[KeyEvidence, ...]
+    undecodable: int
+    undecodable_samples: tuple[dict[str, Any], ...]
+
+    @property
+    def has_positions(self) -> bool:
+        return self.without_position == 0
+
+    @property
+    def monotone(self) -> bool:
+        return self.reordered_keys == 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output, "records": self.records,
+            "without_position": self.without_position,
+            "without_position_samples": [e.to_dict() for e in self.without_position_samples],
+            "reordered_keys": self.reordered_keys,
+            "reordered_samples": [e.to_dict() for e in self.reordered_samples],
+            "position": None if self.position is None else str(self.position),
+            "reordered_around": self.reordered_around,
+            "reordered_around_samples": [e.to_dict() for e in self.reordered_around_samples],
+            "undecodable": self.undecodable, "undecodable_samples": list(self.undecodable_samples),
+        }  # fmt: skip
+
+
+def _open(con: duckdb.DuckDBPyConnection, files: Sequence[str], keys: Sequence[str]) -> None:
+    """Views `log` (every record) and `versions` (positioned records with the previous position
+    of the same key on the same Kafka partition, in offset order)."""
+    TapLog(tuple(files)).register(con, "log", keys)
+    k = idents(keys)
+    con.execute(
+        f"""CREATE TEMP VIEW versions AS SELECT {k}, "__kafka_partition" AS p, "__kafka_offset" AS o,
+            "__pos_order" AS pos, lag("__pos_order") OVER w AS prev FROM log WHERE "__pos_order" IS NOT NULL
+            WINDOW w AS (PARTITION BY {k}, "__kafka_partition" ORDER BY "__kafka_offset")"""
+    )
+
+
+def _around_sql(keys: Sequence[str], position: int) -> str:
+    """Keys with a version at or before `position` after the first version past it (H1)."""
+    k = idents(keys)
+    first_past = f"SELECT {k}, p, min(o) AS o_star FROM versions WHERE pos > {int(position)} GROUP BY ALL"
+    return (
+        f"SELECT DISTINCT {k} FROM versions JOIN ({first_past}) f USING ({k}, p) "
+        f"WHERE o > f.o_star AND pos <= {int(position)}"
+    )
+
+
+def tap_report(root: Path, keys: Sequence[str], position: int | None = None, *, output: str | None = None) -> TapReport:
+    """Findings over every segment of `root` (`position`: the batch position's order value)."""
+    files = [str(p) for p in segment_files(root)]
+    state = orjson.loads((root / STATE).read_bytes()) if (root / STATE).exists() else {}
+    name = output or root.name
+    undecodable = int(state.get("undecodable", 0))
+    undecodable_samples = tuple(state.get("undecodable_samples", []))
+    if not files:
+        return TapReport(name, 0, 0, (), 0, (), position, 0, (), undecodable, undecodable_samples)
+    k = idents(keys)
+    with duckdb.connect() as con:
+        _open(con, files, keys)
+        records, without = _counts(con, 'SELECT count(*), count(*) FILTER (WHERE "__pos_order" IS NULL) FROM log')
+        no_pos = _evidence(con, keys, 'SELECT * FROM log WHERE "__pos_order" IS NULL')
+        reordered_sql = f"SELECT DISTINCT {k}, p FROM versions WHERE pos < prev"
+        (reordered,) = _counts(con, f"SELECT count(*) FROM ({reordered_sql})")
+        reordered_samples = _evidence(con, keys, reordered_sql)
+        around, around_samples = 0, cast(tuple[KeyEvidence, ...], ())
+        if position is not None:
+            (around,) = _counts(con, f"SELECT count(*) FROM ({_around_sql(keys, position)})")
+            around_samples = _evidence(con, keys, _around_sql(keys, position))
+    return TapReport(
+        name, records, without, no_pos, reordered, reordered_samples, position,
+        around, around_samples, undecodable, undecodable_samples,
+    )  # fmt: skip
+
+
+def reordered_keys_around(root: Path, keys: Sequence[str], position: int) -> pa.Table:
+    """The keys (key columns only) reordered around `position`: in flight for this comparison."""
+    files = [str(p) for p in segment_files(root)]
+    if not files:
+        return pa.table({})
+    with duckdb.connect() as con:
+        _open(con, files, keys)
+        return con.sql(_around_sql(keys, position)).to_arrow_table()
+
+
+def _counts(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, ...]:
+    row = con.execute(sql).fetchone()
+    return tuple(int(v or 0) for v in row) if row else (0,)
+
+
+def _evidence(con: duckdb.DuckDBPyConnection, keys: Sequence[str], keyset_sql: str) -> tuple[KeyEvidence, ...]:
+    """Up to SAMPLES keys of `keyset_sql` with their records (partition, offsets, positions)."""
+    k = idents(keys)
+    rows = con.execute(
+        f"""WITH s AS (SELECT DISTINCT {k} FROM ({keyset_sql}) ORDER BY ALL LIMIT {SAMPLES})
+            SELECT {k}, "__kafka_partition", list("__kafka_offset" ORDER BY "__kafka_offset"),
+                   list("__pos_order" ORDER BY "__kafka_offset")
+            FROM log JOIN s USING ({k}) GROUP BY ALL ORDER BY ALL"""
+    ).fetchall()
+    n = len(keys)
+    return tuple(
+        KeyEvidence(dict(zip(keys, row[:n], strict=True)), int(row[n]), tuple(row[n + 1]), tuple(row[n + 2]))
+        for row in rows
+    )
