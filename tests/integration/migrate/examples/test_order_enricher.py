@@ -22,21 +22,7 @@ from tests.integration.conftest import Database, connector_for, wait_status
 
 pytestmark = pytest.mark.integration
 
-POSITION_HEADER = "dbz.source"
-# Kafka's HeaderFrom SMT copies Debezium's whole `source` block into one header. Tombstones have no
-# `source` to copy, so a negated RecordIsTombstone predicate lets them pass untouched; heartbeats and
-# transaction metadata (records without `source`) are off on this connector.
-POSITION_SMT = {
-    "transforms": "position",
-    "transforms.position.type": "org.apache.kafka.connect.transforms.HeaderFrom$Value",
-    "transforms.position.fields": "source",
-    "transforms.position.headers": POSITION_HEADER,
-    "transforms.position.operation": "copy",
-    "transforms.position.predicate": "tombstone",
-    "transforms.position.negate": "true",
-    "predicates": "tombstone",
-    "predicates.tombstone.type": "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone",
-}
+POSITION_HEADER = "dbz.source"  # the connector's HeaderFrom SMT (cdc.connector), on by default
 
 
 @dataclass(frozen=True)
@@ -117,10 +103,8 @@ def test_the_enricher_writes_all_outputs_from_change_topics_with_the_triggering_
     stack: StackConfig, db: Database, connect: ConnectClient, unique: Callable[[str], str], outputs: Any
 ) -> None:
     name = unique("kse")
-    settings = connector_for(
-        stack, name, ("shop.customers", "shop.orders"), heartbeat_interval_ms=0, transaction_metadata=False,
-        extra=POSITION_SMT,
-    )  # fmt: skip
+    settings = connector_for(stack, name, ("shop.customers", "shop.orders"))
+    assert settings.position_header == POSITION_HEADER
     connect.put(settings.name, settings.to_config())
     wait_status(connect, settings.name, lambda s: s.running)
     customer, order = random.randrange(10**8, 2 * 10**8), random.randrange(10**9, 2 * 10**9)
