@@ -85,7 +85,10 @@ def run_demo(
     step: Step = lambda _: None,
     workload_progress: Callable[[int], None] | None = None,
     seed: int = 7,
+    replay: bool = True,
 ) -> DemoResult:
+    """The whole dual run. `replay`: also start the stream's noise baseline (a second run of dualrun's
+    own job over the same change events); a job dualrun did not write has none."""
     step("starting the local stack")
     Stack(stack_config_for(spec)).up(lambda s: step(f"starting the local stack: {s}"))
     step(f"registering connector {spec.cdc.connector}")
@@ -95,7 +98,7 @@ def run_demo(
     job_spec = defect_spec(spec, defect) if defect else spec
     step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
     start_stream(job_spec, False)
-    if defect is None:
+    if defect is None and replay:
         # The stream's noise baseline: a twin job over the same change events (see PipelineSpec.replay).
         step("starting the stream replay (the stream's noise baseline)")
         start_stream(spec.replay(), True)

@@ -13,14 +13,22 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from migrate.errors import MissingTool, StackError
+from migrate.errors import DualrunError, MissingTool, SpecError, StackError
 from migrate.examples.order_enricher.build import MAIN_CLASS, ensure_enricher
 from migrate.process import ManagedProcess, wait_until
+from migrate.spec import PipelineSpec
 
 LOG_PREFIX = "order-enricher: "
 RUNNING = LOG_PREFIX + "state RUNNING"
 FAILED = LOG_PREFIX + "failed:"
-DEFECTS = ("tier-boundary", "drop-deletes", "ignore-customer-changes")  # OrderEnricher's --defect values
+# OrderEnricher's --defect values, each with the difference a dual run must find.
+DEFECTS = {
+    "tier-boundary": "loyalty tier thresholds compared with >= instead of >",
+    "drop-deletes": "deleted orders are ignored, so they stay in every output",
+    "ignore-customer-changes": "a KStream-KTable join: a customer change never revisits existing orders",
+}
+SPEC = Path(__file__).with_name("spec.yaml")
+OUTPUTS = {"enriched_topic": "orders_enriched", "alerts_topic": "order_alerts", "revenue_topic": "daily_revenue"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,28 @@ class EnricherSettings:
 
     def __post_init__(self) -> None:
         if self.defect is not None and self.defect not in DEFECTS:
-            raise StackError(f"unknown OrderEnricher defect {self.defect!r}; choose one of {', '.join(DEFECTS)}")
+            raise DualrunError(f"unknown OrderEnricher defect {self.defect!r}; choose one of {', '.join(DEFECTS)}")
+
+    @classmethod
+    def for_spec(cls, spec: PipelineSpec, defect: str | None = None) -> EnricherSettings:
+        """The job a spec describes: application.id = stream.group, the change topics of its `orders` and
+        `customers` tables, and the topics of its orders_enriched, order_alerts and daily_revenue outputs."""
+        tables = {table.split(".", 1)[1]: table for table in spec.cdc.tables}
+        missing = [name for name in ("orders", "customers") if name not in tables]
+        if missing:
+            raise SpecError(f"{spec.origin}: cdc.tables has no {missing[0]} table for the OrderEnricher to read")
+        topics: dict[str, str] = {}
+        for argument, output in OUTPUTS.items():
+            topic = spec.outputs[output].stream.topic if output in spec.outputs else None
+            if topic is None:
+                raise SpecError(f"{spec.origin}: outputs.{output}.stream.topic is needed for the OrderEnricher")
+            topics[argument] = topic
+        return cls(
+            spec.kafka.bootstrap_servers, application_id=spec.stream.group,
+            orders_topic=spec.cdc.topic(tables["orders"]), customers_topic=spec.cdc.topic(tables["customers"]),
+            enriched_topic=topics["enriched_topic"], alerts_topic=topics["alerts_topic"],
+            revenue_topic=topics["revenue_topic"], defect=defect,
+        )  # fmt: skip
 
     def argv(self) -> list[str]:
         args = {

@@ -1,4 +1,4 @@
-"""The OrderEnricher's Python side without Java: its command line and the build stamp."""
+"""The OrderEnricher's Python side without Java: its command line, its spec and the build stamp."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from migrate.errors import StackError
+from migrate.errors import DualrunError, SpecError
 from migrate.examples.order_enricher.build import PROJECT, EnricherBuild, source_digest
-from migrate.examples.order_enricher.runner import EnricherJob, EnricherSettings
+from migrate.examples.order_enricher.runner import SPEC, EnricherJob, EnricherSettings
+from migrate.spec import load_spec
 
 
 def test_the_command_line_carries_every_setting_with_exactly_once_and_caches_off_by_default() -> None:
@@ -25,7 +26,7 @@ def test_the_command_line_carries_every_setting_with_exactly_once_and_caches_off
 
 
 def test_an_unknown_defect_is_refused_with_the_known_ones() -> None:
-    with pytest.raises(StackError, match="unknown OrderEnricher defect 'nope'; choose one of tier-boundary"):
+    with pytest.raises(DualrunError, match="unknown OrderEnricher defect 'nope'; choose one of tier-boundary"):
         EnricherSettings("k:9092", defect="nope")
 
 
@@ -57,3 +58,39 @@ def test_each_job_keeps_its_pid_log_and_kafka_streams_state_under_its_applicatio
     # `dualrun stack down` finds streaming jobs by pid files under STATE/stream and `--state-dir STATE`.
     assert job.process.marker.startswith(f"--state-dir {tmp_path}")
     assert EnricherBuild(tmp_path / "lib").classpath == f"{tmp_path}/lib/order-enricher.jar:{tmp_path}/lib/deps/*"
+
+
+def test_the_example_spec_describes_the_job_it_runs() -> None:
+    spec = load_spec(SPEC)
+    assert spec.is_external and spec.stream.group == "order-enricher"
+    settings = EnricherSettings.for_spec(spec, defect="tier-boundary")
+    assert (settings.application_id, settings.orders_topic, settings.customers_topic) == (
+        "order-enricher", "dbserver1.shop.orders", "dbserver1.shop.customers",
+    )  # fmt: skip
+    assert (settings.enriched_topic, settings.alerts_topic, settings.revenue_topic) == (
+        "kstreams-orders-enriched", "kstreams-order-alerts", "kstreams-daily-revenue",
+    )  # fmt: skip
+    assert settings.defect == "tier-boundary"
+    # A defect run is a variant: its own application.id and topics, never the correct job's.
+    variant = EnricherSettings.for_spec(spec.variant("drop-deletes"), "drop-deletes")
+    assert variant.application_id == "order-enricher-drop-deletes"
+    assert variant.enriched_topic == "kstreams-orders-enriched-drop-deletes"
+
+
+def test_the_jobs_thresholds_are_the_batch_sqls() -> None:
+    spec = load_spec(SPEC)
+    settings = EnricherSettings("k:9092")
+    enriched = spec.outputs["orders_enriched"].batch.sql_text()
+    assert f"o.amount > {settings.gold_above} THEN 'GOLD'" in enriched
+    assert f"o.amount > {settings.silver_above} THEN 'SILVER'" in enriched
+    assert f"amount > {settings.alert_above}" in spec.outputs["order_alerts"].batch.sql_text()
+    assert "status <> 'CANCELLED'" in spec.outputs["daily_revenue"].batch.sql_text()
+
+
+def test_a_spec_without_the_outputs_the_job_writes_is_refused_naming_the_output() -> None:
+    spec = load_spec(SPEC)
+    data = spec.model_dump()
+    del data["outputs"]["order_alerts"]
+    trimmed = spec.model_validate({**data, "origin": "mine.yaml"})
+    with pytest.raises(SpecError, match=r"mine.yaml: outputs.order_alerts.stream.topic is needed"):
+        EnricherSettings.for_spec(trimmed)
