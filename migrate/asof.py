@@ -12,11 +12,13 @@ import pyarrow as pa
 from cdc.connect import ConnectClient
 from cdc.errors import CdcError
 from cdc.position import Position, parse_gtid_set
+from cdc.progress import GroupProgress
 from comparators import ChangelogSource, FrameSource, ParquetSource, Reconciliation, Settings, reconcile
 from comparators import history as run_history
 from comparators.errors import SourceError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError
+from migrate.external import OutputCheck, reconcile_external
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import META, output_glob
 from migrate.stream.status import StreamStatus, read_status
@@ -59,15 +61,23 @@ class SpecReconciliation:
 
     spec_name: str
     run: BatchRun
-    progress: StreamProgress
+    progress: StreamProgress | GroupProgress  # GroupProgress: the user's own job (spec.is_external)
     outputs: dict[str, Reconciliation] = field(default_factory=dict)
     history_ids: dict[str, str] = field(default_factory=dict)
+    # External outputs: what each stream side allowed (tap findings; why an output was not compared).
+    checks: dict[str, OutputCheck] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
         if not self.progress.reached:
             return "stream_behind"
-        return "clean" if all(r.verdict == "clean" for r in self.outputs.values()) else "differences"
+        if any(r.verdict != "clean" for r in self.outputs.values()):
+            return "differences"
+        causes = [c.cause for c in self.checks.values() if c.cause is not None]
+        if causes:
+            # Not comparable as of the batch position: neither clean nor a defect.
+            return "no_positions" if "no_positions" in causes else "unreadable"
+        return "clean"
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +91,7 @@ class SpecReconciliation:
             "stream": self.progress.to_dict(),
             "outputs": {name: r.to_dict() for name, r in self.outputs.items()},
             "history_ids": dict(self.history_ids),
+            "checks": {name: c.to_dict() for name, c in self.checks.items()},
         }
 
 
@@ -204,6 +215,10 @@ def reconcile_spec(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
     run = load_run(spec.warehouse_path, run_id)
+    if spec.is_external:
+        timeout = spec.compare.wait_seconds if wait is None else wait
+        group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
+        return SpecReconciliation(spec.name, run, group, compared, history, checks)
     progress(f"waiting for the stream to pass {run.position}")
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
     if not reached.reached:

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cdc.connect import ConnectClient
-from cdc.connector import ConnectorSettings
 from migrate.asof import SpecReconciliation, reconcile_spec
 from migrate.batch import BatchRun, describe_source, run_batch
-from migrate.errors import DualrunError
+from migrate.connector import ensure_connector
 from migrate.spec import PipelineSpec
 from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
@@ -45,30 +43,6 @@ class DemoResult:
 def defect_spec(spec: PipelineSpec, defect: str) -> PipelineSpec:
     """A second streaming job with its own identity, so a defect never touches the real outputs."""
     return spec.variant(defect.replace("_", "-"), defect=defect)
-
-
-def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(spec.source.url)
-    settings = ConnectorSettings(
-        name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1", port=url.port or 3306,
-        user=spec.cdc.user, password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
-        bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-    )  # fmt: skip
-    return settings if spec.cdc.server_id is None else replace(settings, server_id=spec.cdc.server_id)
-
-
-def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:
-    """Register (idempotently) and wait until the connector and its task run."""
-    client = ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),))
-    settings = connector_settings(spec)
-    client.put(settings.name, settings.to_config())
-    status = client.wait_settled(settings.name, timeout)
-    if status.failed:
-        raise DualrunError(f"connector {settings.name} failed: {status.reason}")
-    if not status.running:
-        raise DualrunError(f"connector {settings.name} did not start within {timeout:.0f}s ({status.state})")
 
 
 def stack_config_for(spec: PipelineSpec) -> StackConfig:

@@ -15,6 +15,7 @@ from comparators.report import render as render_report
 from migrate.asof import SpecReconciliation
 from migrate.batch import BatchRun
 from migrate.demo import DemoResult
+from migrate.external import OutputCheck
 from migrate.spec import PipelineSpec
 from migrate.stack import StackStatus
 from migrate.stream.status import StreamStatus
@@ -84,6 +85,8 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
             f"missing in stream {rec.only_in_left}  missing in batch {rec.only_in_right}  "
             f"mismatched {rec.mismatched_rows}"
         )
+    for name, check in result.checks.items():
+        lines.extend(_check_lines(name, check))
     text = "\n".join(lines) + "\n"
     if fmt == "text":
         for name, rec in result.outputs.items():
@@ -94,6 +97,21 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
         for name, rec in result.outputs.items():
             text += f"\n## {name}\n\n" + render_report(rec, "markdown")
     return text
+
+
+def _check_lines(name: str, check: OutputCheck) -> list[str]:
+    """An external output's stream side: why it was not compared, or what the tap found."""
+    lines = [f"  {name:<16} {check.cause:<11} {check.detail}"] if check.cause else []
+    tap = check.tap
+    if tap is not None:
+        lines.append(
+            f"  {name:<16} {'tap':<11} {check.source}: {tap.records} records, {tap.without_position} without position, "
+            f"{tap.reordered_keys} key(s) with positions going backwards, {check.in_flight_keys} reordered around "
+            f"the batch position (in flight, left out)"
+        )
+        for sample in (tap.without_position_samples if check.cause == "no_positions" else tap.reordered_samples)[:3]:
+            lines.append(f"  {'':<16} {'':<11} e.g. {sample.to_dict()}")
+    return lines
 
 
 def batch_run(run: BatchRun, warehouse: str) -> str:

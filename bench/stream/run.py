@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 from cdc.topics import TopicAdmin  # noqa: E402
 from migrate.asof import reconcile_spec  # noqa: E402
 from migrate.batch import run_batch  # noqa: E402
-from migrate.demo import ensure_connector  # noqa: E402
+from migrate.connector import ensure_connector  # noqa: E402
 from migrate.examples import shop_orders  # noqa: E402
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec  # noqa: E402
 from migrate.stack import Stack  # noqa: E402

@@ -30,6 +30,7 @@ class Context:
         self.timeout = timeout
         self.current: CheckResult | None = None
         self._kafka_down: str | None = None
+        self.memo: dict[str, Any] = {}  # what several checks derive once (e.g. position findings)
 
     def begin(self, name: str, threshold: str) -> CheckResult:
         """The result a check fills in; remembered so an unreachable system still reports the threshold."""

@@ -7,6 +7,7 @@ import time
 from migrate.checklist.connector import connector_running
 from migrate.checklist.context import Context
 from migrate.checklist.model import Checklist, CheckResult
+from migrate.checklist.positions import outputs_carry_positions, positions_monotone
 from migrate.checklist.protocol import Check
 from migrate.checklist.quality import data_quality
 from migrate.checklist.reconciliation import noise_baseline, parity
@@ -26,6 +27,8 @@ CHECKS: tuple[Check, ...] = (
     state_topics_compacted,
     replication,
     exactly_once,
+    outputs_carry_positions,
+    positions_monotone,
     parity,
     noise_baseline,
     data_quality,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -69,12 +70,24 @@ def cdc() -> None:
 @click.option("--topic-prefix", default=None, help="Topic prefix (default dbserver1).")
 @click.option("--wait", "wait_seconds", type=float, default=60.0, show_default=True,
               help="Seconds to wait for RUNNING (or FAILED); 0 to return at once.")  # fmt: skip
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="Build the connector from a pipeline spec's source and cdc sections (with the "
+                   "position header SMT unless cdc.position_header is null); "
+                   "other connection options are unused.")  # fmt: skip
 def register(
     config: StackConfig, connect_url: str | None, name: str, kind: str, db_host: str | None,
     db_port: int | None, db_user: str | None, password_env: str, databases: tuple[str, ...],
-    topic_prefix: str | None, wait_seconds: float,
+    topic_prefix: str | None, wait_seconds: float, spec_path: Path | None,
 ) -> None:  # fmt: skip
     """Create or update the Debezium connector; exit 1 if it fails to run."""
+    if spec_path is not None:
+        from migrate.connector import connector_settings
+        from migrate.spec import load_spec
+
+        spec = load_spec(spec_path)
+        from_spec = connector_settings(spec)
+        _put(ConnectClient(connect_url or spec.cdc.connect_url, secrets=(from_spec.password,)), from_spec, wait_seconds)
+        return
     password = os.environ.get(password_env) or (
         config.debezium_password if password_env == "DUALRUN_DEBEZIUM_PASSWORD" else None
     )
@@ -85,10 +98,14 @@ def register(
         databases=databases or None, topic_prefix=topic_prefix,
     )  # fmt: skip
     client = ConnectClient(connect_url or config.connect_url, secrets=(password, config.db_password))
-    stored = client.put(name, settings.to_config())
+    _put(client, settings, wait_seconds)
+
+
+def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float) -> None:
+    stored = client.put(settings.name, settings.to_config())
     render.connector_config(stored, Console())
     if wait_seconds > 0:
-        status = client.wait_settled(name, wait_seconds)
+        status = client.wait_settled(settings.name, wait_seconds)
         render.connector_status(status, Console())
         raise SystemExit(1 if status.failed else 0)
 

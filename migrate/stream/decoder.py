@@ -32,7 +32,7 @@ import orjson
 import pyarrow as pa
 
 from cdc.errors import CdcError
-from cdc.position import Position, format_lsn
+from cdc.position import Position, binlog_order_value, format_lsn
 from migrate.errors import ChangelogError, TapError
 from migrate.stream.changelog import META as CHANGELOG_META
 
@@ -77,8 +77,21 @@ def parse_json(data: bytes) -> Any:
 
     >>> parse_json(b'{"a": 12.50, "b": 3, "c": "x"}')
     {'a': Decimal('12.50'), 'b': 3, 'c': 'x'}
+    >>> parse_json(b'[1.10, {"n": 123456789012345678901234567890}]')
+    [Decimal('1.10'), {'n': 123456789012345678901234567890}]
     """
-    return _decode_json(data.decode())
+    try:
+        fast = orjson.loads(data)  # 3x faster; read again only where a float (lossy) appeared
+    except orjson.JSONDecodeError:
+        return _decode_json(data.decode())  # e.g. integers beyond 64 bits, which orjson refuses
+    if type(fast) is dict:
+        for v in fast.values():
+            if type(v) is float or type(v) is dict or type(v) is list:
+                return _decode_json(data.decode())
+        return fast
+    if type(fast) is float or type(fast) is list:
+        return _decode_json(data.decode())
+    return fast
 
 
 def _text(raw: bytes) -> str:
@@ -96,9 +109,13 @@ def position_of_source(source: dict[str, Any]) -> Located:
     ...     "ts_ms": 7, "snapshot": "false"})[:4]
     ('mysql-bin.000003', 1234, '0-1-42', None)
     """
-    position = Position.from_source(source)
     ts = source.get("ts_ms")
     snapshot = str(source.get("snapshot", "false")).lower() in SNAPSHOT_FLAGS
+    file, pos = source.get("file"), source.get("pos")
+    if file is not None and pos is not None:  # MariaDB/MySQL, the common case: no Position object
+        file, pos = str(file), int(pos)
+        return Located(file, pos, source.get("gtid"), None, ts, binlog_order_value(file, pos), snapshot)
+    position = Position.from_source(source)
     if position.kind == "lsn":
         return Located(None, None, None, format_lsn(position.minor), ts, position.order_value, snapshot)
     return Located(position.file, position.minor, position.gtid, None, ts, position.order_value, snapshot)

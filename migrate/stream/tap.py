@@ -428,8 +428,17 @@ class TapReport:
 
 def _open(con: duckdb.DuckDBPyConnection, files: Sequence[str], keys: Sequence[str]) -> None:
     """Views `log` (every record) and `versions` (positioned records with the previous position
-    of the same key on the same Kafka partition, in offset order)."""
-    TapLog(tuple(files)).register(con, "log", keys)
+    of the same key on the same Kafka partition, in offset order). A changelog without Kafka
+    columns (dualrun's own job writes it directly) is one partition in `__processed_at` order."""
+    TapLog(tuple(files)).register(con, "raw", keys)
+    has = {str(row[0]) for row in con.execute("DESCRIBE raw").fetchall()}
+    if {"__kafka_partition", "__kafka_offset"} <= has:
+        con.execute("CREATE TEMP VIEW log AS SELECT * FROM raw")
+    else:
+        con.execute(
+            'CREATE TEMP VIEW log AS SELECT *, 0 AS "__kafka_partition", '
+            'row_number() OVER (ORDER BY "__processed_at") - 1 AS "__kafka_offset" FROM raw'
+        )
     k = idents(keys)
     con.execute(
         f"""CREATE TEMP VIEW versions AS SELECT {k}, "__kafka_partition" AS p, "__kafka_offset" AS o,
@@ -450,11 +459,21 @@ def _around_sql(keys: Sequence[str], position: int) -> str:
 
 def tap_report(root: Path, keys: Sequence[str], position: int | None = None, *, output: str | None = None) -> TapReport:
     """Findings over every segment of `root` (`position`: the batch position's order value)."""
-    files = [str(p) for p in segment_files(root)]
     state = orjson.loads((root / STATE).read_bytes()) if (root / STATE).exists() else {}
-    name = output or root.name
-    undecodable = int(state.get("undecodable", 0))
-    undecodable_samples = tuple(state.get("undecodable_samples", []))
+    files = [str(p) for p in segment_files(root)]
+    samples = tuple(state.get("undecodable_samples", []))
+    return changelog_report(files, keys, position, output or root.name, int(state.get("undecodable", 0)), samples)
+
+
+def changelog_report(
+    files: Sequence[str],
+    keys: Sequence[str],
+    position: int | None,
+    name: str,
+    undecodable: int = 0,
+    undecodable_samples: tuple[dict[str, Any], ...] = (),
+) -> TapReport:
+    """The same findings over any changelog files (the tap's, or dualrun's own job's)."""
     if not files:
         return TapReport(name, 0, 0, (), 0, (), position, 0, (), undecodable, undecodable_samples)
     k = idents(keys)

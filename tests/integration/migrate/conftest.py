@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from migrate.demo import ensure_connector
+from migrate.connector import ensure_connector
 from migrate.examples import shop_orders
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig

@@ -73,7 +73,7 @@ def status(**changes: object) -> StreamStatus:
 
 def test_registry_is_ordered_documented_and_named() -> None:
     assert CHECK_NAMES[0] == "connector_running" and CHECK_NAMES[-1] == "rollback_ready"
-    assert len(set(CHECK_NAMES)) == len(CHECKS) == 12
+    assert len(set(CHECK_NAMES)) == len(CHECKS) == 14
     for check in CHECKS:
         assert check.__doc__ and "Example:" in check.__doc__, f"{check.__name__} needs a docstring example"
     assert select(("parity", "connector_running")) == (CHECKS[0], parity)
@@ -202,3 +202,36 @@ def test_cli_json_contract_and_exit_code(spec: PipelineSpec, tmp_path: Path) -> 
     text = runner.invoke(cli, ["checklist", "--spec", str(spec_file), "--check", "parity", "--check", "noise_baseline"])
     assert text.exit_code == 0 and text.output.splitlines()[0].startswith("GO")
     assert "parity" in text.output and "noise_baseline" in text.output
+
+
+def _changelog(spec: PipelineSpec, output: str, rows: list[tuple[int, int | None]]) -> None:
+    """dualrun's own job's changelog of `output`: (order_id, __pos_order) in processing order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = spec.changelog_path / output
+    folder.mkdir(parents=True, exist_ok=True)
+    segment = len(list(folder.iterdir()))
+    table = pa.table({
+        "order_id": [r[0] for r in rows], "__op": ["u"] * len(rows),
+        "__pos_order": pa.array([r[1] for r in rows], pa.int64()),
+        "__processed_at": pa.array(range(segment * 1000, segment * 1000 + len(rows)), pa.int64()).cast(
+            pa.timestamp("us")),
+    })  # fmt: skip
+    pq.write_table(table, folder / f"seg-{segment}.parquet")
+
+
+def test_positions_checks_pass_for_dualruns_own_changelogs_and_fail_with_evidence(spec: PipelineSpec) -> None:
+    from migrate.checklist.positions import outputs_carry_positions, positions_monotone
+
+    assert outputs_carry_positions(Context(spec)).status == "warn"  # no records yet
+    spec = spec.model_copy(update={"outputs": {"orders_enriched": spec.outputs["orders_enriched"]}})
+    _changelog(spec, "orders_enriched", [(1, 100), (2, 110), (1, 120), (1, 120)])  # a tie is not reordering
+    assert outputs_carry_positions(Context(spec)).status == "pass"
+    assert positions_monotone(Context(spec)).status == "pass"
+    _changelog(spec, "orders_enriched", [(2, 90), (3, None)])
+    carry = outputs_carry_positions(Context(spec))
+    assert carry.status == "fail" and "orders_enriched 1 of 6 records without a position" in carry.evidence
+    assert "'order_id': '3'" in carry.evidence
+    monotone = positions_monotone(Context(spec))  # key 2 went 110 -> 90; no batch run: nothing straddles it
+    assert monotone.status == "warn" and "orders_enriched 1 key(s)" in monotone.evidence

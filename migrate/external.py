@@ -1,0 +1,177 @@
+"""Reconcile a batch run with outputs the user's own streaming job wrote (`stream.pipeline` absent).
+
+No dualrun process runs beside the user's job. For the batch position P:
+
+1. wait (bounded by `compare.wait_seconds`) until the job's consumer group (`stream.group`) has
+   committed past P on every partition of the change topics it consumes (`cdc.progress`);
+   otherwise the verdict is "stream behind" with the lag per partition, never a defect;
+2. read each output topic into its changelog with the tap (`migrate.stream.tap`), incrementally;
+3. take on trust only what the positions allow: an output with records that carry no position
+   (or that could not be decoded) is not compared ("no positions", with evidence); keys whose
+   positions go backwards around P (design-byo §2.3 H1) are left out of the comparison as in
+   flight and reported; every other key is compared exactly as of P.
+
+A sink table (`outputs.X.stream.table`, a SQLAlchemy URL with `?table=`) may stand for the
+stream side when it has the changelog contract's position columns (`__pos_order`, or
+`__pos_file` and `__pos_offset`); without them it is "no positions" too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from cdc.progress import GroupProgress, wait_group_progress
+from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, reconcile
+from comparators import history as run_history
+from comparators.sources import Source, describe, open_source
+from comparators.sql import ident, idents
+from migrate.batch import BatchRun, run_output
+from migrate.spec import PipelineSpec
+from migrate.stream.tap import TapLog, TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
+
+POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
+
+
+@dataclass(frozen=True)
+class WithoutKeys:
+    """A comparators Source minus the keys in `skip` (keys reordered around P: in flight)."""
+
+    inner: Any
+    skip: pa.Table
+
+    @property
+    def label(self) -> str:
+        return f"{self.inner.label} without {self.skip.num_rows} in-flight key(s)"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        self.inner.register(con, f"{name}__all", keys)
+        if self.skip.num_rows == 0:
+            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(name + '__all')}")
+            return
+        con.register(f"{name}__skip", self.skip)
+        con.execute(
+            f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(name + '__all')} "
+            f"ANTI JOIN {ident(name + '__skip')} USING ({idents(keys)})"
+        )
+
+
+@dataclass(frozen=True)
+class OutputCheck:
+    """What the stream side of one output allowed: compared, or why not, with the tap's findings."""
+
+    output: str
+    source: str  # "topic <name>" or "table <url without secrets>"
+    cause: str | None  # None: compared; "no_positions" or "undecodable": not compared
+    detail: str
+    in_flight_keys: int
+    tap: TapReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": self.output, "source": self.source, "cause": self.cause, "detail": self.detail,
+            "in_flight_keys": self.in_flight_keys, "tap": self.tap.to_dict() if self.tap else None,
+        }  # fmt: skip
+
+
+def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupProgress:
+    """Wait (at most `wait` s) until the user's group has committed past the batch position."""
+    from migrate.asof import debezium_passed
+
+    topics = [spec.cdc.topic(t) for t in spec.cdc.tables]
+    return wait_group_progress(
+        spec.kafka.bootstrap_servers, spec.stream.group, topics, run.position,
+        source_passed=lambda: debezium_passed(spec, run.position), timeout=wait,
+    )  # fmt: skip
+
+
+def check_output(
+    spec: PipelineSpec, run: BatchRun, output: str, batch: pa.Table
+) -> tuple[OutputCheck, Source | None, pa.Table]:
+    """Read the stream side of `output` and decide what may be compared:
+    (check, stream source or None when not comparable, keys in flight to leave out of both sides)."""
+    out = spec.outputs[output]
+    keys = list(out.keys)
+    none = pa.table({k: batch.column(k)[:0] for k in keys})
+    at = f"{run.position.file}:{run.position.minor}"
+    if out.stream.table is not None:
+        table = open_source(out.stream.table)
+        with duckdb.connect() as con:
+            table.register(con, "sink", keys)
+            has = {c for c, _ in describe(con, "sink")}
+        if not any(cols <= has for cols in POSITION_COLUMNS):
+            detail = f"sink table {table.label} has no position columns (__pos_order, or __pos_file and __pos_offset)"
+            return OutputCheck(output, f"table {table.label}", "no_positions", detail, 0, None), None, none
+        return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
+    assert out.stream.topic is not None  # the spec refuses an external output without topic or table
+    root = tap_dir(spec.path("."), spec.stream.group, output)
+    tap_output(
+        spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=output, schema=batch.schema,
+        position_header=spec.position_header_for(output) or "",
+    )  # fmt: skip
+    order = run.position.order_value
+    report = tap_report(root, keys, order, output=output)
+    where = f"topic {out.stream.topic}"
+    if report.undecodable:
+        detail = f"{report.undecodable} record(s) could not be decoded, e.g. {report.undecodable_samples[0]}"
+        return OutputCheck(output, where, "undecodable", detail, 0, report), None, none
+    if report.without_position:
+        detail = (
+            f"{report.without_position} of {report.records} record(s) carry no position header "
+            f"({spec.position_header_for(output)!r}): register the connector with the position-header SMT and "
+            "let the job copy the header to its output (see the README, Bring your own pipeline)"
+        )
+        return OutputCheck(output, where, "no_positions", detail, 0, report), None, none
+    files = tuple(str(p) for p in segment_files(root))
+    log: Any = TapLog(files) if files else FrameSource(_empty(batch.schema), name=f"{output} tap (empty)")
+    skip = reordered_keys_around(root, keys, order) if files else none
+    stream = ChangelogSource(log, at)
+    check = OutputCheck(output, where, None, "", skip.num_rows, report)
+    return check, (WithoutKeys(stream, skip) if skip.num_rows else stream), skip
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    from migrate.stream.decoder import META
+
+    return pa.schema([*schema, *(f for f in META if f.name not in schema.names)]).empty_table()
+
+
+def reconcile_external(
+    spec: PipelineSpec,
+    run: BatchRun,
+    *,
+    wait: float,
+    record: bool,
+    progress: Callable[[str], None],
+) -> tuple[GroupProgress, dict[str, Reconciliation], dict[str, OutputCheck], dict[str, str]]:
+    """(group progress, compared outputs, every output's check, history ids) for an external job."""
+    progress(f"waiting for group {spec.stream.group} to pass {run.position}")
+    reached = external_progress(spec, run, wait)
+    results: dict[str, Reconciliation] = {}
+    checks: dict[str, OutputCheck] = {}
+    ids: dict[str, str] = {}
+    if not reached.reached:
+        return reached, results, checks, ids
+    for output, out in spec.outputs.items():
+        progress(f"reading and reconciling {output}")
+        batch = run_output(spec.warehouse_path, run.run_id, output)
+        check, stream, skip = check_output(spec, run, output, batch)
+        checks[output] = check
+        if stream is None:
+            continue
+        left: Any = FrameSource(batch, name=f"batch {output} {run.run_id}")
+        if skip.num_rows:
+            left = WithoutKeys(left, skip)
+        result = reconcile(
+            left, stream, list(out.keys), rules=dict(out.tolerances) or None, ignore=out.ignore,
+            partition=out.partition, left_position=str(run.position), right_position=str(run.position),
+            name=f"{spec.name}/{output}", settings=Settings(allow_empty=True),
+        )  # fmt: skip
+        results[output] = result
+        if record:
+            ids[output] = run_history.record(spec.history_path, result)
+    return reached, results, checks, ids
