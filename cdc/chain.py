@@ -14,9 +14,11 @@ what that consumption derived was committed with it: the chain is drained. Other
 until the committed offsets reach H, and repeats; after one round per internal topic (the longest
 possible chain) every record derived from the fenced changes has reached the outputs.
 
-Internal topics are the topics the group commits on other than the change topics, plus any topic
-named `<group>-...` that is not a state-store changelog (Kafka Streams' own naming). End offsets
-include transaction markers; Kafka Streams commits its consumer position past them.
+Internal topics are the topics the group commits on other than the change topics, plus the topics
+Kafka Streams names for application.id `<group>`: `<group>-...-repartition` and the foreign-key
+join's `<group>-...-subscription-registration-topic` / `-subscription-response-topic` (state-store
+changelogs are only restored, never consumed). End offsets include transaction markers; Kafka
+Streams commits its consumer position past them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from cdc.progress import GroupProgress, committed_offsets, wait_group_progress
 from cdc.topics import quiet_logger
 
 Partition = tuple[str, int]
+STREAMS_INTERNAL = ("-repartition", "-subscription-registration-topic", "-subscription-response-topic")
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,15 @@ def internal_topics(
     group: str, committed_topics: set[str], all_topics: set[str], change_topics: Sequence[str]
 ) -> list[str]:
     """The topics a group feeds itself: committed on but not a change topic, or named like Kafka
-    Streams' internal topics of application.id `group` (changelogs excluded: only restored, never consumed).
+    Streams' repartition and foreign-key topics of application.id `group` (never its changelogs, nor
+    an output that merely shares the prefix).
 
     >>> internal_topics("app", {"db.shop.orders", "app-orders-repartition"},
-    ...     {"app-orders-repartition", "app-x-subscription-response-topic", "app-store-changelog", "out"},
+    ...     {"app-orders-repartition", "app-x-subscription-response-topic", "app-store-changelog", "app-out"},
     ...     ["db.shop.orders"])
     ['app-orders-repartition', 'app-x-subscription-response-topic']
     """
-    named = {t for t in all_topics if t.startswith(f"{group}-") and not t.endswith("-changelog")}
+    named = {t for t in all_topics if t.startswith(f"{group}-") and t.endswith(STREAMS_INTERNAL)}
     return sorted((committed_topics | named) - set(change_topics))
 
 

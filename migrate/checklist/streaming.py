@@ -21,6 +21,11 @@ def events_fresh(ctx: Context) -> CheckResult:
     """
     limit = ctx.spec.checklist.max_event_age_seconds
     r = ctx.begin("events_fresh", f"job report and last event within {limit:g}s (or nothing waiting)")
+    if ctx.spec.is_external:
+        return r.skip(
+            f"the user's own job (group {ctx.spec.stream.group}) writes no dualrun status: its progress is "
+            "consumer_lag's, and reconcile waits for it to pass each batch position"
+        )
     status = ctx.status
     if status is None:
         return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
@@ -94,6 +99,12 @@ def exactly_once(ctx: Context) -> CheckResult:
     read_committed, enable.auto.commit false` passes; `isolation.level read_uncommitted` fails.
     """
     r = ctx.begin("exactly_once", "transactional.id set, enable.idempotence true, isolation.level read_committed")
+    if ctx.spec.is_external:
+        return r.skip(
+            f"the user's own job (group {ctx.spec.stream.group}) reports no settings to dualrun: configure it "
+            "exactly-once yourself (Kafka Streams: processing.guarantee=exactly_once_v2); outputs are read "
+            "read_committed either way"
+        )
     status = ctx.status
     if status is None:
         return r.failed(f"the streaming job has never reported its settings (no {status_path(ctx.spec)})")

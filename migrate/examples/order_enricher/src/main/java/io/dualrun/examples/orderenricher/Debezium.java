@@ -112,6 +112,33 @@ final class Debezium {
         return new Change(op, row(payload.get("before"), schema, "before"), row(payload.get("after"), schema, "after"));
     }
 
+    /**
+     * The change's binlog position from its {@code source} block as (file sequence, pos, row), compared
+     * lexicographically: the order in which MariaDB committed the changes.
+     */
+    static long[] position(JsonNode record) {
+        JsonNode payload = record.has("payload") && record.has("schema") ? record.get("payload") : record;
+        JsonNode source = payload.path("source");
+        String file = source.path("file").asText("");
+        int dot = file.lastIndexOf('.');
+        long sequence = dot < 0 ? 0 : Long.parseLong(file.substring(dot + 1));
+        return new long[] {sequence, source.path("pos").asLong(), source.path("row").asLong()};
+    }
+
+    static int compare(long[] a, long[] b) {
+        return java.util.Arrays.compare(a, b);
+    }
+
+    /** The captured table of a change event ({@code source.table}), e.g. "orders". */
+    static String table(JsonNode record) {
+        JsonNode payload = record.has("payload") && record.has("schema") ? record.get("payload") : record;
+        String table = payload.path("source").path("table").asText("");
+        if (table.isEmpty()) {
+            throw new IllegalArgumentException("change event without source.table: not a Debezium envelope");
+        }
+        return table;
+    }
+
     /** The value of a primary-key column in a Debezium key record ({"schema":..,"payload":{"id":7}} or {"id":7}). */
     static long key(JsonNode record, String column) {
         JsonNode payload = record.has("payload") && record.has("schema") ? record.get("payload") : record;

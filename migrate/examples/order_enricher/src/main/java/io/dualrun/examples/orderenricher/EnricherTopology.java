@@ -3,10 +3,13 @@ package io.dualrun.examples.orderenricher;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.dualrun.examples.orderenricher.Model.Customer;
+import io.dualrun.examples.orderenricher.Model.CustomerState;
 import io.dualrun.examples.orderenricher.Model.Day;
 import io.dualrun.examples.orderenricher.Model.Order;
+import io.dualrun.examples.orderenricher.Model.OrderIds;
 import io.dualrun.examples.orderenricher.Model.Revenue;
 import java.math.BigDecimal;
+import java.util.List;
 import org.apache.kafka.common.serialization.Serde;
 import org.apache.kafka.common.utils.Bytes;
 import org.apache.kafka.streams.KeyValue;
@@ -20,16 +23,16 @@ import org.apache.kafka.streams.kstream.KTable;
 import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Named;
 import org.apache.kafka.streams.kstream.Produced;
-import org.apache.kafka.streams.kstream.TableJoined;
 import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.Stores;
 
 /**
  * The topology: Debezium change topics of shop.orders and shop.customers in; orders-enriched, order-alerts and
  * daily-revenue out, with the batch SQL's semantics (migrate/examples/shop_orders/sql).
  *
  * <ul>
- *   <li>orders_enriched: orders LEFT JOIN customers, as a KTable-KTable foreign-key join, so a customer change
- *       re-emits that customer's orders (the batch job re-joins every night). Key: the order id.
+ *   <li>orders_enriched: orders LEFT JOIN customers, change by change ({@link EnrichProcessor}), so a customer
+ *       change re-emits that customer's orders (the batch job re-joins every night). Key: the order id.
  *   <li>order_alerts: orders with amount above the alert threshold; an order that leaves the set is a tombstone.
  *   <li>daily_revenue: per (customer_id, DATE(created_at)), COUNT(*) and SUM(amount) of orders not CANCELLED, as a
  *       KTable aggregation with a subtractor; a group that empties is a tombstone, as the GROUP BY has no row.
@@ -50,24 +53,30 @@ final class EnricherTopology {
 
     static Topology build(Options options) {
         StreamsBuilder builder = new StreamsBuilder();
-        KTable<Long, Order> orders = orders(builder, options);
-        KTable<Long, Customer> customers = builder
-                .stream(options.customersTopic(), Consumed.with(NODE, NODE).withName("customers-changes"))
-                .filter((key, value) -> value != null, Named.as("customers-skip-tombstones"))
-                .map((key, value) -> {
-                    Debezium.Change change = Debezium.change(value);
-                    long id = Debezium.key(key, "id");
-                    return KeyValue.pair(id, change.isDelete() ? null : Customer.of(change.after()));
-                }, Named.as("customers-by-id"))
-                .toTable(Named.as("customers"), Materialized.<Long, Customer, KeyValueStore<Bytes, byte[]>>as("customers")
-                        .withKeySerde(ID).withValueSerde(CUSTOMER));
+        // One source for both change topics: one task takes their records in timestamp order, which is the
+        // order Debezium's single task emitted them in (a topic may have only one source in a topology).
+        KStream<JsonNode, JsonNode> changes = builder
+                .stream(List.of(options.ordersTopic(), options.customersTopic()),
+                        Consumed.with(NODE, NODE).withName("changes"))
+                // Debezium follows each delete with a tombstone for compaction: it repeats the delete and carries
+                // no position header (the SMT skips tombstones), so it must not reach an output.
+                .filter((key, value) -> value != null, Named.as("skip-tombstones"));
+        KTable<Long, Order> orders = orders(changes, options);
 
         if (options.defect("ignore-customer-changes")) {
-            enrichedByStreamTableJoin(orders, customers, options);
+            enrichedByStreamTableJoin(orders, customers(changes), options);
         } else {
-            orders.leftJoin(customers, Order::customerId, (order, customer) -> enriched(order, customer, options),
-                            TableJoined.as("orders-join-customers"))
-                    .toStream(Named.as("orders-enriched-changes"))
+            for (String store : List.of(EnrichProcessor.ORDERS, EnrichProcessor.CUSTOMERS, EnrichProcessor.INDEX)) {
+                Serde<?> values = switch (store) {
+                    case EnrichProcessor.ORDERS -> ORDER;
+                    case EnrichProcessor.CUSTOMERS -> Json.serde(CustomerState.class);
+                    default -> Json.serde(OrderIds.class);
+                };
+                builder.addStateStore(Stores.keyValueStoreBuilder(Stores.persistentKeyValueStore(store), ID, values)
+                        .withCachingDisabled());
+            }
+            changes.process(() -> new EnrichProcessor(options), Named.as("enrich"),
+                            EnrichProcessor.ORDERS, EnrichProcessor.CUSTOMERS, EnrichProcessor.INDEX)
                     .to(options.enrichedTopic(), Produced.with(ID, NODE).withName("orders-enriched-output"));
         }
 
@@ -96,17 +105,27 @@ final class EnricherTopology {
     }
 
     /** Orders by id; a delete is a tombstone (unless the drop-deletes defect ignores it). */
-    private static KTable<Long, Order> orders(StreamsBuilder builder, Options options) {
-        return builder.stream(options.ordersTopic(), Consumed.with(NODE, NODE).withName("orders-changes"))
-                // Debezium follows each delete with a tombstone for compaction: it repeats the delete and
-                // carries no position header (the SMT skips tombstones), so it must not reach an output.
-                .filter((key, value) -> value != null, Named.as("orders-skip-tombstones"))
+    private static KTable<Long, Order> orders(KStream<JsonNode, JsonNode> changes, Options options) {
+        return changes
+                .filter((key, value) -> "orders".equals(Debezium.table(value)), Named.as("orders-changes"))
                 .mapValues(Debezium::change, Named.as("orders-decode"))
                 .filter((key, change) -> !(change.isDelete() && options.defect("drop-deletes")), Named.as("orders-deletes"))
                 .map((key, change) -> KeyValue.pair(Debezium.key(key, "order_id"),
                         change.isDelete() ? null : Order.of(change.after())), Named.as("orders-by-id"))
                 .toTable(Named.as("orders"), Materialized.<Long, Order, KeyValueStore<Bytes, byte[]>>as("orders")
                         .withKeySerde(ID).withValueSerde(ORDER));
+    }
+
+    /** Customers by id (the ignore-customer-changes defect joins against this table). */
+    private static KTable<Long, Customer> customers(KStream<JsonNode, JsonNode> changes) {
+        return changes
+                .filter((key, value) -> "customers".equals(Debezium.table(value)), Named.as("customers-changes"))
+                .map((key, value) -> {
+                    Debezium.Change change = Debezium.change(value);
+                    return KeyValue.pair(Debezium.key(key, "id"), change.isDelete() ? null : Customer.of(change.after()));
+                }, Named.as("customers-by-id"))
+                .toTable(Named.as("customers"), Materialized.<Long, Customer, KeyValueStore<Bytes, byte[]>>as("customers")
+                        .withKeySerde(ID).withValueSerde(CUSTOMER));
     }
 
     /** The ignore-customer-changes defect: the article's KStream-KTable join, which never revisits old orders. */

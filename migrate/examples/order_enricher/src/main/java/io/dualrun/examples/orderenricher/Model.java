@@ -3,6 +3,7 @@ package io.dualrun.examples.orderenricher;
 import com.fasterxml.jackson.annotation.JsonFormat;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import java.math.BigDecimal;
+import java.util.List;
 
 /** The job's own record types, as they travel through its state stores and internal topics (JSON). */
 final class Model {
@@ -32,6 +33,23 @@ final class Model {
             return new Customer(row.longValue("id"), row.text("name"), row.text("tier"));
         }
     }
+
+    /** A record header kept in state (Jackson writes the bytes as base64). */
+    record StoredHeader(@JsonProperty("key") String key, @JsonProperty("value") byte[] value) {}
+
+    /**
+     * A customer as the enrich processor keeps it: the current row (null once deleted) with the binlog position
+     * and headers of the change that set it, and the row before that change with its position.
+     */
+    record CustomerState(
+            @JsonProperty("current") Customer current,
+            @JsonProperty("position") long[] position,
+            @JsonProperty("headers") List<StoredHeader> headers,
+            @JsonProperty("previous") Customer previous,
+            @JsonProperty("previous_position") long[] previousPosition) {}
+
+    /** The ids of one customer's orders, ascending (the enrich processor's index). */
+    record OrderIds(@JsonProperty("ids") List<Long> ids) {}
 
     /** The daily_revenue key: also the output topic's JSON key object. */
     record Day(@JsonProperty("customer_id") long customerId, @JsonProperty("order_day") String orderDay) {}
