@@ -6,6 +6,7 @@ import io.dualrun.examples.orderenricher.Model.Customer;
 import io.dualrun.examples.orderenricher.Model.CustomerState;
 import io.dualrun.examples.orderenricher.Model.Day;
 import io.dualrun.examples.orderenricher.Model.Order;
+import io.dualrun.examples.orderenricher.Model.OrderChange;
 import io.dualrun.examples.orderenricher.Model.OrderIds;
 import io.dualrun.examples.orderenricher.Model.Revenue;
 import java.math.BigDecimal;
@@ -64,7 +65,7 @@ final class EnricherTopology {
         KTable<Long, Order> orders = orders(changes, options);
 
         if (options.defect("ignore-customer-changes")) {
-            enrichedByStreamTableJoin(orders, customers(changes), options);
+            enrichedByStreamTableJoin(changes, customers(changes), options);
         } else {
             for (String store : List.of(EnrichProcessor.ORDERS, EnrichProcessor.CUSTOMERS, EnrichProcessor.INDEX)) {
                 Serde<?> values = switch (store) {
@@ -128,18 +129,24 @@ final class EnricherTopology {
                         .withKeySerde(ID).withValueSerde(CUSTOMER));
     }
 
-    /** The ignore-customer-changes defect: the article's KStream-KTable join, which never revisits old orders. */
-    private static void enrichedByStreamTableJoin(KTable<Long, Order> orders, KTable<Long, Customer> customers,
+    /**
+     * The ignore-customer-changes defect: the article's KStream-KTable join, which never revisits old orders. Order
+     * changes, deletes included (keyed by the customer of their before image), take one path, so an order's
+     * insert and its delete reach the output in the order they happened.
+     */
+    private static void enrichedByStreamTableJoin(KStream<JsonNode, JsonNode> changes, KTable<Long, Customer> customers,
             Options options) {
-        KStream<Long, Order> changes = orders.toStream(Named.as("order-changes"));
-        changes.filter((id, order) -> order == null, Named.as("order-deletes"))
-                .mapValues(order -> (JsonNode) null, Named.as("order-tombstones"))
-                .to(options.enrichedTopic(), Produced.with(ID, NODE).withName("orders-enriched-deletes-output"));
-        changes.filter((id, order) -> order != null, Named.as("order-upserts"))
-                .selectKey((id, order) -> order.customerId(), Named.as("orders-by-customer"))
-                .leftJoin(customers, (order, customer) -> enriched(order, customer, options),
-                        Joined.with(ID, ORDER, CUSTOMER, "orders-stream-join-customers"))
-                .selectKey((customerId, row) -> row.get("order_id").asLong(), Named.as("enriched-by-order"))
+        changes.filter((key, value) -> "orders".equals(Debezium.table(value)), Named.as("order-stream"))
+                .map((key, value) -> {
+                    Debezium.Change change = Debezium.change(value);
+                    Order order = change.isDelete() ? null : Order.of(change.after());
+                    long customerId = change.current().longValue("customer_id");
+                    return KeyValue.pair(customerId, new OrderChange(Debezium.key(key, "order_id"), order));
+                }, Named.as("orders-by-customer"))
+                .leftJoin(customers, (change, customer) -> KeyValue.pair(change.orderId(),
+                                change.order() == null ? null : enriched(change.order(), customer, options)),
+                        Joined.with(ID, Json.serde(OrderChange.class), CUSTOMER, "orders-stream-join-customers"))
+                .map((customerId, row) -> row, Named.as("enriched-by-order"))
                 .to(options.enrichedTopic(), Produced.with(ID, NODE).withName("orders-enriched-output"));
     }
 

@@ -48,6 +48,9 @@ final class Model {
             @JsonProperty("previous") Customer previous,
             @JsonProperty("previous_position") long[] previousPosition) {}
 
+    /** An order change on its way to the KStream-KTable join (the defect variant); order null: a delete. */
+    record OrderChange(@JsonProperty("order_id") long orderId, @JsonProperty("order") Order order) {}
+
     /** The ids of one customer's orders, ascending (the enrich processor's index). */
     record OrderIds(@JsonProperty("ids") List<Long> ids) {}
 
