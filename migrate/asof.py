@@ -18,10 +18,11 @@ from comparators import history as run_history
 from comparators.errors import SourceError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError
-from migrate.external import OutputCheck, reconcile_external, tap_log
+from migrate.external import InWriteOrder, OutputCheck, reconcile_external
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import META, output_glob
 from migrate.stream.status import StreamStatus, read_status
+from migrate.stream.tap import TapLog, segment_files, tap_dir
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,8 @@ def debezium_passed(spec: PipelineSpec, target: Position) -> bool:
     Connect commits a source offset only after the records before it were acknowledged, and
     heartbeats move the offset along an idle or unrelated binlog.
     """
-    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(spec.cdc.password(),))
+    secret = spec.cdc.known_password()  # only masked in messages: reading offsets needs no login
+    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
     try:
         offsets = client.offsets(spec.cdc.connector)
     except CdcError:
@@ -178,11 +180,13 @@ def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.
     shaped like the batch output (`schema`) plus the changelog's own columns. For the user's own
     job, what the tap read of the output topic (`migrate.external`)."""
     at = f"{position.file}:{position.minor}"
-    if spec.is_external and spec.outputs[output].stream.topic is not None:
-        return ChangelogSource(tap_log(spec, output, schema), at)
     root = spec.changelog_path
-    if any((root / output).glob("*.parquet")):
-        log: Any = ParquetSource(output_glob(root, output))
+    taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []
+    log: Any
+    if taps:  # the user's own job's output, as the tap read it, in write order (migrate.external)
+        log = InWriteOrder(TapLog(tuple(str(p) for p in taps), name=f"{output} tap"))
+    elif not spec.is_external and any((root / output).glob("*.parquet")):
+        log = ParquetSource(output_glob(root, output))
     else:
         empty = pa.schema([*schema, *(f for f in META if f.name not in schema.names)])
         log = FrameSource(empty.empty_table(), name=f"{output} changelog (empty)")

@@ -1,4 +1,4 @@
-"""`dualrun demo`: the whole dual run on the local stack, end to end.
+"""`dualrun demo`: the whole dual run of the shop example on the local stack, end to end.
 
 Starts the stack, registers the connector, starts the streaming job, runs a
 workload, runs the nightly batch job in the middle of it, and reconciles the
@@ -17,10 +17,11 @@ from typing import Any
 from migrate.asof import SpecReconciliation, reconcile_spec
 from migrate.batch import BatchRun, describe_source, run_batch
 from migrate.connector import ensure_connector
+from migrate.examples.shop_orders.defects import defect_spec
+from migrate.examples.shop_orders.workload import Workload, WorkloadStats
 from migrate.spec import PipelineSpec
 from migrate.stack import Stack
 from migrate.stackconfig import StackConfig
-from migrate.workload import Workload, WorkloadStats
 
 Step = Callable[[str], None]
 
@@ -40,13 +41,17 @@ class DemoResult:
         }  # fmt: skip
 
 
-def defect_spec(spec: PipelineSpec, defect: str) -> PipelineSpec:
-    """A second streaming job with its own identity, so a defect never touches the real outputs."""
-    return spec.variant(defect.replace("_", "-"), defect=defect)
-
-
 def stack_config_for(spec: PipelineSpec) -> StackConfig:
     return StackConfig.from_env(Path(spec.state_dir))
+
+
+def job_spec_for(spec: PipelineSpec, defect: str | None) -> PipelineSpec:
+    """The streaming job the demo runs: the spec's own, or for a defect a variant with its own identity
+    (group, topics): dualrun's pipeline runs the defective transform, a user's job takes the defect on its
+    own command line."""
+    if defect is None:
+        return spec
+    return spec.variant(defect) if spec.is_external else defect_spec(spec, defect)
 
 
 def run_demo(
@@ -69,7 +74,7 @@ def run_demo(
     ensure_connector(spec)
     workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)
     workload.seed(orders=200)
-    job_spec = defect_spec(spec, defect) if defect else spec
+    job_spec = job_spec_for(spec, defect)
     step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
     start_stream(job_spec, False)
     if defect is None and replay:

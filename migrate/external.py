@@ -34,7 +34,7 @@ from comparators.sources import Source, describe, open_source
 from comparators.sql import ident, idents
 from migrate.batch import BatchRun, run_output
 from migrate.spec import PipelineSpec
-from migrate.stream.tap import TapLog, TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
+from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
 
@@ -104,15 +104,17 @@ class OutputCheck:
 
     output: str
     source: str  # "topic <name>" or "table <url without secrets>"
-    cause: str | None  # None: compared; "no_positions" or "undecodable": not compared
+    cause: str | None  # None: compared; "no_positions", "undecodable" or "tap_incomplete": not compared
     detail: str
     in_flight_keys: int
     tap: TapReport | None
+    records_read: int = 0  # by this call's tap (incremental: only what is new since the last one)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": self.output, "source": self.source, "cause": self.cause, "detail": self.detail,
-            "in_flight_keys": self.in_flight_keys, "tap": self.tap.to_dict() if self.tap else None,
+            "in_flight_keys": self.in_flight_keys, "records_read": self.records_read,
+            "tap": self.tap.to_dict() if self.tap else None,
         }  # fmt: skip
 
 
@@ -148,41 +150,33 @@ def check_output(
         return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
-    tap_output(
+    read = tap_output(
         spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=output, schema=batch.schema,
         position_header=spec.position_header_for(output) or "",
     )  # fmt: skip
     order = run.position.order_value
     report = tap_report(root, keys, order, output=output)
     where = f"topic {out.stream.topic}"
+    n = read.records_read
+    if not read.complete:
+        detail = f"the tap stopped before the end of {out.stream.topic} ({read.records_read} records read): {read.ends}"
+        return OutputCheck(output, where, "tap_incomplete", detail, 0, report, n), None, none
     if report.undecodable:
         detail = f"{report.undecodable} record(s) could not be decoded, e.g. {report.undecodable_samples[0]}"
-        return OutputCheck(output, where, "undecodable", detail, 0, report), None, none
+        return OutputCheck(output, where, "undecodable", detail, 0, report, n), None, none
     if report.without_position:
         detail = (
             f"{report.without_position} of {report.records} record(s) carry no position header "
             f"({spec.position_header_for(output)!r}): register the connector with the position-header SMT and "
             "let the job copy the header to its output (see the README, Bring your own pipeline)"
         )
-        return OutputCheck(output, where, "no_positions", detail, 0, report), None, none
-    log = tap_log(spec, output, batch.schema)
-    skip = reordered_keys_around(root, keys, order) if isinstance(log, InWriteOrder) else none
-    stream = ChangelogSource(log, at)
-    check = OutputCheck(output, where, None, "", skip.num_rows, report)
+        return OutputCheck(output, where, "no_positions", detail, 0, report, n), None, none
+    from migrate.asof import stream_side
+
+    skip = reordered_keys_around(root, keys, order) if segment_files(root) else none
+    stream = stream_side(spec, output, run.position, batch.schema)
+    check = OutputCheck(output, where, None, "", skip.num_rows, report, n)
     return check, (WithoutKeys(stream, skip) if skip.num_rows else stream), skip
-
-
-def tap_log(spec: PipelineSpec, output: str, schema: pa.Schema) -> Any:
-    """What the tap has read of `output`'s topic so far, in write order (a changelog Source); empty,
-    shaped like `schema` plus the changelog columns, before the first read."""
-    files = tuple(str(p) for p in segment_files(tap_dir(spec.path("."), spec.stream.group, output)))
-    return InWriteOrder(TapLog(files)) if files else FrameSource(_empty(schema), name=f"{output} tap (empty)")
-
-
-def _empty(schema: pa.Schema) -> pa.Table:
-    from migrate.stream.decoder import META
-
-    return pa.schema([*schema, *(f for f in META if f.name not in schema.names)]).empty_table()
 
 
 def reconcile_external(

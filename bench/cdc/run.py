@@ -55,9 +55,9 @@ from cdc.connect import ConnectClient  # noqa: E402
 from cdc.connector import ConnectorSettings  # noqa: E402
 from cdc.envelope import ChangeEvent, decode  # noqa: E402
 from cdc.topics import TopicAdmin, quiet_logger  # noqa: E402
+from migrate.examples.shop_orders.workload import Workload, WorkloadMix  # noqa: E402
 from migrate.stack import Stack  # noqa: E402
 from migrate.stackconfig import StackConfig  # noqa: E402
-from migrate.workload import Workload, WorkloadMix  # noqa: E402
 
 SECOND_STACK = {"mariadb": 13306, "kafka": 19092, "controller": 19093, "connect": 18083, "postgres": 15432}
 INSERTS_ONLY = WorkloadMix(insert=1, update=0, delete=0, cancel=0, customer_change=0)

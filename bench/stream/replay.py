@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT))
 from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 
 from bench.stream.run import make_spec  # noqa: E402
+from migrate.examples.shop_orders import PIPELINE  # noqa: E402
 from migrate.stackconfig import StackConfig  # noqa: E402
 from migrate.stream.job import GC_YOUNG_THRESHOLD, Counters, StreamJob  # noqa: E402
-from migrate.stream.transform import Transform  # noqa: E402
 
 RECORDING = ROOT / ".dualrun" / "bench" / "replay.pickle"
 Record = tuple[str, int, int, bytes | None, bytes | None]  # topic, partition, offset, key, value
@@ -128,7 +128,7 @@ def replay(config: StackConfig, recording: dict[str, Any], events: int, reps: in
     gc.set_threshold(GC_YOUNG_THRESHOLD, 50, 1000)
     best: tuple[float, dict[str, float]] | None = None
     for _ in range(reps):
-        job.transform, job.counters = Transform(), Counters()
+        job.transform, job.counters = PIPELINE.transform(), Counters()
         job.order.clear()
         stages = dict.fromkeys(("decode", "order", "transform", "changelog"), 0.0)
         now, started = time.monotonic(), time.process_time()

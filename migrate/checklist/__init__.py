@@ -19,7 +19,7 @@ from migrate.checklist.connector import connector_running
 from migrate.checklist.context import Context
 from migrate.checklist.model import STATUSES, Checklist, CheckResult
 from migrate.checklist.protocol import Check
-from migrate.checklist.quality import MONEY_COLUMNS, SuiteOutcome, data_quality, expectations, validate
+from migrate.checklist.quality import SuiteOutcome, data_quality, expectations, validate
 from migrate.checklist.reconciliation import noise_baseline, parity
 from migrate.checklist.registry import CHECK_NAMES, CHECKS, evaluate, select
 from migrate.checklist.rollback import rollback_ready
@@ -29,7 +29,6 @@ from migrate.checklist.topics import replication, state_topics_compacted, topic_
 __all__ = [
     "CHECKS",
     "CHECK_NAMES",
-    "MONEY_COLUMNS",
     "STATUSES",
     "Check",
     "CheckResult",

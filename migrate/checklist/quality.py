@@ -11,8 +11,7 @@ import pyarrow as pa
 from migrate.batch import BatchRun, run_output
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
-
-MONEY_COLUMNS = ("amount", "revenue")  # values that can never be negative in the reference pipeline
+from migrate.spec import ExpectSpec
 
 
 def _stream_table(ctx: Context, output: str, run: BatchRun, schema: pa.Schema) -> pa.Table:
@@ -36,21 +35,18 @@ class SuiteOutcome:
     failures: tuple[str, ...]
 
 
-def expectations(table: pa.Table, keys: list[str]) -> list[Any]:
-    """The default suite for one output: rows present, keys not null and unique, money not negative."""
+def expectations(table: pa.Table, keys: list[str], expect: ExpectSpec) -> list[Any]:
+    """The suite for one output: keys not null and unique, and what the spec's `expect` declares
+    (rows present, columns not negative)."""
     import great_expectations as gx
 
-    suite: list[Any] = [gx.expectations.ExpectTableRowCountToBeBetween(min_value=1)]
+    suite: list[Any] = [gx.expectations.ExpectTableRowCountToBeBetween(min_value=1)] if expect.not_empty else []
     suite += [gx.expectations.ExpectColumnValuesToNotBeNull(column=k) for k in keys]
     if len(keys) == 1:
         suite.append(gx.expectations.ExpectColumnValuesToBeUnique(column=keys[0]))
     else:
         suite.append(gx.expectations.ExpectCompoundColumnsToBeUnique(column_list=keys))
-    suite += [
-        gx.expectations.ExpectColumnValuesToBeBetween(column=c, min_value=0)
-        for c in MONEY_COLUMNS
-        if c in table.column_names
-    ]
+    suite += [gx.expectations.ExpectColumnValuesToBeBetween(column=c, min_value=0) for c in expect.non_negative]
     return suite
 
 
@@ -70,8 +66,8 @@ def _describe_expectation(config: Any) -> str:
     return str(kind)
 
 
-def validate(name: str, table: pa.Table, keys: list[str]) -> SuiteOutcome:
-    """Run the default suite with great-expectations in an ephemeral, in-memory context.
+def validate(name: str, table: pa.Table, keys: list[str], expect: ExpectSpec | None = None) -> SuiteOutcome:
+    """Run the output's suite with great-expectations in an ephemeral, in-memory context.
 
     Nothing is written to disk and analytics stay off; DECIMAL columns are read as
     floats, which keeps their sign, the only thing the range expectations look at.
@@ -97,7 +93,12 @@ def validate(name: str, table: pa.Table, keys: list[str]) -> SuiteOutcome:
         .add_batch_definition_whole_dataframe(name)
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=expectations(table, keys)))
+    missing = [c for c in (expect or ExpectSpec()).non_negative if c not in table.column_names]
+    if missing:
+        return SuiteOutcome(0, tuple(f"expect.non_negative names {c}, which the output does not have" for c in missing))
+    suite = context.suites.add(
+        gx.ExpectationSuite(name=name, expectations=expectations(table, keys, expect or ExpectSpec()))
+    )
     result = batch.validate(suite)
     failures = []
     for outcome in result.results:
@@ -114,15 +115,15 @@ def validate(name: str, table: pa.Table, keys: list[str]) -> SuiteOutcome:
 
 
 def data_quality(ctx: Context) -> CheckResult:
-    """Great Expectations suites pass on both sides' outputs: rows present, keys not null and
-    unique, money columns (amount, revenue) not negative.
+    """Great Expectations suites pass on both sides' outputs: keys not null and unique, and each
+    output's declared expectations (`outputs.<name>.expect`: rows present, columns not negative).
 
     Both sides are read at the same point: the latest batch run, and the stream's
     changelog as of that run's source position.
     Example: `batch 3/3 and stream 3/3 outputs pass 13 expectations each` passes;
     `stream daily_revenue: revenue >= 0 (1 row)` fails.
     """
-    r = ctx.begin("data_quality", "row count > 0; keys not null and unique; amount/revenue >= 0")
+    r = ctx.begin("data_quality", "keys not null and unique; each output's expect (rows present, columns >= 0)")
     run = ctx.batch_run
     if run is None:
         return r.failed(f"no batch run recorded in {ctx.spec.warehouse_path}; run `dualrun run batch` first")
@@ -133,7 +134,7 @@ def data_quality(ctx: Context) -> CheckResult:
         batch = run_output(ctx.spec.warehouse_path, run.run_id, output)
         sides = {"batch": batch, "stream": _stream_table(ctx, output, run, batch.schema)}
         for side, table in sides.items():
-            outcome = validate(f"{side}_{output}", table, keys)
+            outcome = validate(f"{side}_{output}", table, keys, out_spec.expect)
             totals[side] += outcome.evaluated
             failures += [f"{side} {output}: {f}" for f in outcome.failures]
     outputs = len(ctx.spec.outputs)

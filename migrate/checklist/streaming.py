@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from confluent_kafka import KafkaException
+
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.stream.status import status_path
@@ -22,10 +24,7 @@ def events_fresh(ctx: Context) -> CheckResult:
     limit = ctx.spec.checklist.max_event_age_seconds
     r = ctx.begin("events_fresh", f"job report and last event within {limit:g}s (or nothing waiting)")
     if ctx.spec.is_external:
-        return r.skip(
-            f"the user's own job (group {ctx.spec.stream.group}) writes no dualrun status: its progress is "
-            "consumer_lag's, and reconcile waits for it to pass each batch position"
-        )
+        return _external_job_alive(ctx, r)
     status = ctx.status
     if status is None:
         return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
@@ -100,10 +99,11 @@ def exactly_once(ctx: Context) -> CheckResult:
     """
     r = ctx.begin("exactly_once", "transactional.id set, enable.idempotence true, isolation.level read_committed")
     if ctx.spec.is_external:
-        return r.skip(
-            f"the user's own job (group {ctx.spec.stream.group}) reports no settings to dualrun: configure it "
-            "exactly-once yourself (Kafka Streams: processing.guarantee=exactly_once_v2); outputs are read "
-            "read_committed either way"
+        # The user's job's settings are not visible from Kafka; say what to check instead of guessing.
+        return r.warned(
+            f"the stream job is the user's own (group {ctx.spec.stream.group}): its settings cannot be read here; "
+            "make sure it runs exactly once (Kafka Streams: processing.guarantee=exactly_once_v2; a consumer: "
+            "transactional producer, isolation.level=read_committed, offsets sent in the transaction)"
         )
     status = ctx.status
     if status is None:
@@ -129,3 +129,20 @@ def exactly_once(ctx: Context) -> CheckResult:
     return r.passed(
         f"transactional.id {txn}, enable.idempotence true, isolation.level read_committed, enable.auto.commit false"
     )
+
+
+def _external_job_alive(ctx: Context, r: CheckResult) -> CheckResult:
+    """The user's own job has no status file; its consumer group says whether it runs (its lag is
+    `consumer_lag`'s). Example: `group balance-job STABLE with 2 member(s)` passes; `EMPTY` fails."""
+    group = ctx.spec.stream.group
+    with ctx.kafka() as admin:
+        try:
+            future = admin.admin.describe_consumer_groups([group], request_timeout=ctx.timeout)[group]
+            description = future.result(timeout=ctx.timeout)
+        except KafkaException as exc:
+            return r.failed(f"consumer group {group} cannot be described: {exc.args[0].str()}")
+    state = str(getattr(description.state, "name", description.state))
+    members = len(description.members)
+    if members == 0:
+        return r.failed(f"group {group} is {state} with no member: the stream job is not running")
+    return r.passed(f"group {group} {state} with {members} member(s) (the user's own job)")

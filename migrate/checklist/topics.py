@@ -4,25 +4,41 @@ from __future__ import annotations
 
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
+from migrate.pipeline.contract import TopicRole
+from migrate.pipeline.registry import load_pipeline
 
 
 def _hours(ms: int | None) -> str:
     return "unlimited" if ms is None else f"{ms / 3_600_000:g}h"
 
 
+def _output_topics(ctx: Context, role: TopicRole) -> list[str]:
+    """The output topics of dualrun's own job with this role (the pipeline says which); an external
+    job's output topics are the user's to configure."""
+    if ctx.spec.stream.pipeline is None:
+        return []
+    pipeline = load_pipeline(ctx.spec.stream.pipeline)
+    return [
+        out.stream.topic
+        for name, out in ctx.spec.outputs.items()
+        if out.stream.topic is not None and name in pipeline.outputs and pipeline.outputs[name].topic_role == role
+    ]
+
+
 def _retained_topics(ctx: Context) -> list[str]:
-    """Topics whose history must outlive a batch window: change topics, alerts, dead letters."""
-    outputs = [o.stream.topic for n, o in ctx.spec.outputs.items() if o.stream.topic and n != "orders_enriched"]
-    return [*ctx.change_topics, *outputs, ctx.spec.stream.dead_letter_topic]
+    """Topics whose history must outlive a batch window: change topics, retained outputs, dead letters."""
+    if ctx.spec.stream.pipeline is None:
+        return list(ctx.change_topics)
+    return [*ctx.change_topics, *_output_topics(ctx, "retained"), ctx.spec.stream.dead_letter_topic]
 
 
 def _state_topics(ctx: Context) -> list[str]:
+    """The compacted topics that hold the stream job's state: dualrun's job's compacted outputs and
+    state topic; for the user's own job, its Kafka Streams changelogs (`<application.id>-...-changelog`)."""
     if ctx.spec.is_external:
-        # The user's job keeps its own state: Kafka Streams in `<application.id>-...-changelog` topics.
         prefix = f"{ctx.spec.stream.group}-"
         return sorted(t for t in ctx.metadata.topics if t.startswith(prefix) and t.endswith("-changelog"))
-    enriched = ctx.spec.outputs.get("orders_enriched")
-    return [*([enriched.stream.topic] if enriched and enriched.stream.topic else []), ctx.spec.stream.state_topic]
+    return [*_output_topics(ctx, "compacted"), ctx.spec.stream.state_topic]
 
 
 def topic_retention(ctx: Context) -> CheckResult:
@@ -52,7 +68,8 @@ def topic_retention(ctx: Context) -> CheckResult:
 
 
 def state_topics_compacted(ctx: Context) -> CheckResult:
-    """The enriched-orders and state topics are compacted, so the latest value per key is kept forever.
+    """The job's compacted output topics and its state topic are compacted, so the latest value per
+    key is kept forever (dualrun's own job only: an external job keeps its state itself).
 
     Example: `orders-enriched compact, dualrun-stream-state compact` passes;
     `orders-enriched delete (retention 168h)` fails: state would expire.
@@ -61,7 +78,7 @@ def state_topics_compacted(ctx: Context) -> CheckResult:
     seen, bad = [], []
     topics = _state_topics(ctx)
     if not topics:
-        return r.skip(f"the job of group {ctx.spec.stream.group} keeps no state in Kafka topics")
+        return r.passed(f"the stream job (group {ctx.spec.stream.group}) keeps no state in Kafka topics")
     for topic in topics:
         info = ctx.describe(topic)
         if info is None:

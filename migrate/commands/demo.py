@@ -12,16 +12,16 @@ from comparators.report import render_run
 from migrate import render
 from migrate.checklist import evaluate
 from migrate.commands.run import spec_for, start_stream_background
-from migrate.demo import defect_spec, run_demo
+from migrate.demo import job_spec_for, run_demo
 from migrate.examples.order_enricher.runner import DEFECTS as KSTREAMS_DEFECTS
 from migrate.examples.order_enricher.runner import SPEC as KSTREAMS_SPEC
 from migrate.examples.order_enricher.runner import EnricherJob, EnricherSettings
+from migrate.examples.shop_orders.defects import DEFECTS
 from migrate.reporting import build_report
 from migrate.spec import PipelineSpec
-from migrate.stream.transform import DEFECTS
 
 # The streaming side of the demo, and the defects each one can inject.
-STREAM_DEFECTS = {"dualrun": DEFECTS, "kafka-streams": KSTREAMS_DEFECTS}
+STREAM_DEFECTS: dict[str, tuple[str, ...]] = {"dualrun": tuple(DEFECTS), "kafka-streams": tuple(KSTREAMS_DEFECTS)}
 ALL_DEFECTS = sorted({defect for defects in STREAM_DEFECTS.values() for defect in defects})
 
 
@@ -54,7 +54,7 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
         if kstreams:
             EnricherJob(Path(job_spec.state_dir), EnricherSettings.for_spec(job_spec, defect)).start()
         else:
-            start_stream_background(job_spec, spec_path, None if replay else job_spec.stream.defect, replay)
+            start_stream_background(job_spec, spec_path, None if replay else defect, replay)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -72,7 +72,7 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
             spec, events=events, rate=rate, start_stream=start, defect=defect, step=step,
             workload_progress=advanced, seed=seed, replay=not kstreams,
         )  # fmt: skip
-    job_spec = defect_spec(spec, defect) if defect else spec
+    job_spec = job_spec_for(spec, defect)
     console.print("[bold cyan]>[/] evaluating the cutover checklist and writing the report", highlight=False)
     checks = evaluate(job_spec)
     report_path = Path(job_spec.state_dir) / ("report.html" if not defect else f"report-{defect}.html")

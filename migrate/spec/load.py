@@ -38,13 +38,13 @@ class SpecProblems(SpecError):
 
 
 def _problem(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    where = ".".join(str(p) for p in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field; check its spelling against the spec reference in the README"
     elif error["type"] == "missing":
         message = "required field is missing"
-    return f"{where}: {message}"
+    return f"{where}: {message}" if where else message  # checks across sections name their own path
 
 
 def explain(exc: ValidationError, origin: str) -> SpecProblems:

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from comparators.errors import ComparatorError
+from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
 
@@ -105,6 +107,10 @@ class CdcSpec(_Model):
     def password(self) -> str:
         return _password("cdc", self.password_env, self.default_password)
 
+    def known_password(self) -> str | None:
+        """The password if it is set, for masking it in messages; None when not set (no error)."""
+        return os.environ.get(self.password_env) or self.default_password
+
     def topic(self, table: str) -> str:
         return f"{self.topic_prefix}.{table}"
 
@@ -139,7 +145,6 @@ class StreamSpec(_Model):
     exactly_once: bool = True
     commit_interval_ms: int = Field(default=200, gt=0)
     max_batch: int = Field(default=5000, gt=0)
-    defect: str | None = None  # a deliberately wrong transform, for `demo --inject-defect`
 
     @model_validator(mode="before")
     @classmethod
@@ -218,6 +223,27 @@ class OutputStreamSpec(_Model):
             raise ValueError("give one of topic and table, not both")
         return self
 
+    @field_validator("table")
+    @classmethod
+    def _table_url(cls, table: str | None) -> str | None:
+        if table is not None:
+            parts = urlsplit(table)
+            if not parts.scheme or "table=" not in parts.query:
+                raise ValueError(
+                    f"{table!r}: expected a SQLAlchemy URL naming the table, like postgresql+psycopg://u@h/db?table=t"
+                )
+            if parts.password:
+                raise ValueError("put the password in the environment, not in the table URL")
+        return table
+
+
+class ExpectSpec(_Model):
+    """Data-quality expectations the checklist runs on both sides of one output (keys are always
+    checked not null and unique)."""
+
+    not_empty: bool = True  # at least one row (turn off for outputs that may legitimately be empty)
+    non_negative: tuple[str, ...] = ()  # columns whose values are never below zero
+
 
 class OutputSpec(_Model):
     """One output of the pipeline, produced by both sides and compared at the batch position."""
@@ -228,6 +254,7 @@ class OutputSpec(_Model):
     tolerances: dict[str, str] = Field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     partition: str | None = None
+    expect: ExpectSpec = Field(default_factory=ExpectSpec)
 
     @field_validator("keys")
     @classmethod
@@ -235,6 +262,16 @@ class OutputSpec(_Model):
         if not keys:
             raise ValueError("at least one key column is required")
         return keys
+
+    @field_validator("tolerances")
+    @classmethod
+    def _known_rules(cls, tolerances: dict[str, str]) -> dict[str, str]:
+        for column, text in tolerances.items():
+            try:
+                parse_rule(text)
+            except ComparatorError as exc:
+                raise ValueError(f"column {column}: {exc}") from None
+        return tolerances
 
 
 class CompareSpec(_Model):

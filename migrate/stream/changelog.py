@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from migrate.errors import ChangelogError
-from migrate.pipeline import SCHEMAS
-from migrate.stream.transform import OutputChange
+from migrate.pipeline.records import OutputChange
 
-META = pa.schema(  # in the order of transform.META_COLUMNS, then __processed_at
+META = pa.schema(  # in the order of migrate.pipeline.records.META_COLUMNS, then __processed_at
     [
         ("__op", pa.string()),
         ("__pos_file", pa.string()),
@@ -45,8 +45,9 @@ COMPACT_ABOVE = 64  # per-transaction segments per output before they are merged
 MERGE_FANIN = 16  # merged files of one level before they are merged into the next
 
 
-def changelog_schema(output: str) -> pa.Schema:
-    return pa.schema(list(SCHEMAS[output]) + list(META))
+def changelog_schema(schema: pa.Schema) -> pa.Schema:
+    """An output's changelog: its columns (keys first), then the changelog's own."""
+    return pa.schema(list(schema) + list(META))
 
 
 def output_glob(root: Path, output: str) -> str:
@@ -54,13 +55,21 @@ def output_glob(root: Path, output: str) -> str:
 
 
 class ChangelogWriter:
-    """Buffers output changes and writes them as Parquet segments on flush."""
+    """Buffers output changes and writes them as Parquet segments on flush.
 
-    def __init__(self, root: Path) -> None:
+    `schemas` maps each output to its columns (keys first), as the pipeline declares them.
+    """
+
+    def __init__(self, root: Path, schemas: Mapping[str, pa.Schema]) -> None:
         self.root = root
         self.pending: defaultdict[str, list[tuple[Any, ...]]] = defaultdict(list)  # rows per output
         self.group_id: str | None = None  # set by claim()
-        for output in SCHEMAS:
+        self.schemas = {output: changelog_schema(schema) for output, schema in schemas.items()}
+        # Column types of a row as the transform builds it (the changelog schema without __processed_at).
+        self.row_types = {
+            output: [f.type for f in schema if f.name != "__processed_at"] for output, schema in self.schemas.items()
+        }
+        for output in schemas:
             (root / output).mkdir(parents=True, exist_ok=True)
 
     def claim(self, group_id: str, resumed: tuple[str, int] | None) -> None:
@@ -96,7 +105,7 @@ class ChangelogWriter:
         tmp.write_bytes(orjson.dumps({"group": self.group_id, "order": order}))
         os.replace(tmp, self.root / MARKER)
 
-    def add(self, changes: list[OutputChange]) -> None:
+    def add(self, changes: Sequence[OutputChange]) -> None:
         pending = self.pending
         for output, row in changes:
             pending[output].append(row)
@@ -114,7 +123,7 @@ class ChangelogWriter:
         for output, rows in self.pending.items():
             if not rows:
                 continue
-            table = _to_arrow(output, rows, now)
+            table = self._to_arrow(output, rows, now)
             stamp = f"{now:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
             final = self.root / output / f"seg-{stamp}.parquet"
             tmp = final.with_suffix(".tmp")
@@ -148,6 +157,18 @@ class ChangelogWriter:
             merged = True
             level += 1
 
+    def _to_arrow(self, output: str, rows: list[tuple[Any, ...]], processed_at: datetime) -> pa.Table:
+        """One transpose in C (`zip`) turns the rows into columns: much cheaper than a Python pass
+        per column (bench/stream)."""
+        schema = self.schemas[output]
+        columns = list(zip(*rows, strict=True))
+        # One microsecond apart: ties on (key, position) resolve in processing order.
+        base_us = (processed_at - EPOCH) // timedelta(microseconds=1)
+        stamps = pa.array(range(base_us, base_us + len(rows)), type=pa.int64()).cast(pa.timestamp("us"))
+        arrays = [_array(values, kind) for values, kind in zip(columns, self.row_types[output], strict=True)]
+        arrays.insert(schema.get_field_index("__processed_at"), stamps)
+        return pa.Table.from_arrays(arrays, schema=schema)
+
     @staticmethod
     def _merge(files: list[Path], target: Path) -> None:
         tmp = target.with_suffix(".tmp")
@@ -167,24 +188,6 @@ def _level(path: Path) -> int:
     stem = path.stem
     tail = stem.rsplit("-", 1)[-1]
     return len(tail) if tail and set(tail) == {"m"} else 0
-
-
-def _to_arrow(output: str, rows: list[tuple[Any, ...]], processed_at: datetime) -> pa.Table:
-    """One transpose in C (`zip`) turns the rows into columns; the job writes a segment per
-    output per transaction, and a Python pass per column was a fifth of its time."""
-    schema = _SCHEMAS[output]
-    columns = list(zip(*rows, strict=True))
-    # One microsecond apart: ties on (key, position) resolve in processing order.
-    base_us = (processed_at - EPOCH) // timedelta(microseconds=1)
-    stamps = pa.array(range(base_us, base_us + len(rows)), type=pa.int64()).cast(pa.timestamp("us"))
-    arrays = [_array(values, kind) for values, kind in zip(columns, _ROW_TYPES[output], strict=True)]
-    arrays.insert(schema.get_field_index("__processed_at"), stamps)
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-_SCHEMAS = {output: changelog_schema(output) for output in SCHEMAS}
-# Column types of a row as the transform builds it (the changelog schema without __processed_at).
-_ROW_TYPES = {output: [f.type for f in schema if f.name != "__processed_at"] for output, schema in _SCHEMAS.items()}
 
 
 def _array(values: Any, kind: pa.DataType) -> pa.Array:

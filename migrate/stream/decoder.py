@@ -44,6 +44,8 @@ META = pa.schema(
     + [("__kafka_partition", pa.int32()), ("__kafka_offset", pa.int64()), ("__has_position", pa.bool_())]
 )
 _decode_json = json.JSONDecoder(parse_float=Decimal).decode
+# orjson's values that may hide a float (read again with exact Decimals).
+_LOSSY = frozenset({float, dict, list})
 
 
 class Located(NamedTuple):
@@ -85,13 +87,8 @@ def parse_json(data: bytes) -> Any:
     except orjson.JSONDecodeError:
         return _decode_json(data.decode())  # e.g. integers beyond 64 bits, which orjson refuses
     if type(fast) is dict:
-        for v in fast.values():
-            if type(v) is float or type(v) is dict or type(v) is list:
-                return _decode_json(data.decode())
-        return fast
-    if type(fast) is float or type(fast) is list:
-        return _decode_json(data.decode())
-    return fast
+        return fast if _LOSSY.isdisjoint(map(type, fast.values())) else _decode_json(data.decode())
+    return _decode_json(data.decode()) if type(fast) in _LOSSY else fast
 
 
 def _text(raw: bytes) -> str:
@@ -110,7 +107,8 @@ def position_of_source(source: dict[str, Any]) -> Located:
     ('mysql-bin.000003', 1234, '0-1-42', None)
     """
     ts = source.get("ts_ms")
-    snapshot = str(source.get("snapshot", "false")).lower() in SNAPSHOT_FLAGS
+    flag = source.get("snapshot")
+    snapshot = flag is not None and flag != "false" and str(flag).lower() in SNAPSHOT_FLAGS
     file, pos = source.get("file"), source.get("pos")
     if file is not None and pos is not None:  # MariaDB/MySQL, the common case: no Position object
         file, pos = str(file), int(pos)
@@ -129,17 +127,17 @@ def decode_position(headers: Sequence[tuple[str, bytes | None]] | None, header: 
     """
     if not headers:
         return None
-    found: dict[str, bytes] = {}
-    for name, raw in headers:
-        if raw is not None:
-            found[name] = raw  # the last of repeated headers wins, as Kafka Streams' lastHeader()
+    raw = None
+    for name, value in headers:  # the last of repeated headers wins, as Kafka Streams' lastHeader()
+        if name == header and value is not None:
+            raw = value
     try:
-        raw = found.get(header)
         if raw is not None:
             data = orjson.loads(raw)
             if isinstance(data, dict):
                 return position_of_source(data)
             return Located(None, None, None, None, None, int(data), False)
+        found = {name: value for name, value in headers if value is not None}
         if "__source_file" in found or "__source_lsn" in found:
             source = {k.removeprefix("__source_"): _text(v) for k, v in found.items() if k.startswith("__source_")}
             return position_of_source(source)
@@ -171,17 +169,15 @@ class RecordDecoder:
         offset: int,
     ) -> DecodedRecord:
         """Raises UndecodableRecord (with the reason) for a record without a usable key or JSON."""
-        columns: dict[str, Any] = {}
-        if value is not None:
+        columns: dict[str, Any]
+        if value is None:
+            columns = {}
+        else:
             try:
-                body = parse_json(value)
+                body = _unwrap(parse_json(value))
             except (ValueError, UnicodeDecodeError) as exc:
                 raise UndecodableRecord(f"value is not JSON: {exc}") from exc
-            body = _unwrap(body)
-            if isinstance(body, dict):
-                columns.update(body)
-            else:
-                columns["value"] = body
+            columns = body if type(body) is dict else {"value": body}  # a fresh dict: no copy needed
         if key is not None:
             self._key_columns(key, columns)
         missing = [k for k in self.keys if columns.get(k) is None]
@@ -211,6 +207,6 @@ class RecordDecoder:
 
 def _unwrap(data: Any) -> Any:
     """Kafka Connect's JsonConverter with schemas on wraps data as {"schema": ..., "payload": ...}."""
-    if isinstance(data, dict) and len(data) == 2 and "schema" in data and "payload" in data:
+    if type(data) is dict and len(data) == 2 and "payload" in data and "schema" in data:
         return data["payload"]
     return data

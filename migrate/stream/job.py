@@ -1,10 +1,13 @@
-"""The streaming job: Debezium topics in, enriched orders, alerts and changelogs out, exactly once.
+"""dualrun's exactly-once runner for a Python pipeline: Debezium topics in, the pipeline's output
+topics and changelogs out.
 
 Each cycle is one Kafka transaction holding the output records, the job's state
-changes (customers and progress in a compacted state topic; orders need none, the
-compacted enriched topic holds them whole) and the input offsets. On start, or
-after an aborted transaction, state is rebuilt from those two topics and the inputs
-resume at the committed offsets, so state, outputs and offsets always agree.
+changes (the transform's records and the job's progress in a compacted state topic;
+a pipeline may also restore from its own compacted output topics) and the input
+offsets. On start, or after an aborted transaction, state is rebuilt from those
+topics and the inputs resume at the committed offsets, so state, outputs and offsets
+always agree. The pipeline (`migrate.pipeline.contract.Pipeline`) comes from the
+spec's `stream.pipeline`.
 
 Events of the input topics are released transaction by transaction in commit
 order (see `migrate.stream.ordering`), so a customer change and an order change
@@ -32,11 +35,13 @@ from cdc.errors import EnvelopeError
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import StreamJobError
+from migrate.pipeline.contract import Pipeline
+from migrate.pipeline.records import KafkaRecord
+from migrate.pipeline.registry import pipeline_for
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import ChangelogWriter
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.status import StreamStatus, write_status
-from migrate.stream.transform import KafkaRecord, Transform
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
@@ -52,11 +57,11 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _header_position(msg: Message) -> int:
+def _header_position(msg: Message) -> int | None:
     for header in msg.headers() or []:
         if header[0] == POSITION_HEADER and header[1] is not None:
             return int(header[1])
-    raise StreamJobError(f"record {msg.topic()}/{msg.partition()}@{msg.offset()} has no {POSITION_HEADER} header")
+    return None
 
 
 def _resumed(progress: dict[str, Any]) -> tuple[str, int]:
@@ -103,16 +108,21 @@ class Counters:
 
 
 class StreamJob:
-    """One instance of the streaming job for a spec. `run()` blocks until `stop()`."""
+    """One instance of the streaming job for a spec. `run()` blocks until `stop()`.
+
+    `pipeline` defaults to the one the spec's `stream.pipeline` names (SpecError when it has none).
+    """
 
     def __init__(
         self,
         spec: PipelineSpec,
+        pipeline: Pipeline | None = None,
         *,
         stall_after: float = 5.0,
         report: Callable[[StreamStatus], None] | None = None,
     ) -> None:
         self.spec = spec
+        self.pipeline = pipeline if pipeline is not None else pipeline_for(spec)
         self.report = report
         self.eos = spec.stream.exactly_once
         self.inputs = [spec.cdc.topic(t) for t in spec.cdc.tables]
@@ -121,14 +131,27 @@ class StreamJob:
             self.marker_topic, {spec.cdc.topic(t): t for t in spec.cdc.tables}, stall_after=stall_after,
             drained=self._inputs_drained,
         )  # fmt: skip
-        # Output name -> its topic; "state" -> the job's own state topic.
-        self.topics = {name: out.stream.topic for name, out in spec.outputs.items() if out.stream.topic is not None}
+        # Output name -> its topic (outputs the spec names no topic for go to the changelog only);
+        # "state" -> the job's own state topic.
+        self.topics = {
+            name: out.stream.topic
+            for name, out in spec.outputs.items()
+            if out.stream.topic is not None and name in self.pipeline.outputs
+        }
         self.topics["state"] = spec.stream.state_topic
+        # Topic -> output name, for the outputs the transform restores its state from.
+        self.restore_topics = {
+            topic: name
+            for name, topic in self.topics.items()
+            if name != "state" and self.pipeline.outputs[name].restore
+        }
         self.stopping = False
         self.counters = Counters()
         self.started_at = time.time()
-        self.transform = Transform(defect=spec.stream.defect)
-        self.changelog = ChangelogWriter(spec.changelog_path)
+        self.transform = self.pipeline.transform()
+        self.changelog = ChangelogWriter(
+            spec.changelog_path, {name: output.schema for name, output in self.pipeline.outputs.items()}
+        )
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.in_txn = False
         self.txn_started = 0.0
@@ -167,20 +190,26 @@ class StreamJob:
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
         admin = TopicAdmin(self.spec.kafka.bootstrap_servers)
-        # Tombstones of deleted orders are the job's memory of where an order was deleted (state is
-        # restored from this topic): kept four weeks, not compaction's default one day.
-        admin.create(self.topics["orders_enriched"], compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
-        admin.create(self.topics["state"], compact=True)
-        admin.create(self.topics["order_alerts"], retention_ms=WEEK_MS)
+        for name, topic in self.topics.items():
+            if name == "state":
+                admin.create(topic, compact=True)
+            elif self.pipeline.outputs[name].restore:
+                # Tombstones are the transform's memory of where a key was deleted (state is restored
+                # from this topic): kept four weeks, not compaction's default one day.
+                admin.create(topic, compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
+            elif self.pipeline.outputs[name].topic_role == "compacted":
+                admin.create(topic, compact=True)
+            else:
+                admin.create(topic, retention_ms=WEEK_MS)
         admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
         for topic in [*self.inputs, self.marker_topic]:
             # Debezium creates these on its first event; the job may start before that.
             admin.create(topic, retention_ms=WEEK_MS)
 
     def restore_state(self) -> int:
-        """Rebuild state from the committed contents of the state topic (customers, progress) and
-        of the compacted enriched topic (orders): both are written in the job's transactions."""
-        self.transform = Transform(defect=self.spec.stream.defect)
+        """Rebuild state from the committed contents of the state topic (the transform's records and
+        the progress) and of the pipeline's restore topics: all are written in the job's transactions."""
+        self.transform = self.pipeline.transform()
         reader = Consumer(
             {**self.consumer_config, "group.id": f"{self.spec.stream.group}-restore", "enable.partition.eof": True},
             logger=quiet_logger(),
@@ -189,7 +218,7 @@ class StreamJob:
             topics = reader.list_topics(timeout=10).topics
             partitions = [
                 TopicPartition(topic, p, 0)
-                for topic in (self.topics["state"], self.topics["orders_enriched"])
+                for topic in (self.topics["state"], *self.restore_topics)
                 if topic in topics
                 for p in topics[topic].partitions
             ]
@@ -207,12 +236,19 @@ class StreamJob:
                         continue
                     key, value = (msg.key() or b"").decode(), msg.value()
                     parsed = orjson.loads(value) if value is not None else None
-                    if where[0] == self.topics["orders_enriched"]:
-                        self.transform.restore_enriched(int(key), parsed, _header_position(msg))
+                    output = self.restore_topics.get(where[0])
+                    if output is not None:
+                        order = _header_position(msg)
+                        if order is None:
+                            raise StreamJobError(
+                                f"record {where[0]}/{where[1]}@{offset} has no {POSITION_HEADER} header; "
+                                "the job writes one on every record: was the topic written by something else?"
+                            )
+                        self.transform.restore(output, key, parsed, order)
                     elif key == PROGRESS_KEY and parsed is not None:
                         self._restore_progress(parsed)
                     else:
-                        self.transform.restore(key, parsed)
+                        self.transform.restore("state", key, parsed, _header_position(msg))
                     restored += 1
                     if offset + 1 >= ends[where]:
                         pending.discard(where)
@@ -344,11 +380,12 @@ class StreamJob:
 
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
+        topic = self.topics.get(record.topic)
+        if topic is None:
+            return  # an output the spec gives no topic: its changelog is all dualrun keeps
         if record.pos != self._header_pos:  # the records of one event share it: encode once
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
-        self.producer.produce(
-            self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=self._header
-        )
+        self.producer.produce(topic, key=record.key.encode(), value=encode(record.value), headers=self._header)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
         msg = item.message
@@ -508,7 +545,7 @@ class StreamJob:
             lag=self.lag,
             lag_measured_at=self.lag_measured_at,
             error=error,
-            defect=self.spec.stream.defect,
+            pipeline=self.spec.stream.pipeline,
         )
         write_status(self.spec, status)
         if self.report is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ class StreamStatus:
     lag: int | None = None  # records not yet consumed on the input topics
     lag_measured_at: float | None = None  # epoch seconds: the lag is measured every few seconds, not per write
     error: str | None = None
-    defect: str | None = None
+    pipeline: str | None = None  # the spec's stream.pipeline the job runs ("pkg.module:ATTR")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,4 +65,5 @@ def read_status(spec: PipelineSpec) -> StreamStatus | None:
         data = json.loads(status_path(spec).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return StreamStatus(**data)
+    known = {f.name for f in fields(StreamStatus)}
+    return StreamStatus(**{k: v for k, v in data.items() if k in known})  # a newer or older job's extra fields

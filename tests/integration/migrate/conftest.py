@@ -13,10 +13,10 @@ import yaml
 
 from migrate.connector import ensure_connector
 from migrate.examples import shop_orders
+from migrate.examples.shop_orders.workload import Workload
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig
 from migrate.stream.job import StreamJob
-from migrate.workload import Workload
 from tests.integration.conftest import Database
 
 

@@ -24,11 +24,12 @@ from migrate.asof import SpecReconciliation, reconcile_spec
 from migrate.batch import run_batch
 from migrate.commands.run import start_stream_background, stream_process
 from migrate.demo import defect_spec
+from migrate.examples.shop_orders.defects import DEFECTS
+from migrate.examples.shop_orders.transform import ShopOrdersTransform
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import output_glob
 from migrate.stream.job import POSITION_HEADER
 from migrate.stream.status import read_status
-from migrate.stream.transform import Transform
 from tests.integration.conftest import Database
 from tests.integration.migrate.conftest import JobThread, workload_for
 
@@ -148,7 +149,7 @@ def test_a_stream_replay_that_disagrees_shows_up_as_stream_noise(
     jobs(pipeline)
     # The replay's identity with a transform that keeps deleted orders: not the migration's fault,
     # the stream's own noise, and the baseline must say so without touching the verdict.
-    jobs(pipeline.replay().with_changes(stream={"defect": "drop-deletes"}))
+    jobs(pipeline.replay().with_changes(stream={"pipeline": DEFECTS["drop-deletes"][1]}))
     run_id = run_with_batch_in_the_middle(pipeline, events=1500)
     result = reconcile_spec(pipeline, run_id)
     assert_clean(result)
@@ -176,7 +177,9 @@ def test_sigkill_mid_workload_then_restart_changes_nothing(pipeline: PipelineSpe
     assert_clean(result)
     stream_process(pipeline).stop()
 
-    for topic in (pipeline.stream.enriched_topic, pipeline.stream.alerts_topic):
+    for output in ("orders_enriched", "order_alerts"):
+        topic = pipeline.outputs[output].stream.topic
+        assert topic is not None
         records = read_committed(pipeline.kafka.bootstrap_servers, topic)
         assert records, topic
         seen = Counter((key, header) for key, _, header in records)
@@ -266,7 +269,7 @@ def test_the_articles_alert_consumer_receives_exactly_the_high_value_orders(
     conf = {"bootstrap.servers": pipeline.kafka.bootstrap_servers, "group.id": "alert-consumer",
             "auto.offset.reset": "earliest", "enable.auto.commit": False}  # fmt: skip
     c = Consumer(conf)
-    c.subscribe([pipeline.stream.alerts_topic])
+    c.subscribe([str(pipeline.outputs["order_alerts"].stream.topic)])
     alerted: list[str] = []
     idle = time.monotonic()
     while time.monotonic() - idle < 5:
@@ -296,10 +299,10 @@ def test_a_bug_in_the_transform_stops_the_job_and_says_so_in_its_status(
 ) -> None:
     """Not a poison event (those are dead-lettered): a defect of our own must not leave a stale 'running'."""
 
-    def bug(self: Transform, event: object) -> None:
+    def bug(self: ShopOrdersTransform, event: object) -> None:
         raise RuntimeError("a bug in the transform")
 
-    monkeypatch.setattr(Transform, "apply", bug)
+    monkeypatch.setattr(ShopOrdersTransform, "apply", bug)
     workload_for(pipeline)  # seeds customers and orders: the job's first events
     job = jobs(pipeline)
     job.thread.join(120)

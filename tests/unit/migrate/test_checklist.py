@@ -171,6 +171,26 @@ def test_data_quality_runs_great_expectations_on_both_sides(spec: PipelineSpec, 
     assert not list(tmp_path.rglob("great_expectations.yml")) and not list(Path.cwd().glob("gx"))
 
 
+def test_expectations_are_what_each_output_declares() -> None:
+    """A ledger may hold negative amounts and an alert output may be empty: only declared rules apply."""
+    import pyarrow as pa
+
+    from migrate.checklist.quality import validate
+    from migrate.spec import ExpectSpec
+
+    empty = pa.table({"id": pa.array([], pa.int64()), "amount": pa.array([], pa.decimal128(12, 2))})
+    assert validate("empty_ok", empty, ["id"], ExpectSpec(not_empty=False)).failures == ()
+    assert validate("empty_not_ok", empty, ["id"], ExpectSpec()).failures == ("row count > 0 failed (observed 0)",)
+    refunds = pa.table({"id": [1, 2], "amount": pa.array([5, -3], pa.decimal128(12, 2))})
+    assert validate("refunds", refunds, ["id"], ExpectSpec()).failures == ()
+    assert validate("money", refunds, ["id"], ExpectSpec(non_negative=("amount",))).failures == (
+        "amount >= 0 failed (1 row(s))",
+    )
+    assert validate("typo", refunds, ["id"], ExpectSpec(non_negative=("amt",))).failures == (
+        "expect.non_negative names amt, which the output does not have",
+    )
+
+
 def test_unreachable_connect_and_kafka_mean_could_not_evaluate_and_say_where(tmp_path: Path) -> None:
     connect_url = f"http://127.0.0.1:{free_port()}"
     bootstrap = f"127.0.0.1:{free_port()}"

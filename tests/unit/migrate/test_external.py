@@ -1,16 +1,88 @@
-"""The stream side of a user's own job, without Kafka: versions compared in the order the job wrote them."""
+"""External outputs: a sink table standing for the stream side, and the connector from a spec."""
 
 from __future__ import annotations
 
+import copy
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
+import pytest
 
-from comparators import ChangelogSource, FrameSource
-from migrate.external import InWriteOrder
+from cdc.position import Position
+from comparators import ChangelogSource, FrameSource, reconcile
+from migrate.batch import BatchRun
+from migrate.connector import connector_settings
+from migrate.external import InWriteOrder, check_output
+from migrate.spec import PipelineSpec, parse_spec
+from tests.unit.migrate.spec.test_load import LEDGER
+
+P = Position.binlog_snapshot("mysql-bin.000002", 500)
+BATCH = pa.table({"account_id": pa.array([1, 2], pa.int64()),
+                  "balance": pa.array([Decimal("10.00"), Decimal("5.50")], pa.decimal128(18, 2))})  # fmt: skip
+
+
+def _run() -> BatchRun:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    return BatchRun("r1", now, now, P, {"account_balance": 2})
+
+
+def _sink(tmp_path: Path, with_positions: bool) -> str:
+    path = tmp_path / "sink.duckdb"
+    with duckdb.connect(str(path)) as con:
+        positions = ', "__op" VARCHAR, "__pos_order" BIGINT' if with_positions else ""
+        con.execute(f"CREATE TABLE balances (account_id BIGINT, balance DECIMAL(18,2){positions})")
+        if with_positions:
+            before, after = Position.binlog("mysql-bin.000002", 400), Position.binlog("mysql-bin.000002", 900)
+            con.execute(
+                "INSERT INTO balances VALUES (1, 10.00, 'u', ?), (2, 5.50, 'u', ?), (2, 99.00, 'u', ?), "
+                "(3, 1.00, 'u', ?)",
+                [before.order_value, before.order_value, after.order_value, after.order_value],
+            )
+        else:
+            con.execute("INSERT INTO balances VALUES (1, 10.00), (2, 5.50)")
+    return f"duckdb:{path}?table=balances"
+
+
+def _spec(table: str) -> PipelineSpec:
+    raw = copy.deepcopy(LEDGER)
+    raw["outputs"]["account_balance"]["stream"] = {"table": table}
+    return parse_spec(raw, "test.yaml")
+
+
+def test_a_sink_table_with_positions_is_read_as_of_the_batch_position(tmp_path: Path) -> None:
+    check, stream, skip = check_output(_spec(_sink(tmp_path, True)), _run(), "account_balance", BATCH)
+    assert check.cause is None and stream is not None and skip.num_rows == 0
+    # Rows written after P (account 2 -> 99.00, account 3) are not part of the comparison.
+    assert reconcile(FrameSource(BATCH), stream, ["account_id"]).verdict == "clean"
+
+
+def test_a_sink_table_without_positions_is_not_compared(tmp_path: Path) -> None:
+    check, stream, _ = check_output(_spec(_sink(tmp_path, False)), _run(), "account_balance", BATCH)
+    assert stream is None and check.cause == "no_positions" and "no position columns" in check.detail
+
+
+def test_the_connector_from_a_spec_carries_the_position_header_unless_opted_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEDGER_DEBEZIUM_PASSWORD", "pw")
+    spec = parse_spec(copy.deepcopy(LEDGER), "test.yaml")
+    settings = connector_settings(spec)
+    config = settings.to_config()
+    assert (settings.hostname, settings.port, settings.databases) == ("db", 3306, ("ledger",))
+    assert config["table.include.list"] == "ledger.transfers" and config["topic.prefix"] == "ledger"
+    assert config["transforms.dualrunPos.headers"] == "dbz.source"
+    assert config["predicates.dualrunTableTopic.pattern"] == r"(ledger\.ledger\.transfers)"
+    raw = copy.deepcopy(LEDGER)
+    raw["cdc"]["position_header"] = None
+    assert "transforms" not in connector_settings(parse_spec(raw, "test.yaml")).to_config()
+
 
 # A join took a customer change (pos 130) before an order change MariaDB committed earlier (pos 120): the
 # version at 130 lacks the order change (a state that never existed), the one written after it has both.
-LOG = pa.table({
+WRITTEN = pa.table({
     "order_id": [1, 1, 1],
     "amount": ["10.00", "10.00", "12.00"],
     "customer_name": ["Ada", "Ada L.", "Ada L."],
@@ -25,7 +97,7 @@ LOG = pa.table({
 
 
 def as_of(position: int, ordered: bool) -> list[tuple[object, ...]]:
-    log = FrameSource(LOG, name="tap")
+    log = FrameSource(WRITTEN, name="tap")
     source = ChangelogSource(InWriteOrder(log) if ordered else log, position)
     with duckdb.connect() as con:
         source.register(con, "stream", ["order_id"])
@@ -41,7 +113,7 @@ def test_the_last_version_written_before_the_first_past_the_position_is_the_stat
 
 
 def test_versions_written_in_position_order_are_unchanged() -> None:
-    monotone = LOG.slice(0, 2)
+    monotone = WRITTEN.slice(0, 2)
     with duckdb.connect() as con:
         ChangelogSource(InWriteOrder(FrameSource(monotone, name="tap")), 200).register(con, "s", ["order_id"])
         assert con.sql("SELECT amount, customer_name FROM s").fetchall() == [("10.00", "Ada L.")]

@@ -30,7 +30,7 @@ from comparators.report.model import (
 )
 from comparators.result import Reconciliation
 from migrate.batch import BatchRun, write_run
-from migrate.pipeline import SCHEMAS, is_alert, loyalty_tier
+from migrate.examples.shop_orders.rules import SCHEMAS, is_alert, loyalty_tier
 from migrate.spec import PipelineSpec, load_spec
 from migrate.stream.changelog import changelog_schema
 
@@ -205,7 +205,7 @@ def write_changelog(spec: PipelineSpec, tables: dict[str, pa.Table], offset: int
         rows = [{**row, **{k: v[i] for k, v in meta.items()}} for i, row in enumerate(table.to_pylist())]
         folder = spec.changelog_path / output
         folder.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=changelog_schema(output)),
+        pq.write_table(pa.Table.from_pylist(rows, schema=changelog_schema(SCHEMAS[output])),
                        folder / f"seg-{offset:08d}-{op}.parquet")  # fmt: skip
 
 

@@ -30,6 +30,41 @@ LEDGER: dict[str, Any] = {
 }  # fmt: skip
 
 
+# The shared contract's spec (issue 9), as written there; names in it must work as written.
+CONTRACT = """
+name: ledger
+state_dir: .dualrun
+source: {kind: mariadb, url: "mysql+pymysql://etl@db:3306/ledger", password_env: LEDGER_DB_PASSWORD}
+cdc:
+  connect_url: http://connect:8083
+  connector: ledger-cdc
+  topic_prefix: ledger
+  tables: [ledger.transfers]
+  user: debezium
+  password_env: LEDGER_DEBEZIUM_PASSWORD
+  position_header: dbz.source
+  server_id: 184054
+kafka: {bootstrap_servers: "kafka:9092"}
+batch: {warehouse: warehouse.duckdb, rerun_for_noise: true}
+stream:
+  group: balance-job
+outputs:
+  account_balance:
+    keys: [account_id]
+    batch:
+      sql: SELECT account_id, SUM(amount) AS balance FROM transfers GROUP BY account_id
+      columns: {balance: "DECIMAL(18,2)"}
+    stream:
+      topic: account-balance
+      position_header: dbz.source
+    tolerances: {balance: exact}
+    ignore: []
+    partition: null
+compare: {wait_seconds: 60, history: history.duckdb}
+checklist: {max_consumer_lag: 1000, min_parity_streak: 3}
+"""
+
+
 def write(tmp_path: Path, data: dict[str, Any] | str) -> Path:
     path = tmp_path / "dualrun.yaml"
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
@@ -58,6 +93,13 @@ def test_the_contracts_example_loads_as_written(tmp_path: Path) -> None:
     assert out.stream.topic == "account-balance" and out.stream.table is None and out.stream.position_header is None
     assert spec.cdc.position_header == "dbz.source" and spec.position_header_for("account_balance") == "dbz.source"
     assert spec.stream.transactional_id == "balance-job" and spec.stream.state_topic == "balance-job-state"
+
+
+def test_the_contracts_yaml_loads_as_written(tmp_path: Path) -> None:
+    spec = load_spec(write(tmp_path, CONTRACT))
+    assert spec.is_external and spec.cdc.server_id == 184054 and spec.batch.rerun_for_noise
+    assert spec.outputs["account_balance"].batch.columns == {"balance": "DECIMAL(18,2)"}
+    assert spec.position_header_for("account_balance") == "dbz.source"
 
 
 def test_position_header_per_output_and_opt_out(tmp_path: Path) -> None:
@@ -107,8 +149,15 @@ def test_sql_file_resolves_against_the_spec_files_folder(tmp_path: Path, monkeyp
          "outputs.account_balance.batch.columns: column balance: unknown column type 'MONEY'"),
         ("outputs.account_balance.stream", {}, "outputs.account_balance.stream: name the topic (or table) the stream "
          "job writes, or set stream.pipeline"),
-        ("outputs.account_balance.stream", {"topic": "a", "table": "b"}, "give one of topic and table, not both"),
+        ("outputs.account_balance.stream", {"topic": "a", "table": "postgresql://u@h/db?table=t"},
+         "give one of topic and table, not both"),
         ("outputs.account_balance.colour", "red", "outputs.account_balance.colour: unknown field"),
+        ("outputs.account_balance.tolerances", {"balance": "about:1"}, "outputs.account_balance.tolerances: column "
+         "balance: unknown rule 'about:1'"),
+        ("outputs.account_balance.stream", {"table": "postgresql://u@h/db"}, "outputs.account_balance.stream.table: "
+         "'postgresql://u@h/db': expected a SQLAlchemy URL naming the table"),
+        ("outputs.account_balance.stream", {"table": "postgresql://u:pw@h/db?table=t"}, "put the password in the "
+         "environment, not in the table URL"),
         ("stream.pipeline", "mypkg.pipeline", "stream.pipeline: 'mypkg.pipeline': expected a Python reference like"),
         ("stream.commit_interval_ms", -5, "stream.commit_interval_ms: Input should be greater than 0"),
     ],

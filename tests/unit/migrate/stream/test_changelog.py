@@ -7,14 +7,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from cdc.position import Position
 from migrate.errors import ChangelogError
+from migrate.pipeline.contract import Output
+from migrate.pipeline.records import META_COLUMNS, OutputChange, meta
 from migrate.stream.changelog import ChangelogWriter, changelog_schema, output_glob
-from migrate.stream.transform import META_COLUMNS, OutputChange, meta
 
 AT = Position.binlog("mysql-bin.000003", 4242, 0, "0-1-17")
+ALERTS = pa.schema([("order_id", pa.int64()), ("customer_id", pa.int32()), ("amount", pa.decimal128(12, 2))])
+SCHEMAS = {"order_alerts": ALERTS}
 
 
 def change(order_id: int, amount: str | None) -> OutputChange:
@@ -24,7 +28,7 @@ def change(order_id: int, amount: str | None) -> OutputChange:
 
 
 def test_a_flush_writes_one_segment_with_exact_values_and_positions(tmp_path: Path) -> None:
-    writer = ChangelogWriter(tmp_path)
+    writer = ChangelogWriter(tmp_path, SCHEMAS)
     writer.add([change(1, "650.10"), change(2, "999999999.99"), change(1, None)])
     assert writer.flush() == 3
     rows = duckdb.sql(
@@ -41,33 +45,33 @@ def test_a_flush_writes_one_segment_with_exact_values_and_positions(tmp_path: Pa
 
 
 def test_a_fresh_job_claims_an_empty_changelog_and_marks_what_it_flushes(tmp_path: Path) -> None:
-    writer = ChangelogWriter(tmp_path)
+    writer = ChangelogWriter(tmp_path, SCHEMAS)
     writer.claim("group-a", resumed=None)
     writer.add([change(1, "650.10")])
     writer.flush(upto=AT.order_value)
     # Restarted at what it committed, or before (an aborted transaction): its own changelog.
-    ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
-    ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:100", AT.order_value - 1))
+    ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+    ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=("mysql-bin.000003:100", AT.order_value - 1))
 
 
 def test_a_resumed_job_refuses_an_empty_changelog(tmp_path: Path) -> None:
     with pytest.raises(ChangelogError, match="committed up to mysql-bin.000003:4242, but its changelog .* is empty"):
-        ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+        ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
 
 
 def test_a_resumed_job_refuses_a_changelog_that_missed_part_of_the_input(tmp_path: Path) -> None:
     """Another state directory ran the same group and took the events after this changelog's last flush."""
-    writer = ChangelogWriter(tmp_path)
+    writer = ChangelogWriter(tmp_path, SCHEMAS)
     writer.claim("group-a", resumed=None)
     writer.add([change(1, "650.10")])
     writer.flush(upto=AT.order_value)
     later = Position.binlog("mysql-bin.000003", 9000)
     with pytest.raises(ChangelogError, match="stops before that"):
-        ChangelogWriter(tmp_path).claim("group-a", resumed=("mysql-bin.000003:9000", later.order_value))
+        ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=("mysql-bin.000003:9000", later.order_value))
 
 
 def test_a_changelog_from_before_the_marker_existed_is_adopted(tmp_path: Path) -> None:
-    writer = ChangelogWriter(tmp_path)
+    writer = ChangelogWriter(tmp_path, SCHEMAS)
     writer.add([change(1, "650.10")])
     writer.flush()
     writer.claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
@@ -76,9 +80,12 @@ def test_a_changelog_from_before_the_marker_existed_is_adopted(tmp_path: Path) -
 
 def test_rows_follow_the_changelog_schema() -> None:
     """The transform builds rows in the schema's order; the writer relies on it."""
-    assert [n for n in changelog_schema("order_alerts").names if n != "__processed_at"] == [
+    assert [n for n in changelog_schema(ALERTS).names if n != "__processed_at"] == [
         "order_id", "customer_id", "amount", *META_COLUMNS
     ]  # fmt: skip
-    change_ = change(7, "650.10")
-    assert change_.key == (7,) and change_.values == {"customer_id": 1, "amount": Decimal("650.10")}
-    assert change_.pos_order == AT.order_value and change(7, None).values is None
+    change_, output = change(7, "650.10"), Output(ALERTS, ("order_id",))
+    assert output.key_of(change_) == (7,) and output.values_of(change_) == {
+        "customer_id": 1,
+        "amount": Decimal("650.10"),
+    }
+    assert change_.pos_order == AT.order_value and output.values_of(change(7, None)) is None

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from migrate.pipeline import ALERT_ABOVE, CANCELLED, GOLD_ABOVE, SILVER_ABOVE
+from migrate.examples.shop_orders.rules import ALERT_ABOVE, CANCELLED, GOLD_ABOVE, SILVER_ABOVE
 
 OPS = ("insert", "update", "delete", "cancel", "customer_change")
 TIERS = ("GOLD", "SILVER", "BRONZE")

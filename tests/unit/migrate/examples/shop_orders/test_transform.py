@@ -11,8 +11,15 @@ import pytest
 from cdc.envelope import ChangeEvent
 from cdc.errors import EnvelopeError
 from cdc.position import Position
-from migrate.pipeline import SCHEMAS
-from migrate.stream.transform import META_COLUMNS, OutputChange, Transform
+from migrate.errors import DualrunError
+from migrate.examples.shop_orders import PIPELINE
+from migrate.examples.shop_orders.defects import DEFECTS, defect_spec
+from migrate.examples.shop_orders.rules import SCHEMAS
+from migrate.examples.shop_orders.transform import ShopOrdersTransform
+from migrate.pipeline.contract import Transform
+from migrate.pipeline.records import META_COLUMNS, OutputChange
+from migrate.pipeline.registry import load_pipeline
+from migrate.spec import example_spec_path, load_spec
 
 DAY = datetime(2026, 11, 24, 10, 0)
 
@@ -38,14 +45,19 @@ def order(order_id: int, customer: int, amount: str, status: str = "NEW") -> dic
 
 def latest(changes: list[OutputChange], output: str) -> dict[tuple[Any, ...], dict[str, Any] | None]:
     result: dict[tuple[Any, ...], dict[str, Any] | None] = {}
+    out = PIPELINE.outputs[output]
     for change in changes:
         if change.output == output:
-            result[change.key] = change.values
+            result[out.key_of(change)] = out.values_of(change)
     return result
 
 
+def transform_for(defect: str | None) -> Transform:
+    return load_pipeline(DEFECTS[defect][1]).transform() if defect else PIPELINE.transform()
+
+
 def run(events: list[ChangeEvent], defect: str | None = None) -> tuple[list[OutputChange], list[Any]]:
-    transform, changes, records = Transform(defect=defect), [], []
+    transform, changes, records = transform_for(defect), [], []
     for event in events:
         c, r = transform.apply(event)
         changes += c
@@ -116,9 +128,14 @@ def test_each_defect_changes_its_output(defect: str, upto: int | None, output: s
         assert differing
 
 
-def test_unknown_defect_is_refused() -> None:
-    with pytest.raises(ValueError, match="unknown defect"):
-        Transform(defect="make-it-fast")
+def test_a_defect_is_its_own_pipeline_and_an_unknown_one_is_refused() -> None:
+    spec = load_spec(example_spec_path())
+    bad = defect_spec(spec, "drop-deletes")
+    assert bad.stream.pipeline == "migrate.examples.shop_orders.defects:DROP_DELETES"
+    assert bad.stream.group == f"{spec.stream.group}-drop-deletes" and spec.stream.pipeline != bad.stream.pipeline
+    assert load_pipeline(bad.stream.pipeline).outputs == PIPELINE.outputs
+    with pytest.raises(DualrunError, match="unknown defect 'make-it-fast'; choose one of"):
+        defect_spec(spec, "make-it-fast")
 
 
 def test_state_restored_from_the_state_and_enriched_records_equals_the_live_state() -> None:
@@ -127,19 +144,16 @@ def test_state_restored_from_the_state_and_enriched_records_equals_the_live_stat
 
     from migrate.stream.job import encode
 
-    live = Transform()
+    live = ShopOrdersTransform()
     latest_record: dict[tuple[str, str], Any] = {}
     for event in scenario():
         for record in live.apply(event)[1]:
             if record.topic in ("state", "orders_enriched"):
                 latest_record[(record.topic, record.key)] = record  # compaction keeps the last per key
-    restored = Transform()
+    restored = ShopOrdersTransform()
     for (topic, key), record in latest_record.items():
         value = orjson.loads(encode(record.value)) if record.value is not None else None
-        if topic == "orders_enriched":
-            restored.restore_enriched(int(key), value, record.pos)
-        else:
-            restored.restore(key, value)
+        restored.restore(topic, key, value, record.pos)
     assert restored.state.orders == live.state.orders
     assert restored.state.customers == live.state.customers
     assert restored.state.deleted_orders == live.state.deleted_orders == {10: restored.state.deleted_orders[10]}
@@ -162,9 +176,10 @@ def test_a_delete_of_an_order_whose_insert_was_poison_removes_it_and_touches_no_
     """The insert went to the dead-letter topic (NULL amount); the later delete must not stop the job."""
     s = Source()
     poison = {**order(7, 1, "1.00"), "amount": None}
-    transform = Transform()
+    transform = ShopOrdersTransform()
     with pytest.raises(EnvelopeError, match="amount is NULL"):
         transform.apply(s.event("orders", "c", None, poison))
     changes, records = transform.apply(s.event("orders", "d", poison, None))
-    assert [(c.output, c.key, c.values) for c in changes] == [("orders_enriched", (7,), None)]
+    enriched = PIPELINE.outputs["orders_enriched"]
+    assert [(c.output, enriched.key_of(c), enriched.values_of(c)) for c in changes] == [("orders_enriched", (7,), None)]
     assert [(r.topic, r.key, r.value) for r in records] == [("orders_enriched", "7", None)]

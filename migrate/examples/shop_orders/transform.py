@@ -1,4 +1,4 @@
-"""The streaming side of the reference pipeline, event by event, with the batch job's semantics.
+"""The shop pipeline's streaming transform, event by event, with the batch job's semantics.
 
 State holds the latest customers and orders with the source position of the
 change that set them. Every output row is recomputed from state (never
@@ -13,20 +13,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from cdc.envelope import ChangeEvent, as_decimal
 from cdc.errors import EnvelopeError
 from cdc.position import OFFSET_BITS, Position
-from migrate.pipeline import KEYS, SCHEMAS, counts_for_revenue, is_alert, loyalty_tier
-
-# Deliberately wrong transforms for `dualrun demo --inject-defect`: each must be caught
-# by reconciliation with its own cause.
-DEFECTS = {
-    "ignore-customer-changes": "customer name/tier changes are not applied to existing orders",
-    "double-count-updates": "order updates add their amount to daily revenue again",
-    "drop-deletes": "deleted orders stay in the outputs",
-}
+from migrate.examples.shop_orders.rules import SCHEMAS, counts_for_revenue, is_alert, loyalty_tier
+from migrate.pipeline.records import KafkaRecord, Meta, OutputChange, meta
 
 
 @dataclass
@@ -47,58 +40,6 @@ class Order:
     day: date  # kept, not derived: every change reads it (see `_new_order`)
 
 
-# Named tuples rather than frozen dataclasses: immutable too, and several are built per event.
-class OutputChange(NamedTuple):
-    """One row of an output changelog, as the changelog stores it: the output's columns in schema
-    order (None for a delete's value columns), then the changelog's own, `Meta`.
-
-    Built whole by the transform, so the writer turns a transaction's rows into columns with one
-    transpose in C instead of a Python pass per column.
-    """
-
-    output: str
-    row: tuple[Any, ...]
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        return self.row[: len(KEYS[self.output])]
-
-    @property
-    def values(self) -> dict[str, Any] | None:
-        """The value columns after the change, or None for a delete."""
-        names = SCHEMAS[self.output].names
-        if self.row[len(names)] == "d":
-            return None
-        width = len(KEYS[self.output])
-        return dict(zip(names[width:], self.row[width : len(names)], strict=True))
-
-    @property
-    def pos_order(self) -> int:
-        return int(self.row[-1])
-
-
-# The changelog's own columns after an output's: op, binlog file, binlog offset, GTID, LSN,
-# source commit time (ms), position order. `__processed_at` is stamped by the writer.
-Meta = tuple[str, str | None, int | None, str | None, str | None, int, int]
-META_COLUMNS = ("__op", "__pos_file", "__pos_offset", "__gtid", "__lsn", "__source_ts_ms", "__pos_order")
-
-
-def meta(op: str, position: Position, pos_order: int, source_ts_ms: int) -> Meta:
-    """
-    >>> meta("u", Position.binlog("mysql-bin.000003", 4242, gtid="0-1-17"), 42, 1700000000000)
-    ('u', 'mysql-bin.000003', 4242, '0-1-17', None, 1700000000000, 42)
-    """
-    binlog = position.kind == "binlog"
-    return (op, position.file, position.minor if binlog else None, position.gtid, None, source_ts_ms, pos_order)
-
-
-class KafkaRecord(NamedTuple):
-    topic: str  # an output name (its stream.topic in the spec), or "state"
-    key: str
-    value: dict[str, Any] | str | None  # None: a tombstone
-    pos: int = 0  # source position (order value) of the change, sent as a header
-
-
 _NO_REVENUE = (0, Decimal("0.00"))
 _NO_ENRICHED = (None,) * (len(SCHEMAS["orders_enriched"]) - 1)  # a deleted order's value columns
 
@@ -117,7 +58,6 @@ class State:
     deleted_customers: dict[int, int] = field(default_factory=dict)
     deleted_orders: dict[int, int] = field(default_factory=dict)
     by_customer: defaultdict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
-    revenue_extra: defaultdict[tuple[int, date], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     # (customer, day) -> (orders counted, revenue): kept exact as orders come and go, so a
     # change costs O(1) instead of a pass over the customer's orders that day.
     revenue: dict[tuple[int, date], tuple[int, Decimal]] = field(default_factory=dict)
@@ -157,14 +97,12 @@ def _order_from(row: dict[str, Any], pos: int) -> Order:
         raise EnvelopeError(f"orders change lacks column {exc.args[0]!r} (schema change?)") from None
 
 
-class Transform:
-    """Applies change events to state and returns output rows and Kafka records."""
+class ShopOrdersTransform:
+    """Applies change events to state and returns output rows and Kafka records
+    (a `migrate.pipeline.contract.Transform`)."""
 
-    def __init__(self, state: State | None = None, defect: str | None = None) -> None:
-        if defect is not None and defect not in DEFECTS:
-            raise ValueError(f"unknown defect {defect!r}; choose one of {', '.join(DEFECTS)}")
+    def __init__(self, state: State | None = None) -> None:
         self.state = state or State()
-        self.defect = defect
 
     def apply(self, event: ChangeEvent) -> tuple[list[OutputChange], list[KafkaRecord]]:
         if event.table == "customers":
@@ -194,7 +132,7 @@ class Transform:
             self.state.deleted_customers.pop(customer_id, None)
             records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos}, pos)]
         changed = current is None or new is None or (current.name, current.tier) != (new.name, new.tier)
-        if not changed or self.defect == "ignore-customer-changes" and current is not None:
+        if not changed:
             return [], records
         # The batch job recomputes every order's join: re-enrich this customer's orders.
         changes: list[OutputChange] = []
@@ -217,21 +155,15 @@ class Transform:
         applied = old.pos if old is not None else state.deleted_orders.get(order_id, -1)
         if applied >= pos:
             return [], []
-        deleting = event.op == "d"
-        if deleting and self.defect == "drop-deletes":
-            return [], []
-        new = None if deleting else _order_from(event.after or {}, pos)
+        new = None if event.op == "d" else _order_from(event.after or {}, pos)
         state.put_order(order_id, new)
         if new is None:
             state.deleted_orders[order_id] = pos
         elif state.deleted_orders:
             state.deleted_orders.pop(order_id, None)
-        double_count = self.defect == "double-count-updates" and event.op == "u"
-        if double_count and new is not None and counts_for_revenue(new.status):
-            state.revenue_extra[(new.customer_id, new.day)] += new.amount
 
         # No state record for orders: the compacted enriched topic, written in the same transaction,
-        # carries every field of the order and its position (see `restore_enriched`).
+        # carries every field of the order and its position (see `restore`).
         upsert = meta("u", position, pos, event.source_ts_ms)
         delete = ("d", *upsert[1:])
         changes: list[OutputChange]
@@ -267,8 +199,6 @@ class Transform:
         if entry is None:
             return OutputChange("daily_revenue", (*key, None, None, *delete))
         count, revenue = entry
-        if self.state.revenue_extra:  # only the double-count-updates defect fills it
-            revenue += self.state.revenue_extra.get(key, Decimal(0))
         return OutputChange("daily_revenue", (*key, count, revenue, *upsert))
 
     def _enriched(
@@ -291,27 +221,27 @@ class Transform:
         change = OutputChange("orders_enriched", (*values.values(), *at))
         return change, KafkaRecord("orders_enriched", str(order_id), values, at[-1])
 
-    # -- restoring from the state topic ----------------------------------------------------
-    def restore(self, key: str, value: dict[str, Any] | None) -> None:
-        kind, _, ident = key.partition(":")
-        deleted = value is None or bool(value.get("deleted"))
-        if kind == "c":
-            self.state.customers.pop(int(ident), None)
-            if value is not None and deleted:
-                self.state.deleted_customers[int(ident)] = int(value["pos"])
-            elif value is not None:
-                self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
-        elif kind == "o" and value is not None:  # written by versions before orders came from `enriched`
-            pos = int(value["pos"])
-            self._restore_order(int(ident), None if deleted else _order_restored(value, pos), pos)
+    # -- restoring from the state topic and the enriched topic ---------------------------------
+    def restore(self, topic: str, key: str, value: Any, order: int | None) -> None:
+        """A committed record of the state topic (customers) or of the orders_enriched topic (orders).
 
-    def restore_enriched(self, order_id: int, value: dict[str, Any] | None, pos: int) -> None:
-        """An order as the enriched topic holds it (None: its tombstone), at the position in its header.
-
-        That position may be a later customer change that re-enriched the order; as the redelivery
-        check only tells changes already applied from new ones, which all come later, it serves.
+        An enriched record's position (`order`, from its header) may be a later customer change that
+        re-enriched the order; as the redelivery check only tells changes already applied from new
+        ones, which all come later, it serves.
         """
-        self._restore_order(order_id, None if value is None else _order_restored(value, pos), pos)
+        if topic == "orders_enriched":
+            if order is None:
+                raise EnvelopeError(f"orders_enriched record {key} has no position header")
+            self._restore_order(int(key), None if value is None else _order_restored(value, order), order)
+            return
+        kind, _, ident = key.partition(":")
+        if kind != "c":
+            return
+        self.state.customers.pop(int(ident), None)
+        if value is not None and value.get("deleted"):
+            self.state.deleted_customers[int(ident)] = int(value["pos"])
+        elif value is not None:
+            self.state.customers[int(ident)] = Customer(value["name"], value["tier"], int(value["pos"]))
 
     def _restore_order(self, order_id: int, order: Order | None, pos: int) -> None:
         current = self.state.orders.get(order_id)
@@ -343,7 +273,7 @@ def _position_at(position: Position, order_value: int) -> Position:
 
 
 def _order_restored(value: dict[str, Any], pos: int) -> Order:
-    """An order as the job serialises it (enriched record, or a legacy `o:` state record)."""
+    """An order as the job serialises it in its enriched record."""
     return _new_order(
         int(value["customer_id"]), Decimal(value["amount"]), value["status"],
         datetime.fromisoformat(value["created_at"]), datetime.fromisoformat(value["updated_at"]), pos,

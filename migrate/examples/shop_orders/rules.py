@@ -1,7 +1,7 @@
-"""The reference pipeline's business rules and output schemas, shared by both jobs.
+"""The shop pipeline's business rules and output schemas, shared by both jobs.
 
-The batch job expresses these rules in SQL and the streaming job in Python; both
-take their thresholds and column types from here, so they cannot drift apart.
+The batch job expresses these rules in SQL (`sql/*.sql`) and the streaming job in Python
+(`transform.py`); a unit test holds the SQL's thresholds to the ones here.
 """
 
 from __future__ import annotations
@@ -75,21 +75,3 @@ def is_alert(amount: Decimal) -> bool:
 def counts_for_revenue(status: str) -> bool:
     """Cancelled orders leave the nightly revenue."""
     return status != CANCELLED
-
-
-# The batch job's SQL for the same rules (MariaDB/MySQL dialect), thresholds from above.
-BATCH_SQL: dict[str, str] = {
-    "orders_enriched": f"""
-        SELECT o.order_id, o.customer_id, c.name AS customer_name, c.tier AS customer_tier,
-               o.amount, o.status,
-               CASE WHEN o.amount > {GOLD_ABOVE} THEN 'GOLD'
-                    WHEN o.amount > {SILVER_ABOVE} THEN 'SILVER' ELSE 'BRONZE' END AS loyalty_tier,
-               DATE(o.created_at) AS order_day, o.created_at, o.updated_at
-        FROM orders o LEFT JOIN customers c ON c.id = o.customer_id""",
-    "order_alerts": f"""
-        SELECT order_id, customer_id, amount FROM orders WHERE amount > {ALERT_ABOVE}""",
-    "daily_revenue": f"""
-        SELECT customer_id, DATE(created_at) AS order_day, COUNT(*) AS order_count, SUM(amount) AS revenue
-        FROM orders WHERE status <> '{CANCELLED}'
-        GROUP BY customer_id, DATE(created_at)""",
-}

@@ -9,9 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-from migrate.pipeline import ALERT_ABOVE, CANCELLED
+from migrate.examples.shop_orders.rules import ALERT_ABOVE, CANCELLED
+from migrate.examples.shop_orders.workload import Planner, Workload
 from migrate.stackconfig import StackConfig
-from migrate.workload import Planner, Workload
 from tests.integration.conftest import Database
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,18 @@ from decimal import Decimal
 
 import pytest
 
-from migrate.pipeline import ALERT_ABOVE, CANCELLED, GOLD_ABOVE, SILVER_ABOVE, is_alert, loyalty_tier
-from migrate.workload import OPS, SQL, TIERS, Op, Planner, WorkloadMix, WorkloadStats, amount, band_of
+from migrate.examples.shop_orders.rules import ALERT_ABOVE, CANCELLED, GOLD_ABOVE, SILVER_ABOVE, is_alert, loyalty_tier
+from migrate.examples.shop_orders.workload import (
+    OPS,
+    SQL,
+    TIERS,
+    Op,
+    Planner,
+    WorkloadMix,
+    WorkloadStats,
+    amount,
+    band_of,
+)
 
 CUSTOMERS = {i: (f"Customer {i}", TIERS[i % 3]) for i in range(1, 21)}
 
