@@ -14,11 +14,11 @@ what that consumption derived was committed with it: the chain is drained. Other
 until the committed offsets reach H, and repeats; after one round per internal topic (the longest
 possible chain) every record derived from the fenced changes has reached the outputs.
 
-Internal topics are the topics the group commits on other than the change topics, plus the topics
-Kafka Streams names for application.id `<group>`: `<group>-...-repartition` and the foreign-key
-join's `<group>-...-subscription-registration-topic` / `-subscription-response-topic` (state-store
-changelogs are only restored, never consumed). End offsets include transaction markers; Kafka
-Streams commits its consumer position past them.
+Internal topics are the topics the group commits on or has assigned to its live members, other than
+the change topics: Kafka Streams' repartition and foreign-key topics (its state-store changelogs are
+only restored, never assigned). Not by name: another application.id may share the prefix (a
+`<group>-variant` job's topics are `<group>-variant-...-repartition`). End offsets include
+transaction markers; Kafka Streams commits its consumer position past them.
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ from confluent_kafka.admin import AdminClient
 
 from cdc.errors import CdcError
 from cdc.position import Position
-from cdc.progress import GroupProgress, committed_offsets, wait_group_progress
+from cdc.progress import GroupProgress, assigned_topics, committed_offsets, wait_group_progress
 from cdc.topics import quiet_logger
 
 Partition = tuple[str, int]
-STREAMS_INTERNAL = ("-repartition", "-subscription-registration-topic", "-subscription-response-topic")
 
 
 @dataclass(frozen=True)
@@ -71,20 +70,14 @@ class ChainProgress:
         }  # fmt: skip
 
 
-def internal_topics(
-    group: str, committed_topics: set[str], all_topics: set[str], change_topics: Sequence[str]
-) -> list[str]:
-    """The topics a group feeds itself: committed on but not a change topic, or named like Kafka
-    Streams' repartition and foreign-key topics of application.id `group` (never its changelogs, nor
-    an output that merely shares the prefix).
+def internal_topics(consumed: set[str], change_topics: Sequence[str]) -> list[str]:
+    """The topics a group feeds itself: those it commits on or is assigned, but the change topics.
 
-    >>> internal_topics("app", {"db.shop.orders", "app-orders-repartition"},
-    ...     {"app-orders-repartition", "app-x-subscription-response-topic", "app-store-changelog", "app-out"},
+    >>> internal_topics({"db.shop.orders", "app-orders-repartition", "app-x-subscription-response-topic"},
     ...     ["db.shop.orders"])
     ['app-orders-repartition', 'app-x-subscription-response-topic']
     """
-    named = {t for t in all_topics if t.startswith(f"{group}-") and t.endswith(STREAMS_INTERNAL)}
-    return sorted((committed_topics | named) - set(change_topics))
+    return sorted(consumed - set(change_topics))
 
 
 def wait_internal_topics(
@@ -105,7 +98,8 @@ def wait_internal_topics(
         if committed is None:
             return ChainProgress(group, (), 0, ())
         metadata = admin.list_topics(timeout=10).topics
-        topics = internal_topics(group, {t for t, _ in committed}, set(metadata), change_topics)
+        consumed = {t for t, _ in committed} | assigned_topics(admin, group, 10)
+        topics = [t for t in internal_topics(consumed, change_topics) if t in metadata]
         partitions = [(t, p) for t in topics for p in sorted(metadata[t].partitions)]
         for rounds in range(len(topics) + 1):
             ends = {tp: _end(consumer, tp) for tp in partitions}

@@ -23,16 +23,17 @@ from tests.integration.conftest import Database, commit_offsets, connector_for, 
 pytestmark = pytest.mark.integration
 
 
-def test_internal_topics_must_be_consumed_to_their_end_and_changelogs_never_count(
+def test_internal_topics_must_be_consumed_to_their_end_and_other_groups_topics_never_count(
     stack: StackConfig, unique: Callable[[str], str]
 ) -> None:
     group = f"app-{uuid.uuid4().hex[:8]}"
-    change, repartition, changelog = unique("cdc.orders"), f"{group}-orders-repartition", f"{group}-store-changelog"
+    change, repartition = unique("cdc.orders"), f"{group}-orders-repartition"
+    changelog, variant = f"{group}-store-changelog", f"{group}-variant-orders-repartition"  # not consumed by group
     admin = TopicAdmin(stack.bootstrap_servers)
-    for topic in (change, repartition, changelog):
+    for topic in (change, repartition, changelog, variant):
         admin.create(topic, partitions=1)
     producer = Producer({"bootstrap.servers": stack.bootstrap_servers}, logger=quiet_logger())
-    for topic, count in ((change, 2), (repartition, 5), (changelog, 4)):
+    for topic, count in ((change, 2), (repartition, 5), (changelog, 4), (variant, 3)):
         for _ in range(count):
             producer.produce(topic, key=b"k", value=b"v")
     producer.flush(30)
