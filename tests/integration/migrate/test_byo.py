@@ -25,7 +25,7 @@ import duckdb
 import orjson
 import pytest
 import yaml
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from cdc.envelope import ChangeEvent, decode
 from cdc.topics import TopicAdmin, quiet_logger
@@ -99,6 +99,14 @@ class BalanceJob(threading.Thread):
                 producer.commit_transaction(30)
         finally:
             consumer.close()
+
+
+def _commit(stack: StackConfig, group: str, offsets: list[tuple[str, int, int]]) -> None:
+    consumer = Consumer({"bootstrap.servers": stack.bootstrap_servers, "group.id": group}, logger=quiet_logger())
+    try:
+        consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=False)
+    finally:
+        consumer.close()
 
 
 def _dualrun(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -230,6 +238,16 @@ def test_a_users_own_pipeline_reconciles_clean_and_a_seeded_defect_is_caught(
     assert check["tap"]["without_position_samples"][0]["offsets"]
     text = _dualrun("reconcile", "--spec", str(bare), env=env).stdout
     assert "NO_POSITIONS" in text and "carry no position header ('dbz.source')" in text
+
+    # A job that stopped early (its group committed only the first change): "stream behind" with the
+    # lag, after the bounded wait, never a defect.
+    idle = _spec(stack, tmp_path / "idle", database, name, f"balance-idle-{uid}", f"account-balance-{uid}", server_id)
+    _commit(stack, f"balance-idle-{uid}", [(changes, 0, 1)])
+    assert _dualrun("run", "batch", "--spec", str(idle), env=env).returncode == 0
+    behind = _dualrun("reconcile", "--spec", str(idle), "--wait", "2", "--format", "json", env=env)
+    assert behind.returncode == 1, behind.stdout + behind.stderr
+    late = json.loads(behind.stdout)
+    assert late["verdict"] == "stream_behind" and late["outputs"] == {} and late["stream"]["lag"] > 0
 
     # The checklist reads the user's job through its group and the tap; the header checks pass here.
     checks = ("events_fresh", "exactly_once", "outputs_carry_positions", "positions_monotone", "data_quality")
