@@ -18,7 +18,7 @@ from comparators import history as run_history
 from comparators.errors import SourceError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError
-from migrate.external import OutputCheck, reconcile_external
+from migrate.external import InWriteOrder, OutputCheck, reconcile_external
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import META, output_glob
 from migrate.stream.status import StreamStatus, read_status
@@ -177,18 +177,20 @@ def wait_for_stream(spec: PipelineSpec, target: Position, timeout: float) -> Str
 
 def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.Schema) -> ChangelogSource:
     """The stream's changelog of `output` as of `position`; with no segment yet, an empty changelog
-    shaped like the batch output (`schema`) plus the changelog's own columns."""
+    shaped like the batch output (`schema`) plus the changelog's own columns. For the user's own
+    job, what the tap read of the output topic (`migrate.external`)."""
+    at = f"{position.file}:{position.minor}"
     root = spec.changelog_path
     taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []
     log: Any
-    if taps:  # the user's own job's output, as the tap read it (migrate.external)
-        log = TapLog(tuple(str(p) for p in taps), name=f"{output} tap")
+    if taps:  # the user's own job's output, as the tap read it, in write order (migrate.external)
+        log = InWriteOrder(TapLog(tuple(str(p) for p in taps), name=f"{output} tap"))
     elif not spec.is_external and any((root / output).glob("*.parquet")):
         log = ParquetSource(output_glob(root, output))
     else:
         empty = pa.schema([*schema, *(f for f in META if f.name not in schema.names)])
         log = FrameSource(empty.empty_table(), name=f"{output} changelog (empty)")
-    return ChangelogSource(log, f"{position.file}:{position.minor}")
+    return ChangelogSource(log, at)
 
 
 def _rerun(spec: PipelineSpec, run: BatchRun, output: str) -> FrameSource | None:

@@ -45,6 +45,15 @@ def stack_config_for(spec: PipelineSpec) -> StackConfig:
     return StackConfig.from_env(Path(spec.state_dir))
 
 
+def job_spec_for(spec: PipelineSpec, defect: str | None) -> PipelineSpec:
+    """The streaming job the demo runs: the spec's own, or for a defect a variant with its own identity
+    (group, topics): dualrun's pipeline runs the defective transform, a user's job takes the defect on its
+    own command line."""
+    if defect is None:
+        return spec
+    return spec.variant(defect) if spec.is_external else defect_spec(spec, defect)
+
+
 def run_demo(
     spec: PipelineSpec,
     *,
@@ -55,7 +64,10 @@ def run_demo(
     step: Step = lambda _: None,
     workload_progress: Callable[[int], None] | None = None,
     seed: int = 7,
+    replay: bool = True,
 ) -> DemoResult:
+    """The whole dual run. `replay`: also start the stream's noise baseline (a second run of dualrun's
+    own job over the same change events); a job dualrun did not write has none."""
     step("starting the local stack")
     Stack(stack_config_for(spec), needed_services(spec.source.kind)).up(
         lambda s: step(f"starting the local stack: {s}")
@@ -64,10 +76,10 @@ def run_demo(
     ensure_connector(spec)
     workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)
     workload.seed(orders=200)
-    job_spec = defect_spec(spec, defect) if defect else spec
+    job_spec = job_spec_for(spec, defect)
     step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
     start_stream(job_spec, False)
-    if defect is None:
+    if defect is None and replay:
         # The stream's noise baseline: a twin job over the same change events (see PipelineSpec.replay).
         step("starting the stream replay (the stream's noise baseline)")
         start_stream(spec.replay(), True)

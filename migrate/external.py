@@ -3,8 +3,9 @@
 No dualrun process runs beside the user's job. For the batch position P:
 
 1. wait (bounded by `compare.wait_seconds`) until the job's consumer group (`stream.group`) has
-   committed past P on every partition of the change topics it consumes (`cdc.progress`);
-   otherwise the verdict is "stream behind" with the lag per partition, never a defect;
+   committed past P on every partition of the change topics it consumes (`cdc.progress`), and
+   then drained its internal topics (Kafka Streams repartition and foreign-key topics,
+   `cdc.chain`); otherwise the verdict is "stream behind" with the lag, never a defect;
 2. read each output topic into its changelog with the tap (`migrate.stream.tap`), incrementally;
 3. take on trust only what the positions allow: an output with records that carry no position
    (or that could not be decoded) is not compared ("no positions", with evidence); keys whose
@@ -25,7 +26,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from cdc.progress import GroupProgress, wait_group_progress
+from cdc.chain import wait_job_progress
+from cdc.progress import GroupProgress
 from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, Source, reconcile
 from comparators import history as run_history
 from comparators.sources import open_source
@@ -61,6 +63,42 @@ class WithoutKeys:
 
 
 @dataclass(frozen=True)
+class InWriteOrder:
+    """A tap log whose versions are ordered as the job wrote them: `__pos_order` becomes the running
+    maximum of the key's positions in Kafka offset order (ties: the later offset wins).
+
+    A job that joins two change topics may write a key's versions out of position order (Kafka
+    Streams picks across topics by timestamp; Debezium stamps many events with the same
+    millisecond). Each version holds what the job had processed when it wrote it, so a version
+    written after one at a higher position includes that higher change: as of P, the state is the
+    last version written before the key's first version past P. Keys with a version at or before P
+    written after one past P are in flight (`reordered_keys_around`) and left out of both sides.
+    """
+
+    inner: Any
+
+    @property
+    def label(self) -> str:
+        return f"{self.inner.label} in write order"
+
+    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
+        raw = f"{name}__written"
+        self.inner.register(con, raw, keys)
+        has = {c for c, _ in describe(con, raw)}
+        if not {"__pos_order", "__kafka_partition", "__kafka_offset"} <= has:
+            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(raw)}")
+            return
+        # The binlog/LSN/GTID columns would re-order ties by the raw position: only __pos_order orders.
+        drop = [c for c in ("__pos_file", "__pos_offset", "__gtid", "__lsn") if c in has]
+        exclude = f" EXCLUDE ({idents(drop)})" if drop else ""
+        con.execute(
+            f'CREATE TEMP VIEW {ident(name)} AS SELECT *{exclude} REPLACE (max("__pos_order") OVER ('
+            f'PARTITION BY {idents(keys)}, "__kafka_partition" ORDER BY "__kafka_offset" '
+            f'ROWS UNBOUNDED PRECEDING) AS "__pos_order") FROM {ident(raw)}'
+        )
+
+
+@dataclass(frozen=True)
 class OutputCheck:
     """What the stream side of one output allowed: compared, or why not, with the tap's findings."""
 
@@ -81,11 +119,12 @@ class OutputCheck:
 
 
 def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupProgress:
-    """Wait (at most `wait` s) until the user's group has committed past the batch position."""
+    """Wait (at most `wait` s) until the user's group has committed past the batch position and
+    consumed what its internal topics held then: only then do its outputs hold every change up to it."""
     from migrate.asof import debezium_passed
 
     topics = [spec.cdc.topic(t) for t in spec.cdc.tables]
-    return wait_group_progress(
+    return wait_job_progress(
         spec.kafka.bootstrap_servers, spec.stream.group, topics, run.position,
         source_passed=lambda: debezium_passed(spec, run.position), timeout=wait,
     )  # fmt: skip

@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
+from migrate.batch import has_output, run_output
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError
 from migrate.stream.tap import KeyEvidence, TapReport, changelog_report, tap_dir, tap_output, tap_report
+
+
+def _batch_schema(ctx: Context, output: str) -> pa.Schema | None:
+    run = ctx.batch_run
+    if run is None or not has_output(ctx.spec.warehouse_path, run.run_id, output):
+        return None
+    return run_output(ctx.spec.warehouse_path, run.run_id, output).schema
 
 
 def _reports(ctx: Context) -> dict[str, TapReport]:
@@ -29,10 +39,13 @@ def _reports(ctx: Context) -> dict[str, TapReport]:
             if out.stream.topic is None:
                 continue  # a sink table: its position columns are checked when reconciling
             root = tap_dir(spec.path("."), spec.stream.group, name)
+            # Typed like the batch output, as reconcile taps it: segments of one output share one schema.
+            schema = _batch_schema(ctx, name)
             with ctx.kafka():
                 try:
                     tap_output(spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=name,
-                               position_header=spec.position_header_for(name) or "", timeout=ctx.timeout)  # fmt: skip
+                               position_header=spec.position_header_for(name) or "", timeout=ctx.timeout,
+                               schema=schema)  # fmt: skip
                 except DualrunError as exc:
                     raise CheckUnavailable(str(exc)) from exc
             reports[name] = tap_report(root, keys, position, output=name)

@@ -33,9 +33,11 @@ def _retained_topics(ctx: Context) -> list[str]:
 
 
 def _state_topics(ctx: Context) -> list[str]:
-    """dualrun's job's compacted topics: compacted outputs and its state topic."""
-    if ctx.spec.stream.pipeline is None:
-        return []
+    """The compacted topics that hold the stream job's state: dualrun's job's compacted outputs and
+    state topic; for the user's own job, its Kafka Streams changelogs (`<application.id>-...-changelog`)."""
+    if ctx.spec.is_external:
+        prefix = f"{ctx.spec.stream.group}-"
+        return sorted(t for t in ctx.metadata.topics if t.startswith(prefix) and t.endswith("-changelog"))
     return [*_output_topics(ctx, "compacted"), ctx.spec.stream.state_topic]
 
 
@@ -76,7 +78,7 @@ def state_topics_compacted(ctx: Context) -> CheckResult:
     seen, bad = [], []
     topics = _state_topics(ctx)
     if not topics:
-        return r.passed("no state topics of dualrun's: the stream job is the user's own")
+        return r.passed(f"the stream job (group {ctx.spec.stream.group}) keeps no state in Kafka topics")
     for topic in topics:
         info = ctx.describe(topic)
         if info is None:

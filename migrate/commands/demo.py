@@ -7,10 +7,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migrate.commands.options import DEFECTS
+from migrate.commands.options import STREAM_DEFECTS
 
 if TYPE_CHECKING:
     from migrate.spec import PipelineSpec
+
+ALL_DEFECTS = sorted({defect for defects in STREAM_DEFECTS.values() for defect in defects})
 
 
 @click.command()
@@ -20,11 +22,14 @@ if TYPE_CHECKING:
 @click.option("--events", default=3000, show_default=True, help="Workload operations to run.")
 @click.option("--rate", default=300.0, show_default=True, help="Workload operations per second.")
 @click.option("--seed", default=7, show_default=True, help="Workload random seed.")
-@click.option("--inject-defect", "defect", type=click.Choice(DEFECTS), default=None,
+@click.option("--stream", "stream_kind", type=click.Choice(sorted(STREAM_DEFECTS)), default="dualrun",
+              show_default=True, help="The streaming side: dualrun's own Python job, or the article's Kafka "
+              "Streams OrderEnricher as a subprocess (migrate/examples/order_enricher/spec.yaml).")  # fmt: skip
+@click.option("--inject-defect", "defect", type=click.Choice(ALL_DEFECTS), default=None,
               help="Run a deliberately wrong streaming transform; the run must end non-clean.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: float, seed: int,
-         defect: str | None, as_json: bool) -> None:  # fmt: skip
+         stream_kind: str, defect: str | None, as_json: bool) -> None:  # fmt: skip
     """Start the stack, run both pipelines under a live workload, reconcile them as of the batch position."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -33,14 +38,25 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
     from migrate import render
     from migrate.checklist import evaluate
     from migrate.commands.run import spec_for, start_stream_background
-    from migrate.demo import defect_spec, run_demo
+    from migrate.demo import job_spec_for, run_demo
+    from migrate.examples.order_enricher.runner import SPEC as KSTREAMS_SPEC
+    from migrate.examples.order_enricher.runner import EnricherJob, EnricherSettings
     from migrate.reporting import build_report
 
-    spec = spec_for(spec_path, state_dir)
+    if defect is not None and defect not in STREAM_DEFECTS[stream_kind]:
+        raise click.UsageError(
+            f"--inject-defect {defect} is not a defect of the {stream_kind} stream; "
+            f"choose one of {', '.join(sorted(STREAM_DEFECTS[stream_kind]))}"
+        )
+    kstreams = stream_kind == "kafka-streams"
+    spec = spec_for(spec_path if spec_path is not None or not kstreams else KSTREAMS_SPEC, state_dir)
     console = Console(stderr=True)
 
     def start(job_spec: PipelineSpec, replay: bool) -> None:
-        start_stream_background(job_spec, spec_path, None if replay else defect, replay)
+        if kstreams:
+            EnricherJob(Path(job_spec.state_dir), EnricherSettings.for_spec(job_spec, defect)).start()
+        else:
+            start_stream_background(job_spec, spec_path, None if replay else defect, replay)
 
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -56,9 +72,9 @@ def demo(spec_path: Path | None, state_dir: Path | None, events: int, rate: floa
 
         result = run_demo(
             spec, events=events, rate=rate, start_stream=start, defect=defect, step=step,
-            workload_progress=advanced, seed=seed,
+            workload_progress=advanced, seed=seed, replay=not kstreams,
         )  # fmt: skip
-    job_spec = defect_spec(spec, defect) if defect else spec
+    job_spec = job_spec_for(spec, defect)
     console.print("[bold cyan]>[/] evaluating the cutover checklist and writing the report", highlight=False)
     checks = evaluate(job_spec)
     report_path = Path(job_spec.state_dir) / ("report.html" if not defect else f"report-{defect}.html")

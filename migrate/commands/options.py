@@ -16,8 +16,12 @@ from migrate.stackconfig import StackConfig
 # each one equal to its source.
 REPORT_FORMATS = ("text", "json", "markdown")  # comparators.report.FORMATS
 RUN_FORMATS = ("html", "markdown", "json", "junit")  # comparators.report.RUN_FORMATS
-# migrate.examples.shop_orders.defects.DEFECTS
-DEFECTS = ("double-count-updates", "drop-deletes", "ignore-customer-changes")
+# The demo's streaming sides and the defects each can inject: migrate.examples.shop_orders.defects.DEFECTS
+# (dualrun's own job) and migrate.examples.order_enricher.runner.DEFECTS (the Kafka Streams job).
+STREAM_DEFECTS: dict[str, tuple[str, ...]] = {
+    "dualrun": ("double-count-updates", "drop-deletes", "ignore-customer-changes"),
+    "kafka-streams": ("drop-deletes", "ignore-customer-changes", "tier-boundary"),
+}
 CHECK_NAMES = (  # migrate.checklist.CHECK_NAMES, in registry order
     "connector_running", "events_fresh", "consumer_lag", "dead_letters_empty", "topic_retention",
     "state_topics_compacted", "replication", "exactly_once", "parity", "noise_baseline", "data_quality",

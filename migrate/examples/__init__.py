@@ -1,0 +1,1 @@
+"""Example pipelines shipped with dualrun. Generic modules never import from here."""

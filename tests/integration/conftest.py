@@ -17,7 +17,7 @@ from typing import Any
 
 import pymysql
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, TopicPartition
 
 from cdc.connect import ConnectClient, ConnectorStatus
 from cdc.connector import ConnectorSettings
@@ -61,6 +61,16 @@ def _remove_new_connectors(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     for name in set(client.connectors()) - before:
         client.delete(name)
+
+
+def commit_offsets(config: StackConfig, group: str, offsets: list[tuple[str, int, int]]) -> None:
+    """Commit (topic, partition, offset) triples for `group`, as a consumer of it would."""
+    consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": group,
+                         "enable.auto.commit": False}, logger=quiet_logger())  # fmt: skip
+    try:
+        consumer.commit(offsets=[TopicPartition(t, p, o) for t, p, o in offsets], asynchronous=False)
+    finally:
+        consumer.close()
 
 
 @pytest.fixture

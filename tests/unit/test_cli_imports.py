@@ -67,12 +67,14 @@ def test_the_spelled_out_choices_equal_their_sources() -> None:
     from comparators.report import FORMATS, RUN_FORMATS
     from migrate.checklist import CHECK_NAMES
     from migrate.commands import options
+    from migrate.examples.order_enricher.runner import DEFECTS as KSTREAMS_DEFECTS
     from migrate.examples.shop_orders.defects import DEFECTS
 
     assert options.REPORT_FORMATS == FORMATS
     assert options.RUN_FORMATS == RUN_FORMATS
     assert options.CHECK_NAMES == CHECK_NAMES
-    assert set(options.DEFECTS) == set(DEFECTS)
+    assert set(options.STREAM_DEFECTS["dualrun"]) == set(DEFECTS)
+    assert set(options.STREAM_DEFECTS["kafka-streams"]) == set(KSTREAMS_DEFECTS)
     assert Settings.memory_limit == options.MEMORY_LIMIT
 
 
