@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError
@@ -34,6 +34,16 @@ from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import StreamJobError
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import ChangelogWriter
+from migrate.stream.kafka import (
+    Action,
+    KafkaFatal,
+    KafkaInterrupted,
+    TransactionalProducer,
+    backoff,
+    classify,
+    describe,
+    error_of,
+)
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.status import StreamStatus, write_status
 from migrate.stream.transform import KafkaRecord, Transform
@@ -44,6 +54,8 @@ LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this oft
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
+RESTARTS_ENV = "DUALRUN_STREAM_RESTARTS"  # set by the supervisor: how often it restarted this job
+SUPERVISOR_ENV = "DUALRUN_STREAM_SUPERVISOR"  # set by the supervisor: its pid
 
 
 def _json_default(value: Any) -> Any:
@@ -164,7 +176,15 @@ class StreamJob:
         if self.eos:
             self.producer_config["transactional.id"] = spec.stream.transactional_id
         self.consumer = Consumer(self.consumer_config, logger=quiet_logger())
-        self.producer = Producer(self.producer_config, logger=quiet_logger())
+        self.producer = TransactionalProducer(
+            self.producer_config, spec.stream.transactional_id if self.eos else None, on_retry=self._on_retry
+        )
+        self.timeouts = self.producer.timeouts
+        self.heartbeat_at = time.time()  # the main loop's last turn (epoch seconds)
+        self.committed_at: float | None = None  # the last committed transaction (epoch seconds)
+        self.kafka_error: str | None = None  # the last Kafka error met, retried or not
+        self.restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+        self._last_retry_report = 0.0
 
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
@@ -243,10 +263,14 @@ class StreamJob:
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        self.ensure_topics()
-        if self.eos:
-            self.producer.init_transactions(30)
-        self.restore_state()
+        try:
+            # The broker may be away at start (a restart racing ours): wait for it like for any outage.
+            self._with_retries("start", self._start)
+        except StreamJobError as exc:
+            self._publish_status("stopped" if isinstance(exc, KafkaInterrupted) else "failed", error=str(exc))
+            self.consumer.close()
+            self.producer.close()
+            raise
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group_id, _resumed(resumed) if resumed else None)
         self._tune_gc()
@@ -254,21 +278,67 @@ class StreamJob:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self.stopping and (deadline is None or time.monotonic() < deadline):
-                self._cycle()
+                self.heartbeat_at = time.time()
+                try:
+                    self._cycle()
+                except KafkaException as exc:
+                    self._recover(error_of(exc))
                 if time.monotonic() - self.last_status > STATUS_EVERY_S:
                     self._publish_status("running")
-            self._drain()
+            self._with_retries("shutdown", self._drain)
             self._publish_status("stopped")
-        except KafkaException as exc:
-            self._publish_status("failed", error=str(exc.args[0]))
-            raise StreamJobError(f"streaming job stopped: {exc.args[0].str()}") from exc
+        except KafkaInterrupted as exc:
+            # Stopped while Kafka was away: what was not committed is read again by the next start.
+            self._publish_status("stopped", error=str(exc))
+        except StreamJobError as exc:  # fatal: exit non-zero so the supervisor starts a new instance
+            self._publish_status("failed", error=str(exc))
+            raise
         except Exception as exc:  # a bug: say so in the status (the checklist reads it), then fail loudly
             self._publish_status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
             self.consumer.close()
-            self.producer.flush(10)
+            self.producer.close()
         return self.counters
+
+    def _start(self) -> None:
+        self.ensure_topics()
+        _ = self.producer.producer  # connects, and fences an older instance of this transactional.id
+        self.restore_state()
+
+    # -- faults ------------------------------------------------------------------------------
+    def _recover(self, error: KafkaError) -> None:
+        """After a Kafka error in the loop: fatal ends the job; anything else aborts the open
+        transaction and rewinds to what Kafka committed (retried while the broker is away)."""
+        self.kafka_error = describe(error)
+        if classify(error) is Action.FATAL:
+            raise KafkaFatal(f"streaming job cannot continue: {self.kafka_error}")
+        self._with_retries("rewind", self._abort_and_rewind)
+
+    def _with_retries(self, what: str, call: Callable[[], object]) -> None:
+        """`call` again after retriable or abortable Kafka errors, with backoff; fatal ones raise."""
+        attempt = 0
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                error = error_of(exc)
+                if classify(error) is Action.FATAL:
+                    raise KafkaFatal(f"streaming job {what} failed: {describe(error)}") from exc
+                self._on_retry(error, attempt)
+                time.sleep(backoff(attempt, self.timeouts))
+                attempt += 1
+
+    def _on_retry(self, error: KafkaError, attempt: int) -> None:
+        """Before each backoff: keep the heartbeat and say what is retried; a stop request ends the wait."""
+        self.kafka_error = describe(error)
+        if self.stopping:
+            raise KafkaInterrupted(f"stopped while retrying: {self.kafka_error}")
+        self.heartbeat_at = time.time()
+        if time.monotonic() - self._last_retry_report >= 1.0:
+            self._last_retry_report = time.monotonic()
+            self._publish_status("retrying", error=f"{self.kafka_error} (attempt {attempt + 1})")
 
     def _cycle(self) -> None:
         asked = time.monotonic()
@@ -279,7 +349,10 @@ class StreamJob:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(error)
+                    # The consumer reconnects by itself: only a fatal error ends it.
+                    self.kafka_error = describe(error)
+                    if error.fatal():
+                        raise KafkaException(error)
                 continue
             self._buffer(msg, now)
         released = self._release(now)
@@ -288,7 +361,11 @@ class StreamJob:
             self._process(released)
             self.producer.poll(0)  # delivery reports, once per batch rather than per record
         interval = self.spec.stream.commit_interval_ms / 1000
-        if self.in_txn and (now - self.txn_started >= interval or len(self.changelog) >= self.spec.stream.max_batch):
+        if self.in_txn and (
+            now - self.txn_started >= interval
+            or len(self.changelog) >= self.spec.stream.max_batch
+            or self.producer.full  # sized to what the producer's local queue holds
+        ):
             self._commit()
 
     def _buffer(self, msg: Message, now: float) -> None:
@@ -307,8 +384,7 @@ class StreamJob:
 
     def _begin(self) -> None:
         if not self.in_txn:
-            if self.eos:
-                self.producer.begin_transaction()
+            self.producer.begin()
             self.in_txn = True
             self.txn_started = time.monotonic()
 
@@ -348,9 +424,7 @@ class StreamJob:
         # The position header lets any reader check that no change was delivered twice.
         if record.pos != self._header_pos:  # the records of one event share it: encode once
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
-        self.producer.produce(
-            self.topics[record.topic], key=record.key.encode(), value=encode(record.value), headers=self._header
-        )
+        self.producer.produce(self.topics[record.topic], record.key.encode(), encode(record.value), self._header)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
         msg = item.message
@@ -362,9 +436,9 @@ class StreamJob:
         ]
         self.producer.produce(
             self.spec.stream.dead_letter_topic,
-            key=msg.key() if msg is not None else None,
-            value=msg.value() if msg is not None else None,
-            headers=headers,
+            msg.key() if msg is not None else None,
+            msg.value() if msg is not None else None,
+            headers,
         )
         self.counters.dead_letters += 1
 
@@ -385,22 +459,14 @@ class StreamJob:
             self._produce(KafkaRecord("state", PROGRESS_KEY, progress))
         self.changelog.flush(upto=pending.order_value if pending is not None else None)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
-        try:
-            if self.eos:
-                if offsets:
-                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-                self.producer.commit_transaction(30)
-            else:
-                self.producer.flush(30)
-                if offsets:
-                    self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if self.eos and error.txn_requires_abort():
-                self._abort_and_rewind()
-                return
-            raise
+        group = self.consumer.consumer_group_metadata() if self.eos else None
+        if self.producer.commit(offsets, group) == "aborted":
+            self._with_retries("rewind", self._rewind)
+            return
+        if not self.eos and offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
         self.in_txn = False
+        self.committed_at = time.time()
         self.counters.transactions += 1
         if pending is not None:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
@@ -415,7 +481,11 @@ class StreamJob:
 
     def _abort_and_rewind(self) -> None:
         """Throw the open transaction away and resume from what Kafka committed."""
-        self.producer.abort_transaction(30)
+        self.producer.abort()
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """State and input positions back to what Kafka committed (the open transaction is gone)."""
         self.in_txn = False
         self.changelog.pending.clear()
         self.counters.pending_position = None
@@ -511,6 +581,10 @@ class StreamJob:
             lag_measured_at=self.lag_measured_at,
             error=error,
             defect=self.spec.stream.defect,
+            heartbeat_at=self.heartbeat_at,
+            committed_at=self.committed_at,
+            restarts=self.restarts,
+            supervisor_pid=int(os.environ[SUPERVISOR_ENV]) if os.environ.get(SUPERVISOR_ENV) else None,
         )
         write_status(self.spec, status)
         if self.report is not None:

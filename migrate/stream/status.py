@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,10 @@ class StreamStatus:
     """What the job says about itself; `updated_at` is epoch seconds of the last rewrite."""
 
     pid: int
-    state: str  # "running", "stopped" (clean shutdown) or "failed"
+    # "running"; "retrying" (Kafka unavailable, the job waits and retries); "stopped" (clean shutdown);
+    # "failed" (the job exited on a fatal error); written by the supervisor: "restarting" (it starts
+    # the job again after a backoff) and "crash_loop" (restarted again and again without progress).
+    state: str
     updated_at: float
     started_at: float
     exactly_once: bool
@@ -41,6 +44,10 @@ class StreamStatus:
     lag_measured_at: float | None = None  # epoch seconds: the lag is measured every few seconds, not per write
     error: str | None = None
     defect: str | None = None
+    heartbeat_at: float | None = None  # epoch seconds of the main loop's last turn (also while retrying)
+    committed_at: float | None = None  # epoch seconds of the last committed transaction
+    restarts: int = 0  # times the supervisor started this job again after it exited
+    supervisor_pid: int | None = None  # the `run stream --background` process that restarts the job
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,4 +72,5 @@ def read_status(spec: PipelineSpec) -> StreamStatus | None:
         data = json.loads(status_path(spec).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-    return StreamStatus(**data)
+    known = {f.name for f in fields(StreamStatus)}
+    return StreamStatus(**{k: v for k, v in data.items() if k in known})
