@@ -46,6 +46,7 @@ from migrate.stream.kafka import (
 )
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.status import StreamStatus, write_status
+from migrate.stream.supervisor import RESTARTS_ENV, SUPERVISOR_ENV
 from migrate.stream.transform import KafkaRecord, Transform
 
 WEEK_MS = 7 * 24 * 3600 * 1000
@@ -54,8 +55,6 @@ LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this oft
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
-RESTARTS_ENV = "DUALRUN_STREAM_RESTARTS"  # set by the supervisor: how often it restarted this job
-SUPERVISOR_ENV = "DUALRUN_STREAM_SUPERVISOR"  # set by the supervisor: its pid
 
 
 def _json_default(value: Any) -> Any:

@@ -134,8 +134,10 @@ class KafkaInterrupted(StreamJobError):
 class Timeouts:
     """How long each transactional call may block, in seconds, and how long to keep retrying."""
 
-    init_s: float = 30.0  # init_transactions: find the coordinator, fence older instances
-    call_s: float = 30.0  # one attempt of send_offsets_to_transaction, commit or abort
+    init_s: float = 10.0  # init_transactions: find the coordinator, fence older instances
+    # One attempt of send_offsets_to_transaction, commit or abort; the job's heartbeat waits for it,
+    # so it stays well below the checklist's heartbeat limit (migrate.checklist.streaming).
+    call_s: float = 10.0
     queue_full_s: float = 60.0  # waiting for room in the local queue before the transaction is given up
     commit_budget_s: float = 45.0  # retrying one commit before aborting it (below transaction.timeout.ms)
     backoff_first_s: float = 0.5
