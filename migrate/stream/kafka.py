@@ -134,12 +134,15 @@ class KafkaInterrupted(StreamJobError):
 class Timeouts:
     """How long each transactional call may block, in seconds, and how long to keep retrying."""
 
+    # transaction.timeout.ms: the broker aborts a transaction open this long (a hung or stopped job's)
+    # and fences its producer epoch. Far above a normal transaction (well under a second).
+    transaction_s: float = 30.0
     init_s: float = 10.0  # init_transactions: find the coordinator, fence older instances
     # One attempt of send_offsets_to_transaction, commit or abort; the job's heartbeat waits for it,
     # so it stays well below the checklist's heartbeat limit (migrate.checklist.streaming).
     call_s: float = 10.0
     queue_full_s: float = 60.0  # waiting for room in the local queue before the transaction is given up
-    commit_budget_s: float = 45.0  # retrying one commit before aborting it (below transaction.timeout.ms)
+    commit_budget_s: float = 20.0  # retrying one commit before aborting it (below transaction_s)
     backoff_first_s: float = 0.5
     backoff_max_s: float = 5.0
 
@@ -182,6 +185,7 @@ class TransactionalProducer:
         self.config = dict(config)
         if transactional_id:
             self.config.update({"transactional.id": transactional_id, "enable.idempotence": True})
+            self.config.setdefault("transaction.timeout.ms", int(timeouts.transaction_s * 1000))
         self.transactional = bool(transactional_id)
         self.timeouts = timeouts
         self.on_retry = on_retry

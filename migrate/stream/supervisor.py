@@ -16,6 +16,8 @@ passed on to the job, which commits what it holds and exits.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import os
 import signal
@@ -31,6 +33,7 @@ from migrate.stream.status import StreamStatus, read_status, write_status
 
 RESTARTS_ENV = "DUALRUN_STREAM_RESTARTS"  # the job puts it in its status
 SUPERVISOR_ENV = "DUALRUN_STREAM_SUPERVISOR"  # the supervisor's pid: the job may run under its pid file
+PR_SET_PDEATHSIG = 1
 CRASH_LOOP_AFTER = 5  # restarts in a row without a committed transaction
 
 
@@ -66,6 +69,13 @@ def last_line(log: Path | None, limit: int = 300) -> str | None:
     return lines[-1][-limit:] if lines else None
 
 
+def _end_with_parent() -> None:
+    """In the job, before exec: SIGTERM when the supervisor dies (even by SIGKILL), so a job is never
+    left running unsupervised beside the one a new supervisor starts (Linux prctl PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Supervisor:
     """Runs `argv` (the job) until it exits 0 or the supervisor is told to stop."""
 
@@ -98,7 +108,7 @@ class Supervisor:
         while True:
             started = time.time()
             env = {**os.environ, RESTARTS_ENV: str(self.restarts), SUPERVISOR_ENV: str(os.getpid())}
-            self.child = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL)
+            self.child = subprocess.Popen(self.argv, env=env, stdin=subprocess.DEVNULL, preexec_fn=_end_with_parent)
             code = self._wait()
             if self.stopping or code == 0:
                 return 0 if code in (0, -signal.SIGTERM) else code
