@@ -17,6 +17,8 @@ from __future__ import annotations
 import gc
 import os
 import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,9 +53,15 @@ from migrate.stream.transform import KafkaRecord, Transform
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
+# librdkafka calls can block past their timeout (send_offsets_to_transaction after a broker restart,
+# librdkafka issues #5456 and #5511): a main loop silent this long ends the process, so that the
+# supervisor starts a fresh one. More than four times the longest call the loop makes on purpose.
+WATCHDOG_S = 45.0
 LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
+WATCHDOG_EXIT = 3
+RESTORE_STALL_S = 20.0
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
@@ -218,8 +226,16 @@ class StreamJob:
             pending = {tp for tp, end in ends.items() if end > 0}
             reader.assign(partitions)
             restored = 0
+            last_read = time.monotonic()
             while pending:
+                self.heartbeat_at = time.time()  # a large state takes a while: the loop is alive
                 msgs = reader.consume(num_messages=10000, timeout=1.0)
+                if msgs:
+                    last_read = time.monotonic()
+                elif time.monotonic() - last_read > RESTORE_STALL_S:
+                    # The broker went away mid-restore: start over once it is back (retried by the caller).
+                    stalled = f"restoring state: nothing read for {RESTORE_STALL_S:g}s"
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, stalled, retriable=True))
                 for msg in msgs:
                     error, where, offset = msg.error(), (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
                     if error is not None:
@@ -273,6 +289,7 @@ class StreamJob:
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group_id, _resumed(resumed) if resumed else None)
         self._tune_gc()
+        self._start_watchdog()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
@@ -306,6 +323,30 @@ class StreamJob:
         self.restore_state()
 
     # -- faults ------------------------------------------------------------------------------
+    def _start_watchdog(self, limit_s: float = WATCHDOG_S) -> None:
+        """A thread that ends the process when the main loop stops turning (a call that never returns).
+
+        Nothing is lost: what was not committed is read again by the next instance, and the broker
+        aborts the open transaction when that instance fences this one.
+        """
+
+        def watch() -> None:
+            while True:
+                time.sleep(1.0)
+                silent = time.time() - self.heartbeat_at
+                if silent > limit_s:
+                    where = self.producer.calling or "the main loop"
+                    reason = f"streaming job stuck for {silent:.0f}s in {where}; exiting so it is started afresh"
+                    if self.kafka_error:
+                        reason += f" (last Kafka error {self.kafka_error})"
+                    try:
+                        self._publish_status("failed", error=reason)
+                    finally:
+                        print(f"error: {reason}", file=sys.stderr, flush=True)
+                        os._exit(WATCHDOG_EXIT)
+
+        threading.Thread(target=watch, name="dualrun-watchdog", daemon=True).start()
+
     def _recover(self, error: KafkaError) -> None:
         """After a Kafka error in the loop: fatal ends the job; anything else aborts the open
         transaction and rewinds to what Kafka committed (retried while the broker is away)."""

@@ -190,6 +190,7 @@ class TransactionalProducer:
         self.timeouts = timeouts
         self.on_retry = on_retry
         self._inner: Producer | None = None
+        self.calling: str | None = None  # the Kafka call under way, for the job's watchdog to name
         self.in_transaction = False
         self.produced = 0  # records produced in the open transaction
         # The local queue's limit in records: a transaction is committed well before it.
@@ -210,6 +211,7 @@ class TransactionalProducer:
         started, attempt = time.monotonic(), 0
         while True:
             try:
+                self.calling = what
                 return call()
             except KafkaException as exc:
                 error = error_of(exc)
@@ -224,6 +226,8 @@ class TransactionalProducer:
                     self.on_retry(error, attempt)
                 time.sleep(backoff(attempt, self.timeouts))
                 attempt += 1
+            finally:
+                self.calling = None
 
     # -- records ---------------------------------------------------------------------------------
     def begin(self) -> None:
