@@ -190,6 +190,7 @@ class StreamJob:
         self.heartbeat_at = time.time()  # the main loop's last turn (epoch seconds)
         self.committed_at: float | None = None  # the last committed transaction (epoch seconds)
         self.kafka_error: str | None = None  # the last Kafka error met, retried or not
+        self.broker_unreachable = False  # the last lag measurement could not reach the broker
         self.restarts = int(os.environ.get(RESTARTS_ENV, "0"))
         self._last_retry_report = 0.0
 
@@ -577,8 +578,12 @@ class StreamJob:
             for tp in self.consumer.committed(self._input_partitions(), timeout=5):
                 _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
                 lag += max(0, high - max(tp.offset, 0))
+            self.broker_unreachable = False
             return lag
-        except KafkaException:
+        except KafkaException as exc:
+            # An idle job meets no error of its own while the broker is away: this is how it notices.
+            self.kafka_error = describe(error_of(exc))
+            self.broker_unreachable = True
             return None
 
     def _inputs_drained(self) -> bool:
@@ -599,6 +604,8 @@ class StreamJob:
         self.last_status = time.monotonic()
         if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
             self.lag, self.lag_measured_at = self._measure_lag(), now
+        if state == "running" and self.broker_unreachable:
+            state, error = "retrying", f"cannot reach Kafka: {self.kafka_error}"
         status = StreamStatus(
             pid=os.getpid(),
             state=state,

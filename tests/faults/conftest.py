@@ -104,6 +104,8 @@ def fault_stack() -> Iterator[FaultStack]:
 
 @pytest.fixture
 def fault_pipeline(fault_stack: FaultStack, tmp_path: Path) -> Iterator[PipelineSpec]:
+    for service in (fault_stack.mariadb, fault_stack.kafka, fault_stack.connect):
+        service.start()  # a scenario that failed mid-fault may have left one down
     name = f"f_{uuid.uuid4().hex[:8]}"
     spec = make_pipeline(fault_stack.config, Database(fault_stack.config), tmp_path, name)
     ensure_connector(spec)
