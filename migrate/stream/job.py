@@ -14,6 +14,7 @@ snapshot sees them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import os
 import signal
@@ -30,7 +31,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from cdc.envelope import ChangeEvent, decode
-from cdc.errors import EnvelopeError
+from cdc.errors import EnvelopeError, TopicError
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import StreamJobError
@@ -279,6 +280,8 @@ class StreamJob:
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
+        self.heartbeat_at = time.time()
+        self._start_watchdog()
         try:
             # The broker may be away at start (a restart racing ours): wait for it like for any outage.
             self._with_retries("start", self._start)
@@ -290,7 +293,6 @@ class StreamJob:
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group_id, _resumed(resumed) if resumed else None)
         self._tune_gc()
-        self._start_watchdog()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
@@ -302,7 +304,10 @@ class StreamJob:
                     self._recover(error_of(exc))
                 if time.monotonic() - self.last_status > STATUS_EVERY_S:
                     self._publish_status("running")
-            self._with_retries("shutdown", self._drain)
+            try:
+                self._drain()
+            except KafkaException as exc:  # not committed: the next start reads it again
+                self._recover(error_of(exc))
             self._publish_status("stopped")
         except KafkaInterrupted as exc:
             # Stopped while Kafka was away: what was not committed is read again by the next start.
@@ -319,7 +324,15 @@ class StreamJob:
         return self.counters
 
     def _start(self) -> None:
-        self.ensure_topics()
+        try:
+            self.ensure_topics()
+        except TopicError as exc:  # the admin client's Kafka error inside: classified like any other
+            if isinstance(exc.__cause__, KafkaException):
+                raise exc.__cause__ from exc
+            raise
+        except concurrent.futures.TimeoutError as exc:
+            timed_out = KafkaError(KafkaError._TIMED_OUT, "creating topics timed out", retriable=True)
+            raise KafkaException(timed_out) from exc
         _ = self.producer.producer  # connects, and fences an older instance of this transactional.id
         self.restore_state()
 
@@ -334,10 +347,12 @@ class StreamJob:
         def watch() -> None:
             while True:
                 time.sleep(1.0)
-                silent = time.time() - self.heartbeat_at
-                if silent > limit_s:
-                    where = self.producer.calling or "the main loop"
-                    reason = f"streaming job stuck for {silent:.0f}s in {where}; exiting so it is started afresh"
+                silent, where = time.time() - self.heartbeat_at, self.producer.calling
+                if silent > limit_s or self.producer.stuck_for() > 0:
+                    reason = (
+                        f"streaming job stuck for {silent:.0f}s in {where or 'the main loop'}"
+                        f"{' (past its timeout)' if where else ''}; exiting so it is started afresh"
+                    )
                     if self.kafka_error:
                         reason += f" (last Kafka error {self.kafka_error})"
                     try:

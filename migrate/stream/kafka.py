@@ -191,6 +191,7 @@ class TransactionalProducer:
         self.on_retry = on_retry
         self._inner: Producer | None = None
         self.calling: str | None = None  # the Kafka call under way, for the job's watchdog to name
+        self.calling_since = 0.0  # monotonic seconds
         self.in_transaction = False
         self.produced = 0  # records produced in the open transaction
         # The local queue's limit in records: a transaction is committed well before it.
@@ -211,7 +212,7 @@ class TransactionalProducer:
         started, attempt = time.monotonic(), 0
         while True:
             try:
-                self.calling = what
+                self.calling, self.calling_since = what, time.monotonic()
                 return call()
             except KafkaException as exc:
                 error = error_of(exc)
@@ -308,6 +309,16 @@ class TransactionalProducer:
         left = self.producer.flush(self.timeouts.call_s)
         if left:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{left} record(s) still unsent", retriable=True))
+
+    def stuck_for(self) -> float:
+        """Seconds the Kafka call under way has run past twice its own timeout (0 when none is).
+
+        librdkafka does not always honour a call's timeout (send_offsets_to_transaction while the
+        group coordinator is away: librdkafka issues #5456, #5511); the caller decides what to do.
+        """
+        if self.calling is None:
+            return 0.0
+        return max(0.0, time.monotonic() - self.calling_since - 2 * max(self.timeouts.call_s, self.timeouts.init_s))
 
     def abort(self) -> None:
         """Abort the open transaction, retrying for as long as the broker is away (with `on_retry`)."""

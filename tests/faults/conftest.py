@@ -103,11 +103,13 @@ def fault_stack() -> Iterator[FaultStack]:
 
 
 @pytest.fixture
-def fault_pipeline(fault_stack: FaultStack, tmp_path: Path) -> Iterator[PipelineSpec]:
+def fault_pipeline(fault_stack: FaultStack) -> Iterator[PipelineSpec]:
     for service in (fault_stack.mariadb, fault_stack.kafka, fault_stack.connect):
         service.start()  # a scenario that failed mid-fault may have left one down
     name = f"f_{uuid.uuid4().hex[:8]}"
-    spec = make_pipeline(fault_stack.config, Database(fault_stack.config), tmp_path, name)
+    # Not tmp_path: pytest sessions running beside this one prune old basetemp dirs, this one's too.
+    home = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=fault_stack.config.state_dir))
+    spec = make_pipeline(fault_stack.config, Database(fault_stack.config), home, name)
     ensure_connector(spec)
     yield spec
     stream_process(spec).stop(timeout=60)

@@ -41,7 +41,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration]
 
 RATE = float(os.environ.get("DUALRUN_FAULTS_RATE", "150"))  # source changes per second
 EVENTS = int(os.environ.get("DUALRUN_FAULTS_EVENTS", "3000"))
-BROKER_DOWN_S = float(os.environ.get("DUALRUN_FAULTS_BROKER_DOWN_S", "20"))
+BROKER_DOWN_S = float(os.environ.get("DUALRUN_FAULTS_BROKER_DOWN_S", "30"))
 RESULTS = Path(os.environ.get("DUALRUN_FAULTS_RESULTS", "/tmp/dualrun-faults-results.jsonl"))
 
 
@@ -122,8 +122,10 @@ def test_kill9_and_restart_of_the_broker_mid_workload(fault_pipeline: PipelineSp
         before = driver.done
         kill9(fault_stack.kafka.process)
         killed = time.monotonic()
-        # While the broker is away the job stays alive, says it is retrying, and the checklist does not pass.
-        during = wait_status(fault_pipeline, lambda s: s.state == "retrying", timeout=BROKER_DOWN_S - 3)
+        # While the broker is away the job says so (retrying in place, or restarting after a Kafka call
+        # that did not return), and the checklist does not pass.
+        away = ("retrying", "restarting", "failed")
+        during = wait_status(fault_pipeline, lambda s: s.state in away, timeout=BROKER_DOWN_S - 3)
         seen.append(during.error or "")
         outage = evaluate(fault_pipeline, select(("job_alive", "events_fresh", "consumer_lag")), timeout=3)
         # Unreachable broker: exit 2 (consumer_lag could not be evaluated), and nothing passes.
@@ -136,7 +138,7 @@ def test_kill9_and_restart_of_the_broker_mid_workload(fault_pipeline: PipelineSp
 
     db = Database(fault_stack.config)
     recovery = scenario(fault_pipeline, db, "broker kill -9", fault)
-    assert seen and ("(retry)" in seen[0] or "(abort)" in seen[0]), seen
+    assert seen and ("(retry)" in seen[0] or "(abort)" in seen[0] or "past its timeout" in seen[0]), seen
     # The bound: broker back -> caught up within backlog / throughput + 60 s.
     bound = recovery.backlog / max(recovery.throughput, 1.0) + 60
     assert recovery.recovery_s <= bound, recovery
