@@ -189,6 +189,7 @@ class StreamJob:
         )
         self.timeouts = self.producer.timeouts
         self.heartbeat_at = time.time()  # the main loop's last turn (epoch seconds)
+        self.finished = False  # run() has returned: the watchdog stands down
         self.committed_at: float | None = None  # the last committed transaction (epoch seconds)
         self.kafka_error: str | None = None  # the last Kafka error met, retried or not
         self.broker_unreachable = False  # the last lag measurement could not reach the broker
@@ -281,11 +282,14 @@ class StreamJob:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
         self.heartbeat_at = time.time()
-        self._start_watchdog()
+        self.finished = False
+        if install_signals:  # the job owns its process: only then may the watchdog end it
+            self._start_watchdog()
         try:
             # The broker may be away at start (a restart racing ours): wait for it like for any outage.
             self._with_retries("start", self._start)
         except StreamJobError as exc:
+            self.finished = True
             self._publish_status("stopped" if isinstance(exc, KafkaInterrupted) else "failed", error=str(exc))
             self.consumer.close()
             self.producer.close()
@@ -319,6 +323,7 @@ class StreamJob:
             self._publish_status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.finished = True
             self.consumer.close()
             self.producer.close()
         return self.counters
@@ -345,7 +350,7 @@ class StreamJob:
         """
 
         def watch() -> None:
-            while True:
+            while not self.finished:
                 time.sleep(1.0)
                 silent, where = time.time() - self.heartbeat_at, self.producer.calling
                 if silent > limit_s or self.producer.stuck_for() > 0:

@@ -60,10 +60,22 @@ def kill9(process: ManagedProcess) -> None:
     pid = process.pid()
     assert pid is not None, f"{process.name} is not running"
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while process.pid() is not None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 60
+    # Gone for good: a dying JVM frees its heap before it closes its sockets, and until then its port
+    # still answers (and a restart would find it taken).
+    while not _gone(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # the stack's services are this process's children
         time.sleep(0.05)
-    assert process.pid() is None, f"{process.name} (pid {pid}) survived SIGKILL"
+    assert _gone(pid), f"{process.name} (pid {pid}) survived SIGKILL"
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"  # a zombie holds no sockets
 
 
 @dataclass

@@ -142,3 +142,13 @@ def test_fatal_errors_raise_one_line_and_retriable_ones_are_retried_within_the_b
     with pytest.raises(KafkaException):
         producer._retrying("send_offsets_to_transaction", down, budget_s=0.1)
     assert time.monotonic() - started < 2
+
+
+def test_a_call_running_past_twice_its_timeout_counts_as_stuck() -> None:
+    """librdkafka #5456: send_offsets_to_transaction may ignore its timeout; the job's watchdog asks this."""
+    producer = TransactionalProducer({"bootstrap.servers": "127.0.0.1:1"}, "t", timeouts=Timeouts(call_s=10, init_s=10))
+    assert producer.stuck_for() == 0.0  # nothing under way
+    producer.calling, producer.calling_since = "send_offsets_to_transaction", time.monotonic() - 15
+    assert producer.stuck_for() == 0.0  # past its own timeout, not yet twice
+    producer.calling_since = time.monotonic() - 25
+    assert 4 < producer.stuck_for() < 6
