@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -34,7 +35,7 @@ from migrate.asof import wait_for_stream
 from migrate.batch import snapshot_position, source_url
 from migrate.commands.run import start_stream_background, stream_process
 from migrate.demo import ensure_connector
-from migrate.process import ManagedProcess
+from migrate.process import ManagedProcess, port_open
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
@@ -55,7 +56,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def kill9(process: ManagedProcess) -> None:
+def kill9(process: ManagedProcess, *ports: int) -> None:
     """SIGKILL, then wait until the process is gone: no clean shutdown, as in a crash."""
     pid = process.pid()
     assert pid is not None, f"{process.name} is not running"
@@ -68,6 +69,12 @@ def kill9(process: ManagedProcess) -> None:
             os.waitpid(pid, os.WNOHANG)  # the stack's services are this process's children
         time.sleep(0.05)
     assert _gone(pid), f"{process.name} (pid {pid}) survived SIGKILL"
+    for port in ports:
+        while port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if port_open(port):
+            holders = subprocess.run(["ss", "-tanp", f"sport = :{port}"], capture_output=True, text=True).stdout
+            raise AssertionError(f"port {port} still answers after {process.name} died:\n{holders}")
 
 
 def _gone(pid: int) -> bool:
@@ -255,6 +262,7 @@ class Audit:
     ghosts: list[int] = field(default_factory=list)  # deleted at the source, still live in the topic
     duplicated: dict[str, int] = field(default_factory=dict)  # topic -> records delivered twice
     records: int = 0
+    samples: list[tuple[str, bytes | None, bytes | None, bytes | None]] = field(default_factory=list)  # the twice-written
 
 
 def audit(spec: PipelineSpec, db: Database) -> Audit:
@@ -269,6 +277,8 @@ def audit(spec: PipelineSpec, db: Database) -> Audit:
         result.records += len(records)
         seen = Counter((key, header) for key, _, header in records)
         result.duplicated[topic] = sum(n - 1 for n in seen.values() if n > 1)
+        twice = {k for k, n in seen.items() if n > 1}
+        result.samples += [(topic, k, h, v) for k, v, h in records if (k, h) in twice][:12]
         if topic == spec.stream.enriched_topic:
             for key, value, _ in records:
                 latest[int(key or b"0")] = orjson.loads(value) if value is not None else None

@@ -90,7 +90,7 @@ def scenario(
     found = audit(spec, db)
     assert not found.lost, f"{name}: {len(found.lost)} order(s) lost, e.g. {found.lost[:5]}"
     assert not found.ghosts, f"{name}: {len(found.ghosts)} deleted order(s) still live, e.g. {found.ghosts[:5]}"
-    assert not any(found.duplicated.values()), f"{name}: records written twice: {found.duplicated}"
+    assert not any(found.duplicated.values()), f"{name}: records written twice: {found.duplicated}: {found.samples}"
     status = read_status(spec)
     assert status is not None and status.state == "running", f"{name}: job not running at the end: {status}"
     checks = evaluate(spec, select(("job_alive",)))
@@ -120,7 +120,7 @@ def test_kill9_and_restart_of_the_broker_mid_workload(fault_pipeline: PipelineSp
 
     def fault(driver: Driver) -> tuple[float, float, int]:
         before = driver.done
-        kill9(fault_stack.kafka.process)
+        kill9(fault_stack.kafka.process, fault_stack.config.ports.kafka, fault_stack.config.ports.controller)
         killed = time.monotonic()
         # While the broker is away the job says so (retrying in place, or restarting after a Kafka call
         # that did not return), and the checklist does not pass.
@@ -147,7 +147,7 @@ def test_kill9_and_restart_of_the_broker_mid_workload(fault_pipeline: PipelineSp
 def test_kill9_and_restart_of_connect_mid_workload(fault_pipeline: PipelineSpec, fault_stack: FaultStack) -> None:
     def fault(driver: Driver) -> tuple[float, float, int]:
         before = driver.done
-        kill9(fault_stack.connect.process)
+        kill9(fault_stack.connect.process, fault_stack.config.ports.connect)
         killed = time.monotonic()
         fault_stack.connect.start()  # Debezium resumes from its stored offsets: some events come twice
         back = time.monotonic()
@@ -159,7 +159,7 @@ def test_kill9_and_restart_of_connect_mid_workload(fault_pipeline: PipelineSpec,
 def test_kill9_and_restart_of_mariadb_mid_workload(fault_pipeline: PipelineSpec, fault_stack: FaultStack) -> None:
     def fault(driver: Driver) -> tuple[float, float, int]:
         driver.pause()  # the workload's own connection would die with the server
-        kill9(fault_stack.mariadb.process)
+        kill9(fault_stack.mariadb.process, fault_stack.config.ports.mariadb)
         killed = time.monotonic()
         fault_stack.mariadb.start()
         back = time.monotonic()
