@@ -262,7 +262,8 @@ class Audit:
     ghosts: list[int] = field(default_factory=list)  # deleted at the source, still live in the topic
     duplicated: dict[str, int] = field(default_factory=dict)  # topic -> records delivered twice
     records: int = 0
-    samples: list[tuple[str, bytes | None, bytes | None, bytes | None]] = field(default_factory=list)  # the twice-written
+    # (topic, key, position header, value) of records written twice
+    samples: list[tuple[str, bytes | None, bytes | None, bytes | None]] = field(default_factory=list)
 
 
 def audit(spec: PipelineSpec, db: Database) -> Audit:
