@@ -61,8 +61,8 @@ WATCHDOG_S = 45.0
 LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
-WATCHDOG_EXIT = 3
-RESTORE_STALL_S = 20.0
+WATCHDOG_EXIT = 3  # the exit code when the watchdog ends the job (1: a fatal Kafka error, 2: usage)
+RESTORE_STALL_S = 20.0  # restoring state with nothing read this long: the broker is away, start over
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
