@@ -59,6 +59,8 @@ def events_fresh(ctx: Context) -> CheckResult:
 
     Its status file is its heartbeat: the job rewrites it after every transaction and
     every few seconds when idle. A quiet source is fine when the job is caught up.
+    Fails, like `job_alive`, on a dead pid, a stale heartbeat or a job not running; with the broker
+    unreachable from the checklist it is not evaluated (exit 2), never passed.
     Example: `job running (pid 4242), reported 1s ago; last event 3s ago` passes;
     `last event 15 min ago with 1,204 records waiting` fails.
     """
@@ -78,15 +80,22 @@ def events_fresh(ctx: Context) -> CheckResult:
     if waiting is None and status.lag_measured_at is not None:
         # The job tried and could not ask the broker: whether anything waits is unknown, not zero.
         raise CheckUnavailable(f"{job}, but it could not measure its lag: Kafka unreachable from the job?")
+
+    def passed(evidence: str) -> CheckResult:
+        # The job's last report may predate a broker outage (it can hang in a Kafka call): a pass also
+        # needs the broker to answer the checklist itself.
+        _broker_reachable(ctx)
+        return r.passed(evidence)
+
     if status.last_event_ts_ms is None:
         if waiting == 0:
-            return r.passed(f"{job}; no change event yet and nothing waiting")
+            return passed(f"{job}; no change event yet and nothing waiting")
         return r.warned(f"{job}; no change event processed yet ({waiting if waiting is not None else '?'} waiting)")
     event_age = ctx.now - status.last_event_ts_ms / 1000
     if event_age <= limit:
-        return r.passed(f"{job}; last event {_ago(event_age)}")
+        return passed(f"{job}; last event {_ago(event_age)}")
     if waiting == 0:
-        return r.passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
+        return passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
     behind = f"{waiting:,} records waiting" if waiting is not None else "lag unknown"
     return r.failed(f"{job}; last event {_ago(event_age)} with {behind}")
 
