@@ -51,7 +51,7 @@ class Recovery:
     down_s: float  # how long the component was away (or stopped)
     backlog: int  # source changes made while it was away
     recovery_s: float  # fault's end -> the job's committed output covers the source position of that moment
-    throughput: float  # the job's own peak events/s while catching up
+    throughput: float  # the job's peak events/s while catching up, between two of its status reports
     restarts: int  # times the supervisor restarted the job
     records: int  # committed output records audited
 
@@ -70,16 +70,20 @@ def scenario(
     down_s, ended, backlog = fault(driver)
     target = source_position(spec)
     peak = 0.0
+    last: tuple[int, int, float] | None = None  # (pid, events_in, updated_at) of the previous report
     deadline = time.monotonic() + 300
-    while True:  # caught up, and the job's own rate while it got there
+    while True:  # caught up, and the job's own rate while it got there (events between two of its reports)
         status = read_status(spec)
-        peak = max(peak, status.events_per_second if status else 0.0)
+        if status is not None:
+            if last is not None and last[0] == status.pid and status.updated_at > last[2]:
+                peak = max(peak, (status.events_in - last[1]) / (status.updated_at - last[2]))
+            last = (status.pid, status.events_in, status.updated_at)
         try:
             caught = wait_caught_up(spec, target, timeout=0.5)
             break
         except AssertionError:
             assert time.monotonic() < deadline, f"{name}: the job did not catch up in 300 s; status: {status}"
-    recovery = Recovery(name, round(down_s, 1), backlog, round(caught - ended, 1), peak, 0, 0)
+    recovery = Recovery(name, round(down_s, 1), backlog, round(caught - ended, 1), round(peak, 1), 0, 0)
 
     if driver.paused:
         driver.start()  # the rest of the workload, after the recovery
