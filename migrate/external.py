@@ -19,7 +19,7 @@ stream side when it has the changelog contract's position columns (`__pos_order`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,71 +31,14 @@ from cdc.progress import GroupProgress
 from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, Source, reconcile
 from comparators import history as run_history
 from comparators.sources import open_source
-from comparators.sql import describe, ident, idents
+from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
+from migrate.progress import debezium_passed
+from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
 from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
-
-
-@dataclass(frozen=True)
-class WithoutKeys:
-    """A comparators Source minus the keys in `skip` (keys reordered around P: in flight)."""
-
-    inner: Any
-    skip: pa.Table
-
-    @property
-    def label(self) -> str:
-        return f"{self.inner.label} without {self.skip.num_rows} in-flight key(s)"
-
-    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
-        self.inner.register(con, f"{name}__all", keys)
-        if self.skip.num_rows == 0:
-            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(name + '__all')}")
-            return
-        con.register(f"{name}__skip", self.skip)
-        con.execute(
-            f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(name + '__all')} "
-            f"ANTI JOIN {ident(name + '__skip')} USING ({idents(keys)})"
-        )
-
-
-@dataclass(frozen=True)
-class InWriteOrder:
-    """A tap log whose versions are ordered as the job wrote them: `__pos_order` becomes the running
-    maximum of the key's positions in Kafka offset order (ties: the later offset wins).
-
-    A job that joins two change topics may write a key's versions out of position order (Kafka
-    Streams picks across topics by timestamp; Debezium stamps many events with the same
-    millisecond). Each version holds what the job had processed when it wrote it, so a version
-    written after one at a higher position includes that higher change: as of P, the state is the
-    last version written before the key's first version past P. Keys with a version at or before P
-    written after one past P are in flight (`reordered_keys_around`) and left out of both sides.
-    """
-
-    inner: Any
-
-    @property
-    def label(self) -> str:
-        return f"{self.inner.label} in write order"
-
-    def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
-        raw = f"{name}__written"
-        self.inner.register(con, raw, keys)
-        has = {c for c, _ in describe(con, raw)}
-        if not {"__pos_order", "__kafka_partition", "__kafka_offset"} <= has:
-            con.execute(f"CREATE TEMP VIEW {ident(name)} AS SELECT * FROM {ident(raw)}")
-            return
-        # The binlog/LSN/GTID columns would re-order ties by the raw position: only __pos_order orders.
-        drop = [c for c in ("__pos_file", "__pos_offset", "__gtid", "__lsn") if c in has]
-        exclude = f" EXCLUDE ({idents(drop)})" if drop else ""
-        con.execute(
-            f'CREATE TEMP VIEW {ident(name)} AS SELECT *{exclude} REPLACE (max("__pos_order") OVER ('
-            f'PARTITION BY {idents(keys)}, "__kafka_partition" ORDER BY "__kafka_offset" '
-            f'ROWS UNBOUNDED PRECEDING) AS "__pos_order") FROM {ident(raw)}'
-        )
 
 
 @dataclass(frozen=True)
@@ -121,8 +64,6 @@ class OutputCheck:
 def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupProgress:
     """Wait (at most `wait` s) until the user's group has committed past the batch position and
     consumed what its internal topics held then: only then do its outputs hold every change up to it."""
-    from migrate.asof import debezium_passed
-
     topics = [spec.cdc.topic(t) for t in spec.cdc.tables]
     return wait_job_progress(
         spec.kafka.bootstrap_servers, spec.stream.group, topics, run.position,
@@ -171,8 +112,6 @@ def check_output(
             "let the job copy the header to its output (see the README, Bring your own pipeline)"
         )
         return OutputCheck(output, where, "no_positions", detail, 0, report, n), None, none
-    from migrate.asof import stream_side
-
     skip = reordered_keys_around(root, keys, order) if segment_files(root) else none
     stream = stream_side(spec, output, run.position, batch.schema)
     check = OutputCheck(output, where, None, "", skip.num_rows, report, n)

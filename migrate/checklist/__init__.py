@@ -23,7 +23,7 @@ from migrate.checklist.quality import SuiteOutcome, data_quality, expectations, 
 from migrate.checklist.reconciliation import noise_baseline, parity
 from migrate.checklist.registry import CHECK_NAMES, CHECKS, evaluate, select
 from migrate.checklist.rollback import rollback_ready
-from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once
+from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
 from migrate.checklist.topics import replication, state_topics_compacted, topic_retention
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "events_fresh",
     "exactly_once",
     "expectations",
+    "job_alive",
     "noise_baseline",
     "parity",
     "replication",

@@ -16,7 +16,7 @@ from migrate.spec import ExpectSpec
 
 def _stream_table(ctx: Context, output: str, run: BatchRun, schema: pa.Schema) -> pa.Table:
     # The same as-of view reconciliation uses: the stream's changelog at the batch's position.
-    from migrate.asof import stream_side
+    from migrate.sides import stream_side
 
     source = stream_side(ctx.spec, output, run.position, schema)
     con = duckdb.connect()

@@ -12,7 +12,7 @@ from migrate.checklist.protocol import Check
 from migrate.checklist.quality import data_quality
 from migrate.checklist.reconciliation import noise_baseline, parity
 from migrate.checklist.rollback import rollback_ready
-from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once
+from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
 from migrate.checklist.topics import replication, state_topics_compacted, topic_retention
 from migrate.errors import CheckUnavailable, SpecError
 from migrate.spec import PipelineSpec
@@ -20,6 +20,7 @@ from migrate.spec import PipelineSpec
 # -- the checks, in the order a person reads them -------------------------------------------------
 CHECKS: tuple[Check, ...] = (
     connector_running,
+    job_alive,
     events_fresh,
     consumer_lag,
     dead_letters_empty,

@@ -1,16 +1,59 @@
-"""Checks on the streaming job: its heartbeat and last event, its consumer lag, its dead letters, exactly-once."""
+"""Checks on the streaming job: alive and progressing, its last event, its consumer lag, its dead letters,
+exactly-once."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from confluent_kafka import KafkaException
 
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
-from migrate.stream.status import status_path
+from migrate.errors import CheckUnavailable
+from migrate.stream.status import StreamStatus, status_path
+
+# The job's main loop stamps its heartbeat every couple of seconds; its longest blocking Kafka call
+# is 10 s (migrate.stream.kafka.Timeouts.call_s). Three times that is a hung or dead loop.
+HEARTBEAT_LIMIT_S = 30.0
 
 
 def _ago(seconds: float) -> str:
     return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
+
+
+def pid_alive(pid: int) -> bool:
+    """A process with this pid exists on this machine and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def dead_or_hung(ctx: Context, status: StreamStatus) -> str | None:
+    """Why the job is not alive and working, with the evidence; None when it is.
+
+    Read from its status file (state, heartbeat) and from /proc (its pid): a job that died
+    without a word, or whose loop stopped turning, still has its last 'running' report.
+    """
+    age = ctx.now - status.updated_at
+    restarts = f"; restarted {status.restarts} time(s)" if status.restarts else ""
+    error = f": {status.error}" if status.error else ""
+    if status.state in ("crash_loop", "restarting", "failed", "stopped"):
+        return f"streaming job is {status.state} (pid {status.pid}), last report {_ago(age)}{error}{restarts}"
+    if not pid_alive(status.pid):
+        return f"streaming job pid {status.pid} is not running (last report {_ago(age)}, state {status.state}){error}"
+    beat = status.heartbeat_at if status.heartbeat_at is not None else status.updated_at
+    if ctx.now - beat > HEARTBEAT_LIMIT_S:
+        return f"streaming job (pid {status.pid}) main loop last turned {_ago(ctx.now - beat)}: it is hung{error}"
+    if status.state == "retrying":
+        return f"streaming job (pid {status.pid}) cannot reach Kafka and is retrying{error}"
+    return None
+
+
+def _broker_reachable(ctx: Context) -> None:
+    """The checklist's own look at the broker: unreachable means could-not-evaluate (exit 2), never pass."""
+    _ = ctx.metadata
 
 
 def events_fresh(ctx: Context) -> CheckResult:
@@ -18,6 +61,8 @@ def events_fresh(ctx: Context) -> CheckResult:
 
     Its status file is its heartbeat: the job rewrites it after every transaction and
     every few seconds when idle. A quiet source is fine when the job is caught up.
+    Fails, like `job_alive`, on a dead pid, a stale heartbeat or a job not running; with the broker
+    unreachable from the checklist it is not evaluated (exit 2), never passed.
     Example: `job running (pid 4242), reported 1s ago; last event 3s ago` passes;
     `last event 15 min ago with 1,204 records waiting` fails.
     """
@@ -29,24 +74,68 @@ def events_fresh(ctx: Context) -> CheckResult:
     if status is None:
         return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
     age = ctx.now - status.updated_at
-    if status.state != "running":
-        error = f": {status.error}" if status.error else ""
-        return r.failed(f"streaming job is {status.state} (pid {status.pid}), last report {_ago(age)}{error}")
+    problem = dead_or_hung(ctx, status)
+    if problem is not None:
+        return r.failed(problem)
     if age > limit:
         return r.failed(f"streaming job (pid {status.pid}) last reported {_ago(age)}; it is hung or gone")
     job = f"job running (pid {status.pid}), reported {_ago(age)}"
     waiting = status.lag
+    if waiting is None and status.lag_measured_at is not None:
+        # The job tried and could not ask the broker: whether anything waits is unknown, not zero.
+        raise CheckUnavailable(f"{job}, but it could not measure its lag: Kafka unreachable from the job?")
+
+    def passed(evidence: str) -> CheckResult:
+        # The job's last report may predate a broker outage (it can hang in a Kafka call): a pass also
+        # needs the broker to answer the checklist itself.
+        _broker_reachable(ctx)
+        return r.passed(evidence)
+
     if status.last_event_ts_ms is None:
         if waiting == 0:
-            return r.passed(f"{job}; no change event yet and nothing waiting")
+            return passed(f"{job}; no change event yet and nothing waiting")
         return r.warned(f"{job}; no change event processed yet ({waiting if waiting is not None else '?'} waiting)")
     event_age = ctx.now - status.last_event_ts_ms / 1000
     if event_age <= limit:
-        return r.passed(f"{job}; last event {_ago(event_age)}")
+        return passed(f"{job}; last event {_ago(event_age)}")
     if waiting == 0:
-        return r.passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
+        return passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
     behind = f"{waiting:,} records waiting" if waiting is not None else "lag unknown"
     return r.failed(f"{job}; last event {_ago(event_age)} with {behind}")
+
+
+def job_alive(ctx: Context) -> CheckResult:
+    """The streaming job's process is alive, its main loop turns, and it makes progress when input waits.
+
+    Fails on a dead pid, a heartbeat older than 30 s, a `failed`, `restarting` or `crash_loop`
+    state (the supervisor's, with the last error), a job retrying against an unreachable Kafka,
+    or records waiting while nothing was committed for `max_event_age_seconds`. A broker the
+    checklist itself cannot reach makes the check unevaluated (exit 2), never a pass.
+    Example: `pid 4242 alive, heartbeat 1s ago, last commit 2s ago, lag 0` passes;
+    `crash_loop: 5 restarts without progress; last error: PRODUCER_FENCED ...` fails.
+    """
+    limit = ctx.spec.checklist.max_event_age_seconds
+    r = ctx.begin(
+        "job_alive", f"pid alive, heartbeat within {HEARTBEAT_LIMIT_S:g}s, a commit within {limit:g}s when behind"
+    )
+    if ctx.spec.is_external:
+        return _external_job_alive(ctx, r)
+    status = ctx.status
+    if status is None:
+        return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
+    problem = dead_or_hung(ctx, status)
+    if problem is not None:
+        return r.failed(problem)
+    progress = status.committed_at if status.committed_at is not None else status.started_at
+    idle = ctx.now - progress
+    last = f"last commit {_ago(idle)}" if status.committed_at is not None else f"no commit since start {_ago(idle)}"
+    if status.lag and idle > limit:
+        return r.failed(f"streaming job (pid {status.pid}) has {status.lag:,} records waiting and {last}: it is stuck")
+    _broker_reachable(ctx)
+    beat = status.heartbeat_at if status.heartbeat_at is not None else status.updated_at
+    lag = f"lag {status.lag:,}" if status.lag is not None else "lag not measured yet"
+    restarts = f", restarted {status.restarts} time(s)" if status.restarts else ""
+    return r.passed(f"pid {status.pid} alive, heartbeat {_ago(ctx.now - beat)}, {last}, {lag}{restarts}")
 
 
 def consumer_lag(ctx: Context) -> CheckResult:

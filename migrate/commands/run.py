@@ -54,7 +54,8 @@ def start_stream_background(
     proc = stream_process(spec)
     if proc.running():
         return proc.pid() or 0
-    argv = [sys.executable, "-m", "migrate.cli", "run", "stream", "--state-dir", spec.state_dir]
+    # The supervisor is what runs in the background (its pid in the pid file); it runs the job.
+    argv = [sys.executable, "-m", "migrate.cli", "run", "stream", "--supervise", "--state-dir", spec.state_dir]
     if spec_path is not None:
         argv += ["--spec", str(Path(spec_path).absolute())]
     if defect is not None:
@@ -66,7 +67,9 @@ def start_stream_background(
 
     def reported() -> StreamStatus | None:
         status = read_status(spec)
-        return status if status is not None and status.pid == pid and status.updated_at >= started else None
+        if status is None or status.updated_at < started or pid not in (status.pid, status.supervisor_pid):
+            return None
+        return status
 
     wait_until(reported, timeout=90, what="the streaming job to start", process=proc)
     return pid
@@ -99,8 +102,9 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None
 @click.option("--inject-defect", "defect", default=None, help="Run a deliberately wrong transform (demo only).")
 @click.option("--no-eos", is_flag=True, help="Turn exactly-once off (for comparison; not for production).")
 @click.option("--replay", is_flag=True, help="Run the stream's noise baseline: a second job over the same events.")
+@click.option("--supervise", is_flag=True, hidden=True, help="Run the job as a child and restart it when it fails.")
 def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool,
-           defect: str | None, no_eos: bool, replay: bool) -> None:  # fmt: skip
+           defect: str | None, no_eos: bool, replay: bool, supervise: bool) -> None:  # fmt: skip
     """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
     from rich.console import Console
 
@@ -125,9 +129,15 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
         pid = start_stream_background(spec, spec_path, defect, replay)
         click.echo(f"streaming job running (pid {pid}); log: {stream_process(spec).log_file}")
         return
-    from migrate.stream.job import StreamJob
+    if supervise:
+        from migrate.stream.supervisor import Supervisor
 
-    if stream_process(spec).pid() not in (None, os.getpid()):
+        child = [sys.executable, "-m", "migrate.cli", *[a for a in sys.argv[1:] if a != "--supervise"]]
+        sys.exit(Supervisor(spec, child, log=stream_process(spec).log_file).run())
+    from migrate.stream.job import StreamJob
+    from migrate.stream.supervisor import SUPERVISOR_ENV
+
+    if stream_process(spec).pid() not in (None, os.getpid(), int(os.environ.get(SUPERVISOR_ENV) or 0)):
         raise DualrunError(
             f"a streaming job already runs for {spec.state_dir}; stop it with `dualrun run stream --stop`"
         )

@@ -17,9 +17,12 @@ snapshot sees them.
 
 from __future__ import annotations
 
+import concurrent.futures
 import gc
 import os
 import signal
+import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,10 +31,10 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from cdc.envelope import ChangeEvent, decode
-from cdc.errors import EnvelopeError
+from cdc.errors import EnvelopeError, TopicError
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import StreamJobError
@@ -40,14 +43,31 @@ from migrate.pipeline.records import KafkaRecord
 from migrate.pipeline.registry import pipeline_for
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import ChangelogWriter
+from migrate.stream.kafka import (
+    Action,
+    KafkaFatal,
+    KafkaInterrupted,
+    TransactionalProducer,
+    backoff,
+    classify,
+    describe,
+    error_of,
+)
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.status import StreamStatus, write_status
+from migrate.stream.supervisor import RESTARTS_ENV, SUPERVISOR_ENV
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
+# librdkafka calls can block past their timeout (send_offsets_to_transaction after a broker restart,
+# librdkafka issues #5456 and #5511): a main loop silent this long ends the process, so that the
+# supervisor starts a fresh one. More than four times the longest call the loop makes on purpose.
+WATCHDOG_S = 45.0
 LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
 POSITION_HEADER = "dualrun.position"
+WATCHDOG_EXIT = 3  # the exit code when the watchdog ends the job (1: a fatal Kafka error, 2: usage)
+RESTORE_STALL_S = 20.0  # restoring state with nothing read this long: the broker is away, start over
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
@@ -185,7 +205,17 @@ class StreamJob:
         if self.eos:
             self.producer_config["transactional.id"] = spec.stream.transactional_id
         self.consumer = Consumer(self.consumer_config, logger=quiet_logger())
-        self.producer = Producer(self.producer_config, logger=quiet_logger())
+        self.producer = TransactionalProducer(
+            self.producer_config, spec.stream.transactional_id if self.eos else None, on_retry=self._on_retry
+        )
+        self.timeouts = self.producer.timeouts
+        self.heartbeat_at = time.time()  # the main loop's last turn (epoch seconds)
+        self.finished = False  # run() has returned: the watchdog stands down
+        self.committed_at: float | None = None  # the last committed transaction (epoch seconds)
+        self.kafka_error: str | None = None  # the last Kafka error met, retried or not
+        self.broker_unreachable = False  # the last lag measurement could not reach the broker
+        self.restarts = int(os.environ.get(RESTARTS_ENV, "0"))
+        self._last_retry_report = 0.0
 
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
@@ -226,8 +256,16 @@ class StreamJob:
             pending = {tp for tp, end in ends.items() if end > 0}
             reader.assign(partitions)
             restored = 0
+            last_read = time.monotonic()
             while pending:
+                self.heartbeat_at = time.time()  # a large state takes a while: the loop is alive
                 msgs = reader.consume(num_messages=10000, timeout=1.0)
+                if msgs:
+                    last_read = time.monotonic()
+                elif time.monotonic() - last_read > RESTORE_STALL_S:
+                    # The broker went away mid-restore: start over once it is back (retried by the caller).
+                    stalled = f"restoring state: nothing read for {RESTORE_STALL_S:g}s"
+                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, stalled, retriable=True))
                 for msg in msgs:
                     error, where, offset = msg.error(), (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
                     if error is not None:
@@ -277,10 +315,19 @@ class StreamJob:
         if install_signals:
             signal.signal(signal.SIGTERM, self.stop)
             signal.signal(signal.SIGINT, self.stop)
-        self.ensure_topics()
-        if self.eos:
-            self.producer.init_transactions(30)
-        self.restore_state()
+        self.heartbeat_at = time.time()
+        self.finished = False
+        if install_signals:  # the job owns its process: only then may the watchdog end it
+            self._start_watchdog()
+        try:
+            # The broker may be away at start (a restart racing ours): wait for it like for any outage.
+            self._with_retries("start", self._start)
+        except StreamJobError as exc:
+            self.finished = True
+            self._publish_status("stopped" if isinstance(exc, KafkaInterrupted) else "failed", error=str(exc))
+            self.consumer.close()
+            self.producer.close()
+            raise
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group, _resumed(resumed) if resumed else None)
         self._tune_gc()
@@ -288,21 +335,105 @@ class StreamJob:
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self.stopping and (deadline is None or time.monotonic() < deadline):
-                self._cycle()
+                self.heartbeat_at = time.time()
+                try:
+                    self._cycle()
+                except KafkaException as exc:
+                    self._recover(error_of(exc))
                 if time.monotonic() - self.last_status > STATUS_EVERY_S:
                     self._publish_status("running")
-            self._drain()
+            try:
+                self._drain()
+            except KafkaException as exc:  # not committed: the next start reads it again
+                self._recover(error_of(exc))
             self._publish_status("stopped")
-        except KafkaException as exc:
-            self._publish_status("failed", error=str(exc.args[0]))
-            raise StreamJobError(f"streaming job stopped: {exc.args[0].str()}") from exc
+        except KafkaInterrupted as exc:
+            # Stopped while Kafka was away: what was not committed is read again by the next start.
+            self._publish_status("stopped", error=str(exc))
+        except StreamJobError as exc:  # fatal: exit non-zero so the supervisor starts a new instance
+            self._publish_status("failed", error=str(exc))
+            raise
         except Exception as exc:  # a bug: say so in the status (the checklist reads it), then fail loudly
             self._publish_status("failed", error=f"{type(exc).__name__}: {exc}")
             raise
         finally:
+            self.finished = True
             self.consumer.close()
-            self.producer.flush(10)
+            self.producer.close()
         return self.counters
+
+    def _start(self) -> None:
+        try:
+            self.ensure_topics()
+        except TopicError as exc:  # the admin client's Kafka error inside: classified like any other
+            if isinstance(exc.__cause__, KafkaException):
+                raise exc.__cause__ from exc
+            raise
+        except concurrent.futures.TimeoutError as exc:
+            timed_out = KafkaError(KafkaError._TIMED_OUT, "creating topics timed out", retriable=True)
+            raise KafkaException(timed_out) from exc
+        _ = self.producer.producer  # connects, and fences an older instance of this transactional.id
+        self.restore_state()
+
+    # -- faults ------------------------------------------------------------------------------
+    def _start_watchdog(self, limit_s: float = WATCHDOG_S) -> None:
+        """A thread that ends the process when the main loop stops turning (a call that never returns).
+
+        Nothing is lost: what was not committed is read again by the next instance, and the broker
+        aborts the open transaction when that instance fences this one.
+        """
+
+        def watch() -> None:
+            while not self.finished:
+                time.sleep(1.0)
+                silent, where = time.time() - self.heartbeat_at, self.producer.calling
+                if silent > limit_s or self.producer.stuck_for() > 0:
+                    reason = (
+                        f"streaming job stuck for {silent:.0f}s in {where or 'the main loop'}"
+                        f"{' (past its timeout)' if where else ''}; exiting so it is started afresh"
+                    )
+                    if self.kafka_error:
+                        reason += f" (last Kafka error {self.kafka_error})"
+                    try:
+                        self._publish_status("failed", error=reason)
+                    finally:
+                        print(f"error: {reason}", file=sys.stderr, flush=True)
+                        os._exit(WATCHDOG_EXIT)
+
+        threading.Thread(target=watch, name="dualrun-watchdog", daemon=True).start()
+
+    def _recover(self, error: KafkaError) -> None:
+        """After a Kafka error in the loop: fatal ends the job; anything else aborts the open
+        transaction and rewinds to what Kafka committed (retried while the broker is away)."""
+        self.kafka_error = describe(error)
+        if classify(error) is Action.FATAL:
+            raise KafkaFatal(f"streaming job cannot continue: {self.kafka_error}")
+        self._with_retries("rewind", self._abort_and_rewind)
+
+    def _with_retries(self, what: str, call: Callable[[], object]) -> None:
+        """`call` again after retriable or abortable Kafka errors, with backoff; fatal ones raise."""
+        attempt = 0
+        while True:
+            try:
+                call()
+                return
+            except KafkaException as exc:
+                error = error_of(exc)
+                if classify(error) is Action.FATAL:
+                    raise KafkaFatal(f"streaming job {what} failed: {describe(error)}") from exc
+                self._on_retry(error, attempt)
+                time.sleep(backoff(attempt, self.timeouts))
+                attempt += 1
+
+    def _on_retry(self, error: KafkaError, attempt: int) -> None:
+        """Before each backoff: keep the heartbeat and say what is retried; a stop request ends the wait."""
+        self.kafka_error = describe(error)
+        if self.stopping:
+            raise KafkaInterrupted(f"stopped while retrying: {self.kafka_error}")
+        self.heartbeat_at = time.time()
+        if time.monotonic() - self._last_retry_report >= 1.0:
+            self._last_retry_report = time.monotonic()
+            self._publish_status("retrying", error=f"{self.kafka_error} (attempt {attempt + 1})")
 
     def _cycle(self) -> None:
         asked = time.monotonic()
@@ -313,7 +444,10 @@ class StreamJob:
             error = msg.error()
             if error is not None:
                 if error.code() != KafkaError._PARTITION_EOF:
-                    raise KafkaException(error)
+                    # The consumer reconnects by itself: only a fatal error ends it.
+                    self.kafka_error = describe(error)
+                    if error.fatal():
+                        raise KafkaException(error)
                 continue
             self._buffer(msg, now)
         released = self._release(now)
@@ -322,7 +456,11 @@ class StreamJob:
             self._process(released)
             self.producer.poll(0)  # delivery reports, once per batch rather than per record
         interval = self.spec.stream.commit_interval_ms / 1000
-        if self.in_txn and (now - self.txn_started >= interval or len(self.changelog) >= self.spec.stream.max_batch):
+        if self.in_txn and (
+            now - self.txn_started >= interval
+            or len(self.changelog) >= self.spec.stream.max_batch
+            or self.producer.full  # sized to what the producer's local queue holds
+        ):
             self._commit()
 
     def _buffer(self, msg: Message, now: float) -> None:
@@ -341,8 +479,7 @@ class StreamJob:
 
     def _begin(self) -> None:
         if not self.in_txn:
-            if self.eos:
-                self.producer.begin_transaction()
+            self.producer.begin()
             self.in_txn = True
             self.txn_started = time.monotonic()
 
@@ -385,7 +522,7 @@ class StreamJob:
             return  # an output the spec gives no topic: its changelog is all dualrun keeps
         if record.pos != self._header_pos:  # the records of one event share it: encode once
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
-        self.producer.produce(topic, key=record.key.encode(), value=encode(record.value), headers=self._header)
+        self.producer.produce(topic, record.key.encode(), encode(record.value), self._header)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
         msg = item.message
@@ -397,9 +534,9 @@ class StreamJob:
         ]
         self.producer.produce(
             self.spec.stream.dead_letter_topic,
-            key=msg.key() if msg is not None else None,
-            value=msg.value() if msg is not None else None,
-            headers=headers,
+            msg.key() if msg is not None else None,
+            msg.value() if msg is not None else None,
+            headers,
         )
         self.counters.dead_letters += 1
 
@@ -420,22 +557,14 @@ class StreamJob:
             self._produce(KafkaRecord("state", PROGRESS_KEY, progress))
         self.changelog.flush(upto=pending.order_value if pending is not None else None)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
-        try:
-            if self.eos:
-                if offsets:
-                    self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-                self.producer.commit_transaction(30)
-            else:
-                self.producer.flush(30)
-                if offsets:
-                    self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0]
-            if self.eos and error.txn_requires_abort():
-                self._abort_and_rewind()
-                return
-            raise
+        group = self.consumer.consumer_group_metadata() if self.eos else None
+        if self.producer.commit(offsets, group) == "aborted":
+            self._with_retries("rewind", self._rewind)
+            return
+        if not self.eos and offsets:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
         self.in_txn = False
+        self.committed_at = time.time()
         self.counters.transactions += 1
         if pending is not None:
             # Only what Kafka has committed counts as reached: reconciliation waits on it.
@@ -450,7 +579,11 @@ class StreamJob:
 
     def _abort_and_rewind(self) -> None:
         """Throw the open transaction away and resume from what Kafka committed."""
-        self.producer.abort_transaction(30)
+        self.producer.abort()
+        self._rewind()
+
+    def _rewind(self) -> None:
+        """State and input positions back to what Kafka committed (the open transaction is gone)."""
         self.in_txn = False
         self.changelog.pending.clear()
         self.counters.pending_position = None
@@ -502,8 +635,12 @@ class StreamJob:
             for tp in self.consumer.committed(self._input_partitions(), timeout=5):
                 _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
                 lag += max(0, high - max(tp.offset, 0))
+            self.broker_unreachable = False
             return lag
-        except KafkaException:
+        except KafkaException as exc:
+            # An idle job meets no error of its own while the broker is away: this is how it notices.
+            self.kafka_error = describe(error_of(exc))
+            self.broker_unreachable = True
             return None
 
     def _inputs_drained(self) -> bool:
@@ -524,6 +661,8 @@ class StreamJob:
         self.last_status = time.monotonic()
         if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
             self.lag, self.lag_measured_at = self._measure_lag(), now
+        if state == "running" and self.broker_unreachable:
+            state, error = "retrying", f"cannot reach Kafka: {self.kafka_error}"
         status = StreamStatus(
             pid=os.getpid(),
             state=state,
@@ -546,6 +685,10 @@ class StreamJob:
             lag_measured_at=self.lag_measured_at,
             error=error,
             pipeline=self.spec.stream.pipeline,
+            heartbeat_at=self.heartbeat_at,
+            committed_at=self.committed_at,
+            restarts=self.restarts,
+            supervisor_pid=int(os.environ[SUPERVISOR_ENV]) if os.environ.get(SUPERVISOR_ENV) else None,
         )
         write_status(self.spec, status)
         if self.report is not None:

@@ -13,7 +13,8 @@ records) are released as soon as they reach the head of their partition, and so
 are events of a transaction already released or older than the next END (Debezium
 re-sends part of a transaction after a restart; the transform skips what it has
 applied). A transaction that stays incomplete for `stall_after` seconds once the
-inputs are drained (its events lost to a poison record, say) is released with
+inputs are drained, with a later transaction after it (its events lost to a poison
+record, say), or for `quiet_after` seconds with nothing after it, is released with
 what arrived, and counted.
 """
 
@@ -90,6 +91,7 @@ class TransactionOrder:
     marker_topic: str
     collections: dict[str, str]  # input topic -> Debezium data collection ("db.table")
     stall_after: float = 5.0
+    quiet_after: float = 60.0  # an incomplete transaction with nothing after it: lost after this long
     # True when every table partition has been read to its end: only then can an incomplete
     # transaction be declared stalled (during a backlog its events are merely not fetched yet).
     drained: Callable[[], bool] = lambda: True
@@ -172,7 +174,7 @@ class TransactionOrder:
                 collection = self.collections.get(item.topic, "")
                 have[collection] = have.get(collection, 0) + 1
         complete = all(have.get(c, 0) >= n for c, n in wanted.items() if c in mine)
-        if not complete and not force and (now - end.arrived < self.stall_after or not self.drained()):
+        if not complete and not force and not self._lost(markers, now - end.arrived):
             return False
         if not complete:
             self.stalled += 1
@@ -186,6 +188,17 @@ class TransactionOrder:
         if len(self.done) > 10_000:
             self.done.popitem(last=False)
         return True
+
+    def _lost(self, markers: deque[Item], waited: float) -> bool:
+        """Are the missing events of the transaction at the head of `markers` lost, not merely late?
+
+        Lost once the inputs are drained and either a later transaction's marker came after its END
+        (Debezium moved on without them) or `quiet_after` passed. A quiet source is not a loss: while
+        Kafka Connect restarts nothing arrives, and it sends the rest of the transaction again.
+        """
+        if waited < self.stall_after or not self.drained():
+            return False
+        return len(markers) > 1 or waited >= self.quiet_after
 
     def _orphans(self, out: list[Item], now: float, force: bool) -> bool:
         """Transaction events whose END never came (lost, or the marker topic is missing)."""

@@ -21,7 +21,10 @@ class StreamStatus:
     """What the job says about itself; `updated_at` is epoch seconds of the last rewrite."""
 
     pid: int
-    state: str  # "running", "stopped" (clean shutdown) or "failed"
+    # "running"; "retrying" (Kafka unavailable, the job waits and retries); "stopped" (clean shutdown);
+    # "failed" (the job exited on a fatal error); written by the supervisor: "restarting" (it starts
+    # the job again after a backoff) and "crash_loop" (restarted again and again without progress).
+    state: str
     updated_at: float
     started_at: float
     exactly_once: bool
@@ -41,6 +44,10 @@ class StreamStatus:
     lag_measured_at: float | None = None  # epoch seconds: the lag is measured every few seconds, not per write
     error: str | None = None
     pipeline: str | None = None  # the spec's stream.pipeline the job runs ("pkg.module:ATTR")
+    heartbeat_at: float | None = None  # epoch seconds of the main loop's last turn (also while retrying)
+    committed_at: float | None = None  # epoch seconds of the last committed transaction
+    restarts: int = 0  # times the supervisor started this job again after it exited
+    supervisor_pid: int | None = None  # the `run stream --background` process that restarts the job
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,9 +14,10 @@ import pytest
 
 from cdc.position import Position
 from comparators import FrameSource, Settings, reconcile
-from migrate.asof import reconcile_spec, stream_side
+from migrate.asof import reconcile_spec
 from migrate.batch import load_run, run_batch, run_output
 from migrate.errors import DualrunError
+from migrate.sides import stream_side
 from migrate.spec import PipelineSpec, parse_spec
 from migrate.stackconfig import StackConfig
 from tests.integration.conftest import Database

@@ -159,20 +159,25 @@ def test_a_stream_replay_that_disagrees_shows_up_as_stream_noise(
 
 def test_sigkill_mid_workload_then_restart_changes_nothing(pipeline: PipelineSpec) -> None:
     spec_file = Path(pipeline.state_dir) / "dualrun.yaml"
-    start_stream_background(pipeline, spec_file)
-    first = stream_process(pipeline).pid()
-    assert first is not None
+    supervisor = start_stream_background(pipeline, spec_file)
+    reported = read_status(pipeline)
+    assert reported is not None and reported.pid != supervisor
+    first = reported.pid
 
     def kill_and_restart() -> None:
         time.sleep(0.5)  # let it be mid-transaction
-        os.kill(first, signal.SIGKILL)
-        while stream_process(pipeline).running():
-            time.sleep(0.05)
-        start_stream_background(pipeline, spec_file)
+        os.kill(first, signal.SIGKILL)  # the job, not its supervisor: it starts the job again by itself
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            status = read_status(pipeline)
+            if status is not None and status.pid != first and status.state == "running":
+                return
+            time.sleep(0.1)
 
     run_id = run_with_batch_in_the_middle(pipeline, events=2000, midway=kill_and_restart)
-    second = stream_process(pipeline).pid()
-    assert second is not None and second != first
+    second = read_status(pipeline)
+    assert second is not None and second.pid != first and second.restarts == 1
+    assert stream_process(pipeline).pid() == supervisor
     result = reconcile_spec(pipeline, run_id)
     assert_clean(result)
     stream_process(pipeline).stop()

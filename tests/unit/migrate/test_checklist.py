@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,12 +30,13 @@ from migrate.checklist import (
     evaluate,
     events_fresh,
     exactly_once,
+    job_alive,
     noise_baseline,
     parity,
     select,
 )
 from migrate.cli import cli
-from migrate.errors import SpecError
+from migrate.errors import CheckUnavailable, SpecError
 from migrate.spec import PipelineSpec
 from migrate.stream.status import StreamStatus, write_status
 from tests.unit.report.builders import (
@@ -65,7 +69,8 @@ def spec(tmp_path: Path) -> PipelineSpec:
 
 def status(**changes: object) -> StreamStatus:
     now = time.time()
-    base = StreamStatus(pid=4242, state="running", updated_at=now - 1, started_at=now - 600, exactly_once=True,
+    # This test's own pid: a live process, as a running job's would be.
+    base = StreamStatus(pid=os.getpid(), state="running", updated_at=now - 1, started_at=now - 600, exactly_once=True,
                         producer=dict(EOS_PRODUCER), consumer=dict(EOS_CONSUMER),
                         last_event_ts_ms=int((now - 3) * 1000), lag=0)  # fmt: skip
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
@@ -73,7 +78,7 @@ def status(**changes: object) -> StreamStatus:
 
 def test_registry_is_ordered_documented_and_named() -> None:
     assert CHECK_NAMES[0] == "connector_running" and CHECK_NAMES[-1] == "rollback_ready"
-    assert len(set(CHECK_NAMES)) == len(CHECKS) == 14
+    assert len(set(CHECK_NAMES)) == len(CHECKS) == 15
     for check in CHECKS:
         assert check.__doc__ and "Example:" in check.__doc__, f"{check.__name__} needs a docstring example"
     assert select(("parity", "connector_running")) == (CHECKS[0], parity)
@@ -137,20 +142,75 @@ def test_exactly_once_reads_the_jobs_effective_settings(spec: PipelineSpec) -> N
 
 
 def test_events_fresh_follows_the_jobs_heartbeat_and_last_event(spec: PipelineSpec) -> None:
+    # No broker in unit tests: every would-be pass is "could not evaluate", never a pass on the job's word
+    # alone (the passes themselves are shown against the real stack, tests/integration/migrate/test_checklist.py).
+    spec = spec.with_changes(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
     assert events_fresh(Context(spec)).status == "fail"
     write_status(spec, status())
-    assert events_fresh(Context(spec)).status == "pass"
+    with pytest.raises(CheckUnavailable, match="Kafka is not reachable"):
+        events_fresh(Context(spec, timeout=2))
     old = int((time.time() - 3600) * 1000)
-    write_status(spec, status(last_event_ts_ms=old, lag=0))
-    assert events_fresh(Context(spec)).status == "pass"  # quiet source, nothing waiting
+    write_status(spec, status(last_event_ts_ms=old, lag=0))  # quiet source, nothing waiting
+    with pytest.raises(CheckUnavailable, match="Kafka is not reachable"):
+        events_fresh(Context(spec, timeout=2))
     write_status(spec, status(last_event_ts_ms=old, lag=1204))
     result = events_fresh(Context(spec))
     assert result.status == "fail" and "1,204 records waiting" in result.evidence
     write_status(spec, status(updated_at=time.time() - 600))
-    assert "hung or gone" in events_fresh(Context(spec)).evidence
+    assert "main loop last turned 10 min ago: it is hung" in events_fresh(Context(spec)).evidence
     write_status(spec, status(state="failed", error="broker down"))
     result = events_fresh(Context(spec))
     assert result.status == "fail" and "failed" in result.evidence and "broker down" in result.evidence
+    write_status(spec, status(pid=dead_pid()))
+    result = events_fresh(Context(spec))
+    assert result.status == "fail" and "is not running" in result.evidence  # its last report said running
+    write_status(spec, status(heartbeat_at=time.time() - 45))
+    assert "main loop last turned 45s ago: it is hung" in events_fresh(Context(spec)).evidence
+    write_status(spec, status(lag=None, lag_measured_at=time.time() - 1))
+    with pytest.raises(CheckUnavailable, match="could not measure its lag"):
+        events_fresh(Context(spec))  # unknown is not zero: not a pass
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_job_alive_fails_with_the_evidence_of_each_way_a_job_is_gone_or_stuck(spec: PipelineSpec) -> None:
+    assert "never reported" in job_alive(Context(spec)).evidence
+    now = time.time()
+    cases = {
+        "dead pid": (status(pid=dead_pid()), "is not running (last report 1s ago, state running)"),
+        "stale heartbeat": (status(heartbeat_at=now - 300), "main loop last turned 5 min ago: it is hung"),
+        "failed": (status(state="failed", error="KafkaFatal: PRODUCER_FENCED"), "is failed (pid"),
+        "retrying": (status(state="retrying", error="_TRANSPORT: Broker transport failure (retry)"),
+                     "cannot reach Kafka and is retrying: _TRANSPORT"),
+        "crash loop": (status(state="crash_loop", restarts=7,
+                              error="crash loop: 5 restarts without progress; last error: error: boom"),
+                       "crash_loop (pid"),
+        "restarting": (status(state="restarting", restarts=1, error="exited with code 1, restart 1 in 1s"),
+                       "restarted 1 time(s)"),
+        "lag while idle": (status(lag=1204, committed_at=now - 300), "1,204 records waiting and last commit 5 min ago"),
+        "never committed": (status(lag=50, committed_at=None, started_at=now - 120),
+                            "50 records waiting and no commit since start 2 min ago"),
+    }  # fmt: skip
+    for name, (reported, evidence) in cases.items():
+        write_status(spec, reported)
+        result = job_alive(Context(spec))
+        assert result.status == "fail" and evidence in result.evidence, (name, result)
+    # the last case written was "never committed"; the crash loop's evidence reaches events_fresh too
+    write_status(spec, cases["crash loop"][0])
+    assert "crash loop: 5 restarts without progress; last error: error: boom" in events_fresh(Context(spec)).evidence
+
+
+def test_job_alive_never_passes_when_the_checklist_cannot_reach_the_broker(tmp_path: Path) -> None:
+    spec = local_spec(tmp_path, kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    write_status(spec, status(committed_at=time.time() - 1))  # the job's own last word: all well
+    result = evaluate(spec, select(("job_alive",)), timeout=2)
+    assert result.exit_code == 2 and result.unevaluated == ("job_alive",)
+    assert "Kafka is not reachable" in result.checks[0].evidence
 
 
 def test_data_quality_runs_great_expectations_on_both_sides(spec: PipelineSpec, tmp_path: Path) -> None:

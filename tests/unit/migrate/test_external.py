@@ -15,7 +15,8 @@ from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, reconcile
 from migrate.batch import BatchRun
 from migrate.connector import connector_settings
-from migrate.external import InWriteOrder, check_output
+from migrate.external import check_output
+from migrate.sides import InWriteOrder
 from migrate.spec import PipelineSpec, parse_spec
 from tests.unit.migrate.spec.test_load import LEDGER
 

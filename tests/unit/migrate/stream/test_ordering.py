@@ -113,3 +113,16 @@ def test_events_of_a_transaction_whose_end_was_lost_go_before_later_ones() -> No
     o.add(change(ORDERS, 1, 400, "0-1-4"))
     o.add(marker(0, "END", "0-1-4", {"shop.orders": 1}))
     assert released(o.release(now=0.0)) == [("orders", 0), ("orders", 1), ("transaction", 0)]
+
+
+def test_a_quiet_source_is_not_a_loss_but_a_later_transaction_is() -> None:
+    """While Kafka Connect restarts nothing arrives and it sends the rest again: hold on (up to quiet_after);
+    once a later transaction's marker came after the END, the missing events are lost: release."""
+    o = TransactionOrder(MARKERS, {ORDERS: "shop.orders"}, stall_after=5.0, quiet_after=60.0)
+    o.assign([(ORDERS, 0), (MARKERS, 0)])
+    o.add(marker(0, "END", "0-1-9", {"shop.orders": 2}))
+    o.add(change(ORDERS, 0, 900, "0-1-9"))
+    assert o.release(now=30.0) == [] and o.stalled == 0  # drained, but nothing came after it
+    o.add(marker(1, "END", "0-1-10", {"shop.orders": 1}))
+    assert released(o.release(now=30.0))[:2] == [("orders", 0), ("transaction", 0)]
+    assert o.stalled == 1

@@ -182,7 +182,7 @@ def test_the_tap_log_reads_as_of_a_position_with_ties_by_offset(tmp_path: Path) 
 
 
 def test_keys_reordered_around_the_position_are_left_out_of_both_sides(tmp_path: Path) -> None:
-    from migrate.external import WithoutKeys
+    from migrate.sides import WithoutKeys
 
     # Key 1's versions in offset order: 100, 130, 120 (H1). As of 125 the view would pick the version
     # at 120, whose value already holds the change at 130: a false mismatch unless left out.

@@ -1,0 +1,65 @@
+"""The supervisor restarts a job that exits on an error, counts it and names a crash loop (real child processes)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from migrate.spec import PipelineSpec, load_spec
+from migrate.stream.status import read_status, status_path
+from migrate.stream.supervisor import RestartPolicy, Supervisor, last_line
+
+# A stand-in job: each run appends to runs.txt; runs 1-4 fail (run 2 after committing a transaction),
+# run 5 keeps a copy of the status the supervisor wrote and exits 0, as a job asked to stop does.
+JOB = textwrap.dedent(
+    """
+    import json, os, shutil, sys, time
+    home, status, log = sys.argv[1], sys.argv[2], sys.argv[3]
+    with open(os.path.join(home, "runs.txt"), "a") as fh:
+        fh.write(os.environ["DUALRUN_STREAM_RESTARTS"] + " " + os.environ["DUALRUN_STREAM_SUPERVISOR"] + "\\n")
+    runs = open(os.path.join(home, "runs.txt")).read().splitlines()
+    if len(runs) == 2:
+        now = time.time()
+        report = {"pid": os.getpid(), "state": "running", "updated_at": now, "started_at": now,
+                  "exactly_once": True, "committed_at": now, "transactions": 1}
+        open(status, "w").write(json.dumps(report))
+    if len(runs) >= 5:
+        shutil.copy(status, os.path.join(home, "seen.json"))
+        sys.exit(0)
+    # Under `--background` the job's stderr is the log the supervisor reads.
+    open(log, "a").write("error: streaming job cannot continue: PRODUCER_FENCED: fenced (fatal)\\n")
+    sys.exit(1)
+    """
+)
+
+
+def spec_in(tmp_path: Path) -> PipelineSpec:
+    return load_spec(None).model_copy(update={"state_dir": str(tmp_path)})
+
+
+def test_restarts_count_backoff_and_a_crash_loop_with_the_last_error(tmp_path: Path) -> None:
+    spec = spec_in(tmp_path)
+    status_path(spec).parent.mkdir(parents=True)
+    log = tmp_path / "job.log"
+    argv = [sys.executable, "-c", JOB, str(tmp_path), str(status_path(spec)), str(log)]
+    policy = RestartPolicy(first_s=0.05, max_s=0.2, crash_loop_after=2)
+    assert Supervisor(spec, argv, policy=policy, log=log).run() == 0
+    runs = (tmp_path / "runs.txt").read_text().splitlines()
+    assert [r.split()[0] for r in runs] == ["0", "1", "2", "3", "4"]  # each start knows its restart count
+    seen = json.loads((tmp_path / "seen.json").read_text())
+    # Run 2 committed, so only runs 3 and 4 count as restarts without progress: a crash loop at 2.
+    assert seen["state"] == "crash_loop" and seen["restarts"] == 4
+    assert seen["error"].startswith("crash loop: 2 restarts without progress; last error: error: streaming job")
+    assert "PRODUCER_FENCED" in seen["error"] and seen["supervisor_pid"] > 0
+    assert read_status(spec) is not None
+
+
+def test_backoff_doubles_to_its_cap_and_the_last_log_line_is_the_reason(tmp_path: Path) -> None:
+    policy = RestartPolicy(first_s=1, max_s=60)
+    assert [policy.delay(n) for n in (1, 2, 3, 6, 7, 20)] == [1, 2, 4, 32, 60, 60]
+    log = tmp_path / "x.log"
+    assert last_line(log) is None
+    log.write_text("starting\nerror: Kafka init_transactions failed for good: _FENCED\n\n")
+    assert last_line(log) == "error: Kafka init_transactions failed for good: _FENCED"
