@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from cdc.connect import ConnectClient
 from migrate.cli import cli
-from migrate.demo import connector_settings, ensure_connector
+from migrate.connector import connector_settings, ensure_connector
 from migrate.stackconfig import StackConfig
 from tests.integration.conftest import Database, wait_status
 from tests.integration.migrate.conftest import make_pipeline, workload_for
