@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,21 @@ PG_NAME_MAX = 63  # PostgreSQL identifiers (slot names) are at most NAMEDATALEN 
 SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
 MASK = "********"
 POSITION_HEADER = "dbz.source"
+
+
+def server_id_for(name: str) -> int:
+    """A replica server id for the connector `name`, stable across registrations.
+
+    MariaDB and MySQL allow one replication client per server id: a second connector with the same
+    `database.server.id` disconnects the first, each time it reconnects. Deriving the id from the
+    (unique) connector name keeps two connectors on one source apart without anyone choosing ids.
+
+    >>> server_id_for("dualrun-shop") == server_id_for("dualrun-shop") != server_id_for("ledger-cdc")
+    True
+    """
+    return 184_000 + zlib.crc32(name.encode()) % 1_000_000
+
+
 HEADER_FROM = "org.apache.kafka.connect.transforms.HeaderFrom$Value"
 REGEX_ROUTER = "org.apache.kafka.connect.transforms.RegexRouter"
 IS_TOMBSTONE = "org.apache.kafka.connect.transforms.predicates.RecordIsTombstone"
@@ -55,7 +71,7 @@ class ConnectorSettings:
     bootstrap_servers: str
     tables: tuple[str, ...] = ()
     topic_prefix: str = "dbserver1"
-    server_id: int = 184054
+    server_id: int | None = None  # None: server_id_for(name)
     snapshot_mode: str = "initial"
     heartbeat_interval_ms: int = 1000
     # 50 ms instead of 500: the default poll interval costs ~250 ms of latency per change.
@@ -147,7 +163,7 @@ class ConnectorSettings:
             })  # fmt: skip
         else:
             config.update({
-                "database.server.id": self.server_id,
+                "database.server.id": self.server_id if self.server_id is not None else server_id_for(self.name),
                 "database.include.list": ",".join(self.databases),
                 "schema.history.internal.kafka.bootstrap.servers": self.bootstrap_servers,
                 "schema.history.internal.kafka.topic": self.schema_history_topic,

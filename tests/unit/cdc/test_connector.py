@@ -5,7 +5,7 @@ import re
 import pytest
 
 from cdc.connect import ConnectorStatus, TaskStatus, summarise_trace
-from cdc.connector import MASK, ConnectorSettings, redact
+from cdc.connector import MASK, ConnectorSettings, redact, server_id_for
 from cdc.errors import CdcError
 
 
@@ -23,7 +23,10 @@ def test_mariadb_config_has_the_article_shape_and_dualrun_defaults() -> None:
     assert config["connector.class"] == "io.debezium.connector.mariadb.MariaDbConnector"
     assert config["topic.prefix"] == "dbserver1"
     assert config["database.include.list"] == "shop"
-    assert config["database.server.id"] == "184054"
+    # From the connector's name: a second connector on the same source gets another id.
+    assert config["database.server.id"] == str(server_id_for("shop"))
+    assert settings(name="ledger-cdc").to_config()["database.server.id"] != config["database.server.id"]
+    assert settings(server_id=42).to_config()["database.server.id"] == "42"
     assert config["schema.history.internal.kafka.topic"] == "dbserver1.schema-history"
     assert config["schema.history.internal.kafka.bootstrap.servers"] == "127.0.0.1:9092"
     assert config["snapshot.mode"] == "initial"
