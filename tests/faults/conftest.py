@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from confluent_kafka import Consumer
 
 from cdc.connect import ConnectClient
@@ -40,7 +41,7 @@ from migrate.progress import wait_for_stream
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
-from migrate.spec import PipelineSpec
+from migrate.spec import PipelineSpec, load_spec
 from migrate.stackconfig import Ports, StackConfig
 from migrate.stream.job import POSITION_HEADER
 from migrate.stream.status import StreamStatus, read_status
@@ -128,13 +129,34 @@ def fault_pipeline(fault_stack: FaultStack) -> Iterator[PipelineSpec]:
     name = f"f_{uuid.uuid4().hex[:8]}"
     # Not tmp_path: pytest sessions running beside this one prune old basetemp dirs, this one's too.
     home = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=fault_stack.config.state_dir))
-    spec = make_pipeline(fault_stack.config, Database(fault_stack.config), home, name)
+    spec = _off_the_local_stack(make_pipeline(fault_stack.config, Database(fault_stack.config), home, name))
     ensure_connector(spec)
     yield spec
     stream_process(spec).stop(timeout=60)
     # Every connector left running reads the whole binlog; Connect may be what the test broke.
     with contextlib.suppress(Exception):
         ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),)).delete(spec.cdc.connector)
+
+
+def _off_the_local_stack(spec: PipelineSpec) -> PipelineSpec:
+    """The same spec without `local: true`, written back to its file for the background job.
+
+    `local: true` makes a spec follow the shared stack's ports (DUALRUN_*_PORT); this stack has ports
+    of its own, so the job must read the spec's ports as written, and passwords from variables named
+    for this suite (set here, so no other test sees them).
+    """
+    config = {
+        "DUALRUN_FAULTS_DB_PASSWORD": spec.source.password(),
+        "DUALRUN_FAULTS_DEBEZIUM_PASSWORD": spec.cdc.password(),
+    }
+    os.environ.update(config)
+    data = spec.model_dump(mode="json")
+    data["local"] = False
+    data["source"]["password_env"] = "DUALRUN_FAULTS_DB_PASSWORD"
+    data["cdc"]["password_env"] = "DUALRUN_FAULTS_DEBEZIUM_PASSWORD"
+    path = Path(spec.state_dir) / "dualrun.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_spec(path)
 
 
 class Driver:
