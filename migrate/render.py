@@ -191,7 +191,8 @@ def demo_footer(result: DemoResult, spec: PipelineSpec, report: Path) -> str:
     lines = [
         f"workload: {w.events} operations at {w.rate:.0f}/s; batch snapshot {result.batch.position}",
         f"HTML report: {report}",
-        "the checklist needs a streak of clean runs: run `dualrun demo` again, then `dualrun checklist`",
+        f"GO needs {spec.checklist.min_parity_streak} clean runs in a row (the parity check above counts them); "
+        "each `dualrun demo` adds one, `dualrun checklist` re-evaluates",
     ]
     if result.defect:
         lines.append(f"injected defect: {result.defect} (this run is expected to be non-clean)")
