@@ -103,12 +103,18 @@ def test_once_the_job_passed_a_position_its_outputs_hold_every_change_up_to_it(
         alerts_topic=unique("alerts"), revenue_topic=unique("revenue"),
         commit_interval_ms=1500,  # each internal hop takes up to a commit interval: a wide window to miss
     ))  # fmt: skip
+    orders = range(first, first + 40)
+    for order in orders:
+        db.run("INSERT INTO orders (order_id, customer_id, amount, status) VALUES (%s, %s, 10.00, 'NEW')",
+               args=(order, customer))  # fmt: skip
+    # The job needs its source topics: on a busy machine the connector's snapshot of the shared tables
+    # can take longer than the job waits for them. The updates below still arrive while it runs.
+    admin, deadline = TopicAdmin(stack.bootstrap_servers), time.monotonic() + 240
+    while not admin.exists(settings.table_topic("shop.orders")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    _in_topic(stack, settings.table_topic("shop.orders"), f'"order_id":{first}', timeout=120)
     try:
         job.start()
-        orders = range(first, first + 40)
-        for order in orders:
-            db.run("INSERT INTO orders (order_id, customer_id, amount, status) VALUES (%s, %s, 10.00, 'NEW')",
-                   args=(order, customer))  # fmt: skip
         db.run("UPDATE customers SET name = 'Ada L.' WHERE id = %s", args=(customer,))
         db.run("UPDATE orders SET amount = amount + 1 WHERE order_id BETWEEN %s AND %s", args=(first, first + 39))
         target = _binlog_end(db)

@@ -92,8 +92,13 @@ def test_a_running_connector_whose_topics_were_deleted_delivers_nothing_and_the_
     topics = connect.topics(spec.cdc.connector)
     wait_status(connect, spec.cdc.connector, lambda s: spec.cdc.topic(spec.cdc.tables[1]) in connect.topics(s.name))
     admin = TopicAdmin(stack.bootstrap_servers)
-    for topic in {*topics, *connect.topics(spec.cdc.connector)}:
+    doomed = {*topics, *connect.topics(spec.cdc.connector)}
+    for topic in doomed:
         admin.delete(topic)
+    deadline = time.monotonic() + 60  # deletion is asynchronous: until it is done, the old records count
+    while doomed & admin.topic_names() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not doomed & admin.topic_names(), f"topics still listed after deletion: {doomed & admin.topic_names()}"
     workload.run(events=20, rate=200)  # the source writes; the connector can send none of it
 
     checklist = CliRunner().invoke(
