@@ -118,3 +118,18 @@ def test_versions_written_in_position_order_are_unchanged() -> None:
     with duckdb.connect() as con:
         ChangelogSource(InWriteOrder(FrameSource(monotone, name="tap")), 200).register(con, "s", ["order_id"])
         assert con.sql("SELECT amount, customer_name FROM s").fetchall() == [("10.00", "Ada L.")]
+
+
+def test_an_external_spec_refuses_a_batch_run_that_lacks_an_output(tmp_path: Path) -> None:
+    # Without the guard, the missing output read as an empty batch side and an empty stream made CLEAN.
+    from migrate.asof import reconcile_spec
+    from migrate.batch import write_run
+    from migrate.errors import DualrunError
+
+    raw = copy.deepcopy(LEDGER)
+    raw["outputs"]["account_balance"]["stream"] = {"table": _sink(tmp_path, True)}
+    spec = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
+    assert spec.is_external
+    write_run(spec.warehouse_path, BatchRun("r0", _run().started_at, _run().finished_at, P, {}), {})
+    with pytest.raises(DualrunError, match="batch run r0 has no output 'account_balance'"):
+        reconcile_spec(spec, record=False)
