@@ -14,7 +14,8 @@ No dualrun process runs beside the user's job. For the batch position P:
 
 A sink table (`outputs.X.stream.table`, a SQLAlchemy URL with `?table=`) may stand for the
 stream side when it has the changelog contract's position columns (`__pos_order`, or
-`__pos_file` and `__pos_offset`); without them it is "no positions" too.
+`__pos_file` and `__pos_offset`) and `__op`; without them, or with rows whose position is NULL
+(the as-of filter would drop them unseen), it is "no positions" too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,41 @@ from migrate.spec import PipelineSpec
 from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
+
+
+@dataclass(frozen=True)
+class SinkPositions:
+    """What a sink table shows about its positions: `problem` is None when it can be read as of a
+    position, else one line saying what is missing (columns, or `without_position` of `rows` rows)."""
+
+    label: str
+    rows: int
+    without_position: int
+    problem: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.label, "rows": self.rows, "without_position": self.without_position,
+                "problem": self.problem}  # fmt: skip
+
+
+def sink_positions(url: str, keys: list[str]) -> tuple[SinkPositions, Source]:
+    """Inspect the sink table at `url` (SourceError when it cannot be read): its findings and source."""
+    table = open_source(url)
+    with duckdb.connect() as con:
+        table.register(con, "sink", keys)
+        has = {c for c, _ in describe(con, "sink")}
+        usable = [cols for cols in POSITION_COLUMNS if cols <= has]
+        if not usable or "__op" not in has:
+            what = (
+                "no position columns (__pos_order, or __pos_file and __pos_offset)" if not usable else "no __op column"
+            )
+            return SinkPositions(table.label, 0, 0, f"sink table {table.label} has {what}"), table
+        # A row has a position when one usable set is complete; the as-of filter drops the others.
+        placed = " OR ".join("(" + " AND ".join(f'"{c}" IS NOT NULL' for c in sorted(cols)) + ")" for cols in usable)
+        row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT ({placed})) FROM sink").fetchone()
+    rows, without = (int(row[0]), int(row[1])) if row else (0, 0)
+    problem = f"sink table {table.label}: {without:,} of {rows:,} rows have a NULL position" if without else None
+    return SinkPositions(table.label, rows, without, problem), table
 
 
 @dataclass(frozen=True)
@@ -81,13 +117,9 @@ def check_output(
     none = pa.table({k: batch.column(k)[:0] for k in keys})
     at = f"{run.position.file}:{run.position.minor}"
     if out.stream.table is not None:
-        table = open_source(out.stream.table)
-        with duckdb.connect() as con:
-            table.register(con, "sink", keys)
-            has = {c for c, _ in describe(con, "sink")}
-        if not any(cols <= has for cols in POSITION_COLUMNS):
-            detail = f"sink table {table.label} has no position columns (__pos_order, or __pos_file and __pos_offset)"
-            return OutputCheck(output, f"table {table.label}", "no_positions", detail, 0, None), None, none
+        found, table = sink_positions(out.stream.table, keys)
+        if found.problem is not None:
+            return OutputCheck(output, f"table {table.label}", "no_positions", found.problem, 0, None), None, none
         return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
