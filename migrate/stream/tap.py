@@ -159,7 +159,7 @@ def tap_output(
     state = _State.load(root, topic)
     _drop_orphans(root, state)
     decoder = RecordDecoder(keys, position_header)
-    writer = _SegmentWriter(root, state, schema)
+    writer = _SegmentWriter(root, state, schema, keys)
     consumer = _consumer(bootstrap_servers)
     read = 0
     try:
@@ -247,10 +247,11 @@ def _drop_orphans(root: Path, state: _State) -> None:
 class _SegmentWriter:
     """Buffers decoded records; each flush writes one segment and then tap.json."""
 
-    def __init__(self, root: Path, state: _State, schema: pa.Schema | None) -> None:
+    def __init__(self, root: Path, state: _State, schema: pa.Schema | None, keys: Sequence[str] = ()) -> None:
         self.root = root
         self.state = state
         self.schema = schema
+        self.keys = tuple(keys)
         self.rows: list[DecodedRecord] = []
         self.rejected = 0
 
@@ -270,6 +271,8 @@ class _SegmentWriter:
 
     def flush(self) -> None:
         if self.rows:
+            self.rows = self._without_misfits(self.rows)
+        if self.rows:
             now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
             base = max(now_us, self.state.last_stamp_us + 1)
             table = to_arrow(self.rows, self.schema, base)
@@ -281,6 +284,25 @@ class _SegmentWriter:
             self.state.last_stamp_us = base + len(self.rows)
             self.rows = []
         self.state.save(self.root)
+
+    def _without_misfits(self, rows: list[DecodedRecord]) -> list[DecodedRecord]:
+        """`rows` less those with a value that does not fit the batch output's type (Decimal('12.505')
+        in DECIMAL(12, 2), 'abc' in BIGINT): a stream defect, kept as undecodable evidence (the
+        output is then not compared, verdict unreadable) rather than rounded or made a config error."""
+        try:
+            to_arrow(rows, self.schema, 0)
+            return rows
+        except TapError:
+            pass
+        kept: list[DecodedRecord] = []
+        for row in rows:  # only on this rare path: find the records at fault, one by one
+            try:
+                to_arrow([row], self.schema, 0)
+                kept.append(row)
+            except TapError as exc:
+                key = orjson.dumps({k: row.columns.get(k) for k in self.keys}, default=str)
+                self.reject(row.partition, row.offset, key, str(exc))
+        return kept
 
 
 def to_arrow(rows: Sequence[DecodedRecord], schema: pa.Schema | None, base_us: int) -> pa.Table:
@@ -319,7 +341,8 @@ def to_arrow(rows: Sequence[DecodedRecord], schema: pa.Schema | None, base_us: i
 
 def column(name: str, values: list[Any], kind: pa.DataType | None) -> pa.Array:
     """One column, typed as the batch output types it when known. Exact: a value that does not fit
-    (a cent beyond DECIMAL(p, 2), text in a number column) raises TapError, never rounds."""
+    (a cent beyond DECIMAL(p, 2), text in a number column) raises TapError, never rounds; the tap
+    keeps such records as undecodable evidence (`_SegmentWriter._without_misfits`)."""
     try:
         if kind is None:
             try:
