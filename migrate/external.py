@@ -37,7 +37,15 @@ from migrate.batch import BatchRun, run_output
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
-from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
+from migrate.stream.tap import (
+    TapReport,
+    TapRun,
+    reordered_keys_around,
+    segment_files,
+    tap_dir,
+    tap_output,
+    tap_report,
+)
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
 
@@ -107,6 +115,18 @@ def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupPr
     )  # fmt: skip
 
 
+def tap_spec_output(spec: PipelineSpec, output: str, schema: pa.Schema | None, timeout: float = 15.0) -> TapRun:
+    """Tap the topic the user's job writes `output` to, typed like the batch output (segments of one
+    output share one schema), into the spec's state dir; TapError as `tap_output`."""
+    out = spec.outputs[output]
+    assert out.stream.topic is not None  # the spec refuses an external output without topic or table
+    root = tap_dir(spec.path("."), spec.stream.group, output)
+    return tap_output(
+        spec.kafka.bootstrap_servers, out.stream.topic, root, list(out.keys), output=output, schema=schema,
+        position_header=spec.position_header_for(output) or "", timeout=timeout,
+    )  # fmt: skip
+
+
 def check_output(
     spec: PipelineSpec, run: BatchRun, output: str, batch: pa.Table
 ) -> tuple[OutputCheck, Source | None, pa.Table]:
@@ -123,10 +143,7 @@ def check_output(
         return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
-    read = tap_output(
-        spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=output, schema=batch.schema,
-        position_header=spec.position_header_for(output) or "",
-    )  # fmt: skip
+    read = tap_spec_output(spec, output, batch.schema)
     order = run.position.order_value
     report = tap_report(root, keys, order, output=output)
     where = f"topic {out.stream.topic}"

@@ -17,8 +17,8 @@ from migrate.batch import has_output, run_output
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError
-from migrate.external import SinkPositions, sink_positions
-from migrate.stream.tap import KeyEvidence, TapReport, changelog_report, tap_dir, tap_output, tap_report
+from migrate.external import SinkPositions, sink_positions, tap_spec_output
+from migrate.stream.tap import KeyEvidence, TapReport, changelog_report, tap_dir, tap_report
 
 
 def _batch_schema(ctx: Context, output: str) -> pa.Schema | None:
@@ -40,17 +40,13 @@ def _reports(ctx: Context) -> dict[str, TapReport]:
         if spec.is_external:
             if out.stream.topic is None:
                 continue  # a sink table: see _sinks
-            root = tap_dir(spec.path("."), spec.stream.group, name)
             # Typed like the batch output, as reconcile taps it: segments of one output share one schema.
-            schema = _batch_schema(ctx, name)
             with ctx.kafka():
                 try:
-                    tap_output(spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=name,
-                               position_header=spec.position_header_for(name) or "", timeout=ctx.timeout,
-                               schema=schema)  # fmt: skip
+                    tap_spec_output(spec, name, _batch_schema(ctx, name), timeout=ctx.timeout)
                 except DualrunError as exc:
                     raise CheckUnavailable(str(exc)) from exc
-            reports[name] = tap_report(root, keys, position, output=name)
+            reports[name] = tap_report(tap_dir(spec.path("."), spec.stream.group, name), keys, position, output=name)
         else:
             files = sorted(str(p) for p in Path(spec.changelog_path / name).glob("*.parquet"))
             reports[name] = changelog_report(files, keys, position, name)

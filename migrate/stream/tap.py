@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from cdc.connector import POSITION_HEADER
 from cdc.topics import quiet_logger
 from comparators.sql import ident, idents, literal
 from migrate.errors import TapError
@@ -144,7 +145,7 @@ def tap_output(
     *,
     output: str | None = None,
     schema: pa.Schema | None = None,
-    position_header: str = "dbz.source",
+    position_header: str = POSITION_HEADER,
     timeout: float = 15.0,
     chunk_rows: int = CHUNK_ROWS,
 ) -> TapRun:
