@@ -37,15 +37,8 @@ from migrate.batch import BatchRun, run_output
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
-from migrate.stream.tap import (
-    TapReport,
-    TapRun,
-    reordered_keys_around,
-    segment_files,
-    tap_dir,
-    tap_output,
-    tap_report,
-)
+from migrate.stream.findings import TapReport, reordered_keys_around, tap_report
+from migrate.stream.tap import TapRun, segment_files, tap_dir, tap_output
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
 

@@ -18,7 +18,8 @@ from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError
 from migrate.external import SinkPositions, sink_positions, tap_spec_output
-from migrate.stream.tap import KeyEvidence, TapReport, changelog_report, tap_dir, tap_report
+from migrate.stream.findings import KeyEvidence, TapReport, changelog_report, tap_report
+from migrate.stream.tap import tap_dir
 
 
 def _batch_schema(ctx: Context, output: str) -> pa.Schema | None:

@@ -110,7 +110,7 @@ def test_the_last_version_written_before_the_first_past_the_position_is_the_stat
     # By raw position alone the version at 130 wins, and it never existed in the database.
     assert as_of(140, ordered=False) == [("10.00", "Ada L.")]
     assert as_of(110, ordered=True) == [("10.00", "Ada")]
-    # Between 120 and 130 no version is right: that key is in flight (migrate.stream.tap.reordered_keys_around).
+    # Between 120 and 130 no version is right: that key is in flight (migrate.stream.findings.reordered_keys_around).
 
 
 def test_versions_written_in_position_order_are_unchanged() -> None:

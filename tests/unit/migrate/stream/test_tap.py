@@ -15,7 +15,8 @@ from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, reconcile
 from migrate.errors import TapError
 from migrate.stream.decoder import RecordDecoder, UndecodableRecord, decode_position
-from migrate.stream.tap import STATE, TapLog, _State, reordered_keys_around, tap_report, to_arrow
+from migrate.stream.findings import reordered_keys_around, tap_report
+from migrate.stream.tap import STATE, TapLog, _State, to_arrow
 
 MARIADB = {"version": "3.5.0.Final", "connector": "mariadb", "name": "ledger", "ts_ms": 1700000000000,
            "snapshot": "false", "db": "ledger", "table": "transfers", "server_id": 1, "gtid": "0-1-42",
