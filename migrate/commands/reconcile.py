@@ -223,7 +223,11 @@ def reconcile(
 # Options of the --spec form; every other option belongs to the LEFT/RIGHT form and is refused
 # with --spec rather than silently ignored.
 _SPEC_OPTIONS = frozenset({"left", "right", "spec_path", "run_id", "wait", "fmt", "output"})
-_SPEC_HOME = {"history_db": "the spec's compare.history"}
+# Where the spec says the same thing; options without an entry have no spec equivalent.
+_SPEC_HOME = {
+    "keys": "outputs.<name>.keys", "tolerance": "outputs.<name>.tolerances", "ignore": "outputs.<name>.ignore",
+    "partition": "outputs.<name>.partition", "history_db": "compare.history",
+}  # fmt: skip
 
 
 def _given(ctx: click.Context, name: str) -> bool:
@@ -244,8 +248,11 @@ def _refuse_pair_options(ctx: click.Context) -> None:
         name = param.name
         if name is None or name in _SPEC_OPTIONS or not _given(ctx, name):
             continue
-        home = _SPEC_HOME.get(name, "the spec's outputs")
-        raise SpecError(f"{_flag(ctx, name)} does not apply with --spec: put it in {home} instead")
+        home = _SPEC_HOME.get(name)
+        hint = (
+            f"put it in the spec's {home} instead" if home else "the spec's outputs have no such setting; leave it out"
+        )
+        raise SpecError(f"{_flag(ctx, name)} does not apply with --spec: {hint}")
 
 
 def _emit(report: str, output: Path | None, verdict: str) -> None:
