@@ -91,6 +91,13 @@ def reconcile_spec(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
     run = load_run(spec.warehouse_path, run_id)
+    # Before either path: an output the batch run lacks would otherwise read as an empty batch side.
+    missing = [output for output in spec.outputs if output not in run.rows]
+    if missing:
+        raise DualrunError(
+            f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
+            "run `dualrun run batch` again, then reconcile"
+        )
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
@@ -102,12 +109,6 @@ def reconcile_spec(
     replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
     ids: dict[str, str] = {}
-    missing = [output for output in spec.outputs if output not in run.rows]
-    if missing:
-        raise DualrunError(
-            f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
-            "run `dualrun run batch` again, then reconcile"
-        )
     for output, out_spec in spec.outputs.items():
         progress(f"reconciling {output}")
         name = f"{spec.name}/{output}"

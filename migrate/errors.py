@@ -46,6 +46,5 @@ class TapError(DualrunError):
 
 
 class MissingTopics(DualrunError):
-    """Topics a command reads do not exist on the broker (e.g. a connector that cannot create them)."""
-
-    exit_code = 1
+    """Topics a command reads do not exist on the broker (e.g. a connector that cannot create them):
+    nothing could be read, so exit 2; whether the connector is stuck is `cdc status`'s finding (exit 1)."""

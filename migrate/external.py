@@ -14,7 +14,8 @@ No dualrun process runs beside the user's job. For the batch position P:
 
 A sink table (`outputs.X.stream.table`, a SQLAlchemy URL with `?table=`) may stand for the
 stream side when it has the changelog contract's position columns (`__pos_order`, or
-`__pos_file` and `__pos_offset`); without them it is "no positions" too.
+`__pos_file` and `__pos_offset`) and `__op`; without them, or with rows whose position is NULL
+(the as-of filter would drop them unseen), it is "no positions" too.
 """
 
 from __future__ import annotations
@@ -36,9 +37,45 @@ from migrate.batch import BatchRun, run_output
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
-from migrate.stream.tap import TapReport, reordered_keys_around, segment_files, tap_dir, tap_output, tap_report
+from migrate.stream.findings import TapReport, reordered_keys_around, tap_report
+from migrate.stream.tap import TapRun, segment_files, tap_dir, tap_output
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
+
+
+@dataclass(frozen=True)
+class SinkPositions:
+    """What a sink table shows about its positions: `problem` is None when it can be read as of a
+    position, else one line saying what is missing (columns, or `without_position` of `rows` rows)."""
+
+    label: str
+    rows: int
+    without_position: int
+    problem: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"table": self.label, "rows": self.rows, "without_position": self.without_position,
+                "problem": self.problem}  # fmt: skip
+
+
+def sink_positions(url: str, keys: list[str]) -> tuple[SinkPositions, Source]:
+    """Inspect the sink table at `url` (SourceError when it cannot be read): its findings and source."""
+    table = open_source(url)
+    with duckdb.connect() as con:
+        table.register(con, "sink", keys)
+        has = {c for c, _ in describe(con, "sink")}
+        usable = [cols for cols in POSITION_COLUMNS if cols <= has]
+        if not usable or "__op" not in has:
+            what = (
+                "no position columns (__pos_order, or __pos_file and __pos_offset)" if not usable else "no __op column"
+            )
+            return SinkPositions(table.label, 0, 0, f"sink table {table.label} has {what}"), table
+        # A row has a position when one usable set is complete; the as-of filter drops the others.
+        placed = " OR ".join("(" + " AND ".join(f'"{c}" IS NOT NULL' for c in sorted(cols)) + ")" for cols in usable)
+        row = con.execute(f"SELECT count(*), count(*) FILTER (WHERE NOT ({placed})) FROM sink").fetchone()
+    rows, without = (int(row[0]), int(row[1])) if row else (0, 0)
+    problem = f"sink table {table.label}: {without:,} of {rows:,} rows have a NULL position" if without else None
+    return SinkPositions(table.label, rows, without, problem), table
 
 
 @dataclass(frozen=True)
@@ -71,6 +108,18 @@ def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupPr
     )  # fmt: skip
 
 
+def tap_spec_output(spec: PipelineSpec, output: str, schema: pa.Schema | None, timeout: float = 15.0) -> TapRun:
+    """Tap the topic the user's job writes `output` to, typed like the batch output (segments of one
+    output share one schema), into the spec's state dir; TapError as `tap_output`."""
+    out = spec.outputs[output]
+    assert out.stream.topic is not None  # the spec refuses an external output without topic or table
+    root = tap_dir(spec.path("."), spec.stream.group, output)
+    return tap_output(
+        spec.kafka.bootstrap_servers, out.stream.topic, root, list(out.keys), output=output, schema=schema,
+        position_header=spec.position_header_for(output) or "", timeout=timeout,
+    )  # fmt: skip
+
+
 def check_output(
     spec: PipelineSpec, run: BatchRun, output: str, batch: pa.Table
 ) -> tuple[OutputCheck, Source | None, pa.Table]:
@@ -81,20 +130,13 @@ def check_output(
     none = pa.table({k: batch.column(k)[:0] for k in keys})
     at = f"{run.position.file}:{run.position.minor}"
     if out.stream.table is not None:
-        table = open_source(out.stream.table)
-        with duckdb.connect() as con:
-            table.register(con, "sink", keys)
-            has = {c for c, _ in describe(con, "sink")}
-        if not any(cols <= has for cols in POSITION_COLUMNS):
-            detail = f"sink table {table.label} has no position columns (__pos_order, or __pos_file and __pos_offset)"
-            return OutputCheck(output, f"table {table.label}", "no_positions", detail, 0, None), None, none
+        found, table = sink_positions(out.stream.table, keys)
+        if found.problem is not None:
+            return OutputCheck(output, f"table {table.label}", "no_positions", found.problem, 0, None), None, none
         return OutputCheck(output, f"table {table.label}", None, "", 0, None), ChangelogSource(table, at), none
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
-    read = tap_output(
-        spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=output, schema=batch.schema,
-        position_header=spec.position_header_for(output) or "",
-    )  # fmt: skip
+    read = tap_spec_output(spec, output, batch.schema)
     order = run.position.order_value
     report = tap_report(root, keys, order, output=output)
     where = f"topic {out.stream.topic}"

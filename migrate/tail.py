@@ -21,7 +21,7 @@ WHY_MISSING = (
 
 
 def check_topics(admin: TopicAdmin, topics: list[str]) -> list[str]:
-    """The topics that exist; MissingTopics (exit 1) when none does, instead of waiting forever."""
+    """The topics that exist; MissingTopics (exit 2) when none does, instead of waiting forever."""
     try:
         existing = admin.topic_names()
     except KafkaException as exc:

@@ -67,7 +67,8 @@ TAP = """
 import sys
 import pyarrow as pa
 from pathlib import Path
-from migrate.stream.tap import tap_output, tap_report
+from migrate.stream.findings import tap_report
+from migrate.stream.tap import tap_output
 bootstrap, topic, root = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 schema = pa.schema([("order_id", pa.int64()), ("customer_id", pa.int64()), ("customer_name", pa.string()),
                     ("customer_tier", pa.string()), ("amount", pa.decimal128(12, 2)), ("status", pa.string()),

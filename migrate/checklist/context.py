@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
 
 from cdc.connect import ConnectClient
 from cdc.errors import TopicError
@@ -87,10 +87,8 @@ class Context:
             except TopicError as exc:
                 raise CheckUnavailable(str(exc)) from exc
 
-    def count_records(self, topic: str, limit_s: float = 20.0) -> tuple[int, str | None]:
-        """Committed records retained in `topic`, and the `dualrun.error` header of the first one."""
-        partitions = sorted(self.metadata.topics[topic].partitions)
-        consumer = Consumer(
+    def _reader(self) -> Consumer:
+        return Consumer(
             {
                 "bootstrap.servers": self.spec.kafka.bootstrap_servers,
                 # assign() without commits never joins or creates this group on the broker
@@ -101,6 +99,40 @@ class Context:
             },
             logger=quiet_logger(),
         )
+
+    def oldest_waiting_ms(self, lag: GroupLag) -> int | None:
+        """The Kafka timestamp (ms) of the oldest record the group has not committed past, over the
+        partitions where it is behind; None when none could be read within the timeout."""
+        behind = [p for p in lag.partitions if p.lag > 0]
+        if not behind:
+            return None
+        consumer = self._reader()
+        stamps: list[int] = []
+        try:
+            with self.kafka():
+                todo = []
+                for p in behind:
+                    low, _ = consumer.get_watermark_offsets(TopicPartition(p.topic, p.partition), timeout=self.timeout)
+                    todo.append(TopicPartition(p.topic, p.partition, max(p.committed or 0, low)))
+                consumer.assign(todo)
+                waiting = {(tp.topic, tp.partition) for tp in todo}
+                deadline = time.monotonic() + self.timeout
+                while waiting and time.monotonic() < deadline:
+                    msg = consumer.poll(0.5)
+                    if msg is None or (msg.topic(), msg.partition()) not in waiting:
+                        continue
+                    waiting.discard((msg.topic() or "", msg.partition() or 0))
+                    kind, stamp = msg.timestamp()
+                    if msg.error() is None and kind != TIMESTAMP_NOT_AVAILABLE:
+                        stamps.append(stamp)
+        finally:
+            consumer.close()
+        return min(stamps) if stamps else None
+
+    def count_records(self, topic: str, limit_s: float = 20.0) -> tuple[int, str | None]:
+        """Committed records retained in `topic`, and the `dualrun.error` header of the first one."""
+        partitions = sorted(self.metadata.topics[topic].partitions)
+        consumer = self._reader()
         try:
             with self.kafka():
                 todo: list[TopicPartition] = []

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from comparators.errors import ComparatorError
 from migrate.batch import has_output, run_output
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError
-from migrate.stream.tap import KeyEvidence, TapReport, changelog_report, tap_dir, tap_output, tap_report
+from migrate.external import SinkPositions, sink_positions, tap_spec_output
+from migrate.stream.findings import KeyEvidence, TapReport, changelog_report, tap_report
+from migrate.stream.tap import tap_dir
 
 
 def _batch_schema(ctx: Context, output: str) -> pa.Schema | None:
@@ -37,23 +40,35 @@ def _reports(ctx: Context) -> dict[str, TapReport]:
         keys = list(out.keys)
         if spec.is_external:
             if out.stream.topic is None:
-                continue  # a sink table: its position columns are checked when reconciling
-            root = tap_dir(spec.path("."), spec.stream.group, name)
+                continue  # a sink table: see _sinks
             # Typed like the batch output, as reconcile taps it: segments of one output share one schema.
-            schema = _batch_schema(ctx, name)
             with ctx.kafka():
                 try:
-                    tap_output(spec.kafka.bootstrap_servers, out.stream.topic, root, keys, output=name,
-                               position_header=spec.position_header_for(name) or "", timeout=ctx.timeout,
-                               schema=schema)  # fmt: skip
+                    tap_spec_output(spec, name, _batch_schema(ctx, name), timeout=ctx.timeout)
                 except DualrunError as exc:
                     raise CheckUnavailable(str(exc)) from exc
-            reports[name] = tap_report(root, keys, position, output=name)
+            reports[name] = tap_report(tap_dir(spec.path("."), spec.stream.group, name), keys, position, output=name)
         else:
             files = sorted(str(p) for p in Path(spec.changelog_path / name).glob("*.parquet"))
             reports[name] = changelog_report(files, keys, position, name)
     ctx.memo["positions"] = reports
     return reports
+
+
+def _sinks(ctx: Context) -> dict[str, SinkPositions]:
+    """Per output the user's job writes to a sink table: its position findings (cached)."""
+    if "sinks" in ctx.memo:
+        return ctx.memo["sinks"]
+    sinks: dict[str, SinkPositions] = {}
+    if ctx.spec.is_external:
+        for name, out in ctx.spec.outputs.items():
+            if out.stream.topic is None and out.stream.table is not None:
+                try:
+                    sinks[name] = sink_positions(out.stream.table, list(out.keys))[0]
+                except ComparatorError as exc:
+                    raise CheckUnavailable(f"{name}: {exc}") from exc
+    ctx.memo["sinks"] = sinks
+    return sinks
 
 
 def outputs_carry_positions(ctx: Context) -> CheckResult:
@@ -66,11 +81,13 @@ def outputs_carry_positions(ctx: Context) -> CheckResult:
     """
     r = ctx.begin("outputs_carry_positions", "0 records without a source position")
     reports = _reports(ctx)
-    if not reports:
-        return r.skip("no output is read from a topic or a changelog")
+    sinks = _sinks(ctx)
+    if not reports and not sinks:
+        return r.skip("no output is read from a topic, a changelog or a sink table")
     bad = [rep for rep in reports.values() if rep.without_position or rep.undecodable]
-    if bad:
-        parts = []
+    bad_sinks = [f"{name} {sink.problem}" for name, sink in sinks.items() if sink.problem]
+    if bad or bad_sinks:
+        parts = list(bad_sinks)
         for rep in bad:
             sample = rep.without_position_samples[0].to_dict() if rep.without_position_samples else None
             undecodable = f", {rep.undecodable} undecodable" if rep.undecodable else ""
@@ -78,7 +95,9 @@ def outputs_carry_positions(ctx: Context) -> CheckResult:
                          f"{undecodable}" + (f", e.g. {sample}" if sample else ""))  # fmt: skip
         return r.failed("; ".join(parts))
     empty = [rep.output for rep in reports.values() if rep.records == 0]
-    summary = ", ".join(f"{rep.output} {rep.records:,}" for rep in reports.values())
+    empty += [name for name, sink in sinks.items() if sink.rows == 0]
+    summary = ", ".join([f"{rep.output} {rep.records:,}" for rep in reports.values()]
+                        + [f"{name} {sink.rows:,} (sink table)" for name, sink in sinks.items()])  # fmt: skip
     if empty:
         return r.warned(f"no records yet in {', '.join(empty)} (records read: {summary})")
     return r.passed(f"every record carries a position ({summary} records)")
@@ -104,7 +123,9 @@ def positions_monotone(ctx: Context) -> CheckResult:
     anywhere = [(rep.output, rep.reordered_keys, rep.reordered_samples) for rep in reports.values()]
     if any(n for _, n, _ in anywhere):
         return r.warned(_keys(anywhere, "with positions going backwards away from the batch position"))
-    return r.passed(f"positions never go backwards per key ({len(reports)} output(s))")
+    # A sink table has no write order (no offsets) to check against: say so rather than pass it.
+    unchecked = "".join(f"; {name}: sink table, write order unknown, not checked" for name in _sinks(ctx))
+    return r.passed(f"positions never go backwards per key ({len(reports)} output(s)){unchecked}")
 
 
 def _keys(found: list[tuple[str, int, tuple[KeyEvidence, ...]]], what: str) -> str:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable
@@ -69,7 +67,7 @@ def events_fresh(ctx: Context) -> CheckResult:
     limit = ctx.spec.checklist.max_event_age_seconds
     r = ctx.begin("events_fresh", f"job report and last event within {limit:g}s (or nothing waiting)")
     if ctx.spec.is_external:
-        return _external_job_alive(ctx, r)
+        return _external_events_fresh(ctx, r, limit)
     status = ctx.status
     if status is None:
         return r.failed(f"the streaming job has never reported here (no {status_path(ctx.spec)})")
@@ -224,14 +222,40 @@ def _external_job_alive(ctx: Context, r: CheckResult) -> CheckResult:
     """The user's own job has no status file; its consumer group says whether it runs (its lag is
     `consumer_lag`'s). Example: `group balance-job STABLE with 2 member(s)` passes; `EMPTY` fails."""
     group = ctx.spec.stream.group
+    # A broker that does not answer is could-not-evaluate (ctx.kafka raises CheckUnavailable), not a failure.
     with ctx.kafka() as admin:
+        future = admin.admin.describe_consumer_groups([group], request_timeout=ctx.timeout)[group]
         try:
-            future = admin.admin.describe_consumer_groups([group], request_timeout=ctx.timeout)[group]
             description = future.result(timeout=ctx.timeout)
-        except KafkaException as exc:
-            return r.failed(f"consumer group {group} cannot be described: {exc.args[0].str()}")
+        except TimeoutError as exc:
+            raise CheckUnavailable(
+                f"Kafka is not reachable at {ctx.spec.kafka.bootstrap_servers}: "
+                f"consumer group {group} was not described within {ctx.timeout:g}s"
+            ) from exc
     state = str(getattr(description.state, "name", description.state))
     members = len(description.members)
     if members == 0:
         return r.failed(f"group {group} is {state} with no member: the stream job is not running")
     return r.passed(f"group {group} {state} with {members} member(s) (the user's own job)")
+
+
+def _external_events_fresh(ctx: Context, r: CheckResult, limit: float) -> CheckResult:
+    """The user's own job reports no events here: the oldest change event its group has not
+    committed past (its Kafka timestamp) must be younger than the limit. Example: `group
+    balance-job has committed every change event` passes; `group balance-job: the oldest change
+    event not committed is from 15 min ago (1,204 waiting)` fails."""
+    group = ctx.spec.stream.group
+    missing = [t for t in ctx.change_topics if not ctx.topic_exists(t)]
+    if missing:
+        return r.skip(f"change topic(s) {', '.join(missing)} do not exist (see consumer_lag)")
+    lag = ctx.group_lag(group, ctx.change_topics)
+    if lag.total == 0:
+        return r.passed(f"group {group} has committed every change event (nothing waiting)")
+    oldest = ctx.oldest_waiting_ms(lag)
+    if oldest is None:
+        raise CheckUnavailable(f"group {group} is {lag.total:,} records behind but none could be read to date them")
+    age = max(0.0, ctx.now - oldest / 1000)
+    waiting = f"the oldest change event not committed is from {_ago(age)} ({lag.total:,} waiting)"
+    if age > limit:
+        return r.failed(f"group {group}: {waiting}: the job is stopped or not keeping up")
+    return r.passed(f"group {group}: {waiting}")

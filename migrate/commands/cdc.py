@@ -16,6 +16,7 @@ from migrate.stackconfig import StackConfig
 if TYPE_CHECKING:
     from cdc.connect import ConnectClient
     from cdc.connector import ConnectorSettings
+    from cdc.health import ConnectorHealth
 
 DEFAULT_NAME = "dualrun-shop"
 
@@ -128,7 +129,8 @@ def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_servers: str | None,
            max_silence: float, as_json: bool) -> None:  # fmt: skip
-    """Connector and task states with the failure reason, and whether it delivers; exit 1 unless it does.
+    """Connector and task states with the failure reason, and whether it delivers; exit 1 unless it
+    does, 2 when the broker did not answer (its topics could not be checked).
 
     A RUNNING connector is stuck (exit 1, cause and fix) when its topics do not exist on a broker
     that will not create them (no topic.creation.default.*, auto.create.topics.enable=false), or
@@ -149,7 +151,15 @@ def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_se
         click.echo(render.as_json(health))
     else:
         render.connector_health(health, Console())
-    raise SystemExit(0 if health.ok else 1)
+    raise SystemExit(status_exit_code(health))
+
+
+def status_exit_code(health: ConnectorHealth) -> int:
+    """0 delivers; 1 not running or stuck (a finding); 2 running but the broker did not answer, so
+    whether it delivers could not be evaluated."""
+    if health.ok:
+        return 0
+    return 1 if not health.status.running or health.stuck is not None else 2
 
 
 def _gtids_reader(password: str) -> Callable[[dict[str, Any]], str | None]:

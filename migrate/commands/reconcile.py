@@ -160,11 +160,16 @@ def reconcile(
     from comparators.report import render
     from comparators.sources import open_source
 
+    ctx = click.get_current_context()
     if spec_path is not None:
         if left is not None or right is not None:
             raise click.UsageError("give either --spec or LEFT and RIGHT, not both")
+        _refuse_pair_options(ctx)
         _reconcile_spec(spec_path, run_id, wait, fmt, output)
         return
+    for param in ("run_id", "wait"):
+        if _given(ctx, param):
+            raise SpecError(f"{_flag(ctx, param)} applies only with --spec")
     if left is None or right is None:
         raise click.UsageError("give LEFT and RIGHT (the batch and the stream output), or --spec")
     if not keys:
@@ -211,16 +216,57 @@ def reconcile(
         run_id = history.record(history_db, result)
         streak = history.parity_streak(history_db, history.default_name(result))
         click.echo(f"recorded run {run_id} in {history_db}; parity streak {streak}", err=True)
-    report = render(result, fmt)
-    if output is not None:
-        try:
-            output.write_text(report)
-        except OSError as exc:
-            raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
-        click.echo(f"{result.verdict}: report written to {output}", err=True)
-    else:
+    _emit(render(result, fmt), output, result.verdict)
+    ctx.exit(result.exit_code)
+
+
+# Options of the --spec form; every other option belongs to the LEFT/RIGHT form and is refused
+# with --spec rather than silently ignored.
+_SPEC_OPTIONS = frozenset({"left", "right", "spec_path", "run_id", "wait", "fmt", "output"})
+# Where the spec says the same thing; options without an entry have no spec equivalent.
+_SPEC_HOME = {
+    "keys": "outputs.<name>.keys", "tolerance": "outputs.<name>.tolerances", "ignore": "outputs.<name>.ignore",
+    "partition": "outputs.<name>.partition", "history_db": "compare.history",
+}  # fmt: skip
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source is not click.core.ParameterSource.DEFAULT
+
+
+def _flag(ctx: click.Context, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len)
+
+
+def _refuse_pair_options(ctx: click.Context) -> None:
+    """Raise SpecError (exit 2) naming the first LEFT/RIGHT-only option given with --spec."""
+    from comparators.errors import SpecError
+
+    for param in ctx.command.params:
+        name = param.name
+        if name is None or name in _SPEC_OPTIONS or not _given(ctx, name):
+            continue
+        home = _SPEC_HOME.get(name)
+        hint = (
+            f"put it in the spec's {home} instead" if home else "the spec's outputs have no such setting; leave it out"
+        )
+        raise SpecError(f"{_flag(ctx, name)} does not apply with --spec: {hint}")
+
+
+def _emit(report: str, output: Path | None, verdict: str) -> None:
+    """Write `report` to `output` (SpecError, exit 2, when it cannot be written) or stdout."""
+    from comparators.errors import SpecError
+
+    if output is None:
         sys.stdout.write(report)
-    click.get_current_context().exit(result.exit_code)
+        return
+    try:
+        output.write_text(report)
+    except OSError as exc:
+        raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
+    click.echo(f"{verdict}: report written to {output}", err=True)
 
 
 def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
@@ -234,12 +280,7 @@ def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, 
     console = Console(stderr=True)
     with console.status("reconciling") as status:
         result = reconcile_spec(spec, run_id, wait=wait, progress=status.update)
-    report = migrate_render.spec_reconciliation(result, fmt)
-    if output is not None:
-        output.write_text(report)
-        click.echo(f"{result.verdict}: report written to {output}", err=True)
-    else:
-        sys.stdout.write(report)
+    _emit(migrate_render.spec_reconciliation(result, fmt), output, result.verdict)
     click.get_current_context().exit(result.exit_code)
 
 

@@ -19,13 +19,14 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdc.connector import POSITION_HEADER
 from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
 
 SUPPORTED_SOURCES = ("mariadb",)
-DEFAULT_POSITION_HEADER = "dbz.source"
+DEFAULT_POSITION_HEADER = POSITION_HEADER  # the header the connector sets (cdc.connector)
 
 
 class _Model(BaseModel):

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import orjson
 import pyarrow as pa
 
+from cdc.connector import POSITION_HEADER
 from cdc.errors import CdcError
 from cdc.position import Position, binlog_order_value, format_lsn
 from migrate.errors import ChangelogError, TapError
@@ -152,7 +153,7 @@ def decode_position(headers: Sequence[tuple[str, bytes | None]] | None, header: 
 class RecordDecoder:
     """Decodes one output's records; `decode` is pure, so it is tested on plain bytes."""
 
-    def __init__(self, keys: Sequence[str], position_header: str = "dbz.source") -> None:
+    def __init__(self, keys: Sequence[str], position_header: str = POSITION_HEADER) -> None:
         if not keys:
             raise ChangelogError("an output needs at least one key column to be read from a topic")
         self.keys = tuple(keys)

@@ -2,7 +2,9 @@
 inside functions and under TYPE_CHECKING (a lazy import is still a dependency).
 
 Rules (the house style): migrate may import comparators and cdc; comparators and cdc never import
-migrate; no two modules of ours import each other, directly or through others.
+migrate, cdc never imports comparators; generic migrate modules never reach the example pipeline
+(migrate.examples) and only the CLI commands and the renderers import the demo wiring (migrate.demo);
+no two modules of ours import each other, directly or through others.
 """
 
 from __future__ import annotations
@@ -14,12 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 PACKAGES = ("migrate", "comparators", "cdc")
 NEVER_IMPORT_MIGRATE = ("comparators", "cdc")
-
-# Cycles that exist today and are being removed elsewhere. Each entry must still be a cycle:
-# once it is broken the test fails until the entry is deleted.
-# comparators.changelog <-> comparators.sources: broken on branch `verdict` (issue 10); the lead
-# deletes this entry when merging it.
-KNOWN_CYCLES: set[frozenset[str]] = set()
+# The demo wiring names the example on purpose: `dualrun demo` runs it.
+DEMO_WIRING = ("migrate.demo", "migrate.commands.demo")
+# Who may import the demo wiring: the CLI commands, and the renderers (they render the demo's result).
+DEMO_USERS = ("migrate.commands.", "migrate.render")
 
 
 def modules() -> dict[str, Path]:
@@ -99,28 +99,46 @@ def cycles(edges: dict[str, set[str]]) -> list[frozenset[str]]:
     return found
 
 
+def _reaches(imported: str, package: str) -> bool:
+    return imported == package or imported.startswith(package + ".")
+
+
 def test_comparators_and_cdc_never_import_migrate() -> None:
     offenders = [
         f"{path.relative_to(ROOT)}:{line} imports {imported}"
         for name, path in modules().items()
         if name.split(".")[0] in NEVER_IMPORT_MIGRATE
         for line, imported in imported_names(path)
-        if imported == "migrate" or imported.startswith("migrate.")
+        if _reaches(imported, "migrate") or (name.split(".")[0] == "cdc" and _reaches(imported, "comparators"))
     ]
-    assert offenders == [], "imports flow migrate -> comparators, cdc only:\n" + "\n".join(offenders)
+    assert offenders == [], "imports flow migrate -> comparators, cdc only (cdc never comparators):\n" + "\n".join(
+        offenders
+    )
 
 
-def test_no_import_cycles_beyond_the_known_ones() -> None:
-    found = cycles(graph())
-    new = [sorted(c) for c in found if c not in KNOWN_CYCLES]
-    assert new == [], f"import cycle(s) between modules: {new}"
-    stale = [sorted(c) for c in KNOWN_CYCLES if c not in found]
-    assert stale == [], f"no longer a cycle, delete from KNOWN_CYCLES: {stale}"
+def test_generic_modules_import_nothing_of_the_examples() -> None:
+    offenders = []
+    for name, path in modules().items():
+        if not name.startswith("migrate") or name.startswith("migrate.examples") or name in DEMO_WIRING:
+            continue
+        for line, imported in imported_names(path):
+            if _reaches(imported, "migrate.examples"):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports the example pipeline ({imported})")
+            elif _reaches(imported, "migrate.demo") and not name.startswith(DEMO_USERS):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports the demo wiring ({imported})")
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_no_import_cycles() -> None:
+    found = [sorted(c) for c in cycles(graph())]
+    assert found == [], f"import cycle(s) between modules: {found}"
 
 
 def test_the_checks_themselves_catch_a_cycle_and_a_wrong_direction(tmp_path: Path) -> None:
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(edges) == [frozenset({"a", "b", "c"})]
     source = tmp_path / "x.py"
-    source.write_text("def f():\n    from migrate.spec import PipelineSpec\n    import migrate\n")
-    assert list(imported_names(source)) == [(2, "migrate.spec.PipelineSpec"), (3, "migrate")]
+    source.write_text("def f():\n    from migrate.examples.shop_orders import PIPELINE\n    import migrate.demo\n")
+    assert list(imported_names(source)) == [(2, "migrate.examples.shop_orders.PIPELINE"), (3, "migrate.demo")]
+    assert _reaches("migrate.examples.shop_orders.PIPELINE", "migrate.examples")
+    assert not _reaches("migrate.examplesque", "migrate.examples")

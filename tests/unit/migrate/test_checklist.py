@@ -315,3 +315,20 @@ def test_positions_checks_pass_for_dualruns_own_changelogs_and_fail_with_evidenc
     assert "'order_id': '3'" in carry.evidence
     monotone = positions_monotone(Context(spec))  # key 2 went 110 -> 90; no batch run: nothing straddles it
     assert monotone.status == "warn" and "orders_enriched 1 key(s)" in monotone.evidence
+
+
+def test_an_unreachable_broker_leaves_the_external_job_checks_unevaluated(tmp_path: Path) -> None:
+    # The user's own job is seen only through Kafka: no answer is "could not evaluate" (exit 2), never a fail.
+    import copy
+
+    from migrate.checklist import job_alive
+    from migrate.spec import parse_spec
+    from tests.unit.migrate.spec.test_load import LEDGER
+
+    raw = copy.deepcopy(LEDGER)
+    raw["kafka"] = {**raw["kafka"], "bootstrap_servers": f"127.0.0.1:{free_port()}"}
+    external = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
+    assert external.is_external
+    for check in (job_alive, events_fresh):
+        with pytest.raises(CheckUnavailable, match="Kafka is not reachable"):
+            check(Context(external, timeout=2))

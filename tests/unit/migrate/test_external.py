@@ -110,7 +110,7 @@ def test_the_last_version_written_before_the_first_past_the_position_is_the_stat
     # By raw position alone the version at 130 wins, and it never existed in the database.
     assert as_of(140, ordered=False) == [("10.00", "Ada L.")]
     assert as_of(110, ordered=True) == [("10.00", "Ada")]
-    # Between 120 and 130 no version is right: that key is in flight (migrate.stream.tap.reordered_keys_around).
+    # Between 120 and 130 no version is right: that key is in flight (migrate.stream.findings.reordered_keys_around).
 
 
 def test_versions_written_in_position_order_are_unchanged() -> None:
@@ -118,3 +118,55 @@ def test_versions_written_in_position_order_are_unchanged() -> None:
     with duckdb.connect() as con:
         ChangelogSource(InWriteOrder(FrameSource(monotone, name="tap")), 200).register(con, "s", ["order_id"])
         assert con.sql("SELECT amount, customer_name FROM s").fetchall() == [("10.00", "Ada L.")]
+
+
+def test_an_external_spec_refuses_a_batch_run_that_lacks_an_output(tmp_path: Path) -> None:
+    # Without the guard, the missing output read as an empty batch side and an empty stream made CLEAN.
+    from migrate.asof import reconcile_spec
+    from migrate.batch import write_run
+    from migrate.errors import DualrunError
+
+    raw = copy.deepcopy(LEDGER)
+    raw["outputs"]["account_balance"]["stream"] = {"table": _sink(tmp_path, True)}
+    spec = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
+    assert spec.is_external
+    write_run(spec.warehouse_path, BatchRun("r0", _run().started_at, _run().finished_at, P, {}), {})
+    with pytest.raises(DualrunError, match="batch run r0 has no output 'account_balance'"):
+        reconcile_spec(spec, record=False)
+
+
+def _sink_with_nulls(tmp_path: Path, op: bool = True) -> str:
+    path = tmp_path / "nulls.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"CREATE TABLE balances (account_id BIGINT, balance DECIMAL(18,2){', __op VARCHAR' if op else ''}, "
+                    "__pos_order BIGINT)")  # fmt: skip
+        before = Position.binlog("mysql-bin.000002", 400).order_value
+        ops = ", 'u'" if op else ""
+        con.execute(f"INSERT INTO balances VALUES (1, 10.00{ops}, ?), (2, 5.50{ops}, NULL)", [before])
+    return f"duckdb:{path}?table=balances"
+
+
+def test_a_sink_table_with_null_positions_is_not_compared(tmp_path: Path) -> None:
+    # The as-of filter would drop account 2 unseen; the batch has it, so this must not be compared.
+    check, stream, _ = check_output(_spec(_sink_with_nulls(tmp_path)), _run(), "account_balance", BATCH)
+    assert stream is None and check.cause == "no_positions" and "1 of 2 rows have a NULL position" in check.detail
+
+
+def test_a_sink_table_without_op_is_not_compared(tmp_path: Path) -> None:
+    check, stream, _ = check_output(_spec(_sink_with_nulls(tmp_path, op=False)), _run(), "account_balance", BATCH)
+    assert stream is None and check.cause == "no_positions" and "no __op column" in check.detail
+
+
+def test_the_checklist_evaluates_sink_tables_for_positions(tmp_path: Path) -> None:
+    from migrate.checklist.context import Context
+    from migrate.checklist.positions import outputs_carry_positions
+
+    raw = copy.deepcopy(LEDGER)
+    raw["outputs"]["account_balance"]["stream"] = {"table": _sink_with_nulls(tmp_path)}
+    bad = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
+    result = outputs_carry_positions(Context(bad))
+    assert result.status == "fail" and "1 of 2 rows have a NULL position" in result.evidence
+    raw["outputs"]["account_balance"]["stream"] = {"table": _sink(tmp_path, True)}
+    good = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
+    result = outputs_carry_positions(Context(good))
+    assert result.status == "pass" and "account_balance 4 (sink table)" in result.evidence

@@ -149,3 +149,36 @@ def test_as_of_reads_the_right_side_as_a_changelog(tmp_path: Path) -> None:
     assert code == 1
     code, _, err = invoke(str(batch), str(log), "--key", "id", "--as-of", "yesterday")
     assert code == 2 and "unrecognised source position" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--key", "id"], "--key"), (["--tolerance", "a=abs:1"], "--tolerance"), (["--ignore", "a"], "--ignore"),
+        (["--coerce", "a=INT"], "--coerce"), (["--rename", "a=b"], "--rename"), (["--require-rows"], "--require-rows"),
+        (["--naive-tz", "UTC"], "--naive-tz"), (["--history", "h.db"], "--history"), (["--as-of", "0-1-1"], "--as-of"),
+        (["--in-flight", "t=2024-01-01"], "--in-flight"), (["--baseline-left", "x"], "--baseline-left"),
+        (["--baseline-right", "x"], "--baseline-right"), (["--memory-limit", "1GB"], "--memory-limit"),
+    ],
+)  # fmt: skip
+def test_spec_refuses_left_right_options(tmp_path: Path, args: list[str], flag: str) -> None:
+    # Checked before the spec is read: a given option is never silently dropped.
+    code, _, err = invoke("--spec", str(tmp_path / "absent.yaml"), *args)
+    assert code == 2 and f"{flag} does not apply with --spec" in err and ("instead" in err or "leave it out" in err)
+    assert flag not in ("--key", "--history") or "instead" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--run", "3"], ["--wait", "5"]])
+def test_run_and_wait_need_spec(pair: tuple[str, str, str], args: list[str]) -> None:
+    code, _, err = invoke(pair[0], pair[2], "--key", "id", *args)
+    assert code == 2 and f"{args[0]} applies only with --spec" in err
+
+
+def test_unwritable_output_is_one_line_exit_2(pair: tuple[str, str, str], tmp_path: Path) -> None:
+    from migrate.commands.reconcile import _emit
+
+    code, _, err = invoke(pair[0], pair[2], "--key", "id", "--output", str(tmp_path / "no" / "r.txt"))
+    assert code == 2 and "cannot write report to" in err and "Traceback" not in err
+    with pytest.raises(Exception, match="cannot write report to"):  # the --spec form writes through it too
+        _emit("report", tmp_path / "no" / "r.txt", "clean")

@@ -17,7 +17,8 @@ from confluent_kafka import Producer
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.stackconfig import StackConfig
-from migrate.stream.tap import segment_files, tap_output, tap_report
+from migrate.stream.findings import tap_report
+from migrate.stream.tap import segment_files, tap_output
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, reconcile
 from migrate.errors import TapError
 from migrate.stream.decoder import RecordDecoder, UndecodableRecord, decode_position
-from migrate.stream.tap import STATE, TapLog, _State, reordered_keys_around, tap_report, to_arrow
+from migrate.stream.findings import reordered_keys_around, tap_report
+from migrate.stream.tap import STATE, TapLog, _State, to_arrow
 
 MARIADB = {"version": "3.5.0.Final", "connector": "mariadb", "name": "ledger", "ts_ms": 1700000000000,
            "snapshot": "false", "db": "ledger", "table": "transfers", "server_id": 1, "gtid": "0-1-42",
@@ -197,3 +198,27 @@ def test_keys_reordered_around_the_position_are_left_out_of_both_sides(tmp_path:
     skip = reordered_keys_around(root, ["id"], order(125))
     result = reconcile(WithoutKeys(FrameSource(batch), skip), WithoutKeys(stream, skip), ["id"])
     assert result.verdict == "clean" and result.left.rows == result.right.rows == 1
+
+
+@pytest.mark.parametrize(("value", "column"), [(b'"12.505"', "amount"), (b'"abc"', "n")])
+def test_a_value_that_does_not_fit_the_batch_type_is_undecodable_evidence(
+    tmp_path: Path, value: bytes, column: str
+) -> None:
+    # Not a TapError (exit 2 on every later run, offsets never saved): the record is kept as evidence.
+    from migrate.stream.tap import _SegmentWriter
+
+    schema = pa.schema([("id", pa.int64()), ("amount", pa.decimal128(12, 2)), ("n", pa.int64())])
+    decoder = RecordDecoder(["id"])
+    state = _State("t", {}, [])
+    writer = _SegmentWriter(tmp_path, state, schema, ["id"])
+    writer.add(decoder.decode(b"1", b'{"amount": "1.50", "n": 1}', at(1), 0, 0))
+    writer.add(decoder.decode(b"2", b'{"%s": %s}' % (column.encode(), value), at(2), 0, 1))
+    state.offsets[0] = 2
+    writer.flush()
+    saved = _State.load(tmp_path, "t")
+    assert saved.offsets == {0: 2} and len(saved.files) == 1
+    report = tap_report(tmp_path, ["id"])
+    assert (report.records, report.undecodable, writer.rejected) == (1, 1, 1)
+    sample = report.undecodable_samples[0]
+    assert (sample["partition"], sample["offset"], sample["key"]) == (0, 1, '{"id":2}')
+    assert column in sample["reason"] and value.strip(b'"').decode() in sample["reason"]
