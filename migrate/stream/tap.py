@@ -41,6 +41,7 @@ from cdc.topics import quiet_logger
 from comparators.sql import ident, literal
 from migrate.errors import TapError
 from migrate.stream.decoder import META, DecodedRecord, RecordDecoder, UndecodableRecord
+from migrate.stream.kafka import Action, classify, describe
 
 STATE = "tap.json"
 CHUNK_ROWS = 200_000  # rows per segment: bounds the tap's memory on a first read of a large topic
@@ -135,6 +136,19 @@ def _consumer(bootstrap_servers: str) -> Consumer:
     )
 
 
+def passing(error: KafkaError) -> bool:
+    """A consumer error the read outlives: end of partition, or one Kafka calls retriable (a broker
+    restarting, a leader moving; librdkafka reconnects by itself). The read is still bounded: with no
+    progress for its idle limit it stops early and the output is reported incomplete, never compared.
+
+    >>> passing(KafkaError(KafkaError._TRANSPORT, "Broker transport failure", retriable=True))
+    True
+    >>> passing(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED, "not authorized"))
+    False
+    """
+    return error.code() == KafkaError._PARTITION_EOF or classify(error) is Action.RETRY
+
+
 def tap_output(
     bootstrap_servers: str,
     topic: str,
@@ -175,9 +189,9 @@ def tap_output(
                 p = msg.partition() or 0
                 err = msg.error()
                 if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        continue  # the position check below decides
-                    raise TapError(f"reading {topic!r} partition {p}: {err.str()}")
+                    if passing(err):
+                        continue  # the position and idle checks below decide
+                    raise TapError(f"reading {topic!r} partition {p}: {describe(err)}")
                 offset = msg.offset() or 0
                 if p not in pending or offset >= ends[p]:
                     continue  # committed after the call started: the next call reads it
