@@ -36,6 +36,24 @@ class RunAs:
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
+def _live_cmdline(pid: int, settle: float = 2.0) -> str | None:
+    """The command line of a live (not zombie) process, else None. Raises OSError if there is no such pid.
+
+    exec closes close-on-exec descriptors (which is when Popen returns) before it
+    sets up the new argv, and an exiting process drops its argv before it turns
+    zombie: both briefly read as "", so an empty command line is polled, not trusted.
+    """
+    deadline = time.monotonic() + settle
+    while True:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return None
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if raw or time.monotonic() >= deadline:
+            return raw.replace(b"\0", b" ").decode(errors="replace")
+        time.sleep(0.01)
+
+
 @dataclass(frozen=True)
 class ManagedProcess:
     """A long-running service process with its pid file and log under the state directory."""
@@ -53,15 +71,11 @@ class ManagedProcess:
         except (FileNotFoundError, ValueError):
             return None
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = _live_cmdline(pid)
         except OSError:
             return None
         # A zombie still has a /proc entry but is not a running service.
-        state = stat.rsplit(")", 1)[-1].split()[0]
-        if state == "Z" or self.marker not in cmdline:
-            return None
-        return pid
+        return pid if cmdline is not None and self.marker in cmdline else None
 
     def running(self) -> bool:
         return self.pid() is not None
