@@ -11,7 +11,7 @@ from pathlib import Path
 
 from migrate.errors import MissingTool, StackError
 
-PROFILES = {"kafka": Path("kafka"), "debezium": Path("plugins") / "debezium"}
+PROFILES = {"kafka": Path("kafka"), "debezium": Path("plugins") / "debezium", "jmx": Path("jmx")}
 
 
 def stack_dir() -> Path:
@@ -32,6 +32,11 @@ class Artifacts:
     @property
     def plugin_path(self) -> Path:
         return self.lib_dir / "plugins"
+
+    @property
+    def jmx_agent(self) -> Path | None:
+        """The Prometheus JMX exporter agent jar, or None in a lib dir fetched before it was pinned."""
+        return next(iter(sorted((self.lib_dir / PROFILES["jmx"]).glob("jmx_prometheus_javaagent-*.jar"))), None)
 
     def jar_version(self, prefix: str) -> str | None:
         """Version of a fetched jar, e.g. jar_version('kafka-clients') -> '4.1.1'."""

@@ -15,6 +15,7 @@ from comparators.errors import SourceError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError
 from migrate.external import OutputCheck, reconcile_external
+from migrate.metrics import write_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
 from migrate.spec import PipelineSpec
@@ -101,6 +102,8 @@ def reconcile_spec(
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
+        if record:
+            _publish(spec, compared)
         return SpecReconciliation(spec.name, run, group, compared, history, checks)
     progress(f"waiting for the stream to pass {run.position}")
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
@@ -138,4 +141,14 @@ def reconcile_spec(
         results[output] = result
         if record:
             ids[output] = run_history.record(spec.history_path, result)
+    if record:
+        _publish(spec, results)
     return SpecReconciliation(spec.name, run, reached, results, ids)
+
+
+def _publish(spec: PipelineSpec, results: dict[str, Reconciliation]) -> None:
+    """Parity per output as Prometheus metrics, for the exporter to serve (see migrate.metrics)."""
+    if not results:
+        return
+    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in results}
+    write_parity(spec, results, streaks)

@@ -34,6 +34,7 @@ from comparators import history as run_history
 from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
+from migrate.metrics import write_tap
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
@@ -114,10 +115,12 @@ def tap_spec_output(spec: PipelineSpec, output: str, schema: pa.Schema | None, t
     out = spec.outputs[output]
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
-    return tap_output(
+    run = tap_output(
         spec.kafka.bootstrap_servers, out.stream.topic, root, list(out.keys), output=output, schema=schema,
         position_header=spec.position_header_for(output) or "", timeout=timeout,
     )  # fmt: skip
+    write_tap(spec, run)
+    return run
 
 
 def check_output(

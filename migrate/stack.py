@@ -14,14 +14,16 @@ from migrate.services.base import Service, ServiceStatus, claim_port
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
+from migrate.services.monitoring import Alertmanager, Exporter, Prometheus
 from migrate.services.postgres import Postgres
 from migrate.stackconfig import StackConfig
 
 if TYPE_CHECKING:
     pass
 
-ORDER = ("mariadb", "postgres", "kafka", "connect")  # start order; stopped in reverse
+ORDER = ("mariadb", "postgres", "kafka", "connect", "exporter", "alertmanager", "prometheus")  # stopped in reverse
 DEFAULT = ("mariadb", "kafka", "connect")  # what `dualrun stack up` and the MariaDB demo need
+MONITORING = ("exporter", "alertmanager", "prometheus")  # `dualrun stack up --monitoring`
 OPTIONAL = tuple(name for name in ORDER if name not in DEFAULT)
 SOURCE_SERVICE = {"mariadb": "mariadb", "mysql": "mariadb", "postgres": "postgres"}
 RECORD = "stack.json"  # the services `up` started since the last `down`, under the state dir
@@ -71,10 +73,17 @@ class Stack:
         lib = self.config.state_dir / "lib"
         return Artifacts(lib) if (lib / ".pom-sha256").exists() else None
 
+    @property
+    def monitored(self) -> bool:
+        """Prometheus is (or was asked to be) part of this stack: the broker and Connect load the JMX agent."""
+        return "prometheus" in self.wanted | self.recorded()
+
     def services(self, artifacts: Artifacts | None = None) -> tuple[Service, ...]:
-        """All four services, in start order (whether or not this stack runs them)."""
-        jars = artifacts or self._artifacts()
-        return (MariaDB(self.config), Postgres(self.config), Kafka(self.config, jars), Connect(self.config, jars))
+        """All services, in start order (whether or not this stack runs them)."""
+        jars, watched = artifacts or self._artifacts(), self.monitored
+        return (MariaDB(self.config), Postgres(self.config), Kafka(self.config, jars, monitored=watched),
+                Connect(self.config, jars, monitored=watched), Exporter(self.config), Alertmanager(self.config),
+                Prometheus(self.config))  # fmt: skip
 
     def recorded(self) -> frozenset[str]:
         """The services `up` started in this state dir since the last `down` (empty if none)."""
@@ -121,7 +130,10 @@ class Stack:
                  "postgres": [("postgres", ports.postgres, "--postgres-port")],
                  "kafka": [("kafka", ports.kafka, "--kafka-port"),
                            ("kafka controller", ports.controller, "--controller-port")],
-                 "connect": [("connect", ports.connect, "--connect-port")]}  # fmt: skip
+                 "connect": [("connect", ports.connect, "--connect-port")],
+                 "exporter": [("exporter", ports.exporter, "DUALRUN_EXPORTER_PORT")],
+                 "alertmanager": [("alertmanager", ports.alertmanager, "DUALRUN_ALERTMANAGER_PORT")],
+                 "prometheus": [("prometheus", ports.prometheus, "DUALRUN_PROMETHEUS_PORT")]}  # fmt: skip
         for service in self._to_start(self.services()):
             if not service.process.running():
                 for name, port, flag in needs[service.name]:
@@ -141,7 +153,9 @@ class Stack:
             status = service.status()
             if service.name not in required:
                 detail = status.detail
-                if not status.running and service.name in OPTIONAL:
+                if not status.running and service.name in MONITORING:
+                    detail = "not started (optional): `dualrun stack up --monitoring` starts it"
+                elif not status.running and service.name in OPTIONAL:
                     detail = f"not started (optional): `dualrun stack up --with {service.name}` starts it"
                 elif not status.running:
                     detail = "not started: this stack does not need it"

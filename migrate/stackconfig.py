@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +22,16 @@ class Ports:
     controller: int = 9093
     connect: int = 8083
     postgres: int = 5432
+    # Monitoring (`dualrun stack up --monitoring`). Never Alertmanager's own default 9093: the KRaft
+    # controller's; nor 9094, which Alertmanager's cluster listener would take (it is turned off).
+    prometheus: int = 9090
+    alertmanager: int = 9095
+    kafka_jmx: int = 9404  # the JMX exporter agent in the broker
+    connect_jmx: int = 9405  # the JMX exporter agent in the Connect worker
+    exporter: int = 9406  # dualrun's own exporter: consumer-group lag, parity, one-shot commands' metrics
+
+
+PORT_NAMES = tuple(f.name for f in fields(Ports))  # each overridable by DUALRUN_<NAME>_PORT
 
 
 @dataclass(frozen=True)
@@ -45,7 +55,7 @@ class StackConfig:
         chosen = {k: v for k, v in ports.items() if v is not None}
         env_ports = {
             name: int(os.environ[f"DUALRUN_{name.upper()}_PORT"])
-            for name in ("mariadb", "kafka", "controller", "connect", "postgres")
+            for name in PORT_NAMES
             if os.environ.get(f"DUALRUN_{name.upper()}_PORT")
         }
         return cls(
@@ -62,6 +72,14 @@ class StackConfig:
     @property
     def connect_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.connect}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.prometheus}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.alertmanager}"
 
     def postgres_url(self, *, password: bool = True) -> str:
         """SQLAlchemy URL of the stack's PostgreSQL `shop` database as the dualrun user.

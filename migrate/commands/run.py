@@ -46,7 +46,11 @@ def stream_process(spec: PipelineSpec) -> ManagedProcess:
 
 
 def start_stream_background(
-    spec: PipelineSpec, spec_path: Path | None, defect: str | None = None, replay: bool = False
+    spec: PipelineSpec,
+    spec_path: Path | None,
+    defect: str | None = None,
+    replay: bool = False,
+    metrics_port: int | None = None,
 ) -> int:
     """Start `dualrun run stream` detached; returns its pid once it reports itself running."""
     from migrate.stream.status import read_status
@@ -62,6 +66,8 @@ def start_stream_background(
         argv += ["--inject-defect", defect]
     if replay:
         argv += ["--replay"]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
     started = time.time()
     pid = proc.start(argv)
 
@@ -103,8 +109,11 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None
 @click.option("--no-eos", is_flag=True, help="Turn exactly-once off (for comparison; not for production).")
 @click.option("--replay", is_flag=True, help="Run the stream's noise baseline: a second job over the same events.")
 @click.option("--supervise", is_flag=True, hidden=True, help="Run the job as a child and restart it when it fails.")
-def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool,
-           defect: str | None, no_eos: bool, replay: bool, supervise: bool) -> None:  # fmt: skip
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve Prometheus metrics on 127.0.0.1:PORT (0: any free port). Default: a free port when "
+              "the stack runs with --monitoring, else none.")  # fmt: skip
+def stream(spec_path: Path | None, state_dir: Path | None, background: bool, stop_job: bool, defect: str | None,
+           no_eos: bool, replay: bool, supervise: bool, metrics_port: int | None) -> None:  # fmt: skip
     """Run the streaming job until SIGTERM/SIGINT, reporting throughput and lag."""
     from rich.console import Console
 
@@ -126,7 +135,7 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
         click.echo("streaming job stopped" if stopped else "no streaming job was running for this state dir")
         return
     if background:
-        pid = start_stream_background(spec, spec_path, defect, replay)
+        pid = start_stream_background(spec, spec_path, defect, replay, metrics_port)
         click.echo(f"streaming job running (pid {pid}); log: {stream_process(spec).log_file}")
         return
     if supervise:
@@ -142,6 +151,6 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
             f"a streaming job already runs for {spec.state_dir}; stop it with `dualrun run stream --stop`"
         )
     console = Console(stderr=True)
-    job = StreamJob(spec, report=lambda status: render.stream_status_line(status, console))
+    job = StreamJob(spec, report=lambda status: render.stream_status_line(status, console), metrics_port=metrics_port)
     counters = job.run()
     click.echo(f"stopped after {counters.events_in} events in {counters.transactions} transactions", err=True)

@@ -20,19 +20,30 @@ def stack() -> None:
 @stack_options
 @click.option("--with", "extras", multiple=True, type=click.Choice(OPTIONAL_SERVICES),
               help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.")  # fmt: skip
-def up(config: StackConfig, extras: tuple[str, ...]) -> None:
+@click.option("--monitoring", is_flag=True, help="Also run Prometheus, Alertmanager and dualrun's exporter, with "
+              "the JMX exporter agent in the broker and Connect (ports: DUALRUN_PROMETHEUS_PORT, ...).")  # fmt: skip
+def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool) -> None:
     """Start MariaDB, Kafka and Connect (plus any --with service) unless running; wait until each is healthy."""
     from rich.console import Console
 
     from migrate import render
-    from migrate.stack import DEFAULT, Stack
+    from migrate.process import port_open
+    from migrate.stack import DEFAULT, MONITORING, Stack
 
     console = Console(stderr=True)
-    stack = Stack(config, (*DEFAULT, *extras))
+    stack = Stack(config, (*DEFAULT, *extras, *(MONITORING if monitoring else ())))
     with console.status("starting the stack") as spinner:
         timings = stack.up(lambda step: spinner.update(f"starting {step}"))
     summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
     click.echo(f"stack up in {config.state_dir} ({summary})")
+    if stack.monitored:
+        unwatched = [name for name, port in (("kafka", config.ports.kafka_jmx), ("connect", config.ports.connect_jmx))
+                     if not port_open(port)]  # fmt: skip
+        if unwatched:
+            click.echo(f"note: {' and '.join(unwatched)} started before --monitoring and run without the JMX "
+                       "agent: `dualrun stack down`, then `stack up --monitoring` loads it", err=True)  # fmt: skip
+        click.echo(f"Prometheus {config.prometheus_url} (console: {config.prometheus_url}/consoles/dualrun.html), "
+                   f"Alertmanager {config.alertmanager_url}")  # fmt: skip
     render.stack_status(stack.status(), Console())
 
 

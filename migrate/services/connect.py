@@ -9,6 +9,7 @@ from migrate.errors import StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
 from migrate.services.kafka import java, jvm_args, write_properties
+from migrate.services.monitoring import jmx_agent
 from migrate.stackconfig import StackConfig
 
 DEBEZIUM_CLASSES = (
@@ -34,9 +35,10 @@ class Connect:
 
     name = "connect"
 
-    def __init__(self, config: StackConfig, artifacts: Artifacts | None) -> None:
+    def __init__(self, config: StackConfig, artifacts: Artifacts | None, *, monitored: bool = False) -> None:
         self.config = config
         self.artifacts = artifacts
+        self.monitored = monitored  # load the JMX exporter agent (`stack up --monitoring`)
         self.port = config.ports.connect
         self.home = config.state_dir / "connect"
         self.properties = self.home / "worker.properties"
@@ -78,9 +80,13 @@ class Connect:
         if self.artifacts is None:
             raise StackError("the Connect and Debezium jars are missing; run `dualrun stack up`")
         claim_port("connect", self.port, "--connect-port")
+        agent: list[str] = []
+        if self.monitored:
+            claim_port("Connect's JMX exporter", self.config.ports.connect_jmx, "DUALRUN_CONNECT_JMX_PORT")
+            agent = jmx_agent(self.artifacts.jmx_agent, self.config.ports.connect_jmx)
         write_properties(self.properties, self.settings())
         self.process.start(
-            [java(), *jvm_args("1536m", self.home), "-cp", self.artifacts.kafka_classpath,
+            [java(), *agent, *jvm_args("1536m", self.home), "-cp", self.artifacts.kafka_classpath,
              "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties)]
         )  # fmt: skip
         wait_until(

@@ -15,6 +15,7 @@ from migrate.artifacts import Artifacts, stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
+from migrate.services.monitoring import jmx_agent
 from migrate.stackconfig import StackConfig
 
 JAVA_HINT = "Java 17+ not found: install it with `apt-get install openjdk-17-jre-headless`"
@@ -59,9 +60,10 @@ class Kafka:
 
     name = "kafka"
 
-    def __init__(self, config: StackConfig, artifacts: Artifacts | None) -> None:
+    def __init__(self, config: StackConfig, artifacts: Artifacts | None, *, monitored: bool = False) -> None:
         self.config = config
         self.artifacts = artifacts
+        self.monitored = monitored  # load the JMX exporter agent (`stack up --monitoring`)
         self.port = config.ports.kafka
         self.home = config.state_dir / "kafka"
         self.properties = self.home / "server.properties"
@@ -101,11 +103,14 @@ class Kafka:
             raise StackError("Kafka's jars are missing; run `dualrun stack up` to fetch them")
         claim_port("kafka", self.port, "--kafka-port")
         claim_port("kafka controller", self.config.ports.controller, "--controller-port")
+        if self.monitored:
+            claim_port("the broker's JMX exporter", self.config.ports.kafka_jmx, "DUALRUN_KAFKA_JMX_PORT")
         write_properties(self.properties, self.settings())
         base = [java(), *jvm_args("512m", self.home), "-cp", self.artifacts.kafka_classpath]
         if not (self.home / "data" / "meta.properties").exists():
             self.format_storage(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
-        self.process.start([*base, "kafka.Kafka", str(self.properties)])
+        agent = jmx_agent(self.artifacts.jmx_agent, self.config.ports.kafka_jmx) if self.monitored else []
+        self.process.start([*base[:1], *agent, *base[1:], "kafka.Kafka", str(self.properties)])
         wait_until(
             lambda: probe_broker(self.config.bootstrap_servers),
             timeout=90, what=f"the Kafka broker on {self.config.bootstrap_servers}", process=self.process,

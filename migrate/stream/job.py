@@ -38,6 +38,7 @@ from cdc.errors import EnvelopeError, TopicError
 from cdc.position import Position
 from cdc.topics import TopicAdmin, quiet_logger
 from migrate.errors import StreamJobError
+from migrate.metrics import serve_stream_metrics
 from migrate.pipeline.contract import Pipeline
 from migrate.pipeline.records import KafkaRecord
 from migrate.pipeline.registry import pipeline_for
@@ -140,8 +141,11 @@ class StreamJob:
         *,
         stall_after: float = 5.0,
         report: Callable[[StreamStatus], None] | None = None,
+        metrics_port: int | None = None,
     ) -> None:
         self.spec = spec
+        self.metrics_port = metrics_port  # see migrate.metrics.serve_stream_metrics
+        self.latest_status: StreamStatus | None = None
         self.pipeline = pipeline if pipeline is not None else pipeline_for(spec)
         self.report = report
         self.eos = spec.stream.exactly_once
@@ -328,6 +332,7 @@ class StreamJob:
             self.consumer.close()
             self.producer.close()
             raise
+        target = serve_stream_metrics(self.spec, lambda: self.latest_status, self.metrics_port)
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group, _resumed(resumed) if resumed else None)
         self._tune_gc()
@@ -358,6 +363,8 @@ class StreamJob:
             raise
         finally:
             self.finished = True
+            if target is not None:
+                target.unlink(missing_ok=True)  # Prometheus stops scraping a job that ended cleanly
             self.consumer.close()
             self.producer.close()
         return self.counters
@@ -691,5 +698,6 @@ class StreamJob:
             supervisor_pid=int(os.environ[SUPERVISOR_ENV]) if os.environ.get(SUPERVISOR_ENV) else None,
         )
         write_status(self.spec, status)
+        self.latest_status = status
         if self.report is not None:
             self.report(status)
