@@ -12,6 +12,7 @@ import yaml
 from migrate.artifacts import stack_dir
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
+from migrate.services.monitoring import data_dir, prometheus_config
 from migrate.services.postgres import server_settings
 from migrate.stackconfig import StackConfig
 
@@ -38,8 +39,9 @@ def host_ports(service: dict[str, Any]) -> set[int]:
 
 def test_same_services_on_the_same_loopback_ports() -> None:
     services = compose()["services"]
-    assert set(services) == {"mariadb", "postgres", "kafka", "connect"}
+    assert set(services) == {"mariadb", "postgres", "kafka", "connect", "prometheus", "grafana"}
     ports = StackConfig().ports
+    assert host_ports(services["prometheus"]) == {ports.prometheus}
     assert host_ports(services["mariadb"]) == {ports.mariadb}
     assert host_ports(services["postgres"]) == {ports.postgres}
     assert host_ports(services["kafka"]) == {ports.kafka}
@@ -104,3 +106,37 @@ def test_connect_uses_the_same_group_topics_and_converters() -> None:
     assert env["CONNECT_VALUE_CONVERTER_SCHEMAS_ENABLE"] == local["value.converter.schemas.enable"]
     assert env["CONNECT_KEY_CONVERTER_SCHEMAS_ENABLE"] == local["key.converter.schemas.enable"]
     assert env["CONNECT_SESSION_TIMEOUT_MS"] == local["session.timeout.ms"]
+
+
+def test_monitoring_is_an_opt_in_profile_with_the_local_scrape_jobs_and_rules(tmp_path: Path) -> None:
+    services = compose()["services"]
+    assert services["prometheus"]["profiles"] == services["grafana"]["profiles"] == ["monitoring"]
+    assert services["prometheus"]["image"] == "prom/prometheus:v2.42.0"  # Debian bookworm's package
+    scraped = yaml.safe_load((ROOT / "stack" / "monitoring" / "prometheus.yml").read_text())
+    local = prometheus_config(StackConfig(state_dir=tmp_path), tmp_path / "alerts.yml")
+    assert {job["job_name"] for job in scraped["scrape_configs"]} == {
+        job["job_name"] for job in local["scrape_configs"] if job["job_name"] != "alertmanager"
+    }
+    mounts = " ".join(services["prometheus"]["volumes"])
+    assert "./migrate/data/monitoring/alerts.yml:/etc/prometheus/alerts.yml" in mounts
+    assert scraped["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    # The broker and Connect load the agent only when asked: the default `docker compose up` is unchanged.
+    assert services["kafka"]["environment"]["KAFKA_OPTS"] == services["connect"]["environment"]["KAFKA_OPTS"]
+    assert services["kafka"]["environment"]["KAFKA_OPTS"] == "${DUALRUN_JMX_AGENT:-}"
+
+
+def test_the_grafana_dashboard_reads_only_metrics_dualrun_or_its_jmx_rules_produce() -> None:
+    import json
+
+    dashboard = json.loads((data_dir() / "grafana" / "dualrun.json").read_text())
+    mounts = " ".join(compose()["services"]["grafana"]["volumes"])
+    assert "./migrate/data/monitoring/grafana:/var/lib/grafana/dashboards" in mounts
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    ours = "\n".join((ROOT / "migrate" / name).read_text() for name in ("metrics.py", "exporter.py"))
+    jmx_rules = (data_dir() / "jmx-exporter.yml").read_text().lower()
+    for expr in exprs:
+        for name in re.findall(r"\bdualrun_[a-z_]+", expr):
+            assert f'"{name.removesuffix("_total")}"' in ours, f"{name}: no dualrun code exports it"
+        for name in re.findall(r"\bkafka_[a-z_]+", expr):
+            # JMX rule names end in a captured attribute (e.g. kafka_server_replicamanager_$1).
+            assert name.removesuffix("_total").rsplit("_", 1)[1] in jmx_rules, f"{name}: no JMX rule exports it"

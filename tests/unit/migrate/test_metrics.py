@@ -1,0 +1,112 @@
+"""dualrun's Prometheus metrics: the job's collector, the one-shot commands' text files, and the
+exporter that serves those files (the exporter's group lag is shown on the real broker in
+tests/integration/migrate/test_monitoring.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from comparators import FrameSource, reconcile
+from migrate.exporter import GroupLagCollector, TextfileCollector
+from migrate.metrics import TEXTFILE_DIR, StreamCollector, monitoring_dir, serve_stream_metrics, write_parity
+from migrate.spec import PipelineSpec
+from migrate.stream.status import StreamStatus
+from tests.unit.report.builders import local_spec
+
+
+def samples(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(registry).decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_the_job_collector_reports_counts_lag_and_commit_age_from_the_latest_status() -> None:
+    now = time.time()
+    status = StreamStatus(pid=1, state="running", updated_at=now, started_at=now - 100, exactly_once=True,
+                          events_in=120, events_out=90, dead_letters=2, lag=7, committed_at=now - 4,
+                          last_event_ts_ms=int((now - 30) * 1000))  # fmt: skip
+    registry = CollectorRegistry()
+    registry.register(StreamCollector("g1", lambda: status, max_lag=1000, max_age=60.0))
+    got = samples(registry)
+    g = (("group", "g1"),)
+    assert got[("dualrun_stream_events_in_total", g)] == 120
+    assert got[("dualrun_stream_events_out_total", g)] == 90
+    assert got[("dualrun_stream_dead_letters_total", g)] == 2
+    assert got[("dualrun_stream_lag_records", g)] == 7
+    assert 29 <= got[("dualrun_stream_lag_seconds", g)] <= 35
+    assert 3 <= got[("dualrun_stream_last_commit_age_seconds", g)] <= 9
+    assert got[("dualrun_stream_max_lag_records", g)] == 1000
+    assert got[("dualrun_stream_state", (("group", "g1"), ("state", "running")))] == 1
+
+
+def test_before_its_first_status_the_job_exports_nothing() -> None:
+    registry = CollectorRegistry()
+    registry.register(StreamCollector("g1", lambda: None, max_lag=1, max_age=1.0))
+    assert samples(registry) == {}
+
+
+def parity_spec(tmp_path: Path, name: str) -> PipelineSpec:
+    return local_spec(tmp_path).model_copy(update={"name": name})
+
+
+def test_parity_text_files_of_two_specs_are_served_merged_with_each_outputs_verdict(tmp_path: Path) -> None:
+    left = FrameSource(pa.table({"id": [1, 2, 3], "v": [10, 20, 30]}), name="batch")
+    right = FrameSource(pa.table({"id": [1, 2], "v": [10, 21]}), name="stream")
+    clean = reconcile(left, left, ["id"])
+    broken = reconcile(left, right, ["id"])
+    write_parity(parity_spec(tmp_path, "shop"), {"daily": broken, "orders": clean}, {"daily": 0, "orders": 4})
+    write_parity(parity_spec(tmp_path, "shop-defect"), {"daily": clean}, {"daily": 1})
+    registry = CollectorRegistry()
+    registry.register(TextfileCollector(monitoring_dir(tmp_path) / TEXTFILE_DIR))
+    got = samples(registry)
+
+    def value(metric: str, spec: str, output: str, **more: str) -> float:
+        return got[(metric, tuple(sorted({"spec": spec, "output": output, **more}.items())))]
+
+    assert value("dualrun_parity_unexplained_rows", "shop", "daily") == broken.unexplained == 2
+    assert value("dualrun_parity_unexplained_rows", "shop", "orders") == 0
+    assert value("dualrun_parity_unexplained_rows", "shop-defect", "daily") == 0
+    assert value("dualrun_parity_streak", "shop", "orders") == 4
+    assert value("dualrun_parity_verdict", "shop", "daily", verdict="differences") == 1
+    assert value("dualrun_parity_verdict", "shop", "daily", verdict="clean") == 0
+    assert abs(value("dualrun_parity_last_run_timestamp_seconds", "shop", "daily") - time.time()) < 60
+    files = {labels: v for (name, labels), v in got.items() if name == "dualrun_textfile_scrape_error"}
+    assert set(files.values()) == {0} and len(files) == 2
+
+
+def test_a_broken_text_file_is_reported_not_served(tmp_path: Path) -> None:
+    folder = monitoring_dir(tmp_path) / TEXTFILE_DIR
+    folder.mkdir(parents=True)
+    (folder / "bad.prom").write_text("dualrun_x{unclosed 1\n")
+    registry = CollectorRegistry()
+    registry.register(TextfileCollector(folder))
+    assert samples(registry) == {("dualrun_textfile_scrape_error", (("file", "bad.prom"),)): 1}
+
+
+def test_the_exporter_finds_each_jobs_group_and_broker_in_its_status_file(tmp_path: Path) -> None:
+    (tmp_path / "stream").mkdir()
+    consumer = {"group.id": "dualrun-shop", "bootstrap.servers": "127.0.0.1:1"}
+    (tmp_path / "stream" / "dualrun-shop.status.json").write_text(json.dumps({"consumer": consumer}))
+    (tmp_path / "stream" / "torn.status.json").write_text("{")
+    assert GroupLagCollector(tmp_path).jobs() == {"dualrun-shop": "127.0.0.1:1"}
+
+
+def test_the_job_registers_its_endpoint_only_with_a_monitored_stack(tmp_path: Path) -> None:
+    spec = local_spec(tmp_path)
+    assert serve_stream_metrics(spec, lambda: None, None) is None  # no --monitoring, no --metrics-port
+    targets = monitoring_dir(spec.path(".")) / "targets"
+    targets.mkdir(parents=True)
+    target = serve_stream_metrics(spec, lambda: None, None)
+    assert target is not None and target.parent == targets
+    entry = json.loads(target.read_text())
+    assert entry[0]["labels"] == {"group": spec.stream.group, "spec": spec.name}
+    assert entry[0]["targets"][0].startswith("127.0.0.1:")
