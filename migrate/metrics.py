@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
     from comparators.result import Reconciliation
     from migrate.spec import PipelineSpec
     from migrate.stream.status import StreamStatus
@@ -93,6 +96,11 @@ class StreamCollector(Collector):
             )
         if status.last_event_ts_ms is not None:
             yield gauge(
+                "dualrun_stream_committed_position_age_seconds",
+                "Seconds since the source commit of the newest event the job committed (its committed position).",
+                max(0.0, now - status.last_event_ts_ms / 1000),
+            )
+            yield gauge(
                 "dualrun_stream_last_event_timestamp_seconds",
                 "Source commit time of the newest event the job committed.",
                 status.last_event_ts_ms / 1000,
@@ -120,14 +128,33 @@ def lag_seconds(status: StreamStatus, now: float) -> float:
     return max(0.0, now - since)
 
 
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """A streaming job's metrics server; `target` is its file_sd registration (None: not registered)."""
+
+    server: WSGIServer
+    target: Path | None
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_port)
+
+    def close(self) -> None:
+        """Stop serving, and unregister so that Prometheus stops scraping a job that ended cleanly."""
+        if self.target is not None:
+            self.target.unlink(missing_ok=True)
+        self.server.shutdown()
+        self.server.server_close()
+
+
 def serve_stream_metrics(
     spec: PipelineSpec, status: Callable[[], StreamStatus | None], port: int | None
-) -> Path | None:
+) -> MetricsEndpoint | None:
     """Serve the job's metrics on 127.0.0.1:`port` (0: any free port) and register the endpoint
-    with the stack's Prometheus (a file_sd target file). Returns that file, removed on clean exit.
+    with the stack's Prometheus: a file_sd target file under `<state_dir>/monitoring/targets`.
 
-    With `port` None, serves only when `<state_dir>/monitoring/targets` exists (a stack started with
-    `--monitoring`), on a free port. Returns None when not serving.
+    With `port` None, serves only when that folder exists (a stack started with `--monitoring`), on a
+    free port. Returns None when not serving.
     """
     from prometheus_client import start_http_server
 
@@ -138,13 +165,14 @@ def serve_stream_metrics(
     limits = spec.checklist
     registry.register(StreamCollector(spec.stream.group, status, limits.max_consumer_lag, limits.max_event_age_seconds))
     server, _ = start_http_server(port or 0, addr="127.0.0.1", registry=registry)
-    bound = server.server_port
     if not targets.is_dir():
-        return None
+        return MetricsEndpoint(server, None)
     target = targets / f"stream-{spec.stream.group}.json"
-    entry = [{"targets": [f"127.0.0.1:{bound}"], "labels": {"group": spec.stream.group, "spec": spec.name}}]
+    entry = [
+        {"targets": [f"127.0.0.1:{server.server_port}"], "labels": {"group": spec.stream.group, "spec": spec.name}}
+    ]
     _atomic_write(target, json.dumps(entry) + "\n")
-    return target
+    return MetricsEndpoint(server, target)
 
 
 def write_parity(spec: PipelineSpec, results: dict[str, Reconciliation], streaks: dict[str, int]) -> Path:

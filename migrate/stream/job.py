@@ -332,7 +332,7 @@ class StreamJob:
             self.consumer.close()
             self.producer.close()
             raise
-        target = serve_stream_metrics(self.spec, lambda: self.latest_status, self.metrics_port)
+        endpoint = serve_stream_metrics(self.spec, lambda: self.latest_status, self.metrics_port)
         resumed = self.counters.last_position
         self.changelog.claim(self.spec.stream.group, _resumed(resumed) if resumed else None)
         self._tune_gc()
@@ -363,8 +363,8 @@ class StreamJob:
             raise
         finally:
             self.finished = True
-            if target is not None:
-                target.unlink(missing_ok=True)  # Prometheus stops scraping a job that ended cleanly
+            if endpoint is not None:
+                endpoint.close()
             self.consumer.close()
             self.producer.close()
         return self.counters

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,9 +15,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from comparators import FrameSource, reconcile
 from migrate.exporter import GroupLagCollector, TextfileCollector
-from migrate.metrics import TEXTFILE_DIR, StreamCollector, monitoring_dir, serve_stream_metrics, write_parity
+from migrate.metrics import (
+    TEXTFILE_DIR,
+    StreamCollector,
+    monitoring_dir,
+    serve_stream_metrics,
+    write_parity,
+    write_tap,
+)
 from migrate.spec import PipelineSpec
 from migrate.stream.status import StreamStatus
+from migrate.stream.tap import TapRun
 from tests.unit.report.builders import local_spec
 
 
@@ -44,6 +53,7 @@ def test_the_job_collector_reports_counts_lag_and_commit_age_from_the_latest_sta
     assert got[("dualrun_stream_lag_records", g)] == 7
     assert 29 <= got[("dualrun_stream_lag_seconds", g)] <= 35
     assert 3 <= got[("dualrun_stream_last_commit_age_seconds", g)] <= 9
+    assert 29 <= got[("dualrun_stream_committed_position_age_seconds", g)] <= 35
     assert got[("dualrun_stream_max_lag_records", g)] == 1000
     assert got[("dualrun_stream_state", (("group", "g1"), ("state", "running")))] == 1
 
@@ -105,8 +115,28 @@ def test_the_job_registers_its_endpoint_only_with_a_monitored_stack(tmp_path: Pa
     assert serve_stream_metrics(spec, lambda: None, None) is None  # no --monitoring, no --metrics-port
     targets = monitoring_dir(spec.path(".")) / "targets"
     targets.mkdir(parents=True)
-    target = serve_stream_metrics(spec, lambda: None, None)
-    assert target is not None and target.parent == targets
-    entry = json.loads(target.read_text())
-    assert entry[0]["labels"] == {"group": spec.stream.group, "spec": spec.name}
-    assert entry[0]["targets"][0].startswith("127.0.0.1:")
+    now = time.time()
+    status = StreamStatus(pid=1, state="running", updated_at=now, started_at=now, exactly_once=True, events_in=5)
+    endpoint = serve_stream_metrics(spec, lambda: status, None)
+    assert endpoint is not None and endpoint.target is not None and endpoint.target.parent == targets
+    try:
+        entry = json.loads(endpoint.target.read_text())
+        assert entry == [{"targets": [f"127.0.0.1:{endpoint.port}"], "labels": {"group": spec.stream.group,
+                                                                               "spec": spec.name}}]  # fmt: skip
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{endpoint.port}/metrics", timeout=5).read().decode()
+        assert f'dualrun_stream_events_in_total{{group="{spec.stream.group}"}} 5.0' in scraped
+    finally:
+        endpoint.close()
+    assert not endpoint.target.exists()  # a job that ended cleanly is no longer scraped
+
+
+def test_the_tap_leaves_what_it_read_and_could_not_decode(tmp_path: Path) -> None:
+    spec = local_spec(tmp_path)
+    write_tap(spec, TapRun("orders", "shop.orders", 40, 3, True, {0: 43}, 0.5))
+    registry = CollectorRegistry()
+    registry.register(TextfileCollector(monitoring_dir(spec.path(".")) / TEXTFILE_DIR))
+    got = samples(registry)
+    labels = tuple(sorted({"spec": spec.name, "output": "orders", "topic": "shop.orders"}.items()))
+    assert got[("dualrun_tap_records_read", labels)] == 40
+    assert got[("dualrun_tap_undecodable_records", labels)] == 3
+    assert got[("dualrun_tap_complete", labels)] == 1
