@@ -98,6 +98,13 @@ def reconcile_spec(
             f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
             "run `dualrun run batch` again, then reconcile"
         )
+    if run.snapshot is not None:  # PostgreSQL: the snapshot placed in the stream's commit order
+        from migrate import pgsource
+
+        progress(f"placing the batch snapshot {run.snapshot} in the stream")
+        run, cut = pgsource.place(spec, run, spec.compare.wait_seconds if wait is None else wait)
+        if not cut.complete:
+            return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
