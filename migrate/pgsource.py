@@ -80,11 +80,13 @@ def result_schema(columns: list[Any], output: str, overrides: dict[str, str]) ->
 
 
 def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
-    from migrate.batch import CHUNK_ROWS, chunks
+    from migrate.batch import CHUNK_ROWS, chunks, driver_sql
 
     try:
-        result = conn.execution_options(stream_results=True, max_row_buffer=CHUNK_ROWS).exec_driver_sql(
-            output.batch.sql_text().replace("%", "%%")
+        # Per statement: Connection.execution_options would make the COMMIT a server-side cursor too.
+        result = conn.exec_driver_sql(
+            driver_sql(output.batch.sql_text()),
+            execution_options={"stream_results": True, "max_row_buffer": CHUNK_ROWS},
         )
     except sa.exc.DBAPIError as exc:
         state = str(getattr(exc.orig, "sqlstate", "") or "")

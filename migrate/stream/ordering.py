@@ -46,8 +46,24 @@ class Item(NamedTuple):
     def txn(self) -> str | None:
         event = self.event
         if type(event) is ChangeEvent and not event.snapshot:
-            return event.transaction_id
+            return transaction_key(event.transaction_id)
         return None
+
+
+def transaction_key(txn: str | None) -> str | None:
+    """The id that names one transaction on its events and its END marker.
+
+    Debezium's PostgreSQL connector writes `txId:lsn` with the LSN of each record (the BEGIN's,
+    each change's, the commit's), so only the txId is shared (an xid is unique among the
+    transactions in flight); MariaDB GTIDs and MySQL `uuid:n` stay as they are.
+
+    >>> transaction_key("737:26422576"), transaction_key("0-1-42"), transaction_key(None)
+    ('737', '0-1-42', None)
+    """
+    if txn is None:
+        return None
+    head, sep, tail = txn.partition(":")
+    return head if sep and head.isdigit() and tail.isdigit() else txn
 
 
 def parse_marker(value: bytes | None) -> dict[str, Any] | None:
@@ -68,7 +84,7 @@ def parse_marker(value: bytes | None) -> dict[str, Any] | None:
     if not isinstance(payload, dict) or payload.get("status") not in ("BEGIN", "END"):
         return None
     counts = {str(c["data_collection"]): int(c["event_count"]) for c in payload.get("data_collections") or []}
-    return {"status": payload["status"], "id": str(payload["id"]), "counts": counts}
+    return {"status": payload["status"], "id": transaction_key(str(payload["id"])), "counts": counts}
 
 
 def _gtid(txn: str) -> tuple[int, int] | None:
