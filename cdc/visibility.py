@@ -208,7 +208,9 @@ def commit_of(value: bytes | None) -> tuple[int, int] | None:
     return int(txid), int(lsn)
 
 
-def read_commits(bootstrap_servers: str, topic: str, since_ms: int | None, timeout: float = 30) -> list[tuple[int, int]]:
+def read_commits(
+    bootstrap_servers: str, topic: str, since_ms: int | None, timeout: float = 30
+) -> list[tuple[int, int]]:
     """Every END record of `topic` (single partition, as Debezium creates it) from the first
     record at or after `since_ms` (None: the beginning) to the end offset read at the start."""
     consumer = Consumer(

@@ -292,8 +292,15 @@ def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table], *, ru
         con.execute(
             f"INSERT INTO {RUNS_TABLE} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                run.run_id, run.started_at, run.finished_at, p.file, p.minor, p.gtid, p.order_value,
-                json.dumps(run.rows), json.dumps(run.snapshot.to_dict()) if run.snapshot is not None else None,
+                run.run_id,
+                run.started_at,
+                run.finished_at,
+                p.file,
+                p.minor,
+                p.gtid,
+                p.order_value,
+                json.dumps(run.rows),
+                json.dumps(run.snapshot.to_dict()) if run.snapshot is not None else None,
             ],  # fmt: skip
         )
         con.execute("COMMIT")

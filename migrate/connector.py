@@ -21,7 +21,7 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
 
     url = make_url(spec.source.url)
     optional: dict[str, object] = {"server_id": spec.cdc.server_id} if spec.cdc.server_id is not None else {}
-    databases = (url.database or "",)
+    databases: tuple[str, ...] = (url.database or "",)
     if spec.source.kind == "postgres":
         # There `database.table` names schema.table; the database is the URL's. pgoutput, the
         # publication and a slot named after the connector: see cdc.connector.ConnectorSettings.

@@ -86,7 +86,9 @@ def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.
     shaped like the batch output (`schema`) plus the changelog's own columns. For the user's own
     job, what the tap read of the output topic (`migrate.external`)."""
     # PostgreSQL: the stream cut's order value (migrate.pgsource); the changelog has __pos_order.
-    at: PosOrder | str = PosOrder(position.order_value) if position.kind == "lsn" else f"{position.file}:{position.minor}"
+    at: PosOrder | str = (
+        PosOrder(position.order_value) if position.kind == "lsn" else f"{position.file}:{position.minor}"
+    )
     root = spec.changelog_path
     taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []
     log: Any

@@ -57,17 +57,27 @@ def make_pg_pipeline(stack: StackConfig, pg: PgDatabase, state_dir: Path, name: 
             kind="postgres",
             url=f"postgresql+psycopg://{stack.db_user}@127.0.0.1:{stack.ports.postgres}/{stack.database}"
             f"?options=-csearch_path%3D{schema}",
-            password_env="DUALRUN_DB_PASSWORD", default_password=stack.db_password,
+            password_env="DUALRUN_DB_PASSWORD",
+            default_password=stack.db_password,
         ),  # fmt: skip
         cdc=CdcSpec(
-            connect_url=stack.connect_url, connector=name, topic_prefix=name, user=stack.debezium_user,
-            password_env="DUALRUN_DEBEZIUM_PASSWORD", default_password=stack.debezium_password,
-            tables=(f"{schema}.customers", f"{schema}.orders"), publication=schema,
+            connect_url=stack.connect_url,
+            connector=name,
+            topic_prefix=name,
+            user=stack.debezium_user,
+            password_env="DUALRUN_DEBEZIUM_PASSWORD",
+            default_password=stack.debezium_password,
+            tables=(f"{schema}.customers", f"{schema}.orders"),
+            publication=schema,
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(
-            group=name, pipeline="migrate.examples.shop_orders:PIPELINE", transactional_id=name,
-            state_topic=f"{name}-state", dead_letter_topic=f"{name}-dlq", commit_interval_ms=100,
+            group=name,
+            pipeline="migrate.examples.shop_orders:PIPELINE",
+            transactional_id=name,
+            state_topic=f"{name}-state",
+            dead_letter_topic=f"{name}-dlq",
+            commit_interval_ms=100,
         ),  # fmt: skip
         outputs=shop_orders.outputs(name),
         local=True,
