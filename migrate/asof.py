@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cdc.position import Position
@@ -102,9 +102,10 @@ def reconcile_spec(
         from migrate import pgsource
 
         progress(f"placing the batch snapshot {run.snapshot} in the stream")
-        run, cut = pgsource.place(spec, run, spec.compare.wait_seconds if wait is None else wait)
-        if not cut.complete:
+        cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
+        if not cut.complete:  # Debezium has not passed the snapshot yet
             return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
+        run = replace(run, position=Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)

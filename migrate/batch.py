@@ -10,7 +10,7 @@ GTID position. Every row the job reads is exactly the database at that position.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,15 +19,15 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
 
 from cdc.position import Position
 from cdc.visibility import PgSnapshot
 from migrate.errors import DualrunError, SourceUnavailable
+from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, describe_source, driver_sql, source_url
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
-CHUNK_ROWS = 50_000
 RERUN = "~rerun"
 RUNS_TABLE = "batch_runs"
 # Server errors about the query itself (syntax, unknown column/table/function, GROUP BY, ambiguity):
@@ -63,17 +63,6 @@ class BatchRun:
             "rows": dict(self.rows),
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot is not None else {}),
         }
-
-
-def source_url(spec: PipelineSpec) -> URL:
-    return make_url(spec.source.url).set(password=spec.source.password())
-
-
-def describe_source(spec: PipelineSpec) -> str:
-    """host:port/db of the source, for messages (never the password)."""
-    url = make_url(spec.source.url)
-    port = url.port or (5432 if spec.source.kind == "postgres" else 3306)
-    return f"{url.username}@{url.host}:{port}/{url.database}"
 
 
 def translate(exc: sa.exc.DBAPIError, spec: PipelineSpec) -> DualrunError:
@@ -142,47 +131,12 @@ def _column_type(field: Any) -> pa.DataType:
     return pa.string()  # VARCHAR, CHAR, TEXT, ENUM, SET, JSON
 
 
-def check_columns(names: list[str], output: str, overrides: dict[str, str]) -> None:
-    """Result-set column names are unique and every `columns` override names one of them."""
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise DualrunError(f"outputs.{output}.batch: the query returns column(s) {', '.join(twice)} twice; alias them")
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise DualrunError(
-            f"outputs.{output}.batch.columns: {', '.join(unknown)} not in the query's result ({', '.join(names)})"
-        )
-
-
 def result_schema(fields: list[Any], output: str, overrides: dict[str, str]) -> pa.Schema:
     """The output's schema: the result set's column types, with the spec's `columns` overrides."""
     check_columns([f.name for f in fields], output, overrides)
     return pa.schema(
         [(f.name, arrow_type(overrides[f.name]) if f.name in overrides else _column_type(f)) for f in fields]
     )
-
-
-def chunks(result: Any, schema: pa.Schema, output: str) -> Iterator[pa.RecordBatch]:
-    names = schema.names
-    while rows := result.fetchmany(CHUNK_ROWS):
-        columns = list(zip(*rows, strict=True))
-        arrays = []
-        for name, column in zip(names, columns, strict=True):
-            kind = schema.field(name).type
-            try:
-                arrays.append(pa.array(column, type=kind))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-                raise DualrunError(
-                    f"outputs.{output}.batch: column {name} does not fit {kind} ({exc}); "
-                    f"set outputs.{output}.batch.columns.{name} to a type that holds it exactly"
-                ) from None
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def driver_sql(sql: str) -> str:
-    """A spec's query as the driver takes it: pymysql formats every statement with `%`
-    placeholders, so a literal `%` (LIKE 'a%') is doubled."""
-    return sql.replace("%", "%%")
 
 
 def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -21,11 +21,9 @@ from sqlalchemy.engine import Connection
 from cdc.position import Position, parse_lsn
 from cdc.visibility import PgSnapshot, StreamCut, find_cut
 from migrate.errors import DualrunError, SourceUnavailable
+from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, describe_source, driver_sql, source_url
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
-
-if TYPE_CHECKING:
-    from migrate.batch import BatchRun
 
 # PostgreSQL type OIDs (pg_type.oid, stable across versions) -> Arrow, by family.
 _INTEGERS = {21: pa.int16(), 23: pa.int32(), 20: pa.int64(), 26: pa.uint32()}  # int2, int4, int8, oid
@@ -71,8 +69,6 @@ def _column_type(column: Any, output: str) -> pa.DataType:
 
 
 def result_schema(columns: list[Any], output: str, overrides: dict[str, str]) -> pa.Schema:
-    from migrate.batch import check_columns
-
     check_columns([c.name for c in columns], output, overrides)
     return pa.schema(
         [(c.name, arrow_type(overrides[c.name]) if c.name in overrides else _column_type(c, output)) for c in columns]
@@ -80,8 +76,6 @@ def result_schema(columns: list[Any], output: str, overrides: dict[str, str]) ->
 
 
 def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
-    from migrate.batch import CHUNK_ROWS, chunks, driver_sql
-
     try:
         # Per statement: Connection.execution_options would make the COMMIT a server-side cursor too.
         result = conn.exec_driver_sql(
@@ -106,8 +100,6 @@ def _detail(exc: sa.exc.DBAPIError) -> str:
 
 def translate(exc: sa.exc.DBAPIError, spec: PipelineSpec) -> DualrunError:
     """A PostgreSQL error -> one line saying what, where and what to do."""
-    from migrate.batch import describe_source
-
     state = str(getattr(exc.orig, "sqlstate", "") or "")
     where, detail = describe_source(spec), _detail(exc)
     if state == "28P01" or "password authentication failed" in detail:
@@ -123,8 +115,6 @@ def read_snapshot(
     spec: PipelineSpec, queries: Mapping[str, OutputSpec], *, rerun: bool, suffix: str
 ) -> tuple[PgSnapshot, dict[str, pa.Table]]:
     """Every query in one REPEATABLE READ READ ONLY transaction; its snapshot with the WAL bracket."""
-    from migrate.batch import source_url
-
     engine = sa.create_engine(source_url(spec), isolation_level="AUTOCOMMIT", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
     try:
@@ -182,29 +172,25 @@ def resolve(spec: PipelineSpec, snapshot: PgSnapshot, started_ms: int) -> Stream
     return find_cut(spec.kafka.bootstrap_servers, spec.cdc.topic_prefix, snapshot, started_ms, committed_lsn(spec))
 
 
-def place(spec: PipelineSpec, run: BatchRun, timeout: float) -> tuple[BatchRun, StreamCut]:
-    """`run` with its position replaced by the stream cut of its snapshot: the order value
-    (`Position.lsn(bound)`) that the stream's changes at or before the batch do not exceed.
+def place(spec: PipelineSpec, snapshot: PgSnapshot, started_at: datetime, timeout: float) -> StreamCut:
+    """The stream cut of a batch run's snapshot (`resolve`), polled until complete (Debezium has
+    passed the snapshot's WAL position) or `timeout`. The run's changes at or before the batch
+    are then those with order value <= `cut.bound` (`Position.lsn(cut.bound)`).
 
-    Polls until the cut is complete (Debezium has passed the snapshot's WAL position), up to
-    `timeout`; an incomplete cut leaves `run` as it is. A snapshot whose visible transactions are
-    not a prefix of the commit order matches no state of the stream: DualrunError.
+    A snapshot whose visible transactions are not a prefix of the commit order matches no state of
+    the stream: DualrunError (rerun the batch), never a comparison.
     """
-    if run.snapshot is None:
-        raise DualrunError(f"batch run {run.run_id} has no PostgreSQL snapshot")
     deadline = time.monotonic() + timeout
-    started_ms = int(run.started_at.timestamp() * 1000)
+    started_ms = int(started_at.timestamp() * 1000)
     while True:
-        cut = resolve(spec, run.snapshot, started_ms)
+        cut = resolve(spec, snapshot, started_ms)
         if cut.stray:
             txids = ", ".join(str(t) for t, _ in cut.stray[:5])
+            before = cut.first_invisible[0] if cut.first_invisible else "?"
             raise DualrunError(
-                f"batch run {run.run_id}: its snapshot {run.snapshot} sees transaction(s) {txids}, which committed "
-                f"after transaction {cut.first_invisible[0] if cut.first_invisible else '?'} that it does not see; "
-                "no state of the stream equals that snapshot; run the batch again"
+                f"the batch snapshot {snapshot} sees transaction(s) {txids}, which committed after transaction "
+                f"{before} that it does not see; no state of the stream equals that snapshot; run the batch again"
             )
-        if cut.complete:
-            return replace(run, position=Position.lsn(cut.bound)), cut
-        if time.monotonic() >= deadline:
-            return run, cut
+        if cut.complete or time.monotonic() >= deadline:
+            return cut
         time.sleep(0.5)

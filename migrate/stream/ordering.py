@@ -180,13 +180,20 @@ class TransactionOrder:
         assert end.marker is not None
         txn, wanted = end.marker["id"], end.marker["counts"]
         mine = {c for c in self.collections.values()}
-        ready: list[Item] = []
+        ready: list[tuple[tuple[int, int, int], Item]] = []
         have: dict[str, int] = {}
         for buf in self._tables():
+            key: tuple[int, int, int] | None = None
             for item in buf:
                 if item.txn != txn:
+                    if key is not None and type(item.event) is Tombstone:
+                        # A delete's tombstone, right behind it: part of the transaction (a
+                        # transaction may go on after a delete), uncounted, kept after its delete.
+                        ready.append((key, item))
+                        continue
                     break
-                ready.append(item)
+                key = item.event.position.sort_key if isinstance(item.event, ChangeEvent) else (0, 0, 0)
+                ready.append((key, item))
                 collection = self.collections.get(item.topic, "")
                 have[collection] = have.get(collection, 0) + 1
         complete = all(have.get(c, 0) >= n for c, n in wanted.items() if c in mine)
@@ -194,11 +201,11 @@ class TransactionOrder:
             return False
         if not complete:
             self.stalled += 1
-        for item in ready:
+        for _, item in ready:
             self.buffers[(item.topic, item.partition)].popleft()
-        # Within a transaction, the source's own order: binlog position, then row.
-        ready.sort(key=lambda i: i.event.position.sort_key if isinstance(i.event, ChangeEvent) else (0, 0, 0))
-        out.extend(ready)
+        # Within a transaction, the source's own order: binlog position (PostgreSQL: LSN), then row.
+        ready.sort(key=lambda pair: pair[0])  # stable: a tombstone stays after its delete
+        out.extend(item for _, item in ready)
         out.append(markers.popleft())
         self.done[txn] = None
         if len(self.done) > 10_000:

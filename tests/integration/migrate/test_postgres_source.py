@@ -297,3 +297,23 @@ def test_debezium_txid_is_the_32_bit_xid_and_sequence_carries_the_previous_commi
     assert epoch == 0  # the stack's fresh cluster; widen's epoch arithmetic is unit-tested
     by_tx = {int(s["txId"]): s for s in changes}
     assert json.loads(by_tx[older % 2**32]["sequence"])[0] == str(ends[0][1])  # the younger's commit LSN
+
+
+def test_a_batch_on_a_quiet_postgresql_is_placed_once_debezium_passes_its_wal_position(
+    pg_pipeline: PipelineSpec,
+) -> None:
+    """No transaction after the snapshot: only Debezium's committed offset can say every visible
+    transaction is in; the cut then ends at the last one and the run is clean."""
+    spec = pg_pipeline
+    job = JobThread(spec).start()
+    try:
+        with Writers(spec) as writers:
+            writers.wait_for(60)
+        run = run_batch(spec)
+        assert run.snapshot is not None and not run.snapshot.xip
+        result = reconcile_spec(spec, run.run_id, wait=60)
+        assert_clean(result)
+        cut = pgsource.resolve(spec, run.snapshot, int(run.started_at.timestamp() * 1000))
+        assert cut.exact and cut.first_invisible is None and cut.last_visible is not None
+    finally:
+        job.stop()
