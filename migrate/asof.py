@@ -101,6 +101,12 @@ def reconcile_spec(
     if run.snapshot is not None:  # PostgreSQL: the snapshot placed in the stream's commit order
         from migrate import pgsource
 
+        if spec.is_external:
+            raise DualrunError(
+                "a PostgreSQL source is compared with dualrun's own streaming job only (set stream.pipeline); "
+                "reading your own job's outputs as of a PostgreSQL snapshot is not supported yet"
+            )
+
         progress(f"placing the batch snapshot {run.snapshot} in the stream")
         cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
         if not cut.complete:  # Debezium has not passed the snapshot yet

@@ -26,6 +26,7 @@ from migrate.demo import defect_spec
 from migrate.examples import shop_orders
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig
+from migrate.stream.status import read_status
 from tests.integration.cdc.test_postgres import PgDatabase, drop_slot
 from tests.integration.migrate.conftest import JobThread
 from tests.integration.migrate.test_pipelines import assert_clean, causes, mismatched_columns
@@ -240,13 +241,20 @@ def test_a_dual_run_on_postgresql_is_clean_under_interleaved_writers_and_catches
         cut = pgsource.resolve(spec, run.snapshot, int(run.started_at.timestamp() * 1000))
         assert cut.exact and cut.first_invisible is not None and cut.last_visible is not None
         assert result.run.position.major == cut.bound
-        open_across = [x for x in run.snapshot.xip]
-        assert open_across or cut.first_invisible[0] >= run.snapshot.xmax, run.snapshot
+        assert run.snapshot.xip, f"no transaction open across the snapshot {run.snapshot}"
+
+        status = read_status(spec)
+        assert status is not None and status.stalled_transactions == 0 and status.dead_letters == 0
+        print(
+            f"\nsnapshot {run.snapshot} ({len(run.snapshot.xip)} in progress), cut {cut.to_dict()}, "
+            f"{writers.committed} writer transactions, rows {rows}"
+        )
 
         defect = reconcile_spec(defective, run.run_id).outputs
         revenue = defect["daily_revenue"]
         assert causes(revenue) == {"value_mismatch": revenue.mismatched_rows} and revenue.mismatched_rows > 0
         assert mismatched_columns(revenue) == {"revenue"}
+        print(f"defect double-count-updates: daily_revenue {revenue.mismatched_rows} value mismatches")
         assert defect["orders_enriched"].verdict == defect["order_alerts"].verdict == "clean"
     finally:
         for job in jobs:
