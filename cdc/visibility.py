@@ -117,10 +117,11 @@ class StreamCut:
     """Where a snapshot falls in the stream's commit order.
 
     `bound`: the stream as of the snapshot is every change whose order value
-    (`Position.order_value`, the `lastCommitLsn` of its transaction) is <= `bound`; -1 when no
-    visible transaction was streamed. `complete`: the stream has passed `lsn_after`, so every
-    visible transaction is known. `stray`: visible transactions committed after an invisible
-    one (the visible set is not a prefix of the commit order), as (txId, commitLsn).
+    (`Position.order_value`, the `lastCommitLsn` of its transaction) is <= `bound`; 0 (Debezium's
+    snapshot reads only) when no visible transaction was streamed. `complete`: the stream has
+    passed `lsn_after`, so every visible transaction is known. `stray`: visible transactions
+    committed after an invisible one (the visible set is not a prefix of the commit order), as
+    (txId, commitLsn).
     """
 
     bound: int
@@ -176,7 +177,8 @@ def stream_cut(snapshot: PgSnapshot, commits: Iterable[tuple[int, int]], passed_
             first_invisible = (txid, lsn)
         if complete and lsn >= snapshot.lsn_after:
             break
-    bound = last[1] - 1 if last is not None else -1
+    # Nothing visible streamed: only Debezium's snapshot reads (order 0) are at or before it.
+    bound = last[1] - 1 if last is not None else 0
     return StreamCut(bound, complete, last, first_invisible, tuple(stray))
 
 

@@ -58,8 +58,13 @@ def test_a_visible_transaction_after_an_invisible_one_is_stray_never_exact() -> 
     assert cut.stray == ((12, 400),) and not cut.exact and cut.bound == 199
 
 
-def test_nothing_visible_streamed_cuts_below_every_change() -> None:
-    assert stream_cut(PgSnapshot.parse("10:10:", lsn_after=50), [(10, 60)]).bound == -1
+def test_nothing_visible_streamed_cuts_after_the_connectors_snapshot_reads_only() -> None:
+    from cdc.position import Position
+
+    assert stream_cut(PgSnapshot.parse("10:10:", lsn_after=50), [(10, 60)]).bound == 0
+    read = Position.from_source({"lsn": 40, "sequence": '[null,"40"]', "snapshot": "true"})
+    first = Position.from_source({"lsn": 45, "sequence": '[null,"45"]', "snapshot": "false"})
+    assert read.order_value == 0 < first.order_value == 1
 
 
 def test_commit_of_reads_end_records_only() -> None:
