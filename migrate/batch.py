@@ -50,6 +50,14 @@ class BatchRun:
     snapshot: PgSnapshot | None = None
 
     @property
+    def where(self) -> str:
+        """Where it read the source, for people: the position, or the PostgreSQL snapshot (with the
+        stream position it was placed at, once reconcile placed it)."""
+        if self.snapshot is None:
+            return str(self.position)
+        return f"snapshot {self.snapshot} ({self.position})"
+
+    @property
     def seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
