@@ -186,15 +186,19 @@ def _pg_sequence(source: dict[str, Any]) -> tuple[int, int]:
 
     pgoutput sends whole transactions in commit order, but the changes of interleaved
     transactions have LSNs that go backwards; Debezium's `sequence` pairs each change with the
-    commit LSN of the last transaction before it, which only grows. Null (the first transaction
-    a fresh connector streams, and snapshot reads) counts as 0.
+    commit LSN of the last transaction before it, which only grows. Null counts as 0 for snapshot
+    reads and 1 for the first transaction a fresh connector streams: the snapshot is the state
+    before every streamed transaction (checked on Debezium 3.5: both carry `[null, lsn]`, and the
+    example transform skips a change not past what it applied to the row).
     """
     lsn = int(source["lsn"])
     raw = source.get("sequence")
     if raw:
         try:
             last_commit, _ = orjson.loads(raw) if isinstance(raw, str) else raw
-            return (int(last_commit) if last_commit is not None else 0), lsn
+            if last_commit is None:
+                return (0 if str(source.get("snapshot", "false")).lower() not in ("false", "") else 1), lsn
+            return int(last_commit), lsn
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise PositionError(f"PostgreSQL source sequence {raw!r} is not [lastCommitLsn, lsn]") from exc
     return lsn, lsn

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from cdc.position import Position
@@ -99,6 +99,20 @@ def reconcile_spec(
             f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
             "run `dualrun run batch` again, then reconcile"
         )
+    if run.snapshot is not None:  # PostgreSQL: the snapshot placed in the stream's commit order
+        from migrate import pgsource
+
+        if spec.is_external:
+            raise DualrunError(
+                "a PostgreSQL source is compared with dualrun's own streaming job only (set stream.pipeline); "
+                "reading your own job's outputs as of a PostgreSQL snapshot is not supported yet"
+            )
+
+        progress(f"placing the batch snapshot {run.snapshot} in the stream")
+        cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
+        if not cut.complete:  # Debezium has not passed the snapshot yet
+            return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
+        run = replace(run, position=Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)

@@ -10,7 +10,7 @@ GTID position. Every row the job reads is exactly the database at that position.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,20 +19,21 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import Connection
 
 from cdc.position import Position
+from cdc.visibility import PgSnapshot
 from migrate.errors import DualrunError, SourceUnavailable
+from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, describe_source, driver_sql, source_url
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
-CHUNK_ROWS = 50_000
 RERUN = "~rerun"
 RUNS_TABLE = "batch_runs"
 # Server errors about the query itself (syntax, unknown column/table/function, GROUP BY, ambiguity):
 # the output's SQL is wrong, not the source.
 QUERY_ERRORS = {1052, 1054, 1055, 1056, 1060, 1064, 1111, 1140, 1146, 1222, 1241, 1242, 1267, 1305, 1630}
-_RUN_COLUMNS = "run_id, started_at, finished_at, pos_file, pos_offset, gtid, pos_order, rows"
+_RUN_COLUMNS = "run_id, started_at, finished_at, pos_file, pos_offset, gtid, pos_order, rows, pg_snapshot"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,17 @@ class BatchRun:
     finished_at: datetime
     position: Position
     rows: dict[str, int] = field(default_factory=dict)
+    # PostgreSQL: the batch transaction's snapshot; `position` is then its WAL bracket's upper end
+    # until `migrate.pgsource.resolve` places the snapshot in the stream.
+    snapshot: PgSnapshot | None = None
+
+    @property
+    def where(self) -> str:
+        """Where it read the source, for people: the position, or the PostgreSQL snapshot (with the
+        stream position it was placed at, once reconcile placed it)."""
+        if self.snapshot is None:
+            return str(self.position)
+        return f"snapshot {self.snapshot} ({self.position})"
 
     @property
     def seconds(self) -> float:
@@ -57,17 +69,8 @@ class BatchRun:
             "seconds": round(self.seconds, 3),
             "position": self.position.to_dict(),
             "rows": dict(self.rows),
+            **({"snapshot": self.snapshot.to_dict()} if self.snapshot is not None else {}),
         }
-
-
-def source_url(spec: PipelineSpec) -> URL:
-    return make_url(spec.source.url).set(password=spec.source.password())
-
-
-def describe_source(spec: PipelineSpec) -> str:
-    """host:port/db of the source, for messages (never the password)."""
-    url = make_url(spec.source.url)
-    return f"{url.username}@{url.host}:{url.port or 3306}/{url.database}"
 
 
 def translate(exc: sa.exc.DBAPIError, spec: PipelineSpec) -> DualrunError:
@@ -138,41 +141,10 @@ def _column_type(field: Any) -> pa.DataType:
 
 def result_schema(fields: list[Any], output: str, overrides: dict[str, str]) -> pa.Schema:
     """The output's schema: the result set's column types, with the spec's `columns` overrides."""
-    names = [f.name for f in fields]
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise DualrunError(f"outputs.{output}.batch: the query returns column(s) {', '.join(twice)} twice; alias them")
-    unknown = sorted(set(overrides) - set(names))
-    if unknown:
-        raise DualrunError(
-            f"outputs.{output}.batch.columns: {', '.join(unknown)} not in the query's result ({', '.join(names)})"
-        )
+    check_columns([f.name for f in fields], output, overrides)
     return pa.schema(
         [(f.name, arrow_type(overrides[f.name]) if f.name in overrides else _column_type(f)) for f in fields]
     )
-
-
-def _chunks(result: Any, schema: pa.Schema, output: str) -> Iterator[pa.RecordBatch]:
-    names = schema.names
-    while rows := result.fetchmany(CHUNK_ROWS):
-        columns = list(zip(*rows, strict=True))
-        arrays = []
-        for name, column in zip(names, columns, strict=True):
-            kind = schema.field(name).type
-            try:
-                arrays.append(pa.array(column, type=kind))
-            except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
-                raise DualrunError(
-                    f"outputs.{output}.batch: column {name} does not fit {kind} ({exc}); "
-                    f"set outputs.{output}.batch.columns.{name} to a type that holds it exactly"
-                ) from None
-        yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def driver_sql(sql: str) -> str:
-    """A spec's query as the driver takes it: pymysql formats every statement with `%`
-    placeholders, so a literal `%` (LIKE 'a%') is doubled."""
-    return sql.replace("%", "%%")
 
 
 def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
@@ -189,22 +161,28 @@ def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
     if not fields:
         raise DualrunError(f"outputs.{name}.batch: the query returns no result set; it must be one SELECT")
     schema = result_schema(fields, name, output.batch.columns)
-    return pa.Table.from_batches(list(_chunks(result, schema, name)), schema=schema)
+    return pa.Table.from_batches(list(chunks(result, schema, name)), schema=schema)
 
 
 def read_snapshot(
     spec: PipelineSpec, outputs: Mapping[str, OutputSpec] | None = None, *, rerun: bool = False
-) -> tuple[Position, dict[str, pa.Table]]:
-    """Run each output's query inside one consistent snapshot; returns its position and outputs.
+) -> tuple[Position, dict[str, pa.Table], PgSnapshot | None]:
+    """Run each output's query inside one consistent snapshot; returns its position, outputs and,
+    on PostgreSQL, the snapshot itself (`migrate.pgsource`).
 
     The queries run as written, in the source's dialect; column types come from the result set
     (see `result_schema`). With `rerun`, every query runs a second time in the same snapshot
     (outputs `NAME~rerun`): the same data, so any difference is the job's own noise (unordered
     LIMITs, float sums, NOW()).
     """
+    queries = spec.outputs if outputs is None else outputs
+    if spec.source.kind == "postgres":
+        from migrate import pgsource
+
+        snapshot, pg_tables = pgsource.read_snapshot(spec, queries, rerun=rerun, suffix=RERUN)
+        return pgsource.batch_position(snapshot), pg_tables, snapshot
     engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
-    queries = spec.outputs if outputs is None else outputs
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
@@ -217,26 +195,30 @@ def read_snapshot(
         raise translate(exc, spec) from None
     finally:
         engine.dispose()
-    return position, tables
+    return position, tables, None
 
 
 def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (run_id VARCHAR PRIMARY KEY, started_at TIMESTAMPTZ, "
-        "finished_at TIMESTAMPTZ, pos_file VARCHAR, pos_offset BIGINT, gtid VARCHAR, pos_order BIGINT, rows JSON)"
+        "finished_at TIMESTAMPTZ, pos_file VARCHAR, pos_offset BIGINT, gtid VARCHAR, pos_order BIGINT, rows JSON, "
+        "pg_snapshot JSON)"
     )
+    # Warehouses written before PostgreSQL sources lack the column.
+    con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN IF NOT EXISTS pg_snapshot JSON")
 
 
 def run_batch(spec: PipelineSpec) -> BatchRun:
     """The nightly job: read in one snapshot, append the outputs to the warehouse under a run id."""
     started = datetime.now(UTC)
-    position, tables = read_snapshot(spec, rerun=spec.batch.rerun_for_noise)
+    position, tables, snapshot = read_snapshot(spec, rerun=spec.batch.rerun_for_noise)
     run = BatchRun(
         run_id=started.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         started_at=started,
         finished_at=datetime.now(UTC),
         position=position,
         rows={name: t.num_rows for name, t in tables.items() if not name.endswith(RERUN)},
+        snapshot=snapshot,
     )
     reruns = {name.removesuffix(RERUN): t for name, t in tables.items() if name.endswith(RERUN)}
     write_run(spec.warehouse_path, run, {n: t for n, t in tables.items() if not n.endswith(RERUN)})
@@ -270,8 +252,18 @@ def write_run(warehouse: Path, run: BatchRun, tables: dict[str, pa.Table], *, ru
             return
         p = run.position
         con.execute(
-            f"INSERT INTO {RUNS_TABLE} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, run.started_at, run.finished_at, p.file, p.minor, p.gtid, p.order_value, json.dumps(run.rows)],
+            f"INSERT INTO {RUNS_TABLE} ({_RUN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run.run_id,
+                run.started_at,
+                run.finished_at,
+                p.file,
+                p.minor,
+                p.gtid,
+                p.order_value,
+                json.dumps(run.rows),
+                json.dumps(run.snapshot.to_dict()) if run.snapshot is not None else None,
+            ],  # fmt: skip
         )
         con.execute("COMMIT")
 
@@ -283,13 +275,22 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
     if not warehouse.exists():
         raise DualrunError(f"no batch run recorded yet in {warehouse}; run `dualrun run batch` first")
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        query = f"SELECT {_RUN_COLUMNS} FROM {RUNS_TABLE} " + (
+        has_pg = con.execute(
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = ? AND column_name = 'pg_snapshot'",
+            [RUNS_TABLE],
+        ).fetchone()
+        columns = _RUN_COLUMNS if has_pg and has_pg[0] else _RUN_COLUMNS.replace("pg_snapshot", "NULL")
+        query = f"SELECT {columns} FROM {RUNS_TABLE} " + (
             "ORDER BY started_at DESC LIMIT 1" if run_id == "latest" else "WHERE run_id = ?"
         )
         row = con.execute(query, [] if run_id == "latest" else [run_id]).fetchone()
     if row is None:
         raise DualrunError(f"batch run {run_id!r} not found in {warehouse}; see `dualrun run batch`")
-    run_id_, started, finished, file, offset, gtid, _, rows = row
+    run_id_, started, finished, file, offset, gtid, _, rows, pg = row
+    if pg is not None:
+        data = json.loads(pg)
+        snapshot = PgSnapshot.parse(data["snapshot"], data.get("lsn_before"), data.get("lsn_after"))
+        return BatchRun(run_id_, started, finished, Position.lsn(int(offset)), json.loads(rows), snapshot)
     return BatchRun(run_id_, started, finished, Position.binlog_snapshot(file, offset, gtid), json.loads(rows))
 
 

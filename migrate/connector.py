@@ -20,11 +20,17 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
     from sqlalchemy.engine import make_url
 
     url = make_url(spec.source.url)
-    optional = {"server_id": spec.cdc.server_id} if spec.cdc.server_id is not None else {}
+    optional: dict[str, object] = {"server_id": spec.cdc.server_id} if spec.cdc.server_id is not None else {}
+    databases: tuple[str, ...] = (url.database or "",)
+    if spec.source.kind == "postgres":
+        # There `database.table` names schema.table; the database is the URL's. pgoutput, the
+        # publication and a slot named after the connector: see cdc.connector.ConnectorSettings.
+        databases = tuple(dict.fromkeys(t.split(".", 1)[0] for t in spec.cdc.tables))
+        optional.update(pg_database=url.database or "", publication=spec.cdc.publication)
     return ConnectorSettings(
         name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1",
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
-        password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
+        password=spec.cdc.password(), databases=databases, tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
         position_header=spec.cdc.position_header, **optional,  # type: ignore[arg-type]
     )  # fmt: skip

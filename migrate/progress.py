@@ -46,7 +46,7 @@ class StreamProgress:
 
 
 def _position(data: dict[str, Any] | None) -> Position | None:
-    if not data or data.get("kind") != "binlog":
+    if not data or data.get("kind") not in ("binlog", "lsn"):
         return None
     return Position.from_dict(data)
 
@@ -81,6 +81,11 @@ def debezium_passed(spec: PipelineSpec, target: Position) -> bool:
     Connect commits a source offset only after the records before it were acknowledged, and
     heartbeats move the offset along an idle or unrelated binlog.
     """
+    if target.kind == "lsn":  # PostgreSQL: past the commit the stream cut ends with (migrate.pgsource)
+        from migrate.pgsource import committed_lsn
+
+        lsn = committed_lsn(spec)
+        return lsn is not None and lsn > target.major
     secret = spec.cdc.known_password()  # only masked in messages: reading offsets needs no login
     client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
     try:

@@ -132,7 +132,7 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
     run = result.run
     lines = [
         f"dualrun reconcile {result.spec_name}: {result.verdict.upper()}",
-        f"batch run {run.run_id} at {run.position} ({sum(run.rows.values())} rows in {len(run.rows)} outputs)",
+        f"batch run {run.run_id} at {run.where} ({sum(run.rows.values())} rows in {len(run.rows)} outputs)",
         result.progress.describe(),
         "",
     ]
@@ -173,7 +173,7 @@ def _check_lines(name: str, check: OutputCheck) -> list[str]:
 
 def batch_run(run: BatchRun, warehouse: str) -> str:
     rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
-    return f"batch run {run.run_id} read the source at {run.position} in {run.seconds:.2f}s: {rows} -> {warehouse}"
+    return f"batch run {run.run_id} read the source at {run.where} in {run.seconds:.2f}s: {rows} -> {warehouse}"
 
 
 def stream_status_line(status: StreamStatus, console: Console) -> None:

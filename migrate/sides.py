@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, ParquetSource
+from comparators.positions import PosOrder
 from comparators.sql import describe, ident, idents
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import META, output_glob
@@ -84,7 +85,10 @@ def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.
     """The stream's changelog of `output` as of `position`; with no segment yet, an empty changelog
     shaped like the batch output (`schema`) plus the changelog's own columns. For the user's own
     job, what the tap read of the output topic (`migrate.external`)."""
-    at = f"{position.file}:{position.minor}"
+    # PostgreSQL: the stream cut's order value (migrate.pgsource); the changelog has __pos_order.
+    at: PosOrder | str = (
+        PosOrder(position.order_value) if position.kind == "lsn" else f"{position.file}:{position.minor}"
+    )
     root = spec.changelog_path
     taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []
     log: Any

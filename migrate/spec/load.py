@@ -64,7 +64,8 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
     ports = stack.ports
     source = {**raw.get("source", {}), "default_password": stack.db_password}
     if isinstance(source.get("url"), str):
-        source["url"] = make_url(source["url"]).set(port=ports.mariadb).render_as_string(hide_password=False)
+        port = ports.postgres if source.get("kind") == "postgres" else ports.mariadb
+        source["url"] = make_url(source["url"]).set(port=port).render_as_string(hide_password=False)
     cdc = {
         **raw.get("cdc", {}),
         "connect_url": f"http://127.0.0.1:{ports.connect}",

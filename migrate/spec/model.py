@@ -25,7 +25,7 @@ from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
 
-SUPPORTED_SOURCES = ("mariadb",)
+SUPPORTED_SOURCES = ("mariadb", "postgres")
 DEFAULT_POSITION_HEADER = POSITION_HEADER  # the header the connector sets (cdc.connector)
 
 
@@ -94,6 +94,9 @@ class CdcSpec(_Model):
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
     position_header: str | None = DEFAULT_POSITION_HEADER
     server_id: int | None = None
+    # PostgreSQL: the publication the tables' owner created (default `dualrun_<connector>`); the
+    # replication slot is always derived from the connector name (one slot per connector).
+    publication: str | None = None
 
     @field_validator("tables")
     @classmethod

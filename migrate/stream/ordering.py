@@ -46,8 +46,24 @@ class Item(NamedTuple):
     def txn(self) -> str | None:
         event = self.event
         if type(event) is ChangeEvent and not event.snapshot:
-            return event.transaction_id
+            return transaction_key(event.transaction_id)
         return None
+
+
+def transaction_key(txn: str | None) -> str | None:
+    """The id that names one transaction on its events and its END marker.
+
+    Debezium's PostgreSQL connector writes `txId:lsn` with the LSN of each record (the BEGIN's,
+    each change's, the commit's), so only the txId is shared (an xid is unique among the
+    transactions in flight); MariaDB GTIDs and MySQL `uuid:n` stay as they are.
+
+    >>> transaction_key("737:26422576"), transaction_key("0-1-42"), transaction_key(None)
+    ('737', '0-1-42', None)
+    """
+    if txn is None:
+        return None
+    head, sep, tail = txn.partition(":")
+    return head if sep and head.isdigit() and tail.isdigit() else txn
 
 
 def parse_marker(value: bytes | None) -> dict[str, Any] | None:
@@ -68,7 +84,7 @@ def parse_marker(value: bytes | None) -> dict[str, Any] | None:
     if not isinstance(payload, dict) or payload.get("status") not in ("BEGIN", "END"):
         return None
     counts = {str(c["data_collection"]): int(c["event_count"]) for c in payload.get("data_collections") or []}
-    return {"status": payload["status"], "id": str(payload["id"]), "counts": counts}
+    return {"status": payload["status"], "id": transaction_key(str(payload["id"])), "counts": counts}
 
 
 def _gtid(txn: str) -> tuple[int, int] | None:
@@ -164,13 +180,20 @@ class TransactionOrder:
         assert end.marker is not None
         txn, wanted = end.marker["id"], end.marker["counts"]
         mine = {c for c in self.collections.values()}
-        ready: list[Item] = []
+        ready: list[tuple[tuple[int, int, int], Item]] = []
         have: dict[str, int] = {}
         for buf in self._tables():
+            key: tuple[int, int, int] | None = None
             for item in buf:
                 if item.txn != txn:
+                    if key is not None and type(item.event) is Tombstone:
+                        # A delete's tombstone, right behind it: part of the transaction (a
+                        # transaction may go on after a delete), uncounted, kept after its delete.
+                        ready.append((key, item))
+                        continue
                     break
-                ready.append(item)
+                key = item.event.position.sort_key if isinstance(item.event, ChangeEvent) else (0, 0, 0)
+                ready.append((key, item))
                 collection = self.collections.get(item.topic, "")
                 have[collection] = have.get(collection, 0) + 1
         complete = all(have.get(c, 0) >= n for c, n in wanted.items() if c in mine)
@@ -178,11 +201,11 @@ class TransactionOrder:
             return False
         if not complete:
             self.stalled += 1
-        for item in ready:
+        for _, item in ready:
             self.buffers[(item.topic, item.partition)].popleft()
-        # Within a transaction, the source's own order: binlog position, then row.
-        ready.sort(key=lambda i: i.event.position.sort_key if isinstance(i.event, ChangeEvent) else (0, 0, 0))
-        out.extend(ready)
+        # Within a transaction, the source's own order: binlog position (PostgreSQL: LSN), then row.
+        ready.sort(key=lambda pair: pair[0])  # stable: a tombstone stays after its delete
+        out.extend(item for _, item in ready)
         out.append(markers.popleft())
         self.done[txn] = None
         if len(self.done) > 10_000:

@@ -27,6 +27,7 @@ class Customer:
     name: str | None
     tier: str | None
     pos: int
+    lsn: int = field(default=-1, compare=False)  # PostgreSQL: the change's own LSN (`_stale`); -1 unknown
 
 
 @dataclass(slots=True)
@@ -38,6 +39,7 @@ class Order:
     updated_at: datetime
     pos: int
     day: date  # kept, not derived: every change reads it (see `_new_order`)
+    lsn: int = field(default=-1, compare=False)  # PostgreSQL: the change's own LSN (`_stale`); -1 unknown
 
 
 _NO_REVENUE = (0, Decimal("0.00"))
@@ -116,8 +118,11 @@ class ShopOrdersTransform:
         customer_id = int(event.key.get("id") or (event.after or event.before or {})["id"])
         pos = event.position.order_value
         current = self.state.customers.get(customer_id)
-        applied = current.pos if current is not None else self.state.deleted_customers.get(customer_id, -1)
-        if applied >= pos:
+        if current is not None:
+            applied, lsn = current.pos, current.lsn
+        else:
+            applied, lsn = self.state.deleted_customers.get(customer_id, -1), -1
+        if _stale(applied, lsn, event.position):
             return [], []  # redelivered or stale
         row = event.row
         state_key = f"c:{customer_id}"
@@ -127,7 +132,7 @@ class ShopOrdersTransform:
             records = [KafkaRecord("state", state_key, {"deleted": True, "pos": pos}, pos)]
             new: Customer | None = None
         else:
-            new = Customer(row.get("name"), row.get("tier"), pos)
+            new = Customer(row.get("name"), row.get("tier"), pos, event.position.minor)
             self.state.customers[customer_id] = new
             self.state.deleted_customers.pop(customer_id, None)
             records = [KafkaRecord("state", state_key, {"name": new.name, "tier": new.tier, "pos": pos}, pos)]
@@ -153,9 +158,11 @@ class ShopOrdersTransform:
         pos = position.order_value
         old = state.orders.get(order_id)
         applied = old.pos if old is not None else state.deleted_orders.get(order_id, -1)
-        if applied >= pos:
+        if applied >= pos and (applied > pos or _stale(applied, old.lsn if old is not None else -1, position)):
             return [], []
         new = None if event.op == "d" else _order_from(event.after or {}, pos)
+        if new is not None:
+            new.lsn = position.minor
         state.put_order(order_id, new)
         if new is None:
             state.deleted_orders[order_id] = pos
@@ -252,6 +259,20 @@ class ShopOrdersTransform:
             self.state.deleted_orders[order_id] = pos
         else:
             self.state.deleted_orders.pop(order_id, None)
+
+
+def _stale(applied: int, applied_lsn: int, position: Position) -> bool:
+    """Has the entity already had this change (redelivered) or a later one?
+
+    Positions order by `order_value`; on PostgreSQL every change of one transaction shares it
+    (the previous commit's LSN), so a second change to the same row in one transaction is told
+    from a redelivery of the first by its own LSN. A restored entity's LSN is unknown (-1): a
+    change of the same transaction is then applied again, as Debezium re-sends it in order.
+    """
+    pos = position.order_value
+    if applied != pos or position.kind != "lsn":
+        return applied >= pos
+    return applied_lsn >= position.minor
 
 
 def _no_earlier(at: Meta, pos: int, event: ChangeEvent) -> Meta:

@@ -135,8 +135,8 @@ def test_sql_file_resolves_against_the_spec_files_folder(tmp_path: Path, monkeyp
         ("source", ..., "source: required field is missing"),
         ("stream.group", ..., "stream.group: required field is missing"),
         ("source.kind", "mysql", "source.kind: source kind 'mysql' is not supported yet: dualrun takes consistent "
-         "snapshots of mariadb only"),
-        ("source.kind", "postgres", "source.kind: source kind 'postgres' is not supported yet"),
+         "snapshots of mariadb, postgres only"),
+        ("source.kind", "oracle", "source.kind: source kind 'oracle' is not supported yet"),
         ("source.url", "mysql+pymysql://etl:secret@db/ledger", "source.url: put the password in the environment"),
         ("source.default_password", "x", "source.default_password: passwords never live in the spec"),
         ("cdc.tables", [], "cdc.tables: list at least one captured table"),
@@ -176,7 +176,7 @@ def test_a_wrong_spec_fails_at_load_in_one_line_naming_the_path(
 
 
 def test_every_problem_is_carried_and_counted(tmp_path: Path) -> None:
-    data = changed("source.kind", "postgres")
+    data = changed("source.kind", "oracle")
     data["cdc"]["tables"] = []
     del data["kafka"]
     with pytest.raises(SpecProblems) as caught:
@@ -248,3 +248,20 @@ def test_variants_never_share_an_identity_with_the_real_job() -> None:
     assert replay.cdc == spec.cdc and replay.source == spec.source  # the same inputs
     assert replay.source.password() == spec.source.password()
     assert isinstance(replay, PipelineSpec)
+
+
+def test_a_postgres_source_loads_and_its_connector_uses_pgoutput_a_publication_and_a_derived_slot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migrate.connector import connector_settings
+
+    monkeypatch.setenv(LEDGER["cdc"]["password_env"], "not-a-real-password")
+    data = changed("source.kind", "postgres")
+    data["source"]["url"] = "postgresql+psycopg://etl@db:5432/ledger"
+    data["cdc"]["publication"] = "ledger_pub"
+    spec = load_spec(write(tmp_path, data))
+    config = connector_settings(spec).to_config()
+    assert config["connector.class"] == "io.debezium.connector.postgresql.PostgresConnector"
+    assert config["plugin.name"] == "pgoutput" and config["publication.name"] == "ledger_pub"
+    assert config["slot.name"] == "dualrun_" + spec.cdc.connector.replace("-", "_")
+    assert config["database.dbname"] == "ledger" and config["transforms.dualrunPos.headers"] == "dbz.source"

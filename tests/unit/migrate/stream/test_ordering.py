@@ -126,3 +126,24 @@ def test_a_quiet_source_is_not_a_loss_but_a_later_transaction_is() -> None:
     o.add(marker(1, "END", "0-1-10", {"shop.orders": 1}))
     assert released(o.release(now=30.0))[:2] == [("orders", 0), ("transaction", 0)]
     assert o.stalled == 1
+
+
+def pg_change(topic: str, offset: int, last_commit: int, lsn: int, txid: int) -> Item:
+    """A PostgreSQL change: Debezium's transaction id is `txId:lsn` with this record's own LSN."""
+    position = Position.lsn(last_commit, lsn)
+    event = ChangeEvent(topic, {"id": offset}, "u", None, {"id": offset}, position, 0, 0, False, "orders",
+                        f"{txid}:{lsn}")  # fmt: skip
+    return Item(topic, 0, offset, 0.0, event)
+
+
+def test_a_postgresql_transaction_with_a_delete_inside_is_released_whole_with_its_tombstone() -> None:
+    o = order()
+    o.add(marker(0, "BEGIN", "3176:28496"))
+    o.add(marker(1, "END", "3176:31064", {"shop.orders": 3}))  # END's LSN is the commit's
+    o.add(pg_change(ORDERS, 0, 1000, 28496, 3176))
+    o.add(pg_change(ORDERS, 1, 1000, 30040, 3176))  # a delete ...
+    o.add(Item(ORDERS, 0, 2, 0.0, Tombstone(ORDERS, {"id": 1})))  # ... its tombstone ...
+    o.add(pg_change(ORDERS, 3, 1000, 30744, 3176))  # ... and the transaction goes on
+    assert released(o.release(now=0.1)) == [("transaction", 0), ("orders", 0), ("orders", 1), ("orders", 2),
+                                            ("orders", 3), ("transaction", 1)]  # fmt: skip
+    assert o.stalled == 0 and len(o) == 0

@@ -183,3 +183,21 @@ def test_a_delete_of_an_order_whose_insert_was_poison_removes_it_and_touches_no_
     enriched = PIPELINE.outputs["orders_enriched"]
     assert [(c.output, enriched.key_of(c), enriched.values_of(c)) for c in changes] == [("orders_enriched", (7,), None)]
     assert [(r.topic, r.key, r.value) for r in records] == [("orders_enriched", "7", None)]
+
+
+def test_two_changes_to_one_order_in_one_postgresql_transaction_both_apply_and_a_redelivery_does_not() -> None:
+    """On PostgreSQL a transaction's changes share their order value (the previous commit's LSN):
+    the change's own LSN tells the transaction's second change from a redelivered first one."""
+
+    def pg(op: str, before: dict[str, Any] | None, after: dict[str, Any], lsn: int) -> ChangeEvent:
+        position = Position.lsn(5000, lsn)
+        return ChangeEvent("p.shop.orders", {"order_id": 1}, op, before, after, position, 0, 0, False, "orders",
+                           f"77:{lsn}")  # fmt: skip
+
+    inserted, paid = order(1, 3, "120.00"), order(1, 3, "120.00", "PAID")
+    transform = ShopOrdersTransform()
+    transform.apply(pg("c", None, inserted, 100))
+    transform.apply(pg("u", inserted, paid, 200))
+    assert transform.state.orders[1].status == "PAID"
+    assert transform.apply(pg("c", None, inserted, 100)) == ([], [])  # Debezium re-sent the insert
+    assert transform.state.orders[1].status == "PAID"
