@@ -6,7 +6,6 @@ The spec's `cdc.position_header` (default `dbz.source`) adds the position-header
 
 from __future__ import annotations
 
-from cdc.connect import ConnectClient
 from cdc.connector import ConnectorSettings
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
@@ -26,13 +25,14 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
         password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-        position_header=spec.cdc.position_header, **optional,  # type: ignore[arg-type]
+        position_header=spec.cdc.position_header, kafka_properties=spec.kafka.client().java_properties(),
+        **optional,  # type: ignore[arg-type]
     )  # fmt: skip
 
 
 def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:
     """Register (idempotently) and wait until the connector and its task run."""
-    client = ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),))
+    client = spec.cdc.connect_client(secrets=(spec.cdc.password(),))
     settings = connector_settings(spec)
     client.put(settings.name, settings.to_config())
     status = client.wait_settled(settings.name, timeout)

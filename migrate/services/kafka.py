@@ -8,9 +8,7 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
-from cdc.topics import quiet_logger
+from cdc import client
 from migrate.artifacts import Artifacts, stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
@@ -42,11 +40,9 @@ def jvm_args(heap: str, log_dir: Path) -> list[str]:
     ]
 
 
-def probe_broker(bootstrap: str, timeout: float = 2.0) -> int | None:
+def probe_broker(bootstrap: client.Kafka, timeout: float = 2.0) -> int | None:
     """Number of brokers in the cluster metadata, or None while it does not answer."""
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}, logger=quiet_logger()
-    )
+    admin = client.admin(bootstrap, {"socket.timeout.ms": int(timeout * 1000)})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any failure means "not ready yet"

@@ -18,7 +18,7 @@ from migrate.errors import SpecError
 from migrate.spec.model import PipelineSpec
 
 DEFAULT_SPEC_NAMES = ("dualrun.yaml", "dualrun.yml")
-_SECRET_FIELDS = ("default_password", "password")
+_SECRET_FIELDS = ("default_password", "password", "default_connect_password", "connect_password", "default_secrets")
 
 
 def example_spec_path() -> Path:
@@ -75,7 +75,7 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _secrets_in(raw: dict[str, Any]) -> str | None:
-    for section in ("source", "cdc"):
+    for section in ("source", "cdc", "kafka"):
         body = raw.get(section)
         if isinstance(body, dict):
             for name in _SECRET_FIELDS:

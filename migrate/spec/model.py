@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdc.client import KafkaSettings, is_secret
 from cdc.connector import POSITION_HEADER
 from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
+
+if TYPE_CHECKING:
+    from cdc.connect import ConnectClient
 
 SUPPORTED_SOURCES = ("mariadb",)
 DEFAULT_POSITION_HEADER = POSITION_HEADER  # the header the connector sets (cdc.connector)
@@ -91,6 +95,12 @@ class CdcSpec(_Model):
     user: str
     password_env: str
     default_password: str | None = Field(default=None, repr=False, exclude=True)
+    # Connect's REST API behind HTTPS and basic auth: the user, the variable holding its password,
+    # and the CA bundle that signed the worker's certificate (None: the system's CAs).
+    connect_user: str | None = None
+    connect_password_env: str | None = None
+    connect_ca: str | None = None
+    default_connect_password: str | None = Field(default=None, repr=False, exclude=True)
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
     position_header: str | None = DEFAULT_POSITION_HEADER
     server_id: int | None = None
@@ -108,6 +118,32 @@ class CdcSpec(_Model):
     def password(self) -> str:
         return _password("cdc", self.password_env, self.default_password)
 
+    @model_validator(mode="after")
+    def _connect_auth_pairs(self) -> CdcSpec:
+        if (self.connect_user is None) != (self.connect_password_env is None and self.default_connect_password is None):
+            raise ValueError("give both connect_user and connect_password_env for Connect's basic auth, or neither")
+        return self
+
+    def connect_client(
+        self, *, timeout: float = 10.0, retries: int = 5, secrets: tuple[str, ...] = ()
+    ) -> ConnectClient:
+        """A `cdc.connect.ConnectClient` for `connect_url` with basic auth and the CA when given."""
+        from cdc.connect import ConnectClient
+
+        auth = None
+        if self.connect_user is not None:
+            env = self.connect_password_env or ""
+            found = os.environ.get(env) if env else None
+            if not (found or self.default_connect_password):
+                raise SpecError(
+                    f"cdc.connect_password_env: environment variable {env} is not set; export it with the "
+                    "password of cdc.connect_user (passwords never live in the spec)"
+                )
+            auth = (self.connect_user, found or self.default_connect_password or "")
+        verify: str | bool = self.connect_ca if self.connect_ca is not None else True
+        return ConnectClient(self.connect_url, timeout=timeout, retries=retries, secrets=secrets, auth=auth,
+                             verify=verify)  # fmt: skip
+
     def known_password(self) -> str | None:
         """The password if it is set, for masking it in messages; None when not set (no error)."""
         return os.environ.get(self.password_env) or self.default_password
@@ -116,8 +152,78 @@ class CdcSpec(_Model):
         return f"{self.topic_prefix}.{table}"
 
 
+ENV_SUFFIX = "_env"
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"expected a string, number or boolean, got {type(value).__name__}")
+
+
 class KafkaSpec(_Model):
+    """The Kafka cluster every client dualrun creates connects to (stream job, output reader,
+    checklist, tail, admin, progress fences).
+
+    `properties` are librdkafka client properties (security.protocol, sasl.mechanism, sasl.username,
+    ssl.ca.location, ...). A credential never lives in the file: `<property>_env: NAME` reads the
+    property from environment variable NAME (`sasl.password_env: KAFKA_PASSWORD`), like
+    `password_env` elsewhere in the spec; a literal secret (`sasl.password: ...`) is refused.
+    """
+
     bootstrap_servers: str
+    properties: dict[str, str] = Field(default_factory=dict)
+    # Set only by `local: true` on a `stack up --secure` stack (its dualrun user); never dumped.
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        if not isinstance(properties, dict):
+            return properties
+        return {str(key): _property_text(value) for key, value in properties.items()}
+
+    @field_validator("properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        for key, value in properties.items():
+            if key == "bootstrap.servers":
+                raise ValueError("bootstrap.servers: set kafka.bootstrap_servers instead")
+            if key.endswith(ENV_SUFFIX):
+                if not value.strip():
+                    raise ValueError(f"{key}: name the environment variable that holds {key[: -len(ENV_SUFFIX)]}")
+            elif is_secret(key):
+                raise ValueError(
+                    f"{key}: secrets never live in the spec; name the environment variable that holds it "
+                    f"with `{key}{ENV_SUFFIX}: NAME`"
+                )
+        return properties
+
+    def client(self) -> KafkaSettings:
+        """The settings every Kafka client is built from, `*_env` properties read from the environment.
+
+        Raises SpecError naming the property when its variable is not set.
+        """
+        plain: dict[str, str] = {}
+        secrets: dict[str, str] = {}
+        for key, value in self.properties.items():
+            if not key.endswith(ENV_SUFFIX):
+                plain[key] = value
+                continue
+            name = key[: -len(ENV_SUFFIX)]
+            found = os.environ.get(value) or self.default_secrets.get(name)
+            if found is None:
+                raise SpecError(
+                    f"kafka.properties.{key}: environment variable {value} is not set; export it with the "
+                    f"{name} (secrets never live in the spec)"
+                )
+            (secrets if is_secret(name) else plain)[name] = found
+        for name, found in self.default_secrets.items():
+            if name not in plain and name not in secrets:
+                secrets[name] = found
+        return KafkaSettings(self.bootstrap_servers, plain, secrets)
 
 
 class BatchSpec(_Model):
@@ -391,6 +497,8 @@ class PipelineSpec(_Model):
         data = self.model_dump()
         data["source"]["default_password"] = self.source.default_password
         data["cdc"]["default_password"] = self.cdc.default_password
+        data["cdc"]["default_connect_password"] = self.cdc.default_connect_password
+        data["kafka"]["default_secrets"] = dict(self.kafka.default_secrets)
         return data
 
     def replay(self) -> PipelineSpec:
