@@ -25,7 +25,7 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
         password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-        position_header=spec.cdc.position_header, kafka_properties=spec.kafka.client().java_properties(),
+        position_header=spec.cdc.position_header, kafka_properties=spec.debezium_kafka().java_properties(),
         **optional,  # type: ignore[arg-type]
     )  # fmt: skip
 

@@ -70,7 +70,16 @@ class Connect:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 3000,
             "scheduled.rebalance.max.delay.ms": 0,
+            **self.security(),
         }
+
+    def security(self) -> dict[str, str]:
+        """A secured stack's client settings for the worker as user `connect`, repeated for the
+        producers, consumers and admin clients it makes for connectors (they do not inherit them)."""
+        if not self.config.secure:
+            return {}
+        java = self.config.kafka("connect").java_properties()
+        return {f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()}
 
     def start(self) -> None:
         if self.process.running():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import uuid
@@ -13,6 +14,7 @@ from migrate.artifacts import Artifacts, stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
+from migrate.services.security import SecureStack, apply_acls
 from migrate.stackconfig import StackConfig
 
 JAVA_HINT = "Java 17+ not found: install it with `apt-get install openjdk-17-jre-headless`"
@@ -26,8 +28,17 @@ def java() -> str:
 
 
 def write_properties(path: Path, settings: dict[str, object]) -> None:
+    """Write a Java properties file readable by its owner only (a secured stack's hold passwords)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{key}={_escaped(value)}\n" for key, value in settings.items()))
+
+
+def _escaped(value: object) -> str:
+    # Java properties: a backslash escapes the next character (JAAS configs hold quotes, not backslashes).
+    return str(value).replace("\\", "\\\\")
 
 
 def jvm_args(heap: str, log_dir: Path) -> list[str]:
@@ -65,6 +76,7 @@ class Kafka:
 
     def settings(self) -> dict[str, object]:
         ports = self.config.ports
+        security = self.security()
         return {
             "process.roles": "broker,controller",
             "node.id": 1,
@@ -74,7 +86,7 @@ class Kafka:
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": self.home / "data",
+            "log.dirs": self.data,
             "num.partitions": 1,
             # One broker: internal topics cannot have more replicas than that.
             "offsets.topic.replication.factor": 1,
@@ -88,7 +100,17 @@ class Kafka:
             # Every topic is created on purpose, with its cleanup policy (Connect's offsets
             # topic must be compacted; a racing auto-create would make it 'delete').
             "auto.create.topics.enable": "false",
+            **(security.broker_settings(ports.kafka, ports.controller) if security else {}),
         }
+
+    def security(self) -> SecureStack | None:
+        """The secured stack's material; None on a plaintext stack. A secured stack keeps its own data
+        folder: its users are created when the storage is formatted (KIP-900)."""
+        return SecureStack(self.config.state_dir) if self.config.secure else None
+
+    @property
+    def data(self) -> Path:
+        return self.home / ("data-secure" if self.config.secure else "data")
 
     def start(self) -> None:
         if self.process.running():
@@ -99,25 +121,32 @@ class Kafka:
         claim_port("kafka controller", self.config.ports.controller, "--controller-port")
         write_properties(self.properties, self.settings())
         base = [java(), *jvm_args("512m", self.home), "-cp", self.artifacts.kafka_classpath]
-        if not (self.home / "data" / "meta.properties").exists():
+        if not (self.data / "meta.properties").exists():
             self.format_storage(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         self.process.start([*base, "kafka.Kafka", str(self.properties)])
         wait_until(
-            lambda: probe_broker(self.config.bootstrap_servers),
+            lambda: probe_broker(self.config.kafka("admin")),
             timeout=90, what=f"the Kafka broker on {self.config.bootstrap_servers}", process=self.process,
         )  # fmt: skip
+        if self.config.secure:
+            apply_acls(self.config.kafka("admin"))
 
     def format_storage(self, cluster_id: str) -> None:
         """Format KRaft storage once, before the first start."""
         assert self.artifacts is not None
+        security = self.security()
         base = [java(), *jvm_args("256m", self.home), "-cp", self.artifacts.kafka_classpath]
         fmt = subprocess.run(
             # `--cluster-id=` form: a base64 id may start with '-', which argparse would take for a flag.
-            [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties)],
+            [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties),
+             *(security.scram_arguments() if security else [])],
             capture_output=True, text=True,
         )  # fmt: skip
         if fmt.returncode != 0:
             detail = " ".join(fmt.stderr.split())[-300:]
+            if security:
+                for secret in security.passwords().values():
+                    detail = detail.replace(secret, "********")
             raise StackError(f"formatting Kafka storage failed: {detail} (config {self.properties})")
 
     def stop(self) -> bool:
@@ -125,9 +154,11 @@ class Kafka:
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
-        brokers = probe_broker(self.config.bootstrap_servers) if pid else None
+        brokers = probe_broker(self.config.kafka("admin")) if pid else None
         version = self.artifacts.jar_version("kafka-clients") if self.artifacts else None
         detail = f"KRaft, {brokers} broker(s) in metadata" if brokers else "not answering"
+        if brokers and self.config.secure:
+            detail += "; SASL_SSL (SCRAM-SHA-256), mTLS controller, ACLs"
         if pid is None:
             detail = "not running"
         return ServiceStatus(self.name, self.port, pid is not None, brokers is not None, version, pid, detail)

@@ -101,6 +101,9 @@ class CdcSpec(_Model):
     connect_password_env: str | None = None
     connect_ca: str | None = None
     default_connect_password: str | None = Field(default=None, repr=False, exclude=True)
+    # Debezium's own Kafka principal for its schema history topic, over kafka.properties.
+    kafka_properties: dict[str, str] = Field(default_factory=dict)
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
     position_header: str | None = DEFAULT_POSITION_HEADER
     server_id: int | None = None
@@ -117,6 +120,16 @@ class CdcSpec(_Model):
 
     def password(self) -> str:
         return _password("cdc", self.password_env, self.default_password)
+
+    @field_validator("kafka_properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        return _texts(properties)
+
+    @field_validator("kafka_properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        return _checked_properties(properties)
 
     @model_validator(mode="after")
     def _connect_auth_pairs(self) -> CdcSpec:
@@ -163,6 +176,52 @@ def _property_text(value: Any) -> str:
     raise ValueError(f"expected a string, number or boolean, got {type(value).__name__}")
 
 
+def _checked_properties(properties: dict[str, str]) -> dict[str, str]:
+    for key, value in properties.items():
+        if key == "bootstrap.servers":
+            raise ValueError("bootstrap.servers: set kafka.bootstrap_servers instead")
+        if key.endswith(ENV_SUFFIX):
+            if not value.strip():
+                raise ValueError(f"{key}: name the environment variable that holds {key[: -len(ENV_SUFFIX)]}")
+        elif is_secret(key):
+            raise ValueError(
+                f"{key}: secrets never live in the spec; name the environment variable that holds it "
+                f"with `{key}{ENV_SUFFIX}: NAME`"
+            )
+    return properties
+
+
+def _texts(properties: Any) -> Any:
+    if not isinstance(properties, dict):
+        return properties
+    return {str(key): _property_text(value) for key, value in properties.items()}
+
+
+def client_settings(
+    bootstrap_servers: str, properties: dict[str, str], defaults: dict[str, str], where: str
+) -> KafkaSettings:
+    """Settings from spec properties: each `<p>_env: NAME` becomes property p read from variable NAME
+    (else from `defaults`, the local stack's); SpecError naming `where` when it is not set."""
+    plain: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for key, value in properties.items():
+        if not key.endswith(ENV_SUFFIX):
+            plain[key] = value
+            continue
+        name = key[: -len(ENV_SUFFIX)]
+        found = os.environ.get(value) or defaults.get(name)
+        if found is None:
+            raise SpecError(
+                f"{where}.{key}: environment variable {value} is not set; export it with the "
+                f"{name} (secrets never live in the spec)"
+            )
+        (secrets if is_secret(name) else plain)[name] = found
+    for name, found in defaults.items():
+        if name not in plain and name not in secrets:
+            secrets[name] = found
+    return KafkaSettings(bootstrap_servers, plain, secrets)
+
+
 class KafkaSpec(_Model):
     """The Kafka cluster every client dualrun creates connects to (stream job, output reader,
     checklist, tail, admin, progress fences).
@@ -181,49 +240,18 @@ class KafkaSpec(_Model):
     @field_validator("properties", mode="before")
     @classmethod
     def _texts(cls, properties: Any) -> Any:
-        if not isinstance(properties, dict):
-            return properties
-        return {str(key): _property_text(value) for key, value in properties.items()}
+        return _texts(properties)
 
     @field_validator("properties")
     @classmethod
     def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
-        for key, value in properties.items():
-            if key == "bootstrap.servers":
-                raise ValueError("bootstrap.servers: set kafka.bootstrap_servers instead")
-            if key.endswith(ENV_SUFFIX):
-                if not value.strip():
-                    raise ValueError(f"{key}: name the environment variable that holds {key[: -len(ENV_SUFFIX)]}")
-            elif is_secret(key):
-                raise ValueError(
-                    f"{key}: secrets never live in the spec; name the environment variable that holds it "
-                    f"with `{key}{ENV_SUFFIX}: NAME`"
-                )
-        return properties
+        return _checked_properties(properties)
 
     def client(self) -> KafkaSettings:
-        """The settings every Kafka client is built from, `*_env` properties read from the environment.
-
-        Raises SpecError naming the property when its variable is not set.
-        """
-        plain: dict[str, str] = {}
-        secrets: dict[str, str] = {}
-        for key, value in self.properties.items():
-            if not key.endswith(ENV_SUFFIX):
-                plain[key] = value
-                continue
-            name = key[: -len(ENV_SUFFIX)]
-            found = os.environ.get(value) or self.default_secrets.get(name)
-            if found is None:
-                raise SpecError(
-                    f"kafka.properties.{key}: environment variable {value} is not set; export it with the "
-                    f"{name} (secrets never live in the spec)"
-                )
-            (secrets if is_secret(name) else plain)[name] = found
-        for name, found in self.default_secrets.items():
-            if name not in plain and name not in secrets:
-                secrets[name] = found
-        return KafkaSettings(self.bootstrap_servers, plain, secrets)
+        """The settings dualrun's own Kafka clients are built from (reader, checklist, fences, tail,
+        admin), `*_env` properties read from the environment. SpecError naming the property when its
+        variable is not set."""
+        return client_settings(self.bootstrap_servers, self.properties, self.default_secrets, "kafka.properties")
 
 
 class BatchSpec(_Model):
@@ -249,6 +277,10 @@ class StreamSpec(_Model):
     state_topic: str = ""
     dead_letter_topic: str = ""
     changelog_dir: str = "changelog"
+    # The job's own Kafka principal, over kafka.properties (e.g. sasl.username and sasl.password_env):
+    # dualrun's reader may be read-only while the job writes.
+    kafka_properties: dict[str, str] = Field(default_factory=dict)
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     exactly_once: bool = True
     commit_interval_ms: int = Field(default=200, gt=0)
     max_batch: int = Field(default=5000, gt=0)
@@ -261,6 +293,16 @@ class StreamSpec(_Model):
             derived = {"transactional_id": group, "state_topic": f"{group}-state", "dead_letter_topic": f"{group}-dlq"}
             data = {**data, **{k: v for k, v in derived.items() if not data.get(k)}}
         return data
+
+    @field_validator("kafka_properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        return _texts(properties)
+
+    @field_validator("kafka_properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        return _checked_properties(properties)
 
     @field_validator("group")
     @classmethod
@@ -443,6 +485,20 @@ class PipelineSpec(_Model):
                 )
         return self
 
+    def stream_kafka(self) -> KafkaSettings:
+        """The streaming job's client settings: kafka.properties with stream.kafka_properties over them."""
+        return client_settings(
+            self.kafka.bootstrap_servers, {**self.kafka.properties, **self.stream.kafka_properties},
+            {**self.kafka.default_secrets, **self.stream.default_secrets}, "stream.kafka_properties",
+        )  # fmt: skip
+
+    def debezium_kafka(self) -> KafkaSettings:
+        """Debezium's schema-history client settings: kafka.properties with cdc.kafka_properties over them."""
+        return client_settings(
+            self.kafka.bootstrap_servers, {**self.kafka.properties, **self.cdc.kafka_properties},
+            {**self.kafka.default_secrets, **self.cdc.default_secrets}, "cdc.kafka_properties",
+        )  # fmt: skip
+
     @property
     def is_external(self) -> bool:
         """True when the user's own job writes the outputs (no `stream.pipeline` for dualrun to run)."""
@@ -499,6 +555,8 @@ class PipelineSpec(_Model):
         data["cdc"]["default_password"] = self.cdc.default_password
         data["cdc"]["default_connect_password"] = self.cdc.default_connect_password
         data["kafka"]["default_secrets"] = dict(self.kafka.default_secrets)
+        data["stream"]["default_secrets"] = dict(self.stream.default_secrets)
+        data["cdc"]["default_secrets"] = dict(self.cdc.default_secrets)
         return data
 
     def replay(self) -> PipelineSpec:

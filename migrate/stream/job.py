@@ -183,7 +183,7 @@ class StreamJob:
         self.last_status = 0.0
         # The user's cluster settings (credentials included) stay in self.kafka; these are the job's
         # own properties, published in the status file with the settings' secrets masked.
-        self.kafka = spec.kafka.client()
+        self.kafka = spec.stream_kafka()
         self.consumer_config: dict[str, Any] = {
             "group.id": spec.stream.group,
             "enable.auto.commit": False,
