@@ -114,6 +114,8 @@ class Kafka:
 
     def start(self) -> None:
         if self.process.running():
+            if self.config.secure:
+                apply_acls(self.config.kafka("admin"))  # the ACLs this version of dualrun wants
             return
         if self.artifacts is None:
             raise StackError("Kafka's jars are missing; run `dualrun stack up` to fetch them")

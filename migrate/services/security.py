@@ -198,6 +198,10 @@ def acls() -> list[AclBinding]:
             ("connect", topic, CHANGE_PREFIX, prefixed, o)
             for o in (op.WRITE, op.CREATE, op.DESCRIBE, op.DESCRIBE_CONFIGS)
         ),
+        *(
+            ("connect", topic, "__debezium-heartbeat.", prefixed, o)
+            for o in (op.WRITE, op.CREATE, op.DESCRIBE, op.DESCRIBE_CONFIGS)
+        ),
         ("connect", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
         # Debezium: the schema history topic and its consumer's group.
         ("debezium", topic, f"{CHANGE_PREFIX}.schema-history", prefixed, op.ALL),
