@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
-from cdc.errors import CdcError
+from cdc.errors import CdcError, KafkaAccessError
 
 MASK = "********"
 
@@ -149,3 +149,66 @@ def producer(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> Producer:
 def admin(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> AdminClient:
     """An AdminClient for `kafka`; `extra` as for `consumer`."""
     return AdminClient(settings(kafka).config(**(extra or {})), logger=quiet_logger())
+
+
+class _Recorder(logging.Handler):
+    """Keeps librdkafka's log lines and error callbacks of one probe, to name why a connection failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def access_problem(kafka: Kafka, timeout: float = 5.0) -> str | None:
+    """Why the broker refuses these settings, in one line; None when it accepts them or does not
+    answer at all (an unreachable broker is the caller's to wait out, not a settings problem).
+
+    Distinguishes wrong credentials (SASL authentication failed), an unverifiable broker
+    certificate (no or wrong ssl.ca.location), and a PLAINTEXT client on a TLS listener.
+    """
+    target = settings(kafka)
+    recorder = _Recorder()
+    logger = logging.getLogger(f"dualrun.librdkafka.probe.{id(recorder)}")
+    logger.addHandler(recorder)
+    logger.propagate = False
+    config = target.config(**{"error_cb": lambda error: recorder.lines.append(error.str())})
+    try:
+        probe = AdminClient(config, logger=logger)
+    except KafkaException as exc:
+        return target.scrub(f"Kafka client settings for {target.bootstrap_servers}: {exc.args[0].str()}")
+    try:
+        probe.list_topics(timeout=timeout)
+        return None
+    except KafkaException:
+        probe.poll(0.2)  # serve the error callbacks
+    finally:
+        logger.removeHandler(recorder)
+    seen = " ".join(recorder.lines)
+    where = f"Kafka at {target.bootstrap_servers}"
+    if "SASL authentication error" in seen or "Authentication failed" in seen:
+        user = target.properties.get("sasl.username", "?")
+        return (
+            f"{where} refused the credentials of user {user!r} (SASL authentication failed); check "
+            "sasl.username and the password in the variable named by sasl.password_env"
+        )
+    if "certificate verify failed" in seen:
+        return (
+            f"{where}: TLS handshake failed, the broker's certificate could not be verified; set "
+            "ssl.ca.location to the CA that signed it"
+        )
+    if not target.secured and "APIVERSION_QUERY" in seen and "closed by peer" in seen:
+        return (
+            f"{where} closed the connection of a client without credentials (PLAINTEXT): the listener "
+            "wants TLS and SASL; set kafka.properties security.protocol, sasl.* and ssl.ca.location"
+        )
+    return None
+
+
+def check_access(kafka: Kafka, timeout: float = 5.0) -> None:
+    """Raise KafkaAccessError when the broker refuses these settings (see `access_problem`)."""
+    problem = access_problem(kafka, timeout)
+    if problem is not None:
+        raise KafkaAccessError(problem)

@@ -25,9 +25,18 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
         password=spec.cdc.password(), databases=(url.database or "",), tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-        position_header=spec.cdc.position_header, kafka_properties=spec.debezium_kafka().java_properties(),
+        position_header=spec.cdc.position_header, kafka_properties=schema_history_properties(spec),
         **optional,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def schema_history_properties(spec: PipelineSpec) -> dict[str, str]:
+    """Debezium's schema-history client settings in Java form; the JAAS line (the password) by
+    reference to `cdc.kafka_secrets_file` when the spec names one."""
+    java = spec.debezium_kafka().java_properties()
+    if spec.cdc.kafka_secrets_file is not None and "sasl.jaas.config" in java:
+        java["sasl.jaas.config"] = f"${{file:{spec.cdc.kafka_secrets_file}:sasl.jaas.config}}"
+    return java
 
 
 def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:

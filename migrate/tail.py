@@ -44,6 +44,7 @@ def check_topics(admin: TopicAdmin, topics: list[str]) -> list[str]:
 
 def tail_events(bootstrap: Kafka, topics: list[str], max_events: int, from_beginning: bool, console: Console) -> int:
     """Print events until `max_events` (0: forever); returns how many were printed."""
+    client.check_access(bootstrap)
     check_topics(TopicAdmin(bootstrap, timeout=10), topics)
     consumer = client.consumer(
         bootstrap,

@@ -61,7 +61,10 @@ class Context:
         try:
             yield self.admin
         except KafkaException as exc:
-            self._kafka_down = f"Kafka is not reachable at {self.spec.kafka.bootstrap_servers}: {exc.args[0].str()}"
+            problem = client.access_problem(self.spec.kafka.client())
+            self._kafka_down = problem or (
+                f"Kafka is not reachable at {self.spec.kafka.bootstrap_servers}: {exc.args[0].str()}"
+            )
             raise CheckUnavailable(self._kafka_down) from exc
 
     @cached_property

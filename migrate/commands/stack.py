@@ -18,8 +18,13 @@ def stack() -> None:
 
 @stack.command()
 @stack_options
-@click.option("--with", "extras", multiple=True, type=click.Choice(OPTIONAL_SERVICES),
-              help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.")
+@click.option(
+    "--with",
+    "extras",
+    multiple=True,
+    type=click.Choice(OPTIONAL_SERVICES),
+    help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.",
+)
 @click.option("--secure/--plaintext", "secure", default=None,
               help="Kafka on SASL_SSL (SCRAM-SHA-256) with a mutual-TLS controller and ACLs, one user per "
                    "client; --plaintext turns it off. Default: as the stack was last brought up.")  # fmt: skip

@@ -79,7 +79,12 @@ class Connect:
         if not self.config.secure:
             return {}
         java = self.config.kafka("connect").java_properties()
-        return {f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()}
+        return {
+            **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()},
+            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file, not in Connect's topics.
+            "config.providers": "file",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
+        }
 
     def start(self) -> None:
         if self.process.running():

@@ -7,6 +7,7 @@ Layout under `<state_dir>/secure/` (folder 0700; every file holding a secret 060
   users.json       the random SCRAM-SHA-256 passwords of each user and the keystore's password
   client.properties  librdkafka settings of the `dualrun` user, password included (for tools)
   kafka.yaml       the spec snippet a user pastes: no secret, `sasl.password_env` names the variable
+  debezium.properties  Debezium's JAAS line, read by Connect's FileConfigProvider (never in Connect's topics)
   enabled          marker: the stack runs secured until `stack up --plaintext`
 
 Users (least privilege, see `acls`): `admin` (the broker's own inter-broker principal, super user),
@@ -182,6 +183,9 @@ class SecureStack:
             f"    ssl.ca.location: {self.ca}\n"
         )
         _private(self.home / "kafka.yaml", snippet)
+        # Connect's FileConfigProvider reads Debezium's JAAS line from here (cdc.kafka_secrets_file).
+        jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
+        _private(self.home / "debezium.properties", f"sasl.jaas.config={jaas}\n")
 
 
 def acls() -> list[AclBinding]:

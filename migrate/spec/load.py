@@ -80,7 +80,8 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
         kafka["default_secrets"] = dict(users["dualrun"].secrets)
         stream = {**stream, "kafka_properties": {"sasl.username": "stream"},
                   "default_secrets": dict(users["stream"].secrets)}  # fmt: skip
-        cdc.update(kafka_properties={"sasl.username": "debezium"}, default_secrets=dict(users["debezium"].secrets))
+        cdc.update(kafka_properties={"sasl.username": "debezium"}, default_secrets=dict(users["debezium"].secrets),
+                   kafka_secrets_file=str(stack.state_dir / "secure" / "debezium.properties"))  # fmt: skip
     return {**raw, "source": source, "cdc": cdc, "kafka": kafka, "stream": stream}
 
 
