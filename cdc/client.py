@@ -173,6 +173,7 @@ def access_problem(kafka: Kafka, timeout: float = 5.0) -> str | None:
     recorder = _Recorder()
     logger = logging.getLogger(f"dualrun.librdkafka.probe.{id(recorder)}")
     logger.addHandler(recorder)
+    logger.setLevel(logging.DEBUG)  # librdkafka logs connection failures at INFO
     logger.propagate = False
     config = target.config(**{"error_cb": lambda error: recorder.lines.append(error.str())})
     try:
