@@ -37,7 +37,6 @@ BROKER_CN = "dualrun-broker"  # the controller listener's mTLS principal: User:C
 CHANGE_PREFIX = "dbserver1"
 STREAM_PREFIXES = ("dualrun-stream", "orders-enriched", "order-alerts", "daily-revenue", "order-enricher",
                    "kstreams-")  # fmt: skip
-CONNECTOR_PREFIX = "dualrun-"  # connector names: Debezium's schema-history consumer group is <name>-schemahistory
 PASSWORD_ENV = "DUALRUN_KAFKA_PASSWORD"
 
 
@@ -209,7 +208,8 @@ def acls() -> list[AclBinding]:
         ("connect", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
         # Debezium: the schema history topic and its consumer's group.
         ("debezium", topic, f"{CHANGE_PREFIX}.schema-history", prefixed, op.ALL),
-        ("debezium", group, CONNECTOR_PREFIX, prefixed, op.ALL),
+        # Debezium names its schema-history consumer group <topic.prefix>-schemahistory.
+        ("debezium", group, f"{CHANGE_PREFIX}-schemahistory", prefixed, op.ALL),
         ("debezium", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
         # The streaming job: reads change topics, owns its topics, groups and transactional ids.
         *(("stream", topic, CHANGE_PREFIX, prefixed, o) for o in (op.READ, op.DESCRIBE, op.CREATE)),
