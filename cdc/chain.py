@@ -32,10 +32,11 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.errors import CdcError
 from cdc.position import Position
 from cdc.progress import GroupProgress, assigned_topics, committed_offsets, wait_group_progress
-from cdc.topics import quiet_logger
 
 Partition = tuple[str, int]
 
@@ -81,18 +82,15 @@ def internal_topics(consumed: set[str], change_topics: Sequence[str]) -> list[st
 
 
 def wait_internal_topics(
-    bootstrap_servers: str, group: str, change_topics: Sequence[str], *, timeout: float, poll: float = 0.2
+    bootstrap_servers: Kafka, group: str, change_topics: Sequence[str], *, timeout: float, poll: float = 0.2
 ) -> ChainProgress:
     """Wait (bounded by `timeout` seconds) until `group` has drained its internal topics; see the module.
 
     Raises CdcError when Kafka cannot be reached.
     """
     deadline = time.monotonic() + timeout
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=quiet_logger())
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": f"dualrun-chain-{uuid.uuid4().hex[:8]}"},
-        logger=quiet_logger(),
-    )
+    admin = client.admin(bootstrap_servers)
+    consumer = client.consumer(bootstrap_servers, {"group.id": f"dualrun-chain-{uuid.uuid4().hex[:8]}"})
     try:
         committed = _committed(admin, group, deadline, poll)
         if committed is None:
@@ -141,7 +139,7 @@ def _committed(admin: AdminClient, group: str, deadline: float, poll: float) -> 
 
 
 def wait_job_progress(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     group: str,
     topics: Sequence[str],
     target: Position,

@@ -60,15 +60,38 @@ class ConnectorStatus:
         return {**asdict(self), "running": self.running, "failed": self.failed, "reason": self.reason}
 
 
-class ConnectClient:
-    """Talks to one Connect worker; retries transient failures with exponential backoff."""
+def _ssl_reason(exc: Exception) -> str:
+    """The last, most specific part of a requests SSL error ('certificate verify failed: ...')."""
+    text = str(exc)
+    marker = text.rfind("SSLError(")
+    return (text[marker + 9 :] if marker >= 0 else text).strip(" )'\"")[:200]
 
-    def __init__(self, url: str, timeout: float = 10.0, retries: int = 5, secrets: tuple[str, ...] = ()) -> None:
+
+class ConnectClient:
+    """Talks to one Connect worker; retries transient failures with exponential backoff.
+
+    `auth` is (user, password) for HTTP basic auth; `verify` is the CA bundle that signed an HTTPS
+    worker's certificate (a path), or True for the system's CAs. Secrets and the password are masked
+    in every error.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 10.0,
+        retries: int = 5,
+        secrets: tuple[str, ...] = (),
+        *,
+        auth: tuple[str, str] | None = None,
+        verify: str | bool = True,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.retries = retries
-        self.secrets = tuple(s for s in secrets if s)
+        self.secrets = tuple(s for s in (*secrets, auth[1] if auth else "") if s)
         self.session = requests.Session()
+        self.session.auth = auth
+        self.session.verify = verify
 
     def _scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -80,6 +103,11 @@ class ConnectClient:
         for attempt in range(self.retries + 1):
             try:
                 response = self.session.request(method, self.url + path, json=body, timeout=self.timeout)
+            except requests.exceptions.SSLError as exc:
+                raise ConnectUnreachable(
+                    f"Kafka Connect at {self.url}: TLS handshake failed ({_ssl_reason(exc)}); "
+                    "give the CA that signed its certificate (cdc.connect_ca)"
+                ) from None
             except requests.ConnectionError as exc:
                 if attempt == self.retries:
                     raise ConnectUnreachable(
@@ -92,6 +120,11 @@ class ConnectClient:
                         f"Kafka Connect at {self.url} did not answer within {self.timeout}s"
                     ) from exc
             else:
+                if response.status_code in (401, 403):
+                    raise ConnectError(
+                        f"Kafka Connect at {self.url} refused the credentials (HTTP {response.status_code}); "
+                        "check cdc.connect_user and the variable named by cdc.connect_password_env"
+                    )
                 if response.status_code == 404 and name is not None:
                     raise ConnectorNotFound(
                         f"no connector named {name!r} on {self.url}; register it with `dualrun cdc register`"

@@ -92,6 +92,9 @@ class ConnectorSettings:
     # record, so a foreign streaming job can carry the position to its outputs; None: no SMT.
     position_header: str | None = POSITION_HEADER
     extra: dict[str, str] = field(default_factory=dict)
+    # Java client properties of a secured cluster for the schema history's producer and consumer
+    # (`cdc.client.KafkaSettings.java_properties`); credentials included, so never printed.
+    kafka_properties: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in CONNECTOR_CLASSES:
@@ -169,6 +172,9 @@ class ConnectorSettings:
                 "schema.history.internal.kafka.topic": self.schema_history_topic,
                 "include.schema.changes": "true",
             })  # fmt: skip
+            for key, value in self.kafka_properties.items():
+                config[f"schema.history.internal.producer.{key}"] = value
+                config[f"schema.history.internal.consumer.{key}"] = value
         if self.tables:
             config["table.include.list"] = ",".join(self.tables)
         extra = dict(self.extra)

@@ -29,3 +29,10 @@ class PositionError(CdcError):
 
 class TopicError(CdcError):
     """A topic admin request failed."""
+
+
+class KafkaAccessError(CdcError):
+    """The broker refuses the client's settings: wrong credentials, an unverifiable certificate, or no
+    TLS/SASL where the listener wants them. A configuration error (exit 2)."""
+
+    exit_code = 2

@@ -24,12 +24,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.errors import CdcError, PositionError
 from cdc.position import Position
-from cdc.topics import quiet_logger
 
 
 @dataclass(frozen=True)
@@ -119,17 +120,17 @@ def event_position(value: bytes | None) -> Position | None:
 class _Reader:
     """Reads single records at chosen offsets of a partition (fence search)."""
 
-    def __init__(self, bootstrap_servers: str, timeout: float) -> None:
+    def __init__(self, bootstrap_servers: Kafka, timeout: float) -> None:
         self.timeout = timeout
         self.assigned: tuple[str, int] | None = None
-        self.consumer = Consumer(
+        self.consumer = client.consumer(
+            bootstrap_servers,
             {
-                "bootstrap.servers": bootstrap_servers, "group.id": f"dualrun-fence-{uuid.uuid4().hex[:8]}",
+                "group.id": f"dualrun-fence-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True,
                 # Each probe seeks; a fetch parked at the log end would hold the next one this long.
                 "fetch.wait.max.ms": 10,
             },
-            logger=quiet_logger(),
         )  # fmt: skip
 
     def first_positioned(self, topic: str, partition: int, start: int, stop: int) -> tuple[int, Position] | None:
@@ -203,7 +204,7 @@ def assigned_topics(admin: AdminClient, group: str, timeout: float) -> set[str]:
 
 
 def group_progress(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     group: str,
     topics: Sequence[str],
     target: Position,
@@ -217,7 +218,7 @@ def group_progress(
     `fences` caches known fences between calls (a fence, once known, never moves). Raises
     CdcError when Kafka cannot be reached.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=quiet_logger())
+    admin = client.admin(bootstrap_servers)
     try:
         committed = committed_offsets(admin, group, timeout)
     except KafkaException as exc:
@@ -254,7 +255,7 @@ def group_progress(
 
 
 def wait_group_progress(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     group: str,
     topics: Sequence[str],
     target: Position,

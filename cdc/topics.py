@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import ConfigResource, NewTopic
 
+from cdc.client import Kafka, admin, consumer, quiet_logger, settings
 from cdc.errors import TopicError
 
-
-def quiet_logger() -> logging.Logger:
-    """librdkafka's connection chatter goes here, visible only when DEBUG logging is on."""
-    logger = logging.getLogger("dualrun.librdkafka")
-    if not logger.handlers:
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
-    return logger
+__all__ = ["GroupLag", "PartitionLag", "TopicAdmin", "TopicInfo", "quiet_logger"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +68,11 @@ class GroupLag:
 class TopicAdmin:
     """A thin, typed face over confluent-kafka's AdminClient."""
 
-    def __init__(self, bootstrap_servers: str, timeout: float = 15.0) -> None:
-        self.bootstrap = bootstrap_servers
+    def __init__(self, kafka: Kafka, timeout: float = 15.0) -> None:
+        self.kafka = settings(kafka)
+        self.bootstrap = self.kafka.bootstrap_servers
         self.timeout = timeout
-        self.admin = AdminClient({"bootstrap.servers": bootstrap_servers}, logger=quiet_logger())
+        self.admin = admin(self.kafka)
 
     def create(
         self,
@@ -161,27 +155,25 @@ class TopicAdmin:
 
         Reads the last offset of each partition only. Raises KafkaException when the broker does not answer.
         """
-        consumer = Consumer(
-            {"bootstrap.servers": self.bootstrap, "group.id": "dualrun-last-record", "enable.auto.commit": False,
-             "enable.partition.eof": True},
-            logger=quiet_logger(),
-        )  # fmt: skip
+        reader = consumer(
+            self.kafka, {"group.id": "dualrun-last-record", "enable.auto.commit": False, "enable.partition.eof": True}
+        )
         try:
             todo = []
             for topic in topics:
                 metadata = self.admin.list_topics(topic=topic, timeout=self.timeout).topics.get(topic)
                 for p in metadata.partitions if metadata is not None and metadata.error is None else ():
-                    low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)
+                    low, high = reader.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)
                     if high > low:
                         todo.append(TopicPartition(topic, p, high - 1))
             if not todo:
                 return None
-            consumer.assign(todo)
+            reader.assign(todo)
             newest: int | None = None
             open_parts = {(tp.topic, tp.partition) for tp in todo}
             deadline = time.monotonic() + self.timeout
             while open_parts and time.monotonic() < deadline:
-                msg = consumer.poll(0.5)
+                msg = reader.poll(0.5)
                 if msg is None:
                     continue
                 open_parts.discard((msg.topic() or "", msg.partition() or 0))
@@ -190,18 +182,12 @@ class TopicAdmin:
                     newest = ts if newest is None else max(newest, ts)
             return newest
         finally:
-            consumer.close()
+            reader.close()
 
     def group_lag(self, group: str, topics: list[str]) -> GroupLag:
         """Committed offset vs. log end for every partition of `topics` (read_committed ends)."""
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-            },
-            logger=quiet_logger(),
+        reader = consumer(
+            self.kafka, {"group.id": group, "enable.auto.commit": False, "isolation.level": "read_committed"}
         )
         try:
             partitions = [
@@ -209,14 +195,14 @@ class TopicAdmin:
                 for topic in topics
                 for p in self.admin.list_topics(topic=topic, timeout=self.timeout).topics[topic].partitions
             ]
-            committed = consumer.committed(partitions, timeout=self.timeout)
+            committed = reader.committed(partitions, timeout=self.timeout)
             lags = []
             for tp in committed:
-                _, high = consumer.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
+                _, high = reader.get_watermark_offsets(tp, timeout=self.timeout, cached=False)
                 offset = tp.offset if tp.offset >= 0 else None
                 lags.append(PartitionLag(tp.topic, tp.partition, offset, high))
         except KafkaException as exc:
             raise TopicError(f"could not read lag of group {group!r}: {exc.args[0].str()}") from exc
         finally:
-            consumer.close()
+            reader.close()
         return GroupLag(group, tuple(lags))

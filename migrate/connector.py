@@ -6,7 +6,6 @@ The spec's `cdc.position_header` (default `dbz.source`) adds the position-header
 
 from __future__ import annotations
 
-from cdc.connect import ConnectClient
 from cdc.connector import ConnectorSettings
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
@@ -32,13 +31,23 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
         password=spec.cdc.password(), databases=databases, tables=spec.cdc.tables,
         bootstrap_servers=spec.kafka.bootstrap_servers, topic_prefix=spec.cdc.topic_prefix,
-        position_header=spec.cdc.position_header, **optional,  # type: ignore[arg-type]
+        position_header=spec.cdc.position_header, kafka_properties=schema_history_properties(spec),
+        **optional,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def schema_history_properties(spec: PipelineSpec) -> dict[str, str]:
+    """Debezium's schema-history client settings in Java form; the JAAS line (the password) by
+    reference to `cdc.kafka_secrets_file` when the spec names one."""
+    java = spec.debezium_kafka().java_properties()
+    if spec.cdc.kafka_secrets_file is not None and "sasl.jaas.config" in java:
+        java["sasl.jaas.config"] = f"${{file:{spec.cdc.kafka_secrets_file}:sasl.jaas.config}}"
+    return java
 
 
 def ensure_connector(spec: PipelineSpec, timeout: float = 90) -> None:
     """Register (idempotently) and wait until the connector and its task run."""
-    client = ConnectClient(spec.cdc.connect_url, secrets=(spec.cdc.password(),))
+    client = spec.cdc.connect_client(secrets=(spec.cdc.password(),))
     settings = connector_settings(spec)
     client.put(settings.name, settings.to_config())
     status = client.wait_settled(settings.name, timeout)

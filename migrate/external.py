@@ -104,7 +104,7 @@ def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupPr
     consumed what its internal topics held then: only then do its outputs hold every change up to it."""
     topics = [spec.cdc.topic(t) for t in spec.cdc.tables]
     return wait_job_progress(
-        spec.kafka.bootstrap_servers, spec.stream.group, topics, run.position,
+        spec.kafka.client(), spec.stream.group, topics, run.position,
         source_passed=lambda: debezium_passed(spec, run.position), timeout=wait,
     )  # fmt: skip
 
@@ -116,7 +116,7 @@ def tap_spec_output(spec: PipelineSpec, output: str, schema: pa.Schema | None, t
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
     run = tap_output(
-        spec.kafka.bootstrap_servers, out.stream.topic, root, list(out.keys), output=output, schema=schema,
+        spec.kafka.client(), out.stream.topic, root, list(out.keys), output=output, schema=schema,
         position_header=spec.position_header_for(output) or "", timeout=timeout,
     )  # fmt: skip
     write_tap(spec, run)

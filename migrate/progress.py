@@ -7,7 +7,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from cdc.connect import ConnectClient
 from cdc.errors import CdcError
 from cdc.position import Position, parse_gtid_set
 from migrate.spec import PipelineSpec
@@ -87,7 +86,7 @@ def debezium_passed(spec: PipelineSpec, target: Position) -> bool:
         lsn = committed_lsn(spec)
         return lsn is not None and lsn > target.major
     secret = spec.cdc.known_password()  # only masked in messages: reading offsets needs no login
-    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ())
     try:
         offsets = client.offsets(spec.cdc.connector)
     except CdcError:

@@ -54,6 +54,27 @@ class StackStatus:
         return {"healthy": self.healthy, "services": [s.to_dict() for s in self.services]}
 
 
+def switch_security(config: StackConfig, secure: bool) -> StackConfig:
+    """`config` secured (or not) from now on; StackError while Kafka or Connect runs the other way."""
+    from migrate.services.security import SecureStack
+
+    if secure != config.secure:
+        running = [s.name for s in Stack(config).services() if s.name in ("kafka", "connect") and s.process.running()]
+        if running:
+            mode = "secured" if config.secure else "without security"
+            raise StackError(
+                f"{' and '.join(running)} run {mode}; stop them with `dualrun stack down`, then "
+                f"`dualrun stack up {'--secure' if secure else '--plaintext'}`"
+            )
+    material = SecureStack(config.state_dir)
+    if secure:
+        config.state_dir.mkdir(parents=True, exist_ok=True)
+        material.enable(config.bootstrap_servers)
+    else:
+        material.disable()
+    return replace(config, secure=secure)
+
+
 class Stack:
     """Starts the services it is asked for in dependency order, and stops them in reverse.
 

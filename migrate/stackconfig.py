@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from cdc.client import KafkaSettings
 
 DEFAULT_STATE_DIR = Path(".dualrun")
 
@@ -47,6 +50,8 @@ class StackConfig:
     database: str = "shop"
     # The publication the table owner creates in PostgreSQL for the stack's demo tables.
     postgres_publication: str = "dualrun_shop"
+    # `stack up --secure`: Kafka on SASL_SSL with ACLs (see migrate.services.security).
+    secure: bool = False
 
     @classmethod
     def from_env(cls, state_dir: Path | None = None, **ports: int | None) -> StackConfig:
@@ -59,6 +64,7 @@ class StackConfig:
             if os.environ.get(f"DUALRUN_{name.upper()}_PORT")
         }
         return cls(
+            secure=(home / "secure" / "enabled").exists(),
             state_dir=home.absolute(),
             ports=replace(Ports(), **{**env_ports, **chosen}),
             db_password=_env("DUALRUN_DB_PASSWORD", "dualrun"),
@@ -68,6 +74,17 @@ class StackConfig:
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.ports.kafka}"
+
+    def kafka(self, user: str = "dualrun") -> KafkaSettings:
+        """Client settings for the stack's Kafka as `user` (the secured stack's users: admin, connect,
+        debezium, stream, dualrun); plaintext unless the stack is secured."""
+        from cdc.client import KafkaSettings
+
+        if not self.secure:
+            return KafkaSettings(self.bootstrap_servers)
+        from migrate.services.security import SecureStack
+
+        return SecureStack(self.state_dir).client(self.bootstrap_servers, user)
 
     @property
     def connect_url(self) -> str:
@@ -106,6 +123,7 @@ class StackConfig:
             "debezium_user": self.debezium_user,
             "database": self.database,
             "bootstrap_servers": self.bootstrap_servers,
+            "secure": self.secure,
             "connect_url": self.connect_url,
             "postgres_url": self.postgres_url(password=False),
         }

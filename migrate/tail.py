@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 
 import click
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import KafkaException
 from rich.console import Console
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.envelope import decode
 from cdc.errors import EnvelopeError
-from cdc.topics import TopicAdmin, quiet_logger
+from cdc.topics import TopicAdmin
 from migrate import render
 from migrate.errors import MissingTopics, StackError
 
@@ -40,18 +42,18 @@ def check_topics(admin: TopicAdmin, topics: list[str]) -> list[str]:
     return [t for t in topics if t not in missing]
 
 
-def tail_events(bootstrap: str, topics: list[str], max_events: int, from_beginning: bool, console: Console) -> int:
+def tail_events(bootstrap: Kafka, topics: list[str], max_events: int, from_beginning: bool, console: Console) -> int:
     """Print events until `max_events` (0: forever); returns how many were printed."""
+    client.check_access(bootstrap)
     check_topics(TopicAdmin(bootstrap, timeout=10), topics)
-    consumer = Consumer(
+    consumer = client.consumer(
+        bootstrap,
         {
-            "bootstrap.servers": bootstrap,
             "group.id": f"dualrun-tail-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest" if from_beginning else "latest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
         },
-        logger=quiet_logger(),
     )
     consumer.subscribe(topics)  # all of them: a missing one is picked up once it is created
     seen = 0

@@ -11,9 +11,10 @@ from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
 
+from cdc import client
 from cdc.connect import ConnectClient
 from cdc.errors import TopicError
-from cdc.topics import GroupLag, TopicAdmin, TopicInfo, quiet_logger
+from cdc.topics import GroupLag, TopicAdmin, TopicInfo
 from migrate.batch import BatchRun, load_run
 from migrate.checklist.model import CheckResult
 from migrate.errors import CheckUnavailable, DualrunError, SpecError
@@ -45,12 +46,12 @@ class Context:
             with suppress(SpecError):  # an unset password cannot leak either
                 secrets.append(section.password())
         # Two retries: a checklist should answer in seconds, not wait out a long backoff.
-        return ConnectClient(self.spec.cdc.connect_url, timeout=self.timeout, retries=2, secrets=tuple(secrets))
+        return self.spec.cdc.connect_client(timeout=self.timeout, retries=2, secrets=tuple(secrets))
 
     # -- Kafka ----------------------------------------------------------------------------------
     @cached_property
     def admin(self) -> TopicAdmin:
-        return TopicAdmin(self.spec.kafka.bootstrap_servers, timeout=self.timeout)
+        return TopicAdmin(self.spec.kafka.client(), timeout=self.timeout)
 
     @contextmanager
     def kafka(self) -> Iterator[TopicAdmin]:
@@ -60,7 +61,10 @@ class Context:
         try:
             yield self.admin
         except KafkaException as exc:
-            self._kafka_down = f"Kafka is not reachable at {self.spec.kafka.bootstrap_servers}: {exc.args[0].str()}"
+            problem = client.access_problem(self.spec.kafka.client())
+            self._kafka_down = problem or (
+                f"Kafka is not reachable at {self.spec.kafka.bootstrap_servers}: {exc.args[0].str()}"
+            )
             raise CheckUnavailable(self._kafka_down) from exc
 
     @cached_property
@@ -88,16 +92,15 @@ class Context:
                 raise CheckUnavailable(str(exc)) from exc
 
     def _reader(self) -> Consumer:
-        return Consumer(
+        return client.consumer(
+            self.spec.kafka.client(),
             {
-                "bootstrap.servers": self.spec.kafka.bootstrap_servers,
                 # assign() without commits never joins or creates this group on the broker
                 "group.id": f"dualrun-checklist-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
             },
-            logger=quiet_logger(),
         )
 
     def oldest_waiting_ms(self, lag: GroupLag) -> int | None:

@@ -12,6 +12,7 @@ from migrate.checklist.protocol import Check
 from migrate.checklist.quality import data_quality
 from migrate.checklist.reconciliation import noise_baseline, parity
 from migrate.checklist.rollback import rollback_ready
+from migrate.checklist.security import kafka_security
 from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
 from migrate.checklist.topics import replication, state_topics_compacted, topic_retention
 from migrate.errors import CheckUnavailable, SpecError
@@ -27,6 +28,7 @@ CHECKS: tuple[Check, ...] = (
     topic_retention,
     state_topics_compacted,
     replication,
+    kafka_security,
     exactly_once,
     outputs_carry_positions,
     positions_monotone,

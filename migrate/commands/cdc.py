@@ -32,6 +32,11 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
         "user": config.debezium_user, "password": config.debezium_password,
         "databases": (config.database,), "bootstrap_servers": config.bootstrap_servers,
     }  # fmt: skip
+    if config.secure:
+        java = config.kafka("debezium").java_properties()
+        # Connect's FileConfigProvider reads the JAAS line: the password stays out of Connect's topics.
+        java["sasl.jaas.config"] = f"${{file:{config.state_dir / 'secure' / 'debezium.properties'}:sasl.jaas.config}}"
+        settings["kafka_properties"] = java
     if postgres:
         # The stack's schema `shop` in database `shop`, through the publication its owner made.
         settings["publication"] = config.postgres_publication
@@ -143,7 +148,7 @@ def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_se
     from cdc.topics import TopicAdmin
     from migrate import render
 
-    broker = TopicAdmin(bootstrap_servers or config.bootstrap_servers, timeout=10)
+    broker = TopicAdmin(bootstrap_servers or config.kafka(), timeout=10)
     health = diagnose(
         client_for(config, connect_url), name, broker, _gtids_reader(config.debezium_password), limit_s=max_silence
     )
@@ -242,4 +247,4 @@ def tail(
     from migrate.tail import tail_events
 
     topics = [f"{topic_prefix}.{t}" for t in tables]
-    tail_events(config.bootstrap_servers, topics, max_events, from_beginning, Console())
+    tail_events(config.kafka(), topics, max_events, from_beginning, Console())

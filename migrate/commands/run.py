@@ -134,6 +134,9 @@ def stream(spec_path: Path | None, state_dir: Path | None, background: bool, sto
         stopped = stream_process(spec).stop(timeout=60)
         click.echo("streaming job stopped" if stopped else "no streaming job was running for this state dir")
         return
+    from cdc.client import check_access
+
+    check_access(spec.stream_kafka())  # refused credentials or TLS: say so now, not in a retry loop
     if background:
         pid = start_stream_background(spec, spec_path, defect, replay, metrics_port)
         click.echo(f"streaming job running (pid {pid}); log: {stream_process(spec).log_file}")

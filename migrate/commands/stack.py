@@ -22,20 +22,28 @@ def stack() -> None:
               help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.")  # fmt: skip
 @click.option("--monitoring", is_flag=True, help="Also run Prometheus, Alertmanager and dualrun's exporter, with "
               "the JMX exporter agent in the broker and Connect (ports: DUALRUN_PROMETHEUS_PORT, ...).")  # fmt: skip
-def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool) -> None:
+@click.option("--secure/--plaintext", "secure", default=None,
+              help="Kafka on SASL_SSL (SCRAM-SHA-256) with a mutual-TLS controller and ACLs, one user per "
+                   "client; --plaintext turns it off. Default: as the stack was last brought up.")  # fmt: skip
+def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool, secure: bool | None) -> None:
     """Start MariaDB, Kafka and Connect (plus any --with service) unless running; wait until each is healthy."""
     from rich.console import Console
 
     from migrate import render
     from migrate.process import port_open
-    from migrate.stack import DEFAULT, MONITORING, Stack
+    from migrate.stack import DEFAULT, MONITORING, Stack, switch_security
 
+    if secure is not None:
+        config = switch_security(config, secure)
     console = Console(stderr=True)
     stack = Stack(config, (*DEFAULT, *extras, *(MONITORING if monitoring else ())))
     with console.status("starting the stack") as spinner:
         timings = stack.up(lambda step: spinner.update(f"starting {step}"))
     summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())
     click.echo(f"stack up in {config.state_dir} ({summary})")
+    if config.secure:
+        home = config.state_dir / "secure"
+        click.echo(f"secured: client settings in {home / 'kafka.yaml'} (spec) and {home / 'client.properties'}")
     if stack.monitored:
         unwatched = [name for name, port in (("kafka", config.ports.kafka_jmx), ("connect", config.ports.connect_jmx))
                      if not port_open(port)]  # fmt: skip

@@ -72,6 +72,20 @@ class Connect:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 3000,
             "scheduled.rebalance.max.delay.ms": 0,
+            **self.security(),
+        }
+
+    def security(self) -> dict[str, str]:
+        """A secured stack's client settings for the worker as user `connect`, repeated for the
+        producers, consumers and admin clients it makes for connectors (they do not inherit them)."""
+        if not self.config.secure:
+            return {}
+        java = self.config.kafka("connect").java_properties()
+        return {
+            **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()},
+            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file, not in Connect's topics.
+            "config.providers": "file",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
         }
 
     def start(self) -> None:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import base64
+import os
 import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
-from cdc.topics import quiet_logger
+from cdc import client
 from migrate.artifacts import Artifacts, stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
 from migrate.services.monitoring import jmx_agent
+from migrate.services.security import SecureStack, apply_acls
 from migrate.stackconfig import StackConfig
 
 JAVA_HINT = "Java 17+ not found: install it with `apt-get install openjdk-17-jre-headless`"
@@ -29,8 +29,17 @@ def java() -> str:
 
 
 def write_properties(path: Path, settings: dict[str, object]) -> None:
+    """Write a Java properties file readable by its owner only (a secured stack's hold passwords)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write("".join(f"{key}={_escaped(value)}\n" for key, value in settings.items()))
+
+
+def _escaped(value: object) -> str:
+    # Java properties: a backslash escapes the next character (JAAS configs hold quotes, not backslashes).
+    return str(value).replace("\\", "\\\\")
 
 
 def jvm_args(heap: str, log_dir: Path) -> list[str]:
@@ -43,11 +52,9 @@ def jvm_args(heap: str, log_dir: Path) -> list[str]:
     ]
 
 
-def probe_broker(bootstrap: str, timeout: float = 2.0) -> int | None:
+def probe_broker(bootstrap: client.Kafka, timeout: float = 2.0) -> int | None:
     """Number of brokers in the cluster metadata, or None while it does not answer."""
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}, logger=quiet_logger()
-    )
+    admin = client.admin(bootstrap, {"socket.timeout.ms": int(timeout * 1000)})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any failure means "not ready yet"
@@ -71,6 +78,7 @@ class Kafka:
 
     def settings(self) -> dict[str, object]:
         ports = self.config.ports
+        security = self.security()
         return {
             "process.roles": "broker,controller",
             "node.id": 1,
@@ -80,7 +88,7 @@ class Kafka:
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": self.home / "data",
+            "log.dirs": self.data,
             "num.partitions": 1,
             # One broker: internal topics cannot have more replicas than that.
             "offsets.topic.replication.factor": 1,
@@ -94,10 +102,22 @@ class Kafka:
             # Every topic is created on purpose, with its cleanup policy (Connect's offsets
             # topic must be compacted; a racing auto-create would make it 'delete').
             "auto.create.topics.enable": "false",
+            **(security.broker_settings(ports.kafka, ports.controller) if security else {}),
         }
+
+    def security(self) -> SecureStack | None:
+        """The secured stack's material; None on a plaintext stack. A secured stack keeps its own data
+        folder: its users are created when the storage is formatted (KIP-900)."""
+        return SecureStack(self.config.state_dir) if self.config.secure else None
+
+    @property
+    def data(self) -> Path:
+        return self.home / ("data-secure" if self.config.secure else "data")
 
     def start(self) -> None:
         if self.process.running():
+            if self.config.secure:
+                apply_acls(self.config.kafka("admin"))  # the ACLs this version of dualrun wants
             return
         if self.artifacts is None:
             raise StackError("Kafka's jars are missing; run `dualrun stack up` to fetch them")
@@ -107,26 +127,33 @@ class Kafka:
             claim_port("the broker's JMX exporter", self.config.ports.kafka_jmx, "DUALRUN_KAFKA_JMX_PORT")
         write_properties(self.properties, self.settings())
         base = [java(), *jvm_args("512m", self.home), "-cp", self.artifacts.kafka_classpath]
-        if not (self.home / "data" / "meta.properties").exists():
+        if not (self.data / "meta.properties").exists():
             self.format_storage(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         agent = jmx_agent(self.artifacts.jmx_agent, self.config.ports.kafka_jmx) if self.monitored else []
         self.process.start([*base[:1], *agent, *base[1:], "kafka.Kafka", str(self.properties)])
         wait_until(
-            lambda: probe_broker(self.config.bootstrap_servers),
+            lambda: probe_broker(self.config.kafka("admin")),
             timeout=90, what=f"the Kafka broker on {self.config.bootstrap_servers}", process=self.process,
         )  # fmt: skip
+        if self.config.secure:
+            apply_acls(self.config.kafka("admin"))
 
     def format_storage(self, cluster_id: str) -> None:
         """Format KRaft storage once, before the first start."""
         assert self.artifacts is not None
+        security = self.security()
         base = [java(), *jvm_args("256m", self.home), "-cp", self.artifacts.kafka_classpath]
         fmt = subprocess.run(
             # `--cluster-id=` form: a base64 id may start with '-', which argparse would take for a flag.
-            [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties)],
+            [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(self.properties),
+             *(security.scram_arguments() if security else [])],
             capture_output=True, text=True,
         )  # fmt: skip
         if fmt.returncode != 0:
             detail = " ".join(fmt.stderr.split())[-300:]
+            if security:
+                for secret in security.passwords().values():
+                    detail = detail.replace(secret, "********")
             raise StackError(f"formatting Kafka storage failed: {detail} (config {self.properties})")
 
     def stop(self) -> bool:
@@ -134,9 +161,11 @@ class Kafka:
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
-        brokers = probe_broker(self.config.bootstrap_servers) if pid else None
+        brokers = probe_broker(self.config.kafka("admin")) if pid else None
         version = self.artifacts.jar_version("kafka-clients") if self.artifacts else None
         detail = f"KRaft, {brokers} broker(s) in metadata" if brokers else "not answering"
+        if brokers and self.config.secure:
+            detail += "; SASL_SSL (SCRAM-SHA-256), mTLS controller, ACLs"
         if pid is None:
             detail = "not running"
         return ServiceStatus(self.name, self.port, pid is not None, brokers is not None, version, pid, detail)

@@ -18,7 +18,7 @@ from migrate.errors import SpecError
 from migrate.spec.model import PipelineSpec
 
 DEFAULT_SPEC_NAMES = ("dualrun.yaml", "dualrun.yml")
-_SECRET_FIELDS = ("default_password", "password")
+_SECRET_FIELDS = ("default_password", "password", "default_connect_password", "connect_password", "default_secrets")
 
 
 def example_spec_path() -> Path:
@@ -72,11 +72,22 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
         "default_password": stack.debezium_password,
     }
     kafka = {**raw.get("kafka", {}), "bootstrap_servers": f"127.0.0.1:{ports.kafka}"}
-    return {**raw, "source": source, "cdc": cdc, "kafka": kafka}
+    stream = raw.get("stream", {})
+    if stack.secure:
+        # The secured stack's users: dualrun reads, the job writes as `stream`, Debezium's schema
+        # history is `debezium`'s; their passwords come from the stack's users file.
+        users = {user: stack.kafka(user) for user in ("dualrun", "stream", "debezium")}
+        kafka["properties"] = {**users["dualrun"].properties, **kafka.get("properties", {})}
+        kafka["default_secrets"] = dict(users["dualrun"].secrets)
+        stream = {**stream, "kafka_properties": {"sasl.username": "stream"},
+                  "default_secrets": dict(users["stream"].secrets)}  # fmt: skip
+        cdc.update(kafka_properties={"sasl.username": "debezium"}, default_secrets=dict(users["debezium"].secrets),
+                   kafka_secrets_file=str(stack.state_dir / "secure" / "debezium.properties"))  # fmt: skip
+    return {**raw, "source": source, "cdc": cdc, "kafka": kafka, "stream": stream}
 
 
 def _secrets_in(raw: dict[str, Any]) -> str | None:
-    for section in ("source", "cdc"):
+    for section in ("source", "cdc", "kafka", "stream"):
         body = raw.get(section)
         if isinstance(body, dict):
             for name in _SECRET_FIELDS:

@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cdc.client import KafkaSettings, is_secret
 from cdc.connector import POSITION_HEADER
 from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
+
+if TYPE_CHECKING:
+    from cdc.connect import ConnectClient
 
 SUPPORTED_SOURCES = ("mariadb", "postgres")
 DEFAULT_POSITION_HEADER = POSITION_HEADER  # the header the connector sets (cdc.connector)
@@ -91,6 +95,20 @@ class CdcSpec(_Model):
     user: str
     password_env: str
     default_password: str | None = Field(default=None, repr=False, exclude=True)
+    # Connect's REST API behind HTTPS and basic auth: the user, the variable holding its password,
+    # and the CA bundle that signed the worker's certificate (None: the system's CAs).
+    connect_user: str | None = None
+    connect_password_env: str | None = None
+    connect_ca: str | None = None
+    default_connect_password: str | None = Field(default=None, repr=False, exclude=True)
+    # Debezium's own Kafka principal for its schema history topic, over kafka.properties.
+    kafka_properties: dict[str, str] = Field(default_factory=dict)
+    # A properties file on the Connect worker's host holding `sasl.jaas.config` for the schema
+    # history: the connector config then carries `${file:PATH:sasl.jaas.config}` (Connect's
+    # FileConfigProvider, enabled on the worker) instead of the password, which Connect would
+    # otherwise store in its config topic. None: the JAAS line goes into the connector config.
+    kafka_secrets_file: str | None = None
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
     position_header: str | None = DEFAULT_POSITION_HEADER
     server_id: int | None = None
@@ -111,6 +129,42 @@ class CdcSpec(_Model):
     def password(self) -> str:
         return _password("cdc", self.password_env, self.default_password)
 
+    @field_validator("kafka_properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        return _texts(properties)
+
+    @field_validator("kafka_properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        return _checked_properties(properties)
+
+    @model_validator(mode="after")
+    def _connect_auth_pairs(self) -> CdcSpec:
+        if (self.connect_user is None) != (self.connect_password_env is None and self.default_connect_password is None):
+            raise ValueError("give both connect_user and connect_password_env for Connect's basic auth, or neither")
+        return self
+
+    def connect_client(
+        self, *, timeout: float = 10.0, retries: int = 5, secrets: tuple[str, ...] = ()
+    ) -> ConnectClient:
+        """A `cdc.connect.ConnectClient` for `connect_url` with basic auth and the CA when given."""
+        from cdc.connect import ConnectClient
+
+        auth = None
+        if self.connect_user is not None:
+            env = self.connect_password_env or ""
+            found = os.environ.get(env) if env else None
+            if not (found or self.default_connect_password):
+                raise SpecError(
+                    f"cdc.connect_password_env: environment variable {env} is not set; export it with the "
+                    "password of cdc.connect_user (passwords never live in the spec)"
+                )
+            auth = (self.connect_user, found or self.default_connect_password or "")
+        verify: str | bool = self.connect_ca if self.connect_ca is not None else True
+        return ConnectClient(self.connect_url, timeout=timeout, retries=retries, secrets=secrets, auth=auth,
+                             verify=verify)  # fmt: skip
+
     def known_password(self) -> str | None:
         """The password if it is set, for masking it in messages; None when not set (no error)."""
         return os.environ.get(self.password_env) or self.default_password
@@ -119,8 +173,93 @@ class CdcSpec(_Model):
         return f"{self.topic_prefix}.{table}"
 
 
+ENV_SUFFIX = "_env"
+
+
+def _property_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    raise ValueError(f"expected a string, number or boolean, got {type(value).__name__}")
+
+
+def _checked_properties(properties: dict[str, str]) -> dict[str, str]:
+    for key, value in properties.items():
+        if key == "bootstrap.servers":
+            raise ValueError("bootstrap.servers: set kafka.bootstrap_servers instead")
+        if key.endswith(ENV_SUFFIX):
+            if not value.strip():
+                raise ValueError(f"{key}: name the environment variable that holds {key[: -len(ENV_SUFFIX)]}")
+        elif is_secret(key):
+            raise ValueError(
+                f"{key}: secrets never live in the spec; name the environment variable that holds it "
+                f"with `{key}{ENV_SUFFIX}: NAME`"
+            )
+    return properties
+
+
+def _texts(properties: Any) -> Any:
+    if not isinstance(properties, dict):
+        return properties
+    return {str(key): _property_text(value) for key, value in properties.items()}
+
+
+def client_settings(
+    bootstrap_servers: str, properties: dict[str, str], defaults: dict[str, str], where: str
+) -> KafkaSettings:
+    """Settings from spec properties: each `<p>_env: NAME` becomes property p read from variable NAME
+    (else from `defaults`, the local stack's); SpecError naming `where` when it is not set."""
+    plain: dict[str, str] = {}
+    secrets: dict[str, str] = {}
+    for key, value in properties.items():
+        if not key.endswith(ENV_SUFFIX):
+            plain[key] = value
+            continue
+        name = key[: -len(ENV_SUFFIX)]
+        found = os.environ.get(value) or defaults.get(name)
+        if found is None:
+            raise SpecError(
+                f"{where}.{key}: environment variable {value} is not set; export it with the "
+                f"{name} (secrets never live in the spec)"
+            )
+        (secrets if is_secret(name) else plain)[name] = found
+    for name, found in defaults.items():
+        if name not in plain and name not in secrets:
+            secrets[name] = found
+    return KafkaSettings(bootstrap_servers, plain, secrets)
+
+
 class KafkaSpec(_Model):
+    """The Kafka cluster every client dualrun creates connects to (stream job, output reader,
+    checklist, tail, admin, progress fences).
+
+    `properties` are librdkafka client properties (security.protocol, sasl.mechanism, sasl.username,
+    ssl.ca.location, ...). A credential never lives in the file: `<property>_env: NAME` reads the
+    property from environment variable NAME (`sasl.password_env: KAFKA_PASSWORD`), like
+    `password_env` elsewhere in the spec; a literal secret (`sasl.password: ...`) is refused.
+    """
+
     bootstrap_servers: str
+    properties: dict[str, str] = Field(default_factory=dict)
+    # Set only by `local: true` on a `stack up --secure` stack (its dualrun user); never dumped.
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
+
+    @field_validator("properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        return _texts(properties)
+
+    @field_validator("properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        return _checked_properties(properties)
+
+    def client(self) -> KafkaSettings:
+        """The settings dualrun's own Kafka clients are built from (reader, checklist, fences, tail,
+        admin), `*_env` properties read from the environment. SpecError naming the property when its
+        variable is not set."""
+        return client_settings(self.bootstrap_servers, self.properties, self.default_secrets, "kafka.properties")
 
 
 class BatchSpec(_Model):
@@ -146,6 +285,10 @@ class StreamSpec(_Model):
     state_topic: str = ""
     dead_letter_topic: str = ""
     changelog_dir: str = "changelog"
+    # The job's own Kafka principal, over kafka.properties (e.g. sasl.username and sasl.password_env):
+    # dualrun's reader may be read-only while the job writes.
+    kafka_properties: dict[str, str] = Field(default_factory=dict)
+    default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     exactly_once: bool = True
     commit_interval_ms: int = Field(default=200, gt=0)
     max_batch: int = Field(default=5000, gt=0)
@@ -158,6 +301,16 @@ class StreamSpec(_Model):
             derived = {"transactional_id": group, "state_topic": f"{group}-state", "dead_letter_topic": f"{group}-dlq"}
             data = {**data, **{k: v for k, v in derived.items() if not data.get(k)}}
         return data
+
+    @field_validator("kafka_properties", mode="before")
+    @classmethod
+    def _texts(cls, properties: Any) -> Any:
+        return _texts(properties)
+
+    @field_validator("kafka_properties")
+    @classmethod
+    def _no_literal_secrets(cls, properties: dict[str, str]) -> dict[str, str]:
+        return _checked_properties(properties)
 
     @field_validator("group")
     @classmethod
@@ -340,6 +493,20 @@ class PipelineSpec(_Model):
                 )
         return self
 
+    def stream_kafka(self) -> KafkaSettings:
+        """The streaming job's client settings: kafka.properties with stream.kafka_properties over them."""
+        return client_settings(
+            self.kafka.bootstrap_servers, {**self.kafka.properties, **self.stream.kafka_properties},
+            {**self.kafka.default_secrets, **self.stream.default_secrets}, "stream.kafka_properties",
+        )  # fmt: skip
+
+    def debezium_kafka(self) -> KafkaSettings:
+        """Debezium's schema-history client settings: kafka.properties with cdc.kafka_properties over them."""
+        return client_settings(
+            self.kafka.bootstrap_servers, {**self.kafka.properties, **self.cdc.kafka_properties},
+            {**self.kafka.default_secrets, **self.cdc.default_secrets}, "cdc.kafka_properties",
+        )  # fmt: skip
+
     @property
     def is_external(self) -> bool:
         """True when the user's own job writes the outputs (no `stream.pipeline` for dualrun to run)."""
@@ -394,6 +561,10 @@ class PipelineSpec(_Model):
         data = self.model_dump()
         data["source"]["default_password"] = self.source.default_password
         data["cdc"]["default_password"] = self.cdc.default_password
+        data["cdc"]["default_connect_password"] = self.cdc.default_connect_password
+        data["kafka"]["default_secrets"] = dict(self.kafka.default_secrets)
+        data["stream"]["default_secrets"] = dict(self.stream.default_secrets)
+        data["cdc"]["default_secrets"] = dict(self.cdc.default_secrets)
         return data
 
     def replay(self) -> PipelineSpec:

@@ -33,10 +33,11 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from cdc import client
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError, TopicError
 from cdc.position import Position
-from cdc.topics import TopicAdmin, quiet_logger
+from cdc.topics import TopicAdmin
 from migrate.errors import StreamJobError
 from migrate.metrics import serve_stream_metrics
 from migrate.pipeline.contract import Pipeline
@@ -184,9 +185,10 @@ class StreamJob:
         self._header_pos = -1
         self._header: list[tuple[str, str | bytes | None]] = []
         self.last_status = 0.0
-        bootstrap = spec.kafka.bootstrap_servers
+        # The user's cluster settings (credentials included) stay in self.kafka; these are the job's
+        # own properties, published in the status file with the settings' secrets masked.
+        self.kafka = spec.stream_kafka()
         self.consumer_config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
             "group.id": spec.stream.group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -200,7 +202,6 @@ class StreamJob:
             "fetch.queue.backoff.ms": 10,
         }
         self.producer_config: dict[str, Any] = {
-            "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
@@ -208,9 +209,11 @@ class StreamJob:
         }
         if self.eos:
             self.producer_config["transactional.id"] = spec.stream.transactional_id
-        self.consumer = Consumer(self.consumer_config, logger=quiet_logger())
+        self.consumer = client.consumer(self.kafka, self.consumer_config)
         self.producer = TransactionalProducer(
-            self.producer_config, spec.stream.transactional_id if self.eos else None, on_retry=self._on_retry
+            self.kafka.config(**self.producer_config),
+            spec.stream.transactional_id if self.eos else None,
+            on_retry=self._on_retry,
         )
         self.timeouts = self.producer.timeouts
         self.heartbeat_at = time.time()  # the main loop's last turn (epoch seconds)
@@ -223,7 +226,7 @@ class StreamJob:
 
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
-        admin = TopicAdmin(self.spec.kafka.bootstrap_servers)
+        admin = TopicAdmin(self.kafka)
         for name, topic in self.topics.items():
             if name == "state":
                 admin.create(topic, compact=True)
@@ -244,9 +247,9 @@ class StreamJob:
         """Rebuild state from the committed contents of the state topic (the transform's records and
         the progress) and of the pipeline's restore topics: all are written in the job's transactions."""
         self.transform = self.pipeline.transform()
-        reader = Consumer(
+        reader = client.consumer(
+            self.kafka,
             {**self.consumer_config, "group.id": f"{self.spec.stream.group}-restore", "enable.partition.eof": True},
-            logger=quiet_logger(),
         )
         try:
             topics = reader.list_topics(timeout=10).topics
@@ -676,8 +679,8 @@ class StreamJob:
             updated_at=now,
             started_at=self.started_at,
             exactly_once=self.eos,
-            producer={k: str(v) for k, v in self.producer_config.items()},
-            consumer={k: str(v) for k, v in self.consumer_config.items()},
+            producer=self.kafka.masked_config(**self.producer_config),
+            consumer=self.kafka.masked_config(**self.consumer_config),
             events_in=self.counters.events_in,
             events_out=self.counters.events_out,
             dead_letters=self.counters.dead_letters,

@@ -36,8 +36,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.connector import POSITION_HEADER
-from cdc.topics import quiet_logger
 from comparators.sql import ident, literal
 from migrate.errors import TapError
 from migrate.stream.decoder import META, DecodedRecord, RecordDecoder, UndecodableRecord
@@ -118,10 +119,10 @@ def segment_files(root: Path) -> list[Path]:
     return [root / name for name in orjson.loads(path.read_bytes())["files"]]
 
 
-def _consumer(bootstrap_servers: str) -> Consumer:
-    return Consumer(
+def _consumer(bootstrap_servers: Kafka) -> Consumer:
+    return client.consumer(
+        bootstrap_servers,
         {
-            "bootstrap.servers": bootstrap_servers,
             # Never joins or commits: partitions are assigned, progress is kept in tap.json.
             "group.id": f"dualrun-tap-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
@@ -132,7 +133,6 @@ def _consumer(bootstrap_servers: str) -> Consumer:
             "queued.max.messages.kbytes": 256 * 1024,
             "fetch.wait.max.ms": 100,  # the last fetch at the end of the log returns soon
         },
-        logger=quiet_logger(),
     )
 
 
@@ -150,7 +150,7 @@ def passing(error: KafkaError) -> bool:
 
 
 def tap_output(
-    bootstrap_servers: str,
+    bootstrap_servers: Kafka,
     topic: str,
     root: Path,
     keys: Sequence[str],

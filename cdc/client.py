@@ -1,0 +1,215 @@
+"""Kafka client settings: the one place every consumer, producer and admin client is built.
+
+A secured cluster needs the same librdkafka properties (`security.protocol`, `sasl.mechanism`,
+`sasl.username`, `sasl.password`, `ssl.ca.location`, ...) on every client. `KafkaSettings` carries
+them with the bootstrap servers; `consumer`, `producer` and `admin` build clients from it (or from a
+bare bootstrap string, for the plaintext local stack and the tests). Secret values are held apart
+from the other properties, never printed by `repr`/`to_dict`, and `scrub` masks them in any text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient
+
+from cdc.errors import CdcError, KafkaAccessError
+
+MASK = "********"
+
+# librdkafka properties whose value is a credential (CONFIGURATION.md). Any other property whose
+# name says password or secret counts too (see is_secret).
+SECRET_PROPERTIES = frozenset(
+    {
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.config",
+    }
+)
+
+
+def is_secret(name: str) -> bool:
+    """True for a librdkafka property that holds a credential (`sasl.password`, `ssl.key.pem`, ...)."""
+    return name in SECRET_PROPERTIES or "password" in name or "secret" in name
+
+
+def quiet_logger() -> logging.Logger:
+    """librdkafka's connection chatter goes here, visible only when DEBUG logging is on."""
+    logger = logging.getLogger("dualrun.librdkafka")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
+        logger.propagate = False
+    return logger
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Bootstrap servers plus librdkafka client properties; `secrets` hold the credential values.
+
+    `str()` is the bootstrap list (for messages); `repr` and `to_dict` mask every secret.
+    """
+
+    bootstrap_servers: str
+    properties: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        literal = sorted(k for k in self.properties if is_secret(k))
+        if literal:
+            raise CdcError(f"Kafka property {literal[0]} is a secret: pass it as a secret, not a property")
+
+    def __str__(self) -> str:
+        return self.bootstrap_servers
+
+    @property
+    def secured(self) -> bool:
+        """True unless the client talks PLAINTEXT (librdkafka's default security.protocol)."""
+        return self.properties.get("security.protocol", "plaintext").lower() != "plaintext"
+
+    def config(self, **extra: Any) -> dict[str, Any]:
+        """The librdkafka configuration, credentials included: hand it to a client, never print it."""
+        return {"bootstrap.servers": self.bootstrap_servers, **self.properties, **self.secrets, **extra}
+
+    def java_properties(self) -> dict[str, str]:
+        """The same settings for a Java Kafka client (Debezium's schema history, Kafka Streams, Connect),
+        credentials included: SCRAM/PLAIN user and password become `sasl.jaas.config`, a PEM CA file
+        `ssl.truststore.type=PEM`. Raises CdcError for a property with no Java counterpart here.
+        """
+        out: dict[str, str] = {}
+        for key, value in self.properties.items():
+            if key in ("security.protocol", "sasl.mechanism", "sasl.mechanisms"):
+                out[key.rstrip("s") if key.endswith("mechanisms") else key] = value.upper()
+            elif key == "ssl.endpoint.identification.algorithm":
+                # librdkafka says `none`, Java an empty string, to turn hostname verification off.
+                out[key] = "" if value.lower() == "none" else value
+            elif key == "ssl.ca.location":
+                out.update({"ssl.truststore.type": "PEM", "ssl.truststore.location": value})
+            elif key != "sasl.username":
+                raise CdcError(f"Kafka property {key} has no Java client counterpart in dualrun yet")
+        user = self.properties.get("sasl.username")
+        if user is not None:
+            mechanism = out.get("sasl.mechanism", "PLAIN").upper()
+            module = "plain.PlainLoginModule" if mechanism == "PLAIN" else "scram.ScramLoginModule"
+            password = self.secrets.get("sasl.password", "")
+            out["sasl.jaas.config"] = (
+                f"org.apache.kafka.common.security.{module} required "
+                f'username="{_jaas_quote(user)}" password="{_jaas_quote(password)}";'
+            )
+        return out
+
+    def masked_config(self, **extra: Any) -> dict[str, str]:
+        """`config(**extra)` as text with every secret masked: safe to print or write to a status file."""
+        shown = {**self.config(**extra), **{k: MASK for k in self.secrets if k not in extra}}
+        return {key: str(value) for key, value in shown.items()}
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret value masked."""
+        for value in self.secrets.values():
+            if value:
+                text = text.replace(value, MASK)
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "properties": {**self.properties, **{k: MASK for k in self.secrets}},
+        }
+
+
+Kafka = str | KafkaSettings  # what every function that reaches Kafka takes: bootstrap servers or settings
+
+
+def _jaas_quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def settings(kafka: Kafka) -> KafkaSettings:
+    """`kafka` as settings: a bare bootstrap string is a plaintext cluster."""
+    return kafka if isinstance(kafka, KafkaSettings) else KafkaSettings(kafka)
+
+
+def consumer(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> Consumer:
+    """A Consumer for `kafka` with the client's own librdkafka properties `extra` (group.id, ...)."""
+    return Consumer(settings(kafka).config(**(extra or {})), logger=quiet_logger())
+
+
+def producer(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> Producer:
+    """A Producer for `kafka`; `extra` as for `consumer`."""
+    return Producer(settings(kafka).config(**(extra or {})), logger=quiet_logger())
+
+
+def admin(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> AdminClient:
+    """An AdminClient for `kafka`; `extra` as for `consumer`."""
+    return AdminClient(settings(kafka).config(**(extra or {})), logger=quiet_logger())
+
+
+class _Recorder(logging.Handler):
+    """Keeps librdkafka's log lines and error callbacks of one probe, to name why a connection failed."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+def access_problem(kafka: Kafka, timeout: float = 5.0) -> str | None:
+    """Why the broker refuses these settings, in one line; None when it accepts them or does not
+    answer at all (an unreachable broker is the caller's to wait out, not a settings problem).
+
+    Distinguishes wrong credentials (SASL authentication failed), an unverifiable broker
+    certificate (no or wrong ssl.ca.location), and a PLAINTEXT client on a TLS listener.
+    """
+    target = settings(kafka)
+    recorder = _Recorder()
+    logger = logging.getLogger(f"dualrun.librdkafka.probe.{id(recorder)}")
+    logger.addHandler(recorder)
+    logger.setLevel(logging.DEBUG)  # librdkafka logs connection failures at INFO
+    logger.propagate = False
+    config = target.config(**{"error_cb": lambda error: recorder.lines.append(error.str())})
+    try:
+        probe = AdminClient(config, logger=logger)
+    except KafkaException as exc:
+        return target.scrub(f"Kafka client settings for {target.bootstrap_servers}: {exc.args[0].str()}")
+    try:
+        probe.list_topics(timeout=timeout)
+        return None
+    except KafkaException:
+        probe.poll(0.2)  # serve the error callbacks
+    finally:
+        logger.removeHandler(recorder)
+    seen = " ".join(recorder.lines)
+    where = f"Kafka at {target.bootstrap_servers}"
+    if "SASL authentication error" in seen or "Authentication failed" in seen:
+        user = target.properties.get("sasl.username", "?")
+        return (
+            f"{where} refused the credentials of user {user!r} (SASL authentication failed); check "
+            "sasl.username and the password in the variable named by sasl.password_env"
+        )
+    if "certificate verify failed" in seen:
+        return (
+            f"{where}: TLS handshake failed, the broker's certificate could not be verified; set "
+            "ssl.ca.location to the CA that signed it"
+        )
+    if not target.secured and "APIVERSION_QUERY" in seen and "closed by peer" in seen:
+        return (
+            f"{where} closed the connection of a client without credentials (PLAINTEXT): the listener "
+            "wants TLS and SASL; set kafka.properties security.protocol, sasl.* and ssl.ca.location"
+        )
+    return None
+
+
+def check_access(kafka: Kafka, timeout: float = 5.0) -> None:
+    """Raise KafkaAccessError when the broker refuses these settings (see `access_problem`)."""
+    problem = access_problem(kafka, timeout)
+    if problem is not None:
+        raise KafkaAccessError(problem)

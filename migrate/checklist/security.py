@@ -1,0 +1,95 @@
+"""The security posture of the Kafka dualrun reads and of Connect's REST API, as evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import ConfigResource
+
+from migrate.checklist.context import Context
+from migrate.checklist.model import CheckResult
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def client_findings(properties: dict[str, str], connect_url: str, connect_user: str | None) -> list[str]:
+    """What the spec's client settings leave open, one phrase each (empty: nothing).
+
+    >>> client_findings({"security.protocol": "SASL_SSL", "ssl.endpoint.identification.algorithm": "none"},
+    ...                 "https://connect:8443", "ops")
+    ['TLS hostname verification off (ssl.endpoint.identification.algorithm none)']
+    """
+    found = []
+    protocol = properties.get("security.protocol", "PLAINTEXT").upper()
+    if protocol == "PLAINTEXT":
+        found.append("dualrun's clients use a plaintext listener (security.protocol PLAINTEXT: no TLS, no login)")
+    elif protocol == "SASL_PLAINTEXT":
+        found.append("SASL without TLS (security.protocol SASL_PLAINTEXT): traffic is not encrypted")
+    if protocol in ("SSL", "SASL_SSL"):
+        if properties.get("ssl.endpoint.identification.algorithm", "https").lower() == "none":
+            found.append("TLS hostname verification off (ssl.endpoint.identification.algorithm none)")
+        if properties.get("enable.ssl.certificate.verification", "true").lower() == "false":
+            found.append("TLS certificate verification off (enable.ssl.certificate.verification false)")
+    parts = urlsplit(connect_url)
+    if parts.hostname not in LOCAL_HOSTS and (parts.scheme != "https" or connect_user is None):
+        found.append(f"Connect's REST API at {connect_url} without {'TLS' if parts.scheme != 'https' else 'login'}")
+    return found
+
+
+def broker_findings(configs: dict[str, Any]) -> list[str]:
+    """What the broker's own configuration leaves open (from DescribeConfigs of one broker).
+
+    >>> broker_findings({"listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    ...                  "listeners": "PLAINTEXT://:9092,CONTROLLER://:9093", "authorizer.class.name": ""})
+    ['broker listener PLAINTEXT is plaintext', 'no authorizer on the broker: no ACLs, every client may do anything']
+    """
+    found = []
+    mapping = str(configs.get("listener.security.protocol.map") or "").split(",")
+    protocols = dict(entry.split(":", 1) for entry in mapping if ":" in entry)
+    listeners = [item.split("://", 1)[0] for item in str(configs.get("listeners") or "").split(",") if "://" in item]
+    controller = set(str(configs.get("controller.listener.names") or "CONTROLLER").split(","))
+    for name in listeners:
+        if name not in controller and protocols.get(name, name).upper() in ("PLAINTEXT", "SASL_PLAINTEXT"):
+            found.append(f"broker listener {name} is {protocols.get(name, name).lower().replace('_', ' ')}")
+    if not str(configs.get("authorizer.class.name") or "").strip():
+        found.append("no authorizer on the broker: no ACLs, every client may do anything")
+    elif str(configs.get("allow.everyone.if.no.acl.found") or "false").lower() == "true":
+        found.append("allow.everyone.if.no.acl.found true: a resource without ACLs is open to all")
+    return found
+
+
+def kafka_security(ctx: Context) -> CheckResult:
+    """Kafka and Connect as the pipeline reaches them are secured: TLS with verification, SASL, an
+    authorizer with ACLs, no plaintext listener in use; Connect's REST API behind TLS and a login
+    unless it is local. Evidence only (warn), never a NO-GO on its own: a lab stack is plaintext.
+
+    Example: `SASL_SSL (SCRAM-SHA-256) as user dualrun, hostname verified; broker: authorizer
+    StandardAuthorizer, no plaintext listener` passes; `dualrun's clients use a plaintext listener
+    ...; no authorizer on the broker ...` warns.
+    """
+    r = ctx.begin("kafka_security", "TLS + SASL, hostname verified, an authorizer with ACLs, no plaintext listener")
+    properties = dict(ctx.spec.kafka.properties)
+    found = client_findings(properties, ctx.spec.cdc.connect_url, ctx.spec.cdc.connect_user)
+    with ctx.kafka() as admin:
+        brokers = admin.admin.list_topics(timeout=ctx.timeout).brokers
+        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        try:
+            entries = admin.admin.describe_configs([resource])[resource].result(timeout=ctx.timeout)
+            configs = {key: entry.value for key, entry in entries.items()}
+        except KafkaException as exc:
+            configs = None
+            found.append(f"broker configuration not readable ({exc.args[0].str()})")
+    if configs is not None:
+        found += broker_findings(configs)
+    if found:
+        return r.warned("; ".join(found))
+    protocol = properties.get("security.protocol", "PLAINTEXT").upper()
+    mechanism = properties.get("sasl.mechanism") or properties.get("sasl.mechanisms") or "-"
+    user = properties.get("sasl.username", "?")
+    authorizer = str((configs or {}).get("authorizer.class.name") or "?").rsplit(".", 1)[-1]
+    return r.passed(
+        f"{protocol} ({mechanism}) as user {user}, hostname verified; broker: authorizer {authorizer}, "
+        "no plaintext listener"
+    )

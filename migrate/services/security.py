@@ -1,0 +1,244 @@
+"""The secured local stack (`dualrun stack up --secure`): TLS material, SCRAM users, ACLs, client files.
+
+Layout under `<state_dir>/secure/` (folder 0700; every file holding a secret 0600):
+  ca.pem           the local CA's certificate (clients verify the broker with it; not secret)
+  ca.key           the CA's private key (kept to sign a new broker certificate)
+  broker.p12       the broker's key and certificate (CN=dualrun-broker, SAN IP:127.0.0.1, localhost)
+  users.json       the random SCRAM-SHA-256 passwords of each user and the keystore's password
+  client.properties  librdkafka settings of the `dualrun` user, password included (for tools)
+  kafka.yaml       the spec snippet a user pastes: no secret, `sasl.password_env` names the variable
+  debezium.properties  Debezium's JAAS line, read by Connect's FileConfigProvider (never in Connect's topics)
+  enabled          marker: the stack runs secured until `stack up --plaintext`
+
+Users (least privilege, see `acls`): `admin` (the broker's own inter-broker principal, super user),
+`connect` (the worker: its internal topics and the change topics it writes), `debezium` (the schema
+history topic), `stream` (reads change topics, writes the job's own topics, transactions),
+`dualrun` (reads and describes: output reader, checklist, fences, tail).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from pathlib import Path
+
+from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, ResourcePatternType, ResourceType
+
+from cdc.client import KafkaSettings
+from migrate.errors import MissingTool, StackError
+
+USERS = ("admin", "connect", "debezium", "stream", "dualrun")
+MECHANISM = "SCRAM-SHA-256"
+BROKER_CN = "dualrun-broker"  # the controller listener's mTLS principal: User:CN=dualrun-broker
+# The local stack's names (the example specs'): change-topic prefix, the stream job's topics and groups.
+CHANGE_PREFIX = "dbserver1"
+STREAM_PREFIXES = ("dualrun-stream", "orders-enriched", "order-alerts", "daily-revenue", "order-enricher",
+                   "kstreams-")  # fmt: skip
+PASSWORD_ENV = "DUALRUN_KAFKA_PASSWORD"
+
+
+def _private(path: Path, text: str | bytes) -> None:
+    """Write `path` readable by its owner only, from the first byte on."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(text.encode() if isinstance(text, str) else text)
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    found = shutil.which("openssl")
+    if found is None:
+        raise MissingTool("openssl not found: install it with `apt-get install openssl` (it makes the local CA)")
+    run = subprocess.run([found, *args], cwd=cwd, capture_output=True, text=True)
+    if run.returncode != 0:
+        detail = " ".join(run.stderr.split())[-300:]
+        raise StackError(f"openssl {args[0]} failed while making the local CA: {detail}")
+
+
+class SecureStack:
+    """The TLS and SCRAM material of one state directory's stack."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.home = state_dir / "secure"
+        self.ca = self.home / "ca.pem"
+        self.keystore = self.home / "broker.p12"
+        self.users_file = self.home / "users.json"
+        self.marker = self.home / "enabled"
+
+    @property
+    def enabled(self) -> bool:
+        return self.marker.exists()
+
+    def enable(self, bootstrap_servers: str) -> None:
+        """Make whatever material is missing, then mark the stack secured."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        if not self.users_file.exists():
+            passwords = {user: secrets.token_urlsafe(24) for user in (*USERS, "keystore")}
+            _private(self.users_file, json.dumps(passwords, indent=2) + "\n")
+        if not (self.ca.exists() and self.keystore.exists()):
+            self._certificates()
+        self._client_files(bootstrap_servers)
+        self.marker.write_text("secured by `dualrun stack up --secure`; `dualrun stack up --plaintext` undoes it\n")
+
+    def disable(self) -> None:
+        self.marker.unlink(missing_ok=True)
+
+    def passwords(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.users_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise StackError(
+                f"the secure stack's users file {self.users_file} is unreadable ({exc}); "
+                "run `dualrun stack up --secure` to make it"
+            ) from None
+        return {str(k): str(v) for k, v in data.items()}
+
+    def _certificates(self) -> None:
+        """A CA, and the broker's key and certificate signed by it, in a PKCS#12 keystore."""
+        work = self.home
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+                 "-days", "825", "-subj", "/CN=dualrun-local-ca", cwd=work)  # fmt: skip
+        (work / "broker.ext").write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+        )
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+                 "-subj", f"/CN={BROKER_CN}", cwd=work)  # fmt: skip
+        _openssl("x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", "broker.pem", "-days", "825", "-extfile", "broker.ext", cwd=work)  # fmt: skip
+        # The keystore password goes through the environment, not the command line (ps shows that).
+        env_name = "DUALRUN_KEYSTORE_PASSWORD"
+        os.environ[env_name] = self.passwords()["keystore"]
+        try:
+            _openssl("pkcs12", "-export", "-in", "broker.pem", "-inkey", "broker.key", "-certfile", "ca.pem",
+                     "-name", "broker", "-out", "broker.p12", "-passout", f"env:{env_name}", cwd=work)  # fmt: skip
+        finally:
+            del os.environ[env_name]
+        for leftover in ("broker.key", "broker.csr", "broker.ext", "broker.pem", "ca.srl"):
+            (work / leftover).unlink(missing_ok=True)
+        for private in ("ca.key", "broker.p12"):
+            os.chmod(work / private, 0o600)
+
+    # -- settings ------------------------------------------------------------------------------
+    def client(self, bootstrap_servers: str, user: str = "dualrun") -> KafkaSettings:
+        """librdkafka settings for `user` (one of USERS)."""
+        properties = {
+            "security.protocol": "SASL_SSL", "sasl.mechanism": MECHANISM, "sasl.username": user,
+            "ssl.ca.location": str(self.ca),
+        }  # fmt: skip
+        return KafkaSettings(bootstrap_servers, properties, {"sasl.password": self.passwords()[user]})
+
+    def broker_settings(self, kafka_port: int, controller_port: int) -> dict[str, object]:
+        """Listener, TLS, SASL and authorizer settings of the combined broker and controller."""
+        passwords = self.passwords()
+        admin = self.client("", "admin").java_properties()["sasl.jaas.config"]
+        return {
+            "listeners": f"SASL_SSL://127.0.0.1:{kafka_port},CONTROLLER://127.0.0.1:{controller_port}",
+            "advertised.listeners": f"SASL_SSL://127.0.0.1:{kafka_port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config": admin,
+            "ssl.keystore.type": "PKCS12",
+            "ssl.keystore.location": self.keystore,
+            "ssl.keystore.password": passwords["keystore"],
+            "ssl.key.password": passwords["keystore"],
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": self.ca,
+            # Mutual TLS between the broker and the controller: both present the broker's certificate.
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:admin;User:CN={BROKER_CN}",
+            "allow.everyone.if.no.acl.found": "false",
+        }
+
+    def scram_arguments(self) -> list[str]:
+        """`kafka-storage format` arguments that create every user with its password (KIP-900)."""
+        passwords = self.passwords()
+        return [f"--add-scram={MECHANISM}=[name={user},password={passwords[user]}]" for user in USERS]
+
+    def java_client(self, bootstrap_servers: str, user: str) -> dict[str, str]:
+        return self.client(bootstrap_servers, user).java_properties()
+
+    def _client_files(self, bootstrap_servers: str) -> None:
+        settings = self.client(bootstrap_servers)
+        props = {"bootstrap.servers": bootstrap_servers, **settings.properties, **settings.secrets}
+        _private(self.home / "client.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
+        snippet = (
+            "# the secured local stack's client settings for a dualrun spec; export the password first:\n"
+            f'#   export {PASSWORD_ENV}=$(python3 -c \'import json; print(json.load(open("{self.users_file}"))'
+            '["dualrun"])\')\n'
+            "kafka:\n"
+            f"  bootstrap_servers: {bootstrap_servers}\n"
+            "  properties:\n"
+            "    security.protocol: SASL_SSL\n"
+            f"    sasl.mechanism: {MECHANISM}\n"
+            "    sasl.username: dualrun\n"
+            f"    sasl.password_env: {PASSWORD_ENV}\n"
+            f"    ssl.ca.location: {self.ca}\n"
+        )
+        _private(self.home / "kafka.yaml", snippet)
+        # Connect's FileConfigProvider reads Debezium's JAAS line from here (cdc.kafka_secrets_file).
+        jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
+        _private(self.home / "debezium.properties", f"sasl.jaas.config={jaas}\n")
+
+
+def acls() -> list[AclBinding]:
+    """The least-privilege ACLs of the local stack's users (the admin is a super user)."""
+    topic, group, txn, cluster = (ResourceType.TOPIC, ResourceType.GROUP, ResourceType.TRANSACTIONAL_ID,
+                                  ResourceType.BROKER)  # fmt: skip
+    literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+    op = AclOperation
+    wanted: list[tuple[str, ResourceType, str, ResourcePatternType, AclOperation]] = [
+        # Connect: its internal topics and group, and the change topics its producer writes and creates.
+        ("connect", topic, "dualrun-connect-", prefixed, op.ALL),
+        ("connect", group, "dualrun-connect", literal, op.ALL),
+        *(
+            ("connect", topic, CHANGE_PREFIX, prefixed, o)
+            for o in (op.WRITE, op.CREATE, op.DESCRIBE, op.DESCRIBE_CONFIGS)
+        ),
+        *(
+            ("connect", topic, "__debezium-heartbeat.", prefixed, o)
+            for o in (op.WRITE, op.CREATE, op.DESCRIBE, op.DESCRIBE_CONFIGS)
+        ),
+        ("connect", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
+        # Debezium: the schema history topic and its consumer's group.
+        ("debezium", topic, f"{CHANGE_PREFIX}.schema-history", prefixed, op.ALL),
+        # Debezium names its schema-history consumer group <topic.prefix>-schemahistory.
+        ("debezium", group, f"{CHANGE_PREFIX}-schemahistory", prefixed, op.ALL),
+        ("debezium", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
+        # The streaming job: reads change topics, owns its topics, groups and transactional ids.
+        *(("stream", topic, CHANGE_PREFIX, prefixed, o) for o in (op.READ, op.DESCRIBE, op.CREATE)),
+        *(("stream", kind, name, prefixed, op.ALL) for name in STREAM_PREFIXES for kind in (topic, group, txn)),
+        ("stream", cluster, "kafka-cluster", literal, op.IDEMPOTENT_WRITE),
+        # dualrun: reads and describes everything, commits nothing but in its own groups.
+        *(("dualrun", topic, "*", literal, o) for o in (op.READ, op.DESCRIBE, op.DESCRIBE_CONFIGS)),
+        ("dualrun", group, "*", literal, op.DESCRIBE),
+        ("dualrun", group, "dualrun-", prefixed, op.READ),
+        *(("dualrun", cluster, "kafka-cluster", literal, o) for o in (op.DESCRIBE, op.DESCRIBE_CONFIGS)),
+    ]
+    return [
+        AclBinding(kind, name, pattern, f"User:{user}", "*", operation, AclPermissionType.ALLOW)
+        for user, kind, name, pattern, operation in wanted
+    ]
+
+
+def apply_acls(admin_settings: KafkaSettings, timeout: float = 30.0) -> int:
+    """Create the ACLs (creating an existing one is a no-op); returns how many were asked for."""
+    from confluent_kafka import KafkaException
+
+    from cdc import client
+
+    bindings = acls()
+    admin = client.admin(admin_settings)  # kept referenced: the futures die with their client
+    futures = admin.create_acls(bindings, request_timeout=timeout)
+    for binding, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            raise StackError(f"could not create the ACL {binding}: {exc.args[0].str()}") from None
+    return len(bindings)

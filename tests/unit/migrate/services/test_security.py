@@ -1,0 +1,66 @@
+"""The secured stack's material: private files, broker settings, users and least-privilege ACLs."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from migrate.services.security import USERS, SecureStack, acls
+from migrate.stack import switch_security
+from migrate.stackconfig import StackConfig
+
+
+@pytest.fixture(scope="module")
+def material(tmp_path_factory: pytest.TempPathFactory) -> SecureStack:
+    secure = SecureStack(tmp_path_factory.mktemp("state"))
+    secure.enable("127.0.0.1:9092")
+    return secure
+
+
+def test_secrets_are_private_and_the_spec_snippet_holds_none(material: SecureStack) -> None:
+    assert stat.S_IMODE(material.home.stat().st_mode) == 0o700
+    for name in ("users.json", "client.properties", "debezium.properties", "kafka.yaml", "ca.key", "broker.p12"):
+        assert stat.S_IMODE((material.home / name).stat().st_mode) == 0o600, name
+    passwords = material.passwords()
+    assert set(passwords) == {*USERS, "keystore"} and len(set(passwords.values())) == len(passwords)
+    snippet = (material.home / "kafka.yaml").read_text()
+    assert not any(secret in snippet for secret in passwords.values())
+    assert "sasl.password_env: DUALRUN_KAFKA_PASSWORD" in snippet
+    assert f"sasl.password={passwords['dualrun']}" in (material.home / "client.properties").read_text()
+    assert not (material.home / "broker.key").exists()  # only inside the keystore
+
+
+def test_enabling_again_keeps_the_users_and_the_ca(material: SecureStack) -> None:
+    before, ca = material.passwords(), material.ca.read_bytes()
+    material.enable("127.0.0.1:9092")
+    assert material.passwords() == before and material.ca.read_bytes() == ca
+
+
+def test_broker_settings_sasl_ssl_mtls_controller_and_authorizer(material: SecureStack) -> None:
+    settings = material.broker_settings(9092, 9093)
+    assert settings["listeners"] == "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093"
+    assert settings["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:SSL"
+    assert settings["listener.name.controller.ssl.client.auth"] == "required"
+    assert settings["allow.everyone.if.no.acl.found"] == "false"
+    assert str(settings["authorizer.class.name"]).endswith("StandardAuthorizer")
+    assert material.scram_arguments()[0].startswith("--add-scram=SCRAM-SHA-256=[name=admin,password=")
+
+
+def test_only_the_admin_is_unrestricted_and_dualrun_only_reads() -> None:
+    bindings = acls()
+    assert "User:admin" not in {b.principal for b in bindings}
+    dualrun = {b.operation.name for b in bindings if b.principal == "User:dualrun"}
+    assert dualrun == {"READ", "DESCRIBE", "DESCRIBE_CONFIGS"}
+    alls = {(b.principal, b.name) for b in bindings if b.operation.name == "ALL"}
+    assert all(name != "*" for _, name in alls)
+
+
+def test_switching_needs_a_stopped_stack_and_is_remembered(tmp_path: Path) -> None:
+    config = StackConfig.from_env(tmp_path / "state")
+    assert not config.secure and config.kafka().config() == {"bootstrap.servers": config.bootstrap_servers}
+    secured = switch_security(config, True)
+    assert secured.secure and StackConfig.from_env(tmp_path / "state").secure
+    assert secured.kafka("stream").properties["sasl.username"] == "stream"
+    assert not switch_security(secured, False).secure and not StackConfig.from_env(tmp_path / "state").secure

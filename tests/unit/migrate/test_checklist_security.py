@@ -1,0 +1,51 @@
+"""kafka_security: each opening of the posture is named as evidence."""
+
+from __future__ import annotations
+
+import pytest
+
+from migrate.checklist.security import broker_findings, client_findings
+
+SECURED = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "ssl.ca.location": "/ca.pem"}
+
+
+@pytest.mark.parametrize(
+    ("properties", "url", "user", "finding"),
+    [
+        ({}, "http://127.0.0.1:8083", None, "plaintext listener (security.protocol PLAINTEXT"),
+        ({"security.protocol": "SASL_PLAINTEXT"}, "http://127.0.0.1:8083", None, "SASL without TLS"),
+        ({**SECURED, "ssl.endpoint.identification.algorithm": "none"}, "http://localhost:8083", None,
+         "TLS hostname verification off"),
+        ({**SECURED, "enable.ssl.certificate.verification": "false"}, "http://127.0.0.1:8083", None,
+         "TLS certificate verification off"),
+        (SECURED, "http://connect:8083", None, "Connect's REST API at http://connect:8083 without TLS"),
+        (SECURED, "https://connect:8443", None, "Connect's REST API at https://connect:8443 without login"),
+    ],
+)  # fmt: skip
+def test_client_findings(properties: dict[str, str], url: str, user: str | None, finding: str) -> None:
+    found = client_findings(properties, url, user)
+    assert len(found) == 1 and finding in found[0], found
+
+
+def test_a_secured_client_has_no_finding() -> None:
+    assert client_findings(SECURED, "https://connect:8443", "ops") == []
+
+
+def test_broker_findings() -> None:
+    secured = {
+        "listeners": "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+        "controller.listener.names": "CONTROLLER",
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+    }
+    assert broker_findings(secured) == []
+    assert broker_findings({**secured, "allow.everyone.if.no.acl.found": "true"}) == [
+        "allow.everyone.if.no.acl.found true: a resource without ACLs is open to all"
+    ]
+    mixed = {
+        **secured,
+        "listeners": f"{secured['listeners']},INTERNAL://127.0.0.1:9094",
+        "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL,INTERNAL:PLAINTEXT",
+    }
+    assert broker_findings(mixed) == ["broker listener INTERNAL is plaintext"]
