@@ -21,7 +21,7 @@ stream side when it has the changelog contract's position columns (`__pos_order`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -34,6 +34,7 @@ from comparators import history as run_history
 from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
+from migrate.coverage import record_coverage
 from migrate.fence import current_rows, offset_window, output_fence, windowed
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
@@ -95,6 +96,7 @@ class OutputCheck:
     # verified (compared exactly) and in flight.
     window: Window | None = None
     coverage: Coverage | None = None
+    in_flight: pa.Table | None = field(default=None, repr=False, compare=False)  # the keys, for the ledger
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +214,9 @@ def reconcile_external(
     if record:
         for output, result in results.items():
             ids[output] = run_history.record(spec.history_path, result)
+            check = checks[output]
+            if check.coverage is not None and check.in_flight is not None:
+                record_coverage(spec, output, ids[output], check.coverage, check.in_flight)
     return reached, results, checks, ids
 
 
@@ -241,5 +246,8 @@ def _through_window(
         f"no positions: compared through the offset fence, {flying.num_rows:,} key(s) in flight "
         f"from {window.size:,} change event(s) in the window"
     )
-    fenced = replace(check, cause=None, detail=detail, in_flight_keys=flying.num_rows, window=window, coverage=coverage)
+    fenced = replace(
+        check, cause=None, detail=detail, in_flight_keys=flying.num_rows, window=window, coverage=coverage,
+        in_flight=flying,
+    )  # fmt: skip
     return fenced, result

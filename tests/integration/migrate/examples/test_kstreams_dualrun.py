@@ -14,7 +14,7 @@ import pytest
 
 from migrate.asof import reconcile_spec
 from migrate.batch import run_batch, run_output
-from migrate.checklist import evaluate
+from migrate.checklist import evaluate, select
 from migrate.connector import ensure_connector
 from migrate.examples.order_enricher.runner import SPEC, EnricherJob, EnricherSettings
 from migrate.spec import PipelineSpec, load_spec
@@ -233,3 +233,7 @@ def test_without_positions_the_offset_fence_compares_outside_the_window(
     for name, check in quiet.checks.items():
         assert check.window is not None and check.window.size == 0 and check.in_flight_keys == 0, name
         assert check.coverage is not None and check.coverage.ratio == 1.0 and check.coverage.verified > 0, name
+    checks = {c.name: c for c in evaluate(spec, select(("outputs_carry_positions", "coverage"))).checks}
+    assert checks["coverage"].status == "pass", checks["coverage"].to_dict()  # the quiet run verified every key
+    assert "0 never verified over 2 run(s)" in checks["coverage"].evidence, checks["coverage"].to_dict()
+    assert checks["outputs_carry_positions"].status == "warn", checks["outputs_carry_positions"].to_dict()
