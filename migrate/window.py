@@ -23,7 +23,7 @@ import duckdb
 import pyarrow as pa
 
 from comparators.sql import ident, idents
-from migrate.errors import SpecError
+from migrate.errors import DualrunError, SpecError
 from migrate.spec.lineage import ALL, TableLineage
 
 KeyTuple = tuple[Any, ...]
@@ -91,7 +91,10 @@ class Coverage:
 
 def _images(events: Sequence[WindowEvent], table: str) -> pa.Table:
     rows = [dict(image) for e in events if e.table == table for image in (e.before, e.after) if image is not None]
-    return pa.Table.from_pylist(rows)
+    try:
+        return pa.Table.from_pylist(rows)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise DualrunError(f"the window's changes of {table} could not be typed for the lineage: {exc}") from None
 
 
 def _columns(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:

@@ -216,6 +216,8 @@ def test_without_positions_the_offset_fence_compares_outside_the_window(
         fan_out = orders_per_customer if name == "orders_enriched" else 1
         assert check.in_flight_keys <= 2 * check.window.size * fan_out + check.window.size, shown
     assert result.checks["orders_enriched"].in_flight_keys > 0, shown
+    total = result.to_dict()["coverage"]
+    assert total["in_flight_keys"] == sum(c.in_flight_keys for c in result.checks.values()), total
     measured = {n: (c.window.size if c.window else None, c.coverage.to_dict() if c.coverage else None)
                 for n, c in result.checks.items()}  # fmt: skip
     print(f"offset fence under load: {measured}")
