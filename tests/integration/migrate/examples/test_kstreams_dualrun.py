@@ -4,6 +4,7 @@ no dualrun process beside the job (dualrun reads its output topics and its group
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -187,9 +188,13 @@ def test_without_positions_the_offset_fence_compares_outside_the_window(
     start("ignore-customer-changes")  # a defect on keys outside the window: stale customer columns
     workload = workload_for(spec)
     stop, warm = threading.Event(), threading.Event()
+
+    def warmed(done: int) -> None:
+        if done >= 30:
+            warm.set()
+
     thread = threading.Thread(
-        target=lambda: workload.run(events=100_000, rate=2, stop=stop, progress=lambda n: n >= 30 and warm.set()),
-        daemon=True,
+        target=lambda: workload.run(events=100_000, rate=2, stop=stop, progress=warmed), daemon=True
     )
     thread.start()
     try:  # the batch and both reconciliations run while the workload goes on
@@ -239,3 +244,23 @@ def test_without_positions_the_offset_fence_compares_outside_the_window(
     assert checks["coverage"].status == "pass", checks["coverage"].to_dict()  # the quiet run verified every key
     assert "0 never verified over 2 run(s)" in checks["coverage"].evidence, checks["coverage"].to_dict()
     assert checks["outputs_carry_positions"].status == "warn", checks["outputs_carry_positions"].to_dict()
+
+
+def test_an_at_least_once_job_without_positions_is_fenced_by_the_change_topics_end_offsets(
+    kstreams: Callable[..., tuple[PipelineSpec, Callable[[str | None], EnricherJob]]],
+) -> None:
+    spec, _ = kstreams(position_header=None)
+    spec = spec.with_changes(stream={"exactly_once": False})
+    settings = dataclasses.replace(EnricherSettings.for_spec(spec), processing_guarantee="at_least_once")
+    job = EnricherJob(Path(spec.state_dir), settings)
+    job.start()
+    try:
+        result = reconcile_spec(spec, run_with_batch_in_the_middle(spec, events=300, rate=20))
+    finally:
+        job.cleanup()
+    shown = {name: c.to_dict() for name, c in result.checks.items()}
+    assert result.verdict == "clean", (result.progress.describe(), shown)
+    window = result.checks["orders_enriched"].window
+    # The upper fence is the change topics' end: every event after the batch position is in the window.
+    assert window is not None and window.size > 0 and all(check.coverage for check in result.checks.values()), shown
+    print(f"at-least-once window: {window.to_dict()}, coverage {result.to_dict()['coverage']}")
