@@ -43,7 +43,10 @@ class SpecReconciliation:
         causes = [c.cause for c in self.checks.values() if c.cause is not None]
         if causes:
             # Not comparable as of the batch position: neither clean nor a defect.
-            return "no_positions" if "no_positions" in causes else "unreadable"
+            for named in ("no_positions", "lineage_incomplete"):
+                if named in causes:
+                    return named
+            return "unreadable"
         return "clean"
 
     @property

@@ -35,7 +35,7 @@ from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
 from migrate.coverage import record_coverage
-from migrate.fence import current_rows, offset_window, output_fence, windowed
+from migrate.fence import current_rows, offset_window, output_fence, unexplained_keys, windowed
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
@@ -87,7 +87,8 @@ class OutputCheck:
 
     output: str
     source: str  # "topic <name>" or "table <url without secrets>"
-    cause: str | None  # None: compared; "no_positions", "undecodable" or "tap_incomplete": not compared
+    # None: compared; "no_positions", "undecodable", "tap_incomplete" or "lineage_incomplete": not compared
+    cause: str | None
     detail: str
     in_flight_keys: int
     tap: TapReport | None
@@ -186,10 +187,9 @@ def reconcile_external(
     ids: dict[str, str] = {}
     if not reached.reached:
         return reached, results, checks, ids
-    if windowed(spec):
-        fence = output_fence(spec, wait)
-        if not fence.reached:
-            return replace(reached, problem=fence.describe()), results, checks, ids
+    fence = output_fence(spec, wait) if windowed(spec) else None
+    if fence is not None and not fence.reached:
+        return replace(reached, problem=fence.describe()), results, checks, ids
     deferred: list[tuple[str, pa.Table, OutputCheck]] = []
     for output in spec.outputs:
         progress(f"reading and reconciling {output}")
@@ -209,8 +209,13 @@ def reconcile_external(
         # After every output was read: the upper fence, then the window between the fences.
         progress("reading the change events between the offset fences")
         window = offset_window(spec, reached, wait)
+        assert fence is not None  # deferred outputs are windowed
         for output, batch, check in deferred:
-            checks[output], results[output] = _through_window(spec, run, output, batch, check, window)
+            topic = spec.outputs[output].stream.topic
+            ends = {p: end for (t, p), end in fence.ends.items() if t == topic}
+            checks[output], compared = _through_window(spec, run, output, batch, check, window, ends)
+            if compared is not None:
+                results[output] = compared
     if record:
         for output, result in results.items():
             ids[output] = run_history.record(spec.history_path, result)
@@ -230,14 +235,30 @@ def _reconcile(spec: PipelineSpec, run: BatchRun, output: str, left: Any, right:
 
 
 def _through_window(
-    spec: PipelineSpec, run: BatchRun, output: str, batch: pa.Table, check: OutputCheck, window: Window
-) -> tuple[OutputCheck, Reconciliation]:
+    spec: PipelineSpec,
+    run: BatchRun,
+    output: str,
+    batch: pa.Table,
+    check: OutputCheck,
+    window: Window,
+    ends: dict[int, int],
+) -> tuple[OutputCheck, Reconciliation | None]:
     """One output without positions: its current rows against the batch, keys in the window's
-    lineage left out of both sides (in flight), every other key compared exactly."""
+    lineage left out of both sides (in flight), every other key compared exactly; not compared
+    (cause "lineage_incomplete") when keys written past the output fence `ends` are not in flight."""
     out = spec.outputs[output]
     keys = list(out.keys)
-    stream = current_rows(tap_dir(spec.path("."), spec.stream.group, output), keys, batch.schema)
+    root = tap_dir(spec.path("."), spec.stream.group, output)
+    stream = current_rows(root, keys, batch.schema)
     flying = in_flight_keys(output, keys, (batch, stream), window, out.lineage)
+    unexplained = unexplained_keys(root, keys, ends, flying)
+    if unexplained.num_rows:
+        detail = (
+            f"the lineage of {output} is incomplete: {unexplained.num_rows:,} key(s) written after the offset fence "
+            f"that no change in the window names, e.g. {unexplained.slice(0, 1).to_pylist()[0]}; add the table their "
+            f"changes come from to outputs.{output}.lineage (or map it to `all`)"
+        )
+        return replace(check, cause="lineage_incomplete", detail=detail, window=window), None
     coverage = key_coverage(keys, (batch, stream), flying)
     left = WithoutKeys(FrameSource(batch, name=f"batch {output} {run.run_id}"), flying)
     right = WithoutKeys(FrameSource(stream, name=f"{output} as last written"), flying)
