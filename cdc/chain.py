@@ -92,7 +92,7 @@ def wait_internal_topics(
     admin = client.admin(bootstrap_servers)
     consumer = client.consumer(bootstrap_servers, {"group.id": f"dualrun-chain-{uuid.uuid4().hex[:8]}"})
     try:
-        committed = _committed(admin, group, deadline, poll)
+        committed = stable_committed(admin, group, deadline, poll)
         if committed is None:
             return ChainProgress(group, (), 0, ())
         metadata = admin.list_topics(timeout=10).topics
@@ -108,7 +108,7 @@ def wait_internal_topics(
                 if time.monotonic() >= deadline:
                     return ChainProgress(group, tuple(topics), rounds, behind)
                 time.sleep(poll)
-                committed = _committed(admin, group, deadline, poll) or {}
+                committed = stable_committed(admin, group, deadline, poll) or {}
                 behind = _behind(committed, ends)
         return ChainProgress(group, tuple(topics), len(topics))
     except KafkaException as exc:
@@ -127,7 +127,7 @@ def _behind(committed: dict[Partition, int], ends: dict[Partition, int]) -> tupl
     )
 
 
-def _committed(admin: AdminClient, group: str, deadline: float, poll: float) -> dict[Partition, int] | None:
+def stable_committed(admin: AdminClient, group: str, deadline: float, poll: float) -> dict[Partition, int] | None:
     """The group's stable committed offsets, retried while a transaction is committing them."""
     while True:
         try:

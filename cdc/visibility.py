@@ -42,8 +42,9 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.errors import CdcError, PositionError
-from cdc.topics import quiet_logger
 
 XID32 = 1 << 32
 _SNAPSHOT = re.compile(r"^\s*(\d+):(\d+):([\d,\s]*)$")
@@ -211,16 +212,16 @@ def commit_of(value: bytes | None) -> tuple[int, int] | None:
 
 
 def read_commits(
-    bootstrap_servers: str, topic: str, since_ms: int | None, timeout: float = 30
+    bootstrap_servers: Kafka, topic: str, since_ms: int | None, timeout: float = 30
 ) -> list[tuple[int, int]]:
     """Every END record of `topic` (single partition, as Debezium creates it) from the first
     record at or after `since_ms` (None: the beginning) to the end offset read at the start."""
-    consumer = Consumer(
+    consumer = client.consumer(
+        bootstrap_servers,
         {
-            "bootstrap.servers": bootstrap_servers, "group.id": f"dualrun-cut-{uuid.uuid4().hex[:8]}",
-            "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True,
+            "group.id": f"dualrun-cut-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+            "isolation.level": "read_committed", "enable.partition.eof": True,
         },
-        logger=quiet_logger(),
     )  # fmt: skip
     try:
         return list(_commits(consumer, topic, since_ms, timeout))
@@ -266,7 +267,7 @@ LOOKBACK_MS = 300_000
 
 
 def find_cut(
-    bootstrap_servers: str, topic_prefix: str, snapshot: PgSnapshot, started_ms: int, passed_lsn: int | None
+    bootstrap_servers: Kafka, topic_prefix: str, snapshot: PgSnapshot, started_ms: int, passed_lsn: int | None
 ) -> StreamCut:
     """`stream_cut` over the connector's transaction topic, read from `LOOKBACK_MS` before the
     batch started; from the beginning when the first transaction read there is not visible."""

@@ -20,6 +20,7 @@ from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
 from migrate.spec import PipelineSpec
 from migrate.stream.status import read_status
+from migrate.window import Coverage
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,18 @@ class SpecReconciliation:
         causes = [c.cause for c in self.checks.values() if c.cause is not None]
         if causes:
             # Not comparable as of the batch position: neither clean nor a defect.
-            return "no_positions" if "no_positions" in causes else "unreadable"
+            for named in ("no_positions", "lineage_incomplete"):
+                if named in causes:
+                    return named
+            return "unreadable"
         return "clean"
+
+    @property
+    def coverage(self) -> Coverage | None:
+        """Keys verified and in flight over the outputs compared through a window; None when every
+        output was compared exactly at the batch position."""
+        found = [c.coverage for c in self.checks.values() if c.coverage is not None]
+        return sum(found[1:], found[0]) if found else None
 
     @property
     def exit_code(self) -> int:
@@ -59,6 +70,7 @@ class SpecReconciliation:
             "outputs": {name: r.to_dict() for name, r in self.outputs.items()},
             "history_ids": dict(self.history_ids),
             "checks": {name: c.to_dict() for name, c in self.checks.items()},
+            "coverage": self.coverage.to_dict() if self.coverage else None,
         }
 
 

@@ -20,26 +20,25 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from cdc import client
+from cdc.client import Kafka
 from cdc.progress import committed_offsets
-from cdc.topics import quiet_logger
 from migrate.metrics import TEXTFILE_DIR, monitoring_dir
 
 TIMEOUT_S = 5.0  # per broker round trip; a scrape must answer well within Prometheus' scrape timeout
 
 
-def group_lag(bootstrap_servers: str, group: str, timeout: float = TIMEOUT_S) -> dict[tuple[str, int], int]:
+def group_lag(bootstrap_servers: Kafka, group: str, timeout: float = TIMEOUT_S) -> dict[tuple[str, int], int]:
     """Records behind per (topic, partition) the group has committed on: high watermark - committed
     offset. Raises KafkaException when the broker cannot answer (e.g. a transaction is committing
     the group's offsets: require_stable, KIP-851)."""
-    admin = AdminClient(
-        {"bootstrap.servers": bootstrap_servers, "socket.timeout.ms": int(timeout * 1000)}, logger=quiet_logger()
-    )
+    admin = client.admin(bootstrap_servers, {"socket.timeout.ms": int(timeout * 1000)})
     committed = committed_offsets(admin, group, timeout)
     if not committed:
         return {}

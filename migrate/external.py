@@ -21,7 +21,7 @@ stream side when it has the changelog contract's position columns (`__pos_order`
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -34,12 +34,15 @@ from comparators import history as run_history
 from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
+from migrate.coverage import record_coverage
+from migrate.fence import current_rows, offset_window, output_fence, unexplained_keys, windowed
 from migrate.metrics import write_tap
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
 from migrate.stream.findings import TapReport, reordered_keys_around, tap_report
 from migrate.stream.tap import TapRun, segment_files, tap_dir, tap_output
+from migrate.window import Coverage, Window, in_flight_keys, key_coverage
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
 
@@ -85,17 +88,25 @@ class OutputCheck:
 
     output: str
     source: str  # "topic <name>" or "table <url without secrets>"
-    cause: str | None  # None: compared; "no_positions", "undecodable" or "tap_incomplete": not compared
+    # None: compared; "no_positions", "undecodable", "tap_incomplete" or "lineage_incomplete": not compared
+    cause: str | None
     detail: str
     in_flight_keys: int
     tap: TapReport | None
     records_read: int = 0  # by this call's tap (incremental: only what is new since the last one)
+    # Compared through the offset fence (no positions, lineage declared): the window and the keys
+    # verified (compared exactly) and in flight.
+    window: Window | None = None
+    coverage: Coverage | None = None
+    in_flight: pa.Table | None = field(default=None, repr=False, compare=False)  # the keys, for the ledger
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "output": self.output, "source": self.source, "cause": self.cause, "detail": self.detail,
             "in_flight_keys": self.in_flight_keys, "records_read": self.records_read,
             "tap": self.tap.to_dict() if self.tap else None,
+            "window": self.window.to_dict() if self.window else None,
+            "coverage": self.coverage.to_dict() if self.coverage else None,
         }  # fmt: skip
 
 
@@ -179,22 +190,88 @@ def reconcile_external(
     ids: dict[str, str] = {}
     if not reached.reached:
         return reached, results, checks, ids
-    for output, out in spec.outputs.items():
+    fence = output_fence(spec, wait) if windowed(spec) else None
+    if fence is not None and not fence.reached:
+        return replace(reached, problem=fence.describe()), results, checks, ids
+    deferred: list[tuple[str, pa.Table, OutputCheck]] = []
+    for output in spec.outputs:
         progress(f"reading and reconciling {output}")
         batch = run_output(spec.warehouse_path, run.run_id, output)
         check, stream, skip = check_output(spec, run, output, batch)
         checks[output] = check
+        if check.cause == "no_positions" and output in windowed(spec):
+            deferred.append((output, batch, check))
+            continue
         if stream is None:
             continue
         left: Any = FrameSource(batch, name=f"batch {output} {run.run_id}")
         if skip.num_rows:
             left = WithoutKeys(left, skip)
-        result = reconcile(
-            left, stream, list(out.keys), rules=dict(out.tolerances) or None, ignore=out.ignore,
-            partition=out.partition, left_position=str(run.position), right_position=str(run.position),
-            name=f"{spec.name}/{output}", settings=Settings(allow_empty=True),
-        )  # fmt: skip
-        results[output] = result
-        if record:
+        results[output] = _reconcile(spec, run, output, left, stream, str(run.position))
+    if deferred:
+        # After every output was read: the upper fence, then the window between the fences.
+        progress("reading the change events between the offset fences")
+        window = offset_window(spec, reached, wait)
+        assert fence is not None  # deferred outputs are windowed
+        for output, batch, check in deferred:
+            topic = spec.outputs[output].stream.topic
+            ends = {p: end for (t, p), end in fence.ends.items() if t == topic}
+            checks[output], compared = _through_window(spec, run, output, batch, check, window, ends)
+            if compared is not None:
+                results[output] = compared
+    if record:
+        for output, result in results.items():
             ids[output] = run_history.record(spec.history_path, result)
+            check = checks[output]
+            if check.coverage is not None and check.in_flight is not None:
+                record_coverage(spec, output, ids[output], check.coverage, check.in_flight)
     return reached, results, checks, ids
+
+
+def _reconcile(spec: PipelineSpec, run: BatchRun, output: str, left: Any, right: Any, at: str) -> Reconciliation:
+    out = spec.outputs[output]
+    return reconcile(
+        left, right, list(out.keys), rules=dict(out.tolerances) or None, ignore=out.ignore,
+        partition=out.partition, left_position=str(run.position), right_position=at,
+        name=f"{spec.name}/{output}", settings=Settings(allow_empty=True),
+    )  # fmt: skip
+
+
+def _through_window(
+    spec: PipelineSpec,
+    run: BatchRun,
+    output: str,
+    batch: pa.Table,
+    check: OutputCheck,
+    window: Window,
+    ends: dict[int, int],
+) -> tuple[OutputCheck, Reconciliation | None]:
+    """One output without positions: its current rows against the batch, keys in the window's
+    lineage left out of both sides (in flight), every other key compared exactly; not compared
+    (cause "lineage_incomplete") when keys written past the output fence `ends` are not in flight."""
+    out = spec.outputs[output]
+    keys = list(out.keys)
+    root = tap_dir(spec.path("."), spec.stream.group, output)
+    stream = current_rows(root, keys, batch.schema)
+    flying = in_flight_keys(output, keys, (batch, stream), window, out.lineage)
+    unexplained = unexplained_keys(root, keys, ends, flying)
+    if unexplained.num_rows:
+        detail = (
+            f"the lineage of {output} is incomplete: {unexplained.num_rows:,} key(s) written after the offset fence "
+            f"that no change in the window names, e.g. {unexplained.slice(0, 1).to_pylist()[0]}; add the table their "
+            f"changes come from to outputs.{output}.lineage (or map it to `all`)"
+        )
+        return replace(check, cause="lineage_incomplete", detail=detail, window=window), None
+    coverage = key_coverage(keys, (batch, stream), flying)
+    left = WithoutKeys(FrameSource(batch, name=f"batch {output} {run.run_id}"), flying)
+    right = WithoutKeys(FrameSource(stream, name=f"{output} as last written"), flying)
+    result = _reconcile(spec, run, output, left, right, f"offset fence ({window.size} change events in the window)")
+    detail = (
+        f"no positions: compared through the offset fence, {flying.num_rows:,} key(s) in flight "
+        f"from {window.size:,} change event(s) in the window"
+    )
+    fenced = replace(
+        check, cause=None, detail=detail, in_flight_keys=flying.num_rows, window=window, coverage=coverage,
+        in_flight=flying,
+    )  # fmt: skip
+    return fenced, result

@@ -169,7 +169,7 @@ def committed_lsn(spec: PipelineSpec) -> int | None:
 
 def resolve(spec: PipelineSpec, snapshot: PgSnapshot, started_ms: int) -> StreamCut:
     """Where the batch snapshot falls in the stream (see `cdc.visibility.stream_cut`)."""
-    return find_cut(spec.kafka.bootstrap_servers, spec.cdc.topic_prefix, snapshot, started_ms, committed_lsn(spec))
+    return find_cut(spec.kafka.client(), spec.cdc.topic_prefix, snapshot, started_ms, committed_lsn(spec))
 
 
 def place(spec: PipelineSpec, snapshot: PgSnapshot, started_at: datetime, timeout: float) -> StreamCut:

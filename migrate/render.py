@@ -159,6 +159,13 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
 def _check_lines(name: str, check: OutputCheck) -> list[str]:
     """An external output's stream side: why it was not compared, or what the tap found."""
     lines = [f"  {name:<16} {check.cause:<11} {check.detail}"] if check.cause else []
+    if check.window is not None and check.coverage is not None:
+        c = check.coverage
+        lines.append(
+            f"  {name:<16} {'window':<11} {check.window.size} change event(s) between the offset fences: "
+            f"{c.verified} key(s) verified, {c.in_flight} in flight (coverage {c.ratio:.1%})"
+        )
+        return lines
     tap = check.tap
     if tap is not None:
         lines.append(

@@ -7,6 +7,7 @@ from comparators.errors import ComparatorError
 from comparators.report.runs import load_run as load_history_run
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
+from migrate.coverage import load_coverage, never_verified
 from migrate.errors import CheckUnavailable
 
 
@@ -42,6 +43,42 @@ def parity(ctx: Context) -> CheckResult:
     except ComparatorError as exc:
         raise CheckUnavailable(str(exc)) from exc
     return r.failed("; ".join(parts)) if bad else r.passed(", ".join(parts))
+
+
+def coverage(ctx: Context) -> CheckResult:
+    """Outputs compared through a window (no positions): enough keys verified over the parity streak.
+
+    A key in flight in every run of the streak was never compared; the share of the latest run's
+    keys that were verified at least once must reach `checklist.min_coverage`. Outputs compared
+    exactly at a position verify every key. Example: `orders_enriched 124 keys, 2 never verified
+    over 3 run(s) (98.4%)` passes at 0.95; `daily_revenue 60 keys, 60 never verified` fails.
+    """
+    need = ctx.spec.checklist.min_coverage
+    r = ctx.begin("coverage", f">= {need:.0%} of keys verified over the parity streak")
+    path = ctx.spec.history_path
+    if not path.exists():
+        return r.failed(f"no run history at {path}; reconcile with `dualrun reconcile --spec` first")
+    parts, bad, windowed = [], 0, 0
+    try:
+        for name in ctx.output_names:
+            output = name.rpartition("/")[2]
+            streak = max(1, history.parity_streak(path, name))
+            runs = [load_coverage(ctx.spec, output, run.run_id) for run in history.runs(path, name, limit=streak)]
+            latest = runs[0] if runs else None
+            if latest is None:
+                continue  # never reconciled (parity says so), or compared exactly at a position
+            windowed += 1
+            never = len(never_verified(runs))
+            keys = latest[0].keys
+            share = 1 - never / keys if keys else 1.0
+            parts.append(f"{output} {keys:,} keys, {never:,} never verified over {len(runs)} run(s) ({share:.1%}), "
+                         f"{latest[0].in_flight:,} in flight in the latest")  # fmt: skip
+            bad += share < need
+    except ComparatorError as exc:
+        raise CheckUnavailable(str(exc)) from exc
+    if not windowed:
+        return r.passed("every output is compared exactly at the batch position (no window)")
+    return r.failed("; ".join(parts)) if bad else r.passed("; ".join(parts))
 
 
 def noise_baseline(ctx: Context) -> CheckResult:

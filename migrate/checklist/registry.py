@@ -10,7 +10,7 @@ from migrate.checklist.model import Checklist, CheckResult
 from migrate.checklist.positions import outputs_carry_positions, positions_monotone
 from migrate.checklist.protocol import Check
 from migrate.checklist.quality import data_quality
-from migrate.checklist.reconciliation import noise_baseline, parity
+from migrate.checklist.reconciliation import coverage, noise_baseline, parity
 from migrate.checklist.rollback import rollback_ready
 from migrate.checklist.security import kafka_security
 from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
@@ -33,6 +33,7 @@ CHECKS: tuple[Check, ...] = (
     outputs_carry_positions,
     positions_monotone,
     parity,
+    coverage,
     noise_baseline,
     data_quality,
     rollback_ready,

@@ -25,6 +25,7 @@ from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
 from migrate.spec.columns import arrow_type
+from migrate.spec.lineage import TableLineage, check_lineage
 
 if TYPE_CHECKING:
     from cdc.connect import ConnectClient
@@ -412,6 +413,9 @@ class OutputSpec(_Model):
     ignore: tuple[str, ...] = ()
     partition: str | None = None
     expect: ExpectSpec = Field(default_factory=ExpectSpec)
+    # Source table -> {output column: SQL expression over the change's row image} or `all`
+    # (migrate.spec.lineage): lets outputs without positions be compared outside the window.
+    lineage: dict[str, TableLineage] = Field(default_factory=dict)
 
     @field_validator("keys")
     @classmethod
@@ -419,6 +423,11 @@ class OutputSpec(_Model):
         if not keys:
             raise ValueError("at least one key column is required")
         return keys
+
+    @field_validator("lineage", mode="before")
+    @classmethod
+    def _lineage(cls, lineage: Any) -> Any:
+        return check_lineage(lineage)
 
     @field_validator("tolerances")
     @classmethod
@@ -440,6 +449,9 @@ class ChecklistSpec(_Model):
     max_consumer_lag: int = Field(default=1000, ge=0)
     max_event_age_seconds: float = Field(default=60.0, gt=0)
     min_parity_streak: int = Field(default=3, ge=1)
+    # Outputs compared through a window (no positions, migrate.window): the share of keys verified
+    # (compared exactly, outside the window) at least once over the parity streak.
+    min_coverage: float = Field(default=0.99, ge=0, le=1)
     max_noise_rows: int = Field(default=0, ge=0)
     batch_window_hours: float = Field(default=24.0, gt=0)
 
@@ -506,6 +518,17 @@ class PipelineSpec(_Model):
             self.kafka.bootstrap_servers, {**self.kafka.properties, **self.cdc.kafka_properties},
             {**self.kafka.default_secrets, **self.cdc.default_secrets}, "cdc.kafka_properties",
         )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _lineage_tables_are_captured(self) -> PipelineSpec:
+        for name, out in self.outputs.items():
+            for table in out.lineage:
+                if table not in self.cdc.tables:
+                    raise ValueError(
+                        f"outputs.{name}.lineage.{table}: not a captured table; add it to cdc.tables "
+                        f"({', '.join(self.cdc.tables)}) or remove it from the lineage"
+                    )
+        return self
 
     @property
     def is_external(self) -> bool:

@@ -102,3 +102,20 @@ def test_stack_status_and_a_stuck_connector_fit_the_width(width: int) -> None:
     assert max(len(line) for line in text.splitlines()) <= width
     assert "/var/lib/postgresql/dualrun/x" in text  # a path is never broken
     assert "topics: dbserver1.shop.orders (missing)" in text and "STUCK: RUNNING but" in text
+
+
+def test_an_output_compared_through_the_offset_fence_shows_its_window_and_coverage() -> None:
+    from migrate.external import OutputCheck
+    from migrate.window import Coverage, Window, WindowEvent
+
+    window = Window("offsets", {"db.shop.orders[0]": 10}, {"db.shop.orders[0]": 12},
+                    (WindowEvent("shop.orders", None, {"order_id": 1}),) * 2)  # fmt: skip
+    check = OutputCheck("orders", "topic orders", None, "", 3, None, window=window, coverage=Coverage(97, 3))
+    lines = render._check_lines("orders", check)
+    assert lines == [
+        "  orders           window      2 change event(s) between the offset fences: 97 key(s) verified, 3 in flight "
+        "(coverage 97.0%)"
+    ]
+    shown = check.to_dict()
+    assert shown["coverage"] == {"verified_keys": 97, "in_flight_keys": 3, "coverage": 0.97}
+    assert shown["window"]["events"] == 2 and shown["window"]["events_per_table"] == {"shop.orders": 2}

@@ -4,6 +4,9 @@ no dualrun process beside the job (dualrun reads its output topics and its group
 
 from __future__ import annotations
 
+import dataclasses
+import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,8 @@ from typing import Any
 import pytest
 
 from migrate.asof import reconcile_spec
-from migrate.checklist import evaluate
+from migrate.batch import run_batch, run_output
+from migrate.checklist import evaluate, select
 from migrate.connector import ensure_connector
 from migrate.examples.order_enricher.runner import SPEC, EnricherJob, EnricherSettings
 from migrate.spec import PipelineSpec, load_spec
@@ -38,6 +42,9 @@ def kstreams_spec(
     for output, spec in load_spec(SPEC).outputs.items():
         data = spec.model_dump()
         data["stream"]["topic"] = f"{name}-{TOPIC_SUFFIX[output]}"
+        # The isolated database's tables in place of shop.*
+        tables = {t.partition(".")[2]: t for t in isolated.cdc.tables}
+        data["lineage"] = {tables[t.partition(".")[2]]: m for t, m in data["lineage"].items()}
         outputs[output] = data
     return isolated.with_changes(
         stream={"pipeline": None}, cdc={"position_header": position_header}, outputs=outputs,
@@ -148,10 +155,16 @@ def test_each_kafka_streams_defect_is_found_with_its_cause_and_nothing_else(
     assert ignore["order_alerts"].verdict == ignore["daily_revenue"].verdict == "clean"
 
 
-def test_without_the_position_smt_the_verdict_is_no_positions_with_evidence(
+def without_lineage(spec: PipelineSpec) -> PipelineSpec:
+    outputs = {name: {**out.model_dump(), "lineage": {}} for name, out in spec.outputs.items()}
+    return spec.with_changes(outputs=outputs)
+
+
+def test_without_the_position_smt_nor_lineage_the_verdict_is_no_positions_with_evidence(
     kstreams: Callable[..., tuple[PipelineSpec, Callable[[str | None], EnricherJob]]],
 ) -> None:
     spec, start = kstreams(position_header=None)
+    spec = without_lineage(spec)
     start(None)
     result = reconcile_spec(spec, run_with_batch_in_the_middle(spec, events=300))
     assert result.verdict == "no_positions" and result.exit_code != 0, result.to_dict()
@@ -165,3 +178,121 @@ def test_without_the_position_smt_the_verdict_is_no_positions_with_evidence(
     assert checklist.verdict != "GO"
     carry = next(c for c in checklist.checks if c.name == "outputs_carry_positions")
     assert carry.status == "fail", carry.to_dict()
+
+
+def test_without_positions_the_offset_fence_compares_outside_the_window(
+    kstreams: Callable[..., tuple[PipelineSpec, Callable[[str | None], EnricherJob]]],
+) -> None:
+    spec, start = kstreams(position_header=None)
+    start(None)
+    start("ignore-customer-changes")  # a defect on keys outside the window: stale customer columns
+    workload = workload_for(spec)
+    stop, warm = threading.Event(), threading.Event()
+
+    def warmed(done: int) -> None:
+        if done >= 30:
+            warm.set()
+
+    thread = threading.Thread(
+        target=lambda: workload.run(events=100_000, rate=2, stop=stop, progress=warmed), daemon=True
+    )
+    thread.start()
+    try:  # the batch and both reconciliations run while the workload goes on
+        assert warm.wait(120)
+        run_id = run_batch(spec).run_id
+        result = reconcile_spec(spec, run_id)
+        defect = reconcile_spec(spec.variant("ignore-customer-changes"), run_id)
+        assert thread.is_alive()
+    finally:
+        stop.set()
+        thread.join(60)
+    shown = {name: c.to_dict() for name, c in result.checks.items()}
+    assert result.verdict == "clean", (result.progress.describe(), shown)
+    assert set(result.outputs) == {"orders_enriched", "order_alerts", "daily_revenue"}, shown
+    window = result.checks["orders_enriched"].window
+    assert window is not None and window.size > 0, shown
+    batch = run_output(spec.warehouse_path, run_id, "orders_enriched").to_pylist()
+    orders_per_customer = max(Counter(row["customer_id"] for row in batch).values())
+    for name, check in result.checks.items():
+        assert check.cause is None and check.coverage is not None and check.window is not None, shown
+        assert check.coverage.verified > 0 and result.outputs[name].left.rows > 0, shown
+        # Each event's before and after image name <= fan-out rows; a customer's orders on the stream side
+        # may also include orders created in the window (one per event at most).
+        fan_out = orders_per_customer if name == "orders_enriched" else 1
+        assert check.in_flight_keys <= 2 * check.window.size * fan_out + check.window.size, shown
+    assert result.checks["orders_enriched"].in_flight_keys > 0, shown
+    total = result.to_dict()["coverage"]
+    assert total["in_flight_keys"] == sum(c.in_flight_keys for c in result.checks.values()), total
+    measured = {n: (c.window.size if c.window else None, c.coverage.to_dict() if c.coverage else None)
+                for n, c in result.checks.items()}  # fmt: skip
+    print(f"offset fence under load: {measured}")
+    assert result.checks["daily_revenue"].in_flight_keys > 0, shown
+
+    print(f"defect run: { {n: c.to_dict()['coverage'] for n, c in defect.checks.items()} }")
+    assert defect.verdict == "differences", {n: c.to_dict() for n, c in defect.checks.items()}
+    enriched = defect.outputs["orders_enriched"]
+    assert causes(enriched) == {"value_mismatch": enriched.mismatched_rows} and enriched.mismatched_rows > 0
+    assert mismatched_columns(enriched) <= {"customer_name", "customer_tier"}
+    assert defect.outputs["order_alerts"].verdict == defect.outputs["daily_revenue"].verdict == "clean"
+
+    quiet = reconcile_spec(spec, run_batch(spec).run_id)  # the workload is over: nothing in flight
+    assert quiet.verdict == "clean", {n: c.to_dict() for n, c in quiet.checks.items()}
+    for name, check in quiet.checks.items():
+        assert check.window is not None and check.window.size == 0 and check.in_flight_keys == 0, name
+        assert check.coverage is not None and check.coverage.ratio == 1.0 and check.coverage.verified > 0, name
+    checks = {c.name: c for c in evaluate(spec, select(("outputs_carry_positions", "coverage"))).checks}
+    assert checks["coverage"].status == "pass", checks["coverage"].to_dict()  # the quiet run verified every key
+    assert "0 never verified over 2 run(s)" in checks["coverage"].evidence, checks["coverage"].to_dict()
+    assert checks["outputs_carry_positions"].status == "warn", checks["outputs_carry_positions"].to_dict()
+
+
+def test_an_at_least_once_job_without_positions_is_fenced_by_the_change_topics_end_offsets(
+    kstreams: Callable[..., tuple[PipelineSpec, Callable[[str | None], EnricherJob]]],
+) -> None:
+    spec, _ = kstreams(position_header=None)
+    spec = spec.with_changes(stream={"exactly_once": False})
+    settings = dataclasses.replace(EnricherSettings.for_spec(spec), processing_guarantee="at_least_once")
+    job = EnricherJob(Path(spec.state_dir), settings)
+    job.start()
+    try:
+        result = reconcile_spec(spec, run_with_batch_in_the_middle(spec, events=300, rate=20))
+    finally:
+        job.cleanup()
+    shown = {name: c.to_dict() for name, c in result.checks.items()}
+    assert result.verdict == "clean", (result.progress.describe(), shown)
+    window = result.checks["orders_enriched"].window
+    # The upper fence is the change topics' end: every event after the batch position is in the window.
+    assert window is not None and window.size > 0 and all(check.coverage for check in result.checks.values()), shown
+    print(f"at-least-once window: {window.to_dict()}, coverage {result.to_dict()['coverage']}")
+
+
+def test_an_incomplete_lineage_is_reported_as_such_by_the_self_check(
+    kstreams: Callable[..., tuple[PipelineSpec, Callable[[str | None], EnricherJob]]],
+) -> None:
+    spec, start = kstreams(position_header=None)
+    # orders_enriched without its customers lineage: a customer change re-emits orders it does not name.
+    outputs = {name: out.model_dump() for name, out in spec.outputs.items()}
+    outputs["orders_enriched"]["lineage"] = {t: m for t, m in outputs["orders_enriched"]["lineage"].items()
+                                             if t.endswith(".orders")}  # fmt: skip
+    spec = spec.with_changes(outputs=outputs)
+    start(None)
+    workload = workload_for(spec)
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: workload.run(events=100_000, rate=25, stop=stop), daemon=True)
+    thread.start()
+    found: list[Any] = []
+    try:
+        # Only records written after the output fence show it: a run whose window holds no customer
+        # change written there cannot; three runs under this load practically always do.
+        for _ in range(3):
+            result = reconcile_spec(spec, run_batch(spec).run_id)
+            found.append(result.checks["orders_enriched"])
+            if found[-1].cause == "lineage_incomplete":
+                break
+    finally:
+        stop.set()
+        thread.join(60)
+    check = found[-1]
+    assert check.cause == "lineage_incomplete", [c.to_dict() for c in found]
+    assert result.verdict == "lineage_incomplete" and "orders_enriched" not in result.outputs
+    assert "the lineage of orders_enriched is incomplete" in check.detail and "lineage" in check.detail

@@ -71,6 +71,16 @@ def write(tmp_path: Path, data: dict[str, Any] | str) -> Path:
     return path
 
 
+def load_fails(spec_file: Path, message: str) -> str:
+    """Loading `spec_file` fails in one line naming the file and holding `message`; that line."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec_file)
+    text = str(caught.value)
+    assert text.startswith(f"{spec_file}: ") and message in text, text
+    assert "\n" not in text and caught.value.exit_code == 2
+    return text
+
+
 def changed(path: str, value: Any) -> dict[str, Any]:
     """LEDGER with the field at the dotted `path` set to `value` (a `...` value deletes it)."""
     data = yaml.safe_load(yaml.safe_dump(LEDGER))
@@ -166,11 +176,7 @@ def test_a_wrong_spec_fails_at_load_in_one_line_naming_the_path(
     tmp_path: Path, path: str, value: Any, message: str
 ) -> None:
     spec_file = write(tmp_path, changed(path, value))
-    with pytest.raises(SpecError) as caught:
-        load_spec(spec_file)
-    text = str(caught.value)
-    assert text.startswith(f"{spec_file}: ") and message in text, text
-    assert "\n" not in text and caught.value.exit_code == 2
+    text = load_fails(spec_file, message)
     if message.endswith("missing.sql"):
         assert str(tmp_path / "missing.sql") in text
 

@@ -1,0 +1,172 @@
+"""The offset fence's Kafka steps after the group passed the CDC fence (design-byo §3, steps 3 to 5).
+
+Once a consumer group G has committed past the fence f_P(tp) of every change-topic partition it
+consumes (`cdc.progress`) and drained its internal topics (`cdc.chain`):
+
+* **output fence** (`wait_output_fence`): record each output partition's high watermark E(op), then
+  wait until its last stable offset reaches E: every transaction that committed input offsets past
+  the fence appended its records before E, so they are now committed or aborted;
+* the caller reads the outputs (`read_committed`, up to the last stable offset, which is >= E);
+* **upper fence** (`upper_fence`), read *after* the outputs: G's stable committed offsets U(tp)
+  (exactly-once: every output record read came from a transaction whose input offsets are now
+  committed), or the change topics' end offsets for an at-least-once job (processed input may show
+  before its offsets are committed);
+* **window** (`read_changes`): the change events in [f_P(tp), U(tp)), decoded.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from cdc import client
+from cdc.chain import stable_committed
+from cdc.client import Kafka
+from cdc.envelope import ChangeEvent, decode
+from cdc.errors import CdcError, EnvelopeError
+
+Partition = tuple[str, int]
+
+
+def _consumer(kafka: Kafka, isolation: str) -> Consumer:
+    return client.consumer(
+        kafka,
+        {
+            "group.id": f"dualrun-fence-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+            "isolation.level": isolation, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        },
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OutputFence:
+    """Per output partition: the high watermark E recorded after the group fence, and the last
+    stable offset seen last; `reached` when every LSO >= E."""
+
+    ends: Mapping[Partition, int]
+    stable: Mapping[Partition, int]
+
+    @property
+    def reached(self) -> bool:
+        return all(self.stable.get(tp, -1) >= end for tp, end in self.ends.items())
+
+    def describe(self) -> str:
+        if self.reached:
+            return f"every output partition ({len(self.ends)}) is stable up to its recorded end"
+        open_ = [f"{t}[{p}] stable {self.stable.get((t, p))} < {e}" for (t, p), e in sorted(self.ends.items())
+                 if self.stable.get((t, p), -1) < e]  # fmt: skip
+        return "output transactions still open: " + ", ".join(open_[:3])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reached": self.reached,
+            "partitions": [{"topic": t, "partition": p, "end": e, "stable": self.stable.get((t, p))}
+                           for (t, p), e in sorted(self.ends.items())],
+        }  # fmt: skip
+
+
+def _partitions(consumer: Consumer, topics: Iterable[str], timeout: float) -> list[Partition]:
+    found: list[Partition] = []
+    for topic in topics:
+        meta = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if meta is None or meta.error is not None or not meta.partitions:
+            raise CdcError(f"topic {topic!r} does not exist; is the streaming job writing it?")
+        found.extend((topic, p) for p in sorted(meta.partitions))
+    return found
+
+
+def wait_output_fence(
+    bootstrap_servers: Kafka, topics: Iterable[str], *, timeout: float, poll: float = 0.2
+) -> OutputFence:
+    """Record the output topics' high watermarks now, then wait (at most `timeout` s) until their
+    last stable offsets reach them. Raises CdcError when Kafka cannot be reached."""
+    deadline = time.monotonic() + timeout
+    raw, committed = _consumer(bootstrap_servers, "read_uncommitted"), _consumer(bootstrap_servers, "read_committed")
+    try:
+        partitions = _partitions(raw, topics, timeout)
+        ends = {tp: int(raw.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[1])
+                for tp in partitions}  # fmt: skip
+        while True:
+            # A read_committed consumer's ListOffsets answers the last stable offset (KIP-98).
+            stable = {tp: int(committed.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[1])
+                      for tp in partitions}  # fmt: skip
+            fence = OutputFence(ends, stable)
+            if fence.reached or time.monotonic() >= deadline:
+                return fence
+            time.sleep(poll)
+    except KafkaException as exc:
+        raise CdcError(f"could not read the output topics' offsets: {exc.args[0].str()}") from exc
+    finally:
+        raw.close()
+        committed.close()
+
+
+def upper_fence(
+    bootstrap_servers: Kafka, group: str, partitions: Iterable[Partition], *, exactly_once: bool, timeout: float
+) -> dict[Partition, int]:
+    """U(tp) per change-topic partition: the group's stable committed offset (exactly-once) or the
+    partition's end offset (at-least-once). Read it after the outputs. Raises CdcError."""
+    wanted = list(partitions)
+    try:
+        if exactly_once:
+            admin = client.admin(bootstrap_servers)
+            committed = stable_committed(admin, group, time.monotonic() + timeout, 0.2) or {}
+            return {tp: committed.get(tp, 0) for tp in wanted}
+        consumer = _consumer(bootstrap_servers, "read_uncommitted")
+        try:
+            return {tp: int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[1])
+                    for tp in wanted}  # fmt: skip
+        finally:
+            consumer.close()
+    except KafkaException as exc:
+        raise CdcError(f"could not read the upper fence of group {group!r}: {exc.args[0].str()}") from exc
+
+
+def read_changes(
+    bootstrap_servers: Kafka, ranges: Mapping[Partition, tuple[int, int]], *, timeout: float
+) -> list[tuple[Partition, int, ChangeEvent]]:
+    """The change events at offsets [lo, hi) of each partition, decoded, with their partition and
+    offset (tombstones skipped). Raises CdcError when a range cannot be read within `timeout` s
+    (deleted by retention, or the broker not answering) or an event cannot be decoded."""
+    pending = {tp: lohi for tp, lohi in ranges.items() if lohi[0] < lohi[1]}
+    found: list[tuple[Partition, int, ChangeEvent]] = []
+    if not pending:
+        return found
+    consumer = _consumer(bootstrap_servers, "read_committed")
+    deadline = time.monotonic() + timeout
+    try:
+        consumer.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in pending.items()])
+        while pending:
+            if time.monotonic() >= deadline:
+                where = ", ".join(f"{t}[{p}] {lo}..{hi}" for (t, p), (lo, hi) in sorted(pending.items())[:3])
+                raise CdcError(f"reading the window's change events timed out after {timeout:.0f}s at {where}")
+            for msg in consumer.consume(num_messages=5000, timeout=0.2):
+                error = msg.error()
+                tp = (msg.topic() or "", msg.partition() or 0)
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        if tp in pending and (msg.offset() or 0) >= pending[tp][1] - 1:
+                            pending.pop(tp)  # the range ends in control records
+                        continue
+                    raise CdcError(f"reading {tp[0]}[{tp[1]}]: {error.str()}")
+                offset = msg.offset() or 0
+                if tp not in pending or offset < pending[tp][0]:
+                    continue
+                if offset < pending[tp][1]:
+                    event = decode(tp[0], msg.key(), msg.value())
+                    if isinstance(event, ChangeEvent):
+                        found.append((tp, offset, event))
+                if offset >= pending[tp][1] - 1:
+                    pending.pop(tp)
+    except EnvelopeError as exc:
+        raise CdcError(f"a change event in the window could not be decoded: {exc}") from exc
+    except KafkaException as exc:
+        raise CdcError(f"reading the window's change events: {exc.args[0].str()}") from exc
+    finally:
+        consumer.close()
+    return found
