@@ -263,8 +263,8 @@ def _bounds(
             if waited + delay >= wait_s:
                 raise KafkaUnavailable(
                     f"Kafka at {bootstrap_servers} did not answer for {waited:.0f}s while reading {topic!r} "
-                    f"(last: {describe(error)}); nothing was read: check that the broker is up and reachable "
-                    f"(`dualrun stack status` for the local stack), then run again"
+                    f"(last error: {error.name()}: {error.str()}); nothing was read: check that the broker is up "
+                    f"and reachable (`dualrun stack status` for the local stack), then run again"
                 ) from exc
             time.sleep(delay)
             attempt += 1
