@@ -45,6 +45,11 @@ class TapError(DualrunError):
     """An output topic cannot be read into a changelog (missing, recreated, or records lost)."""
 
 
+class KafkaUnavailable(TapError):
+    """The broker did not answer a read's first queries within its wait (transient errors are retried
+    until then): nothing was read. Exit 2, as the checklist's for a system it could not reach."""
+
+
 class MissingTopics(DualrunError):
     """Topics a command reads do not exist on the broker (e.g. a connector that cannot create them):
     nothing could be read, so exit 2; whether the connector is stuck is `cdc status`'s finding (exit 1)."""

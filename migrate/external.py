@@ -41,7 +41,7 @@ from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
 from migrate.spec import PipelineSpec
 from migrate.stream.findings import TapReport, reordered_keys_around, tap_report
-from migrate.stream.tap import TapRun, segment_files, tap_dir, tap_output
+from migrate.stream.tap import BROKER_WAIT_S, TapRun, segment_files, tap_dir, tap_output
 from migrate.window import Coverage, Window, in_flight_keys, key_coverage
 
 POSITION_COLUMNS = ({"__pos_order"}, {"__pos_file", "__pos_offset"})
@@ -120,15 +120,19 @@ def external_progress(spec: PipelineSpec, run: BatchRun, wait: float) -> GroupPr
     )  # fmt: skip
 
 
-def tap_spec_output(spec: PipelineSpec, output: str, schema: pa.Schema | None, timeout: float = 15.0) -> TapRun:
+def tap_spec_output(
+    spec: PipelineSpec, output: str, schema: pa.Schema | None, timeout: float = 15.0,
+    broker_wait_s: float = BROKER_WAIT_S,
+) -> TapRun:  # fmt: skip
     """Tap the topic the user's job writes `output` to, typed like the batch output (segments of one
-    output share one schema), into the spec's state dir; TapError as `tap_output`."""
+    output share one schema), into the spec's state dir; TapError (KafkaUnavailable after waiting
+    `broker_wait_s` for an unreachable broker) as `tap_output`."""
     out = spec.outputs[output]
     assert out.stream.topic is not None  # the spec refuses an external output without topic or table
     root = tap_dir(spec.path("."), spec.stream.group, output)
     run = tap_output(
         spec.kafka.client(), out.stream.topic, root, list(out.keys), output=output, schema=schema,
-        position_header=spec.position_header_for(output) or "", timeout=timeout,
+        position_header=spec.position_header_for(output) or "", timeout=timeout, broker_wait_s=broker_wait_s,
     )  # fmt: skip
     write_tap(spec, run)
     return run

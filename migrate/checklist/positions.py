@@ -44,7 +44,8 @@ def _reports(ctx: Context) -> dict[str, TapReport]:
             # Typed like the batch output, as reconcile taps it: segments of one output share one schema.
             with ctx.kafka():
                 try:
-                    tap_spec_output(spec, name, _batch_schema(ctx, name), timeout=ctx.timeout)
+                    # The checklist does not wait a broker out: unreachable is its own answer (exit 2).
+                    tap_spec_output(spec, name, _batch_schema(ctx, name), ctx.timeout, broker_wait_s=ctx.timeout)
                 except DualrunError as exc:
                     raise CheckUnavailable(str(exc)) from exc
             reports[name] = tap_report(tap_dir(spec.path("."), spec.stream.group, name), keys, position, output=name)

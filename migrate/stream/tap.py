@@ -40,14 +40,19 @@ from cdc import client
 from cdc.client import Kafka
 from cdc.connector import POSITION_HEADER
 from comparators.sql import ident, literal
-from migrate.errors import TapError
+from migrate.errors import KafkaUnavailable, TapError
 from migrate.stream.decoder import META, DecodedRecord, RecordDecoder, UndecodableRecord
-from migrate.stream.kafka import Action, classify, describe
+from migrate.stream.kafka import Action, Timeouts, backoff, classify, describe, error_of
 
 STATE = "tap.json"
 CHUNK_ROWS = 200_000  # rows per segment: bounds the tap's memory on a first read of a large topic
 SAMPLES = 5  # evidence rows kept per finding
 IDLE_S = 15.0  # no record and no end reached for this long: the broker is not answering
+# At the start of a read, how long an unreachable broker (restarting, a leader moving) is waited for,
+# retrying with backoff, before the read gives up with KafkaUnavailable.
+BROKER_WAIT_S = 60.0
+# A topic the metadata says is missing is missing: not waited for (the stream job may never write it).
+_MISSING = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 
 def tap_dir(state_dir: Path, group: str, output: str) -> Path:
@@ -149,6 +154,19 @@ def passing(error: KafkaError) -> bool:
     return error.code() == KafkaError._PARTITION_EOF or classify(error) is Action.RETRY
 
 
+def waitable(error: KafkaError) -> bool:
+    """An error of the read's first queries (metadata, end offsets) worth waiting out: one Kafka
+    calls retriable (`migrate.stream.kafka.classify`: the broker down or restarting, a leader
+    moving, a timeout), not a topic the broker says does not exist, nor a refusal.
+
+    >>> waitable(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))
+    True
+    >>> waitable(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Unknown topic", retriable=True))
+    False
+    """
+    return error.code() not in _MISSING and classify(error) is Action.RETRY
+
+
 def tap_output(
     bootstrap_servers: Kafka,
     topic: str,
@@ -160,12 +178,15 @@ def tap_output(
     position_header: str = POSITION_HEADER,
     timeout: float = 15.0,
     chunk_rows: int = CHUNK_ROWS,
+    broker_wait_s: float = BROKER_WAIT_S,
 ) -> TapRun:
     """Read `topic` from where the last call stopped up to its current last stable offsets.
 
     `schema`: column types of the batch output (Arrow), so "12.50" and 12.5 both become
     DECIMAL(p, 2); columns it does not name are typed from their values. Raises TapError when
-    the topic is missing, was recreated, or lost records to retention before they were read.
+    the topic is missing, was recreated, or lost records to retention before they were read, and
+    KafkaUnavailable when the broker did not answer for `broker_wait_s` seconds at the start
+    (retried with backoff until then). A broker lost later ends the read early, `complete` False.
     """
     started = time.monotonic()
     root.mkdir(parents=True, exist_ok=True)
@@ -176,7 +197,7 @@ def tap_output(
     consumer = _consumer(bootstrap_servers)
     read = 0
     try:
-        ends, starts = _bounds(consumer, topic, state, timeout)
+        ends, starts = _bounds(consumer, bootstrap_servers, topic, state, timeout, broker_wait_s)
         pending = {p for p in ends if starts[p] < ends[p]}
         for p in ends:
             state.offsets[p] = max(state.offsets.get(p, starts[p]), starts[p]) if p in pending else ends[p]
@@ -223,9 +244,37 @@ def tap_output(
     return TapRun(output or root.name, topic, read, writer.rejected, not pending, ends, time.monotonic() - started)
 
 
-def _bounds(consumer: Consumer, topic: str, state: _State, timeout: float) -> tuple[dict[int, int], dict[int, int]]:
+def _bounds(
+    consumer: Consumer, bootstrap_servers: Kafka, topic: str, state: _State, timeout: float, wait_s: float
+) -> tuple[dict[int, int], dict[int, int]]:
+    """`_bounds_now`, with errors worth waiting out (`waitable`) retried with backoff for `wait_s` in all;
+    then KafkaUnavailable, one line with the last error."""
+    started, attempt = time.monotonic(), 0
+    while True:
+        left = wait_s - (time.monotonic() - started)
+        try:
+            return _bounds_now(consumer, topic, state, max(1.0, min(timeout, left)))
+        except KafkaException as exc:
+            error = error_of(exc)
+            if not waitable(error):
+                raise
+            delay = backoff(attempt, Timeouts())
+            waited = time.monotonic() - started
+            if waited + delay >= wait_s:
+                raise KafkaUnavailable(
+                    f"Kafka at {bootstrap_servers} did not answer for {waited:.0f}s while reading {topic!r} "
+                    f"(last error: {error.name()}: {error.str()}); nothing was read: check that the broker is up "
+                    f"and reachable (`dualrun stack status` for the local stack), then run again"
+                ) from exc
+            time.sleep(delay)
+            attempt += 1
+
+
+def _bounds_now(consumer: Consumer, topic: str, state: _State, timeout: float) -> tuple[dict[int, int], dict[int, int]]:
     """Per partition: the last stable offset now (read_committed ListOffsets) and where to start."""
     metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    if metadata is not None and metadata.error is not None and waitable(metadata.error):
+        raise KafkaException(metadata.error)  # e.g. LEADER_NOT_AVAILABLE while the broker starts
     if metadata is None or metadata.error is not None or not metadata.partitions:
         raise TapError(f"output topic {topic!r} does not exist; is the streaming job writing it?")
     ends: dict[int, int] = {}

@@ -10,13 +10,14 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from confluent_kafka import KafkaError
 
 from cdc.position import Position
 from comparators import ChangelogSource, FrameSource, reconcile
 from migrate.errors import TapError
 from migrate.stream.decoder import RecordDecoder, UndecodableRecord, decode_position
 from migrate.stream.findings import reordered_keys_around, tap_report
-from migrate.stream.tap import STATE, TapLog, _State, to_arrow
+from migrate.stream.tap import STATE, TapLog, _State, passing, to_arrow, waitable
 
 MARIADB = {"version": "3.5.0.Final", "connector": "mariadb", "name": "ledger", "ts_ms": 1700000000000,
            "snapshot": "false", "db": "ledger", "table": "transfers", "server_id": 1, "gtid": "0-1-42",
@@ -222,3 +223,44 @@ def test_a_value_that_does_not_fit_the_batch_type_is_undecodable_evidence(
     sample = report.undecodable_samples[0]
     assert (sample["partition"], sample["offset"], sample["key"]) == (0, 1, '{"id":2}')
     assert column in sample["reason"] and value.strip(b'"').decode() in sample["reason"]
+
+
+E = KafkaError
+
+
+@pytest.mark.parametrize(
+    ("error", "waited"),
+    [
+        # the broker down, restarting or not yet serving: waited out at the start of a read
+        (E(E._TRANSPORT, "Broker transport failure"), True),  # list_topics against a stopped broker
+        (E(E._ALL_BROKERS_DOWN, "1/1 brokers are down"), True),  # get_watermark_offsets against one
+        (E(E._TIMED_OUT, "Local: Timed out"), True),
+        (E(E.REQUEST_TIMED_OUT, "request timed out"), True),
+        (E(E.LEADER_NOT_AVAILABLE, "leader election in progress"), True),  # a topic's metadata on start-up
+        (E(E.NOT_LEADER_FOR_PARTITION, "leader moved", retriable=True), True),
+        (E(E.NETWORK_EXCEPTION, "connection reset"), True),
+        # a missing topic is a finding at once; refusals and the unexpected are not waited for
+        (E(E.UNKNOWN_TOPIC_OR_PART, "Unknown topic or partition", retriable=True), False),
+        (E(E._UNKNOWN_TOPIC, "Local: Unknown topic"), False),
+        (E(E.TOPIC_AUTHORIZATION_FAILED, "not authorized"), False),
+        (E(E.SASL_AUTHENTICATION_FAILED, "wrong password"), False),
+        (E(E._INVALID_ARG, "bad argument"), False),
+    ],
+    ids=lambda v: v.name() if isinstance(v, KafkaError) else None,
+)
+def test_what_the_tap_waits_out_at_the_start_of_a_read(error: KafkaError, waited: bool) -> None:
+    assert waitable(error) is waited
+
+
+@pytest.mark.parametrize(
+    ("error", "outlived"),
+    [
+        (E(E._PARTITION_EOF, "end of partition"), True),
+        (E(E._TRANSPORT, "Broker transport failure"), True),  # mid-read: bounded by the idle limit
+        (E(E.TOPIC_AUTHORIZATION_FAILED, "not authorized"), False),
+        (E(E._FENCED, "fenced", fatal=True), False),
+    ],
+    ids=lambda v: v.name() if isinstance(v, KafkaError) else None,
+)
+def test_what_a_read_under_way_outlives(error: KafkaError, outlived: bool) -> None:
+    assert passing(error) is outlived
