@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cdc.envelope import ChangeEvent, Tombstone, decode
 from cdc.errors import CdcError, PositionError
@@ -165,6 +165,8 @@ class TopicReader:
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": False,
+                # Records removed by retention while reading: go on from the new start, never the end.
+                "auto.offset.reset": "earliest",
             },
             logger=quiet_logger(),
         )
@@ -191,19 +193,24 @@ class TopicReader:
             marks, exists = self.extent(consumer, topic)
             if not exists:
                 return RebuiltTable(at, {}, frozenset(), frozenset(), LogExtent(topic, False))
-            events = self._read(consumer, topic, marks)
-            return fold(topic, events, at, key_of, earliest_offset=sum(m[1] for m in marks),
+            firsts: dict[int, int] = {}
+            events = list(self._read(consumer, topic, marks, firsts))
+            # The earliest offset actually read: retention may have moved it while reading.
+            earliest = sum(max(low, firsts.get(p, low)) for p, low, _ in marks)
+            return fold(topic, events, at, key_of, earliest_offset=earliest,
                         end_offset=sum(m[2] for m in marks))  # fmt: skip
         finally:
             consumer.close()
 
     def _read(
-        self, consumer: Consumer, topic: str, marks: list[tuple[int, int, int]]
+        self, consumer: Consumer, topic: str, marks: list[tuple[int, int, int]], firsts: dict[int, int]
     ) -> Iterator[ChangeEvent | Tombstone]:
+        """The records below each partition's end offset, from its low watermark; `firsts` gets the
+        first offset read per partition."""
         todo = {p: high for p, low, high in marks if high > low}
         if not todo:
             return
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
+        consumer.assign([TopicPartition(topic, p, low) for p, low, high in marks if p in todo])
         deadline = time.monotonic() + self.timeout
         while todo:
             if time.monotonic() > deadline:
@@ -220,6 +227,7 @@ class TopicReader:
                 partition, offset = msg.partition(), msg.offset()
                 if partition is None or offset is None or partition not in todo or offset >= todo[partition]:
                     continue
+                firsts.setdefault(partition, offset)
                 yield decode(topic, msg.key(), msg.value())
                 if offset + 1 >= todo[partition]:
                     del todo[partition]

@@ -33,7 +33,8 @@ def cdc_complete(ctx: Context) -> CheckResult:
     at = f"{where.get('file')}:{where.get('pos')}" if where.get("file") else "an unknown position"
     age = f"{int(age_h)}h {int(age_h * 60) % 60}m ago"
     if latest.verdict == "unevaluated":
-        return r.failed(f"latest verification ({age}) could not be evaluated: {result.get('unevaluated')}")
+        return r.failed(f"latest verification ({age}) could not be evaluated: "
+                        f"{result.get('unevaluated') or 'no row of some table was within the log reach'}")  # fmt: skip
     if latest.verdict != "clean":
         parts = []
         for table in result.get("tables", []):

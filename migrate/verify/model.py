@@ -102,9 +102,15 @@ class CdcVerification:
 
     @property
     def verdict(self) -> str:
+        """A table with rows of which none could be verified (all older than the log's reach) proves
+        nothing: unless another table has differences, the run is then unevaluated, never clean."""
         if self.unevaluated is not None:
             return "unevaluated"
-        return "clean" if all(t.clean for t in self.tables) else "differences"
+        if not all(t.clean for t in self.tables):
+            return "differences"
+        if any(t.database_rows and t.unverified_rows == t.database_rows for t in self.tables):
+            return "unevaluated"
+        return "clean"
 
     @property
     def exit_code(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -74,3 +75,11 @@ def test_the_text_rendering_names_cause_setting_and_samples() -> None:
         '"amount (log)": "12345678901234.568"}',
     ]
     assert render.cdc_verification(verification(), "json").startswith("{")
+
+
+def test_a_table_none_of_whose_rows_could_be_verified_makes_the_run_unevaluated_not_clean() -> None:
+    blind = TableVerification("shop.orders", "t", 3, 0, 0, (), coverage="since_offset", unverified_rows=3)
+    run = dataclasses.replace(verification(), tables=(blind,))
+    assert (run.verdict, run.exit_code) == ("unevaluated", 2)
+    partly = dataclasses.replace(blind, matched_rows=1, unverified_rows=2)
+    assert dataclasses.replace(run, tables=(partly,)).verdict == "clean"
