@@ -208,3 +208,27 @@ def test_a_log_whose_head_retention_removed_verifies_only_the_keys_changed_since
         "since_offset", 3, 1, 2
     ), result.to_dict()  # fmt: skip
     assert ledger.note is not None and "earliest offset 3" in ledger.note
+
+
+def test_a_batch_run_verifies_the_log_when_the_spec_asks(
+    stack: StackConfig, db: Database, tmp_path: Path, name: str
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+    from migrate.verify import history
+
+    spec = make_spec(stack, db, tmp_path, name, ("ledger",)).with_changes(batch={"verify_cdc": True})
+    insert(db, spec, "ledger", ROWS)
+    register(spec, tables=())  # captures the whole database: the same table, through the database filter
+    spec_file = tmp_path / "dualrun.yaml"
+    spec_file.write_text(spec.model_dump_json())  # JSON is YAML
+    env = {"DUALRUN_DB_PASSWORD": stack.db_password, "DUALRUN_DEBEZIUM_PASSWORD": stack.debezium_password}
+    result = CliRunner().invoke(cli, ["run", "batch", "--spec", str(spec_file), "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    latest = history.latest(spec.history_path, spec.name)
+    assert latest is not None and latest.verdict == "clean"
+    assert latest.result["tables"][0]["matched_rows"] == 3
+    assert json.loads(result.output[result.output.index('{\n  "pipeline"') :])["verdict"] == "clean"
