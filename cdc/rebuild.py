@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -194,11 +194,11 @@ class TopicReader:
             if not exists:
                 return RebuiltTable(at, {}, frozenset(), frozenset(), LogExtent(topic, False))
             firsts: dict[int, int] = {}
-            events = list(self._read(consumer, topic, marks, firsts))
+            events = self._read(consumer, topic, marks, firsts)  # folded as read, never held whole
+            table = fold(topic, events, at, key_of, end_offset=sum(m[2] for m in marks))
             # The earliest offset actually read: retention may have moved it while reading.
             earliest = sum(max(low, firsts.get(p, low)) for p, low, _ in marks)
-            return fold(topic, events, at, key_of, earliest_offset=earliest,
-                        end_offset=sum(m[2] for m in marks))  # fmt: skip
+            return replace(table, extent=replace(table.extent, earliest_offset=earliest))
         finally:
             consumer.close()
 
