@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from migrate.spec import PipelineSpec
     from migrate.stack import StackStatus
     from migrate.stream.status import StreamStatus
+    from migrate.verify.model import CdcVerification
 
 COMPACT_BELOW = 120  # columns: below this, tables of long evidence render as blocks
 INDENT = 4
@@ -176,6 +177,36 @@ def _check_lines(name: str, check: OutputCheck) -> list[str]:
         for sample in (tap.without_position_samples if check.cause == "no_positions" else tap.reordered_samples)[:3]:
             lines.append(f"  {'':<16} {'':<11} e.g. {sample.to_dict()}")
     return lines
+
+
+def cdc_verification(result: CdcVerification, fmt: str = "text") -> str:
+    """`dualrun cdc verify`: the verdict, a line per table, then each finding with its cause,
+    the connector setting that explains it and sample keys (text and markdown); or JSON."""
+    if fmt == "json":
+        return json.dumps(result.to_dict(), indent=2, default=str) + "\n"
+    lines = [
+        f"dualrun cdc verify {result.pipeline}: {result.verdict.upper()}",
+        f"connector {result.connector}, log rebuilt as of {result.position}",
+    ]
+    if result.unevaluated:
+        lines.append(f"not evaluated: {result.unevaluated}")
+    for table in result.tables:
+        state = "clean" if table.clean else f"{table.differing_rows:,} rows differ"
+        unverified = f"  unverified {table.unverified_rows:,}" if table.unverified_rows else ""
+        lines.append(
+            f"  {table.table:<24} {state:<16} database {table.database_rows:>9,}  log {table.log_rows:>9,}  "
+            f"matched {table.matched_rows:>9,}" + unverified
+        )
+        if table.note:
+            lines.append(f"  {'':<24} note: {table.note}")
+        for finding in table.findings:
+            setting = f" [{finding.setting}]" if finding.setting else ""
+            lines.append(f"  {'':<24} {finding.cause}: {finding.rows:,} rows{setting}: {finding.explanation}")
+            for sample in finding.samples[:3]:
+                lines.append(f"  {'':<24}   e.g. {json.dumps(sample, default=str)}")
+    if fmt == "markdown":
+        return "\n".join(f"    {ln}" for ln in lines) + "\n"
+    return "\n".join(lines) + "\n"
 
 
 def batch_run(run: BatchRun, warehouse: str) -> str:

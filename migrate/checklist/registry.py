@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from migrate.checklist.changelog import cdc_complete
 from migrate.checklist.connector import connector_running
 from migrate.checklist.context import Context
 from migrate.checklist.model import Checklist, CheckResult
@@ -32,6 +33,7 @@ CHECKS: tuple[Check, ...] = (
     exactly_once,
     outputs_carry_positions,
     positions_monotone,
+    cdc_complete,
     parity,
     coverage,
     noise_baseline,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrate.commands.options import stack_options
+from migrate.commands.options import REPORT_FORMATS, spec_option, stack_options, state_option
 from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
 
@@ -248,3 +248,31 @@ def tail(
 
     topics = [f"{topic_prefix}.{t}" for t in tables]
     tail_events(config.kafka(), topics, max_events, from_beginning, Console())
+
+
+@cdc.command()
+@spec_option
+@state_option
+@click.option("--wait", "wait_seconds", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for the connector's offset to pass the snapshot position.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="text", show_default=True)
+@click.option("--no-record", is_flag=True, help="Do not store the result in the run history.")
+def verify(spec_path: Path | None, state_dir: Path | None, wait_seconds: float, fmt: str, no_record: bool) -> None:
+    """Check the change log against the source: rebuild each table of cdc.tables from its topic as of
+    a consistent snapshot's position and reconcile it with the snapshot; exit 0 clean, 1 differences,
+    2 not evaluated (the log did not reach the position, Connect or Kafka did not answer).
+
+    Each difference gets a cause: not_captured, snapshot_gap, lost_insert, binlog_gap, lost_delete,
+    decoding (with the connector setting that explains it) or lost_update.
+    """
+    from migrate import render
+    from migrate.commands.run import spec_for
+    from migrate.verify import history
+    from migrate.verify.run import verify as run_verify
+
+    spec = spec_for(spec_path, state_dir)
+    result = run_verify(spec, wait_seconds=wait_seconds)
+    if not no_record:
+        history.record(spec.history_path, result)
+    click.echo(render.cdc_verification(result, fmt), nl=False)
+    raise SystemExit(result.exit_code)

@@ -91,13 +91,27 @@ def run() -> None:
 @state_option
 @click.option("--json", "as_json", is_flag=True)
 def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
-    """Run the nightly batch job once, in one consistent snapshot, and record its source position."""
+    """Run the nightly batch job once, in one consistent snapshot, and record its source position.
+
+    With `batch.verify_cdc: true` in the spec, `dualrun cdc verify` runs after it (recorded in the
+    history); the command then exits 1 when the change log has differences, 2 when it could not be
+    verified.
+    """
     from migrate import render
     from migrate.batch import run_batch
 
     spec = spec_for(spec_path, state_dir)
     result = run_batch(spec)
     click.echo(render.as_json(result) if as_json else render.batch_run(result, str(spec.warehouse_path)))
+    if spec.batch.verify_cdc:
+        from migrate.verify import history
+        from migrate.verify.run import verify
+
+        verification = verify(spec)
+        history.record(spec.history_path, verification)
+        click.echo(render.cdc_verification(verification, "json" if as_json else "text"), nl=False)
+        if verification.exit_code:
+            raise SystemExit(verification.exit_code)
 
 
 @run.command()

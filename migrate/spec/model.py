@@ -269,6 +269,8 @@ class BatchSpec(_Model):
     warehouse: str = "warehouse.duckdb"
     # Run every query twice in the same snapshot: the difference is the batch job's own noise.
     rerun_for_noise: bool = True
+    # After each run, check the change log against the source (`dualrun cdc verify`).
+    verify_cdc: bool = False
 
 
 class StreamSpec(_Model):

@@ -57,7 +57,7 @@ def test_import_and_every_help_load_no_heavy_library() -> None:
     assert result["import"] == [], f"`import migrate.cli` loads {result['import']}"
     assert result["help"] == [], f"`--help` of some command loads {result['help']}"
     # Every command and subcommand was asked, e.g. `cdc status` and `stack up`.
-    assert {"", "demo", "cdc status", "cdc tail", "stack up", "reconcile", "checklist", "report"} <= set(
+    assert {"", "demo", "cdc status", "cdc tail", "cdc verify", "stack up", "reconcile", "checklist", "report"} <= set(
         result["commands"]
     )
 

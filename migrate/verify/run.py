@@ -1,0 +1,320 @@
+"""`dualrun cdc verify`: read the captured tables in one consistent snapshot, rebuild each from its
+change topic as of the snapshot's position, and reconcile the two.
+
+The snapshot is the batch job's (`START TRANSACTION WITH CONSISTENT SNAPSHOT`, position from
+`binlog_snapshot_*`), with the session in UTC so TIMESTAMP values compare with Debezium's
+zoned ones. Before reading a topic, dualrun waits for the connector's committed source offset
+to pass the position: Connect commits an offset only after the records before it were
+acknowledged, so the topic then holds every change up to the position. A log that does not
+get there in time leaves the verification unevaluated, never clean.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cdc.errors import CdcError
+from cdc.position import Position
+from cdc.rebuild import RebuiltTable, TopicReader
+from cdc.topics import TopicAdmin
+from migrate.batch import snapshot_position, source_url, translate
+from migrate.errors import DualrunError
+from migrate.spec import PipelineSpec
+from migrate.verify.compare import Scope, Side, reconcile
+from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
+from migrate.verify.values import canonical, key_text
+
+# Connector settings that decide what the log holds and how values are encoded.
+SETTINGS = (
+    "topic.prefix", "snapshot.mode", "decimal.handling.mode", "time.precision.mode", "bigint.unsigned.handling.mode",
+    "database.include.list", "database.exclude.list", "table.include.list", "table.exclude.list",
+    "column.include.list", "column.exclude.list",
+)  # fmt: skip
+_DECIMALS, _TEMPORALS, _LONGLONG, _UNSIGNED = {0, 246}, {7, 10, 11, 12, 14}, 8, 32
+
+
+class DatabaseTable:
+    """One table as the snapshot read it: comparison text per column, and each column's kind."""
+
+    def __init__(self, name: str, key_columns: tuple[str, ...], columns: tuple[str, ...], kinds: dict[str, str]):
+        self.name = name
+        self.key_columns = key_columns
+        self.kinds = kinds
+        self.side = Side([], {c: [] for c in columns})
+
+    def add(self, row: tuple[Any, ...], index: Mapping[str, int]) -> None:
+        self.side.keys.append(key_text(tuple(row[index[c]] for c in self.key_columns)))
+        for column, values in self.side.columns.items():
+            values.append(canonical(row[index[column]]))
+
+
+def _kind(field: Any) -> str:
+    code = field.type_code
+    if code in _DECIMALS:
+        return "decimal"
+    if code in _TEMPORALS:
+        return "temporal"
+    if code == _LONGLONG and field.flags & _UNSIGNED:
+        return "bigint_unsigned"
+    return "other"
+
+
+def _primary_key(conn: sa.Connection, database: str, table: str) -> tuple[str, ...]:
+    rows = conn.exec_driver_sql(
+        "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
+        "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
+        (database, table),
+    ).fetchall()
+    return tuple(str(r[0]) for r in rows)
+
+
+def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
+    database, table = qualified.split(".", 1)
+    keys = _primary_key(conn, database, table)
+    if not keys:
+        raise DualrunError(
+            f"cdc.tables: {qualified} has no primary key (or does not exist); cdc verify matches rows by primary key"
+        )
+    result = conn.execution_options(stream_results=True, max_row_buffer=50_000).exec_driver_sql(
+        f"SELECT * FROM `{database}`.`{table}`"
+    )
+    fields = result.cursor._result.fields  # pymysql: types with their flags
+    columns = tuple(f.name for f in fields)
+    read = DatabaseTable(qualified, keys, columns, {f.name: _kind(f) for f in fields})
+    index = {c: i for i, c in enumerate(columns)}
+    while rows := result.fetchmany(50_000):
+        for row in rows:
+            read.add(tuple(row), index)
+    return read
+
+
+def read_tables(spec: PipelineSpec) -> tuple[Position, dict[str, DatabaseTable]]:
+    """The captured tables in one consistent snapshot (session in UTC), and its position."""
+    engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
+    tables: dict[str, DatabaseTable] = {}
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SET time_zone = '+00:00'")
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            position = snapshot_position(conn)
+            for table in spec.cdc.tables:
+                tables[table] = _read_table(conn, table)
+            conn.exec_driver_sql("COMMIT")
+    except sa.exc.DBAPIError as exc:
+        raise translate(exc, spec) from None
+    finally:
+        engine.dispose()
+    return position, tables
+
+
+def _patterns(text: str | None) -> list[re.Pattern[str]]:
+    return [re.compile(p.strip(), re.IGNORECASE) for p in (text or "").split(",") if p.strip()]
+
+
+def capture_setting(table: str, settings: Mapping[str, str]) -> str | None:
+    """The filter setting that leaves `table` (database.table) out of the connector's capture, or None.
+
+    Debezium's include/exclude lists are comma-separated regular expressions matched against
+    the whole name.
+
+    >>> capture_setting("shop.orders", {"table.include.list": "shop.customers"})
+    'table.include.list=shop.customers'
+    >>> capture_setting("shop.orders", {"table.include.list": "shop.(orders|customers)"}) is None
+    True
+    """
+    database = table.split(".", 1)[0]
+    rules = (
+        ("database.include.list", database, True), ("database.exclude.list", database, False),
+        ("table.include.list", table, True), ("table.exclude.list", table, False),
+    )  # fmt: skip
+    for name, subject, include in rules:
+        patterns = _patterns(settings.get(name))
+        if not patterns:
+            continue
+        matched = any(p.fullmatch(subject) for p in patterns)
+        if matched != include:
+            return f"{name}={settings[name]}"
+    return None
+
+
+def connector_settings(spec: PipelineSpec) -> dict[str, str]:
+    """The connector's settings that bear on the log, from Connect (CdcError when it does not answer)."""
+    from cdc.connect import ConnectClient
+
+    secret = spec.cdc.known_password()
+    client = ConnectClient(spec.cdc.connect_url, retries=2, secrets=(secret,) if secret else ())
+    config = client.config(spec.cdc.connector)
+    return {k: str(config[k]) for k in SETTINGS if config.get(k) not in (None, "")}
+
+
+def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
+    """The connector's committed source offset is at or past `position` and not inside a snapshot.
+
+    An offset taken mid-snapshot already names the binlog position the snapshot will end at,
+    while the snapshot's rows are still being published: that log is not complete yet.
+
+    >>> at = Position.binlog_snapshot("bin.000002", 500)
+    >>> log_reached([{"offset": {"file": "bin.000002", "pos": 500}}], at)
+    True
+    >>> log_reached([{"offset": {"file": "bin.000002", "pos": 900, "snapshot": "INITIAL"}}], at)
+    False
+    """
+    for entry in offsets:
+        offset = entry.get("offset") or {}
+        if offset.get("file") is None or offset.get("pos") is None:
+            continue
+        if str(offset.get("snapshot", "false")).lower() not in ("false", "none", "last_in_data_collection"):
+            continue
+        at = Position.binlog(str(offset["file"]), int(offset["pos"]))
+        if (at.major, at.minor) >= (position.major, position.minor):
+            return True
+    return False
+
+
+def wait_for_log(spec: PipelineSpec, position: Position, timeout: float) -> bool:
+    """Poll until the connector's committed offset passed `position` (see `log_reached`), up to `timeout` s."""
+    from cdc.connect import ConnectClient
+
+    secret = spec.cdc.known_password()
+    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if log_reached(client.offsets(spec.cdc.connector), position):
+                return True
+        except CdcError:
+            pass  # unknown yet, or Connect busy: asked again until the deadline
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
+
+
+def verify_table(
+    read: DatabaseTable, topic: str, rebuilt: RebuiltTable, settings: Mapping[str, str], compacted: bool
+) -> TableVerification:
+    """One table: the snapshot's rows against the rebuilt ones, with the log's reach applied."""
+    extent = rebuilt.extent
+    keys = read.key_columns
+    log = Side([], {c: [] for c in read.side.columns})
+    for row in rebuilt.rows.values():
+        log.keys.append(key_text(tuple(row.get(c) for c in keys)))
+        for column, values in log.columns.items():
+            values.append(canonical(row.get(column)))
+    # Retention removed the head of the topic: rows nobody changed since are not in the log, and
+    # that is no gap. Only keys with a change in what is left can be verified.
+    only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
+    # A compacted topic keeps a key's latest record only: a key changed after the position lost
+    # the version the position needs.
+    skip = frozenset(key_text(k) for k in rebuilt.later_keys) if compacted else frozenset()
+    result = reconcile(
+        read.name, topic, read.side, log, extent, kinds=read.kinds, settings=settings,
+        scope=Scope(only, skip), log_columns=rebuilt.columns or None,
+    )  # fmt: skip
+    notes = []
+    if extent.truncated:
+        notes.append(
+            f"the topic no longer reaches back (earliest offset {extent.earliest_offset:,}, first event at "
+            f"{extent.first_position}): verified only the {len(rebuilt.changed_keys):,} keys changed since"
+        )
+    if skip:
+        notes.append(f"compacted topic: {len(skip):,} keys changed after the position are not verifiable")
+    if notes:
+        from dataclasses import replace
+
+        result = replace(result, note="; ".join(notes))
+    return result
+
+
+def key_reader(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda row: tuple(row.get(c) for c in keys)
+
+
+def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: float = 300.0) -> CdcVerification:
+    """Verify every table of `cdc.tables` at a fresh consistent snapshot of the source."""
+    started, clock = datetime.now(UTC), time.monotonic()
+
+    def done(tables: tuple[TableVerification, ...], settings: dict[str, str], unevaluated: str | None = None,
+             position: Position | None = None) -> CdcVerification:  # fmt: skip
+        at = position or Position.binlog("unknown.000000", 0)
+        return CdcVerification(spec.name, spec.cdc.connector, at, started.isoformat(), time.monotonic() - clock,
+                               tables, settings, unevaluated)  # fmt: skip
+
+    try:
+        settings = connector_settings(spec)
+    except CdcError as exc:
+        return done((), {}, f"Kafka Connect: {exc}")
+    position, tables = read_tables(spec)
+    gap = None
+    if not wait_for_log(spec, position, wait_seconds):
+        gap, why = _stopped_short(spec)
+        if gap is None:
+            return done((), settings, f"connector {spec.cdc.connector}'s committed offset did not reach the "
+                        f"snapshot position {position} within {wait_seconds:g}s: the log is behind{why}",
+                        position)  # fmt: skip
+    reader = TopicReader(spec.kafka.client(), timeout=read_timeout)
+    admin = TopicAdmin(spec.kafka.client(), timeout=30)
+    prefix = settings.get("topic.prefix", spec.cdc.topic_prefix)
+    results = []
+    try:
+        for name, read in tables.items():
+            topic = f"{prefix}.{name}"
+            left_out = capture_setting(name, settings)
+            if left_out is not None:
+                rows = len(read.side.keys)
+                finding = Finding("not_captured", rows, f"the connector does not capture {name}: none of its "
+                                  f"{rows:,} rows can reach the log", left_out)  # fmt: skip
+                results.append(TableVerification(name, topic, rows, 0, 0, (finding,)))
+                continue
+            rebuilt = reader.rebuild(topic, position, key_reader(read.key_columns))
+            compacted = rebuilt.extent.exists and admin.describe(topic).compacted
+            result = verify_table(read, topic, rebuilt, settings, compacted)
+            results.append(as_gap(result, gap) if gap is not None else result)
+    except CdcError as exc:
+        return done(tuple(results), settings, f"Kafka: {exc}", position)
+    return done(tuple(results), settings, None, position)
+
+
+# A connector that stopped on these can never deliver what it missed: the log is final.
+_PURGED = ("purged", "no longer available", "error code: 1236")
+
+
+def _stopped_short(spec: PipelineSpec) -> tuple[str | None, str]:
+    """(the failure, if the connector failed because the binlog it needs was purged; else None,
+    and a clause for the unevaluated message)."""
+    from cdc.connect import ConnectClient
+
+    secret = spec.cdc.known_password()
+    try:
+        status = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ()).status(
+            spec.cdc.connector
+        )
+    except CdcError as exc:
+        return None, f" ({exc})"
+    reason = status.reason or ""
+    if status.failed and any(marker in reason.lower() for marker in _PURGED):
+        return reason, ""
+    if status.failed:
+        return None, f" (connector FAILED: {reason})"
+    return None, f" (connector {status.state})"
+
+
+def as_gap(result: TableVerification, failure: str) -> TableVerification:
+    """Every difference of a table whose connector stopped on a purged binlog is that gap's."""
+    from dataclasses import replace
+
+    if not result.findings:
+        return result
+    merged = Finding(
+        "binlog_gap", sum(f.rows for f in result.findings),
+        "the connector stopped because the binlog after its offset was purged, so the changes since are not in "
+        f"the log ({', '.join(f'{f.rows:,} {f.cause}' for f in result.findings)}): {failure}",
+        columns=tuple(dict.fromkeys(c for f in result.findings for c in f.columns)),
+        samples=tuple(s for f in result.findings for s in f.samples)[:SAMPLES],
+    )  # fmt: skip
+    return replace(result, findings=(merged,))

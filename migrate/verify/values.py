@@ -1,0 +1,72 @@
+"""Exact, machine-independent text for comparing a database value with its decoded change-log value.
+
+Both sides become the same text when they hold the same value: DECIMAL and integers as plain
+decimal numbers without trailing zeros; a double as the shortest text that reads back as it
+(what Debezium's JSON carries), so a double that cannot hold a DECIMAL shows its own digits;
+timestamps in UTC (the database session runs in UTC, Debezium's zoned values carry their
+offset); bytes in hex. No float arithmetic and no local time zone are involved.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+KEY_SEPARATOR = "\x1f"
+
+
+def _number(value: Decimal) -> str:
+    if not value.is_finite():
+        return str(value)
+    if value.is_zero():
+        return "0"
+    return format(value.normalize(), "f")
+
+
+def _micros_text(micros: int) -> str:
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    seconds, fraction = divmod(micros, 1_000_000)
+    minutes, second = divmod(seconds, 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{sign}{hours:02d}:{minute:02d}:{second:02d}.{fraction:06d}"
+
+
+def canonical(value: Any) -> str | None:
+    """The comparison text of one value (None for NULL).
+
+    >>> canonical(Decimal("129.9900")), canonical(129.99), canonical(12345678901234.5678)
+    ('129.99', '129.99', '12345678901234.568')
+    >>> canonical(True), canonical(1), canonical(datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
+    ('1', '1', '2024-01-02 03:04:05.000000')
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        return _number(value)
+    if isinstance(value, float):
+        return _number(Decimal(repr(value)))
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value.isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        micros = ((value.hour * 60 + value.minute) * 60 + value.second) * 1_000_000 + value.microsecond
+        return _micros_text(micros)
+    if isinstance(value, timedelta):
+        return _micros_text((value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    return str(value)
+
+
+def key_text(values: tuple[Any, ...]) -> str:
+    """One comparable string for a (composite) primary key."""
+    return KEY_SEPARATOR.join("\x00" if v is None else str(canonical(v)) for v in values)
