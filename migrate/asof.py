@@ -44,7 +44,7 @@ class SpecReconciliation:
         causes = [c.cause for c in self.checks.values() if c.cause is not None]
         if causes:
             # Not comparable as of the batch position: neither clean nor a defect.
-            for named in ("no_positions", "lineage_incomplete"):
+            for named in ("no_positions", "lineage_incomplete", "unverified"):
                 if named in causes:
                     return named
             return "unreadable"
@@ -123,17 +123,21 @@ def reconcile_spec(
         progress(f"placing the batch snapshot {run.snapshot} in the stream")
         cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
         if not cut.complete:  # Debezium has not passed the snapshot yet
+            if record:
+                _publish(spec, {})
             return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
         run = replace(run, position=Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
         if record:
-            _publish(spec, compared)
+            _publish(spec, compared, checks)
         return SpecReconciliation(spec.name, run, group, compared, history, checks)
     progress(f"waiting for the stream to pass {run.position}")
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
     if not reached.reached:
+        if record:
+            _publish(spec, {})
         return SpecReconciliation(spec.name, run, reached)
     replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
@@ -172,9 +176,13 @@ def reconcile_spec(
     return SpecReconciliation(spec.name, run, reached, results, ids)
 
 
-def _publish(spec: PipelineSpec, results: dict[str, Reconciliation]) -> None:
-    """Parity per output as Prometheus metrics, for the exporter to serve (see migrate.metrics)."""
-    if not results:
-        return
-    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in results}
-    write_parity(spec, results, streaks)
+def _publish(
+    spec: PipelineSpec, results: dict[str, Reconciliation], checks: dict[str, OutputCheck] | None = None
+) -> None:
+    """Parity per output as Prometheus metrics, for the exporter to serve (see migrate.metrics).
+    Every output of the spec is published: one not compared says why (its check's cause, else
+    "stream_behind"), so a monitor never keeps showing an older clean."""
+    causes = {out: "stream_behind" for out in spec.outputs if out not in results}
+    causes.update({out: c.cause for out, c in (checks or {}).items() if c.cause is not None and out not in results})
+    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in spec.outputs}
+    write_parity(spec, results, streaks, causes)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,10 +175,17 @@ def serve_stream_metrics(
     return MetricsEndpoint(server, target)
 
 
-def write_parity(spec: PipelineSpec, results: dict[str, Reconciliation], streaks: dict[str, int]) -> Path:
+def write_parity(
+    spec: PipelineSpec,
+    results: dict[str, Reconciliation],
+    streaks: dict[str, int],
+    not_compared: Mapping[str, str] | None = None,
+) -> Path:
     """After `reconcile --spec` recorded its runs: parity per output, for the exporter to serve.
 
     One file per spec (`reconcile-<spec>.prom`), replaced whole on every reconciliation.
+    `not_compared` maps each output that could not be compared to why ("stream_behind",
+    "no_positions", ...): its verdict series says so instead of keeping an older clean.
     """
     registry = CollectorRegistry()
     labels = ["spec", "output"]
@@ -210,6 +217,13 @@ def write_parity(spec: PipelineSpec, results: dict[str, Reconciliation], streaks
         streak.labels(spec.name, output).set(streaks.get(output, 0))
         for name in VERDICTS:
             verdict.labels(spec.name, output, name).set(1 if result.verdict == name else 0)
+        when.labels(spec.name, output).set(now)
+    for output, cause in (not_compared or {}).items():
+        if output in results:
+            continue
+        for name in (*VERDICTS, cause):
+            verdict.labels(spec.name, output, name).set(1 if name == cause else 0)
+        streak.labels(spec.name, output).set(streaks.get(output, 0))
         when.labels(spec.name, output).set(now)
     return _write_textfile(spec, f"reconcile-{spec.name}", registry)
 

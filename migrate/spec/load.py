@@ -53,25 +53,37 @@ def explain(exc: ValidationError, origin: str) -> SpecProblems:
     return SpecProblems(f"{origin}: {problems[0]}{more}", problems)
 
 
+def _names_default_port(address: Any, default: int) -> bool:
+    """True when `address` (a URL or host:port; None) is absent or ends in the stack's default port."""
+    if not isinstance(address, str) or not address.strip():
+        return True
+    return address.rstrip("/").rsplit(":", 1)[-1] == str(default)
+
+
 def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
-    """`local: true`: the spec describes the local stack, so it follows the stack's port overrides
-    (DUALRUN_*_PORT) and its local passwords; `dualrun demo` works when 3306 or 9092 is taken."""
+    """`local: true`: the spec describes the local stack, so where it names the stack's default
+    ports it follows the stack's port overrides (DUALRUN_*_PORT), and it gets the local passwords;
+    `dualrun demo` works when 3306 or 9092 is taken. A port the spec sets otherwise is kept."""
     from sqlalchemy.engine import make_url
 
-    from migrate.stackconfig import StackConfig
+    from migrate.stackconfig import Ports, StackConfig
 
     stack = StackConfig.from_env()
-    ports = stack.ports
+    ports, defaults = stack.ports, Ports()
     source = {**raw.get("source", {}), "default_password": stack.db_password}
     if isinstance(source.get("url"), str):
-        port = ports.postgres if source.get("kind") == "postgres" else ports.mariadb
-        source["url"] = make_url(source["url"]).set(port=port).render_as_string(hide_password=False)
-    cdc = {
-        **raw.get("cdc", {}),
-        "connect_url": f"http://127.0.0.1:{ports.connect}",
-        "default_password": stack.debezium_password,
-    }
-    kafka = {**raw.get("kafka", {}), "bootstrap_servers": f"127.0.0.1:{ports.kafka}"}
+        url = make_url(source["url"])
+        postgres = source.get("kind") == "postgres"
+        # Only a URL naming the stack's default port means "the stack": any other port was chosen.
+        if url.port in (None, defaults.postgres if postgres else defaults.mariadb):
+            port = ports.postgres if postgres else ports.mariadb
+            source["url"] = url.set(port=port).render_as_string(hide_password=False)
+    cdc = {**raw.get("cdc", {}), "default_password": stack.debezium_password}
+    if _names_default_port(cdc.get("connect_url"), defaults.connect):
+        cdc["connect_url"] = f"http://127.0.0.1:{ports.connect}"
+    kafka = dict(raw.get("kafka", {}))
+    if _names_default_port(kafka.get("bootstrap_servers"), defaults.kafka):
+        kafka["bootstrap_servers"] = f"127.0.0.1:{ports.kafka}"
     stream = raw.get("stream", {})
     if stack.secure:
         # The secured stack's users: dualrun reads, the job writes as `stream`, Debezium's schema

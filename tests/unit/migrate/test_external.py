@@ -170,3 +170,27 @@ def test_the_checklist_evaluates_sink_tables_for_positions(tmp_path: Path) -> No
     good = parse_spec({**raw, "state_dir": str(tmp_path)}, "test.yaml")
     result = outputs_carry_positions(Context(good))
     assert result.status == "pass" and "account_balance 4 (sink table)" in result.evidence
+
+
+def test_an_output_whose_every_key_is_in_flight_is_unverified_never_clean(tmp_path: Path) -> None:
+    """Leaving every key out of both sides would compare two empty tables: that is no evidence."""
+    from migrate.external import OutputCheck, _through_window
+    from migrate.stream.tap import tap_dir
+    from migrate.window import Window, WindowEvent
+    from tests.unit.migrate.stream.test_tap import _write
+
+    raw = copy.deepcopy(LEDGER)
+    raw["state_dir"] = str(tmp_path)
+    raw["outputs"]["account_balance"]["lineage"] = {"ledger.transfers": "all"}
+    spec = parse_spec(raw, "test.yaml")
+    root = tap_dir(spec.path("."), spec.stream.group, "account_balance")
+    root.mkdir(parents=True)
+    _write(root, [(b"1", b'{"balance": "10.00"}', None, 0, 0), (b"2", b'{"balance": "7.00"}', None, 0, 1)],
+           ["account_id"])  # fmt: skip
+    window = Window("offsets", {"ledger.ledger.transfers[0]": 4}, {"ledger.ledger.transfers[0]": 5},
+                    (WindowEvent("ledger.transfers", None, {"id": 9, "account_id": 2}),))  # fmt: skip
+    check = OutputCheck("account_balance", "topic account-balance", "no_positions", "", 0, None)
+    found, result = _through_window(spec, _run(), "account_balance", BATCH, check, window, {})
+    assert result is None and found.cause == "unverified", found.to_dict()
+    assert found.coverage is not None and (found.coverage.verified, found.coverage.in_flight) == (0, 2)
+    assert "run again" in found.detail

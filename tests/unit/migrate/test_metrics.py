@@ -93,6 +93,19 @@ def test_parity_text_files_of_two_specs_are_served_merged_with_each_outputs_verd
     assert set(files.values()) == {0} and len(files) == 2
 
 
+def test_an_output_not_compared_says_why_instead_of_keeping_an_older_clean(tmp_path: Path) -> None:
+    spec = parity_spec(tmp_path, "shop")
+    side = FrameSource(pa.table({"id": [1], "v": [10]}), name="batch")
+    write_parity(spec, {"daily": reconcile(side, side, ["id"])}, {"daily": 3})
+    write_parity(spec, {}, {"daily": 3}, {"daily": "stream_behind"})
+    registry = CollectorRegistry()
+    registry.register(TextfileCollector(monitoring_dir(tmp_path) / TEXTFILE_DIR))
+    got = samples(registry)
+    verdicts = {dict(labels)["verdict"]: v for (name, labels), v in got.items() if name == "dualrun_parity_verdict"}
+    assert verdicts == {"clean": 0, "differences": 0, "stream_behind": 1}
+    assert not [name for name, _ in got if name == "dualrun_parity_unexplained_rows"]
+
+
 def test_a_broken_text_file_is_reported_not_served(tmp_path: Path) -> None:
     folder = monitoring_dir(tmp_path) / TEXTFILE_DIR
     folder.mkdir(parents=True)
