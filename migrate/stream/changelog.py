@@ -6,7 +6,9 @@ value columns, `__op`, `__pos_*`, `__gtid`, `__source_ts_ms`, `__processed_at`,
 reader never sees half a file; it is written before the Kafka transaction
 commits, so the changelog is never behind the committed offsets. Rows of a
 transaction that then aborts are replayed identically (same key and position),
-and the as-of view keeps one version per key and position.
+and the as-of view keeps one version per key and position; a job that starts
+again removes them first (`claim`), so at rest the changelog holds committed
+work only.
 """
 
 from __future__ import annotations
@@ -92,7 +94,31 @@ class ChangelogWriter:
                 f"stream.group and state_topic to rebuild from the start"
             )
         self.group_id = group_id
-        self._mark(seen if seen is not None else -1)
+        if seen is not None and (resumed is None or seen > resumed[1]):
+            # Flushed before a commit that never happened (a kill, a fenced producer) or before the
+            # group's offsets went away: the job produces those rows again, so drop them now and
+            # the changelog holds committed work only.
+            self.truncate_after(-1 if resumed is None else resumed[1])
+        self._mark(-1 if seen is None or resumed is None else min(seen, resumed[1]))
+
+    def truncate_after(self, order: int) -> int:
+        """Remove every row whose `__pos_order` is above `order` (rows without a position stay);
+        returns rows removed. Files are rewritten to a temporary name and renamed."""
+        removed = 0
+        with duckdb.connect() as con:
+            for path in sorted(self.root.glob("*/*.parquet")):
+                name = str(path)
+                above = con.execute("SELECT count(*) FROM read_parquet(?) WHERE __pos_order > ?", [name, order])
+                count = int(above.fetchone()[0])  # type: ignore[index]
+                if not count:
+                    continue
+                tmp = path.with_suffix(".tmp")
+                con.execute("COPY (SELECT * FROM read_parquet(?) WHERE __pos_order IS NULL OR __pos_order <= ?) TO '"
+                            + str(tmp).replace("'", "''") + "' (FORMAT parquet, COMPRESSION zstd)",
+                            [name, order])  # fmt: skip
+                os.replace(tmp, path)
+                removed += count
+        return removed
 
     def _marker(self) -> int | None:
         try:

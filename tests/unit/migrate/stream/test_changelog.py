@@ -89,3 +89,24 @@ def test_rows_follow_the_changelog_schema() -> None:
         "amount": Decimal("650.10"),
     }
     assert change_.pos_order == AT.order_value and output.values_of(change(7, None)) is None
+
+
+def _orders(root: Path) -> list[int]:
+    return [r[0] for r in duckdb.sql(f"SELECT __pos_order FROM read_parquet('{output_glob(root, 'order_alerts')}') "
+                                     "ORDER BY 1").fetchall()]  # fmt: skip
+
+
+def test_a_restarted_job_drops_rows_flushed_for_a_transaction_that_never_committed(tmp_path: Path) -> None:
+    """Killed between flush and commit: the rows past the committed position are produced again."""
+    later = Position.binlog("mysql-bin.000003", 9000, 0, "0-1-18")
+    writer = ChangelogWriter(tmp_path, SCHEMAS)
+    writer.claim("group-a", resumed=None)
+    writer.add([change(1, "650.10")])
+    writer.flush(upto=AT.order_value)  # committed
+    writer.add([OutputChange("order_alerts", (2, 1, Decimal("700.00"), *meta("c", later, later.order_value, 0)))])
+    writer.flush(upto=later.order_value)  # the commit after this flush never happened
+    ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=("mysql-bin.000003:4242", AT.order_value))
+    assert _orders(tmp_path) == [AT.order_value]
+    # The group's offsets are gone (a new cluster): the job starts over, and so does its changelog.
+    ChangelogWriter(tmp_path, SCHEMAS).claim("group-a", resumed=None)
+    assert _orders(tmp_path) == []
