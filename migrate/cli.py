@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -41,8 +42,10 @@ class DualrunGroup(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            if debug or not user_error(exc):
+            if not user_error(exc):
                 raise
+            if debug:  # the traceback, but the same exit code: 1 would read as NO-GO / differences
+                traceback.print_exc()
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(getattr(exc, "exit_code", 2))
         except KeyboardInterrupt:
