@@ -53,7 +53,7 @@ from comparators.conversions import (
     read_lossy,
     refuse_lossy_keys,
 )
-from comparators.errors import ComparatorError, EmptySideError, SpecError
+from comparators.errors import ComparatorError, EmptySideError, SourceError, SpecError
 from comparators.plan import Column, Plan, make_plan
 from comparators.result import ColumnStats, Reconciliation, Sample, Side
 from comparators.rules import Rule
@@ -237,6 +237,11 @@ def run(
             aggregates = partition_aggregates(con, plan, spec, LEFT, RIGHT)
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
+        gone = ("No such file or directory", "No files found that match")
+        if isinstance(exc, duckdb.IOException) and any(text in str(exc) for text in gone):
+            # A changelog segment merged away (its rows now in the merged file) between listing
+            # and reading: a race with the writer, not memory; readers retry on SourceError.
+            raise SourceError(f"a file went away while it was read: {first}; run again") from exc
         raise ComparatorError(
             f"DuckDB failed while reconciling: {first}; if it ran out of memory, raise "
             "--memory-limit or point --temp-dir at a disk with space"

@@ -168,3 +168,23 @@ def test_in_flight_is_refused_when_positions_align_the_sides() -> None:
     stream = ChangelogSource(FrameSource(log), "0-1-1")
     with pytest.raises(SpecError, match="only for sides without a source position"):
         rec(table(id=[1], v=[1]), stream, in_flight=InFlight("v", datetime(2024, 1, 1)))
+
+
+def test_a_file_that_goes_away_mid_read_is_a_source_error_to_retry(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A changelog segment merged away between listing and reading: not an out-of-memory hint."""
+    import pyarrow.parquet as pq
+
+    from comparators import FrameSource
+    from comparators.errors import SourceError
+
+    class Vanishing:
+        label = "segments"
+
+        def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: list[str]) -> None:
+            path = tmp_path / "seg.parquet"
+            pq.write_table(pa.table({"id": [1], "v": [2]}), path)
+            con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet('{path}')")
+            path.unlink()  # the writer's compaction removed it
+
+    with pytest.raises(SourceError, match="went away while it was read"):
+        reconcile(FrameSource(pa.table({"id": [1], "v": [2]})), Vanishing(), ["id"])  # type: ignore[arg-type]
