@@ -62,7 +62,8 @@ def free_port() -> int:
 @pytest.fixture
 def spec(tmp_path: Path) -> PipelineSpec:
     # outputs named like the builders' history (orders_enriched, daily_revenue)
-    base = local_spec(tmp_path)
+    # Kafka where nothing listens: these checks must not depend on whether a stack runs here.
+    base = local_spec(tmp_path, kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
     outputs = {k: v for k, v in base.outputs.items() if k in ("orders_enriched", "daily_revenue")}
     return base.model_copy(update={"outputs": outputs})
 
