@@ -11,7 +11,13 @@ consumes (`cdc.progress`) and drained its internal topics (`cdc.chain`):
   (exactly-once: every output record read came from a transaction whose input offsets are now
   committed), or the change topics' end offsets for an at-least-once job (processed input may show
   before its offsets are committed);
-* **window** (`read_changes`): the change events in [f_P(tp), U(tp)), decoded.
+* **window** (`read_changes`): the change events in [f_P(tp), U(tp)), decoded;
+* **overshoot** (`overshoot`): change events with a position past P that sit *below* f_P. Debezium
+  delivers at least once: after a connector restart it resends from its last committed source
+  offset, so a partition's positions can fall back, and the fence search (which takes them as
+  growing) may put f_P after a resent event at or before P while an earlier event past P lies
+  below it. The group has consumed that event, so its effect shows on the output: it joins the
+  window (in flight), never compared as if it were before P. `ScanMark`s make the scan incremental.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from cdc.chain import stable_committed
 from cdc.client import Kafka
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import CdcError, EnvelopeError
+from cdc.position import Position
 
 Partition = tuple[str, int]
 
@@ -170,3 +177,87 @@ def read_changes(
     finally:
         consumer.close()
     return found
+
+
+@dataclass(frozen=True)
+class ScanMark:
+    """A change-topic partition's offsets below `offset` were scanned; `highest` is the highest
+    source position among them (None: no change event there)."""
+
+    offset: int
+    highest: Position | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"offset": self.offset, "highest": None if self.highest is None else self.highest.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanMark:
+        highest = data.get("highest")
+        return cls(int(data["offset"]), None if highest is None else Position.from_dict(dict(highest)))
+
+
+def scan_start(mark: ScanMark | None, low: int, fence: int, target: Position) -> int:
+    """Where the overshoot scan of [low, fence) starts: past the mark when nothing below it is past
+    `target` (and the mark is not past the fence), else at the partition's low offset."""
+    if mark is None or mark.offset > fence or (mark.highest is not None and mark.highest > target):
+        return low
+    return max(low, mark.offset)
+
+
+def advance(mark: ScanMark | None, start: int, fence: int, positions: Iterable[Position]) -> ScanMark:
+    """The mark after scanning [start, fence) and finding `positions` there."""
+    # A scan that continued from the mark keeps its prefix's highest (also past retention: conservative).
+    highest = mark.highest if mark is not None and start >= mark.offset else None
+    for position in positions:
+        highest = position if highest is None or position > highest else highest
+    return ScanMark(fence, highest)
+
+
+def overshoot(
+    bootstrap_servers: Kafka,
+    fences: Mapping[Partition, int],
+    target: Position,
+    marks: dict[Partition, ScanMark],
+    *,
+    timeout: float,
+) -> list[tuple[Partition, int, ChangeEvent]]:
+    """The change events below each partition's fence f_P whose position is past `target` (P),
+    with partition and offset. Reads [low, f_P) of each partition, or only [mark, f_P) when the
+    mark's prefix holds nothing past P; updates `marks` in place (the caller keeps them between
+    runs: a later P usually lets every prefix be skipped). Raises CdcError as `read_changes`."""
+    consumer = _consumer(bootstrap_servers, "read_committed")
+    try:
+        lows = {tp: int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[0])
+                for tp in fences}  # fmt: skip
+    except KafkaException as exc:
+        raise CdcError(f"could not read the change topics' low offsets: {exc.args[0].str()}") from exc
+    finally:
+        consumer.close()
+    ranges = scan_ranges(fences, lows, target, marks)
+    events = read_changes(bootstrap_servers, ranges, timeout=timeout)
+    update_marks(marks, ranges, [(tp, event.position) for tp, _, event in events])
+    return [(tp, offset, event) for tp, offset, event in events if event.position > target]
+
+
+def scan_ranges(
+    fences: Mapping[Partition, int],
+    lows: Mapping[Partition, int],
+    target: Position,
+    marks: Mapping[Partition, ScanMark],
+) -> dict[Partition, tuple[int, int]]:
+    """Per partition, the offsets [start, f_P) the overshoot scan must read (`scan_start`)."""
+    return {tp: (scan_start(marks.get(tp), lows.get(tp, 0), fence, target), fence) for tp, fence in fences.items()}
+
+
+def update_marks(
+    marks: dict[Partition, ScanMark],
+    ranges: Mapping[Partition, tuple[int, int]],
+    found: Iterable[tuple[Partition, Position]],
+) -> None:
+    """Advance `marks` past the scanned `ranges`, given the positions `found` there."""
+    seen: dict[Partition, list[Position]] = {}
+    for tp, position in found:
+        seen.setdefault(tp, []).append(position)
+    for tp, (start, stop) in ranges.items():
+        if start < stop:
+            marks[tp] = advance(marks.get(tp), start, stop, seen.get(tp, ()))

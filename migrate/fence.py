@@ -9,7 +9,12 @@ the connector, an engine that drops headers) but the spec declares the output's 
    (`cdc.fence.wait_output_fence`); the tap then reads each output up to its last stable offset;
 3. after every output was read, the upper fence U: the group's stable committed offsets
    (exactly-once) or the change topics' end offsets (`stream.exactly_once: false`);
-4. the window: the change events in [f_P, U) of every change-topic partition the group consumes;
+4. the window: the change events in [f_P, U) of every change-topic partition the group consumes,
+   plus the **overshoot**: events below f_P whose position is past P (Debezium resends after a
+   connector restart; `cdc.fence.overshoot`). The group consumed them, so the keys they touch are in
+   flight, never compared as if the output were at P. The scan marks (`STATE/fence/overshoot.json`)
+   keep it incremental: a run reads only the change events since the previous run's fence, unless a
+   prefix holds a position past the new P;
 5. each output's current rows (the last record per key in Kafka write order) against the batch
    output, leaving out the keys in the window's lineage (`migrate.window`): in flight, counted,
    never a defect; every other key is compared exactly.
@@ -19,20 +24,19 @@ written by a transaction that consumed change events at or past f_P (the group h
 f_P before E was recorded) and below U (it was committed before U was read): it came from the
 window. A key written there that the window's lineage does not name means the lineage is
 incomplete (a table missing, a wrong expression): a spec error, and the output is not compared.
-
-Not covered yet: events with a position past P that sit before f_P (Debezium redelivery after a
-connector restart, design-byo §3 "overshoot").
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from cdc.fence import OutputFence, read_changes, upper_fence, wait_output_fence
+from cdc.fence import OutputFence, Partition, ScanMark, overshoot, read_changes, upper_fence, wait_output_fence
 from cdc.progress import GroupProgress
 from comparators.sql import idents
 from migrate.spec import PipelineSpec
@@ -61,14 +65,43 @@ def offset_window(spec: PipelineSpec, progress: GroupProgress, timeout: float) -
     # Committed offsets never go back, so U >= f_P; max() only guards a group reset mid-run.
     ranges = {tp: (lo, max(lo, upper[tp])) for tp, lo in lower.items()}
     table_of = {spec.cdc.topic(t): t for t in spec.cdc.tables}
-    changes = read_changes(spec.kafka.client(), ranges, timeout=timeout)
+    marks = load_marks(spec)
+    early = overshoot(spec.kafka.client(), lower, progress.target, marks, timeout=timeout)
+    save_marks(spec, marks)
+    changes = early + read_changes(spec.kafka.client(), ranges, timeout=timeout)
     events = tuple(WindowEvent(table_of[tp[0]], e.before, e.after) for tp, _, e in changes if tp[0] in table_of)
     return Window(
         "offsets",
         {f"{t}[{p}]": lo for (t, p), (lo, _) in sorted(ranges.items())},
         {f"{t}[{p}]": hi for (t, p), (_, hi) in sorted(ranges.items())},
         events,
+        overshoot=sum(1 for tp, _, _ in early if tp[0] in table_of),
     )
+
+
+def _marks_path(spec: PipelineSpec) -> Path:
+    return spec.path("fence") / "overshoot.json"
+
+
+def load_marks(spec: PipelineSpec) -> dict[Partition, ScanMark]:
+    """The overshoot scan marks per change-topic partition (empty: scan from each low offset)."""
+    path = _marks_path(spec)
+    if not path.exists():
+        return {}
+    marks: dict[Partition, ScanMark] = {}
+    for entry in json.loads(path.read_text()):
+        marks[(str(entry["topic"]), int(entry["partition"]))] = ScanMark.from_dict(entry)
+    return marks
+
+
+def save_marks(spec: PipelineSpec, marks: dict[Partition, ScanMark]) -> None:
+    """Keep the marks for the next run (atomic rename)."""
+    path = _marks_path(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [{"topic": t, "partition": p, **m.to_dict()} for (t, p), m in sorted(marks.items())]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1) + "\n")
+    os.replace(tmp, path)
 
 
 def unexplained_keys(root: Path, keys: Sequence[str], ends: dict[int, int], flying: pa.Table) -> pa.Table:

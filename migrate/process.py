@@ -129,6 +129,18 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL at once, no clean shutdown (a crash, for fault tests). True if something was killed."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while self.pid() is not None:
+            _reap(pid)
+            time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
     def log_tail(self, lines: int = 5) -> str:
         try:
             text = self.log_file.read_text(errors="replace")

@@ -48,6 +48,7 @@ class Window:
     lower: Mapping[str, int | str]
     upper: Mapping[str, int | str]
     events: tuple[WindowEvent, ...] = ()
+    overshoot: int = 0  # of `events`: below the lower fence, yet past the batch position (redelivered)
 
     @property
     def size(self) -> int:
@@ -62,7 +63,7 @@ class Window:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind, "lower": dict(self.lower), "upper": dict(self.upper), "events": self.size,
-            "events_per_table": self.per_table(),
+            "events_per_table": self.per_table(), **({"overshoot": self.overshoot} if self.overshoot else {}),
         }  # fmt: skip
 
 

@@ -49,6 +49,9 @@ class EnricherSettings:
     processing_guarantee: str = "exactly_once_v2"
     cache_max_bytes: int = 0
     commit_interval_ms: int | None = None
+    # The consumer's session.timeout.ms: how long a restarted job's first rebalance waits for its killed or
+    # closed predecessor (Kafka Streams sends no LeaveGroup); None keeps Kafka's 45 s.
+    session_timeout_ms: int | None = None
     defect: str | None = None
 
     def __post_init__(self) -> None:
@@ -58,7 +61,8 @@ class EnricherSettings:
     @classmethod
     def for_spec(cls, spec: PipelineSpec, defect: str | None = None) -> EnricherSettings:
         """The job a spec describes: application.id = stream.group, the change topics of its `orders` and
-        `customers` tables, and the topics of its orders_enriched, order_alerts and daily_revenue outputs."""
+        `customers` tables, and the topics of its orders_enriched, order_alerts and daily_revenue outputs;
+        `stream.exactly_once: false` runs it at_least_once (else exactly_once_v2)."""
         tables = {table.split(".", 1)[1]: table for table in spec.cdc.tables}
         missing = [name for name in ("orders", "customers") if name not in tables]
         if missing:
@@ -74,6 +78,7 @@ class EnricherSettings:
             orders_topic=spec.cdc.topic(tables["orders"]), customers_topic=spec.cdc.topic(tables["customers"]),
             enriched_topic=topics["enriched_topic"], alerts_topic=topics["alerts_topic"],
             revenue_topic=topics["revenue_topic"], defect=defect,
+            processing_guarantee="exactly_once_v2" if spec.stream.exactly_once else "at_least_once",
         )  # fmt: skip
 
     def argv(self) -> list[str]:
@@ -87,6 +92,8 @@ class EnricherSettings:
         }  # fmt: skip
         if self.commit_interval_ms is not None:
             args["commit-interval-ms"] = str(self.commit_interval_ms)
+        if self.session_timeout_ms is not None:
+            args["session-timeout-ms"] = str(self.session_timeout_ms)
         if self.defect is not None:
             args["defect"] = self.defect
         return [part for name, value in args.items() for part in (f"--{name}", value)]
@@ -144,6 +151,10 @@ class EnricherJob:
     def stop(self, timeout: float = 45) -> bool:
         """SIGTERM (Kafka Streams closes cleanly and commits), SIGKILL after `timeout`. True if it was running."""
         return self.process.stop(timeout)
+
+    def kill(self) -> bool:
+        """SIGKILL: no close, no commit, no producer flush, the local state left as it was. True if it ran."""
+        return self.process.kill()
 
     def cleanup(self) -> None:
         """Stop the job and delete its local state; its Kafka topics are left to the caller."""

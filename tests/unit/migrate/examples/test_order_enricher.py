@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -75,6 +76,16 @@ def test_the_example_spec_describes_the_job_it_runs() -> None:
     variant = EnricherSettings.for_spec(spec.variant("drop-deletes"), "drop-deletes")
     assert variant.application_id == "order-enricher-drop-deletes"
     assert variant.enriched_topic == "kstreams-orders-enriched-drop-deletes"
+
+
+def test_the_specs_stream_exactly_once_picks_the_processing_guarantee() -> None:
+    spec = load_spec(SPEC)
+    assert EnricherSettings.for_spec(spec).processing_guarantee == "exactly_once_v2"
+    at_least_once = EnricherSettings.for_spec(spec.with_changes(stream={"exactly_once": False}))
+    argv = dataclasses.replace(at_least_once, session_timeout_ms=6000).argv()
+    pairs = dict(zip(argv[::2], argv[1::2], strict=True))
+    assert pairs["--processing-guarantee"] == "at_least_once"
+    assert pairs["--session-timeout-ms"] == "6000"
 
 
 def test_the_jobs_thresholds_are_the_batch_sqls() -> None:

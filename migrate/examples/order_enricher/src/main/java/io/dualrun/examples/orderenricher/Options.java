@@ -21,6 +21,7 @@ record Options(
         String processingGuarantee,
         long cacheMaxBytes,
         Long commitIntervalMs,
+        Integer sessionTimeoutMs,
         String stateDir,
         long topicWaitMs,
         String defect) {
@@ -34,14 +35,14 @@ record Options(
     private static final Set<String> NAMES = Set.of(
             "bootstrap-servers", "application-id", "orders-topic", "customers-topic", "enriched-topic",
             "alerts-topic", "revenue-topic", "gold-above", "silver-above", "alert-above", "processing-guarantee",
-            "cache-max-bytes", "commit-interval-ms", "state-dir", "topic-wait-ms", "defect");
+            "cache-max-bytes", "commit-interval-ms", "session-timeout-ms", "state-dir", "topic-wait-ms", "defect");
 
     static final String USAGE = "usage: OrderEnricher --bootstrap-servers HOST:PORT [--application-id order-enricher]"
             + " [--orders-topic dbserver1.shop.orders] [--customers-topic dbserver1.shop.customers]"
             + " [--enriched-topic orders-enriched] [--alerts-topic order-alerts] [--revenue-topic daily-revenue]"
             + " [--gold-above 200] [--silver-above 100] [--alert-above 500]"
             + " [--processing-guarantee exactly_once_v2] [--cache-max-bytes 0] [--commit-interval-ms N]"
-            + " [--state-dir DIR] [--topic-wait-ms 120000] [--defect " + String.join("|", DEFECTS.keySet()) + "]";
+            + " [--session-timeout-ms N] [--state-dir DIR] [--topic-wait-ms 120000] [--defect " + String.join("|", DEFECTS.keySet()) + "]";
 
     static Options parse(List<String> args) {
         Map<String, String> given = new HashMap<>();
@@ -63,6 +64,7 @@ record Options(
             throw new IllegalArgumentException("unknown defect " + defect + "; choose one of " + DEFECTS.keySet());
         }
         String commit = given.get("commit-interval-ms");
+        String session = given.get("session-timeout-ms");
         return new Options(
                 given.get("bootstrap-servers"),
                 given.getOrDefault("application-id", "order-enricher"),
@@ -77,6 +79,7 @@ record Options(
                 given.getOrDefault("processing-guarantee", "exactly_once_v2"),
                 Long.parseLong(given.getOrDefault("cache-max-bytes", "0")),
                 commit == null ? null : Long.valueOf(commit),
+                session == null ? null : Integer.valueOf(session),
                 given.get("state-dir"),
                 Long.parseLong(given.getOrDefault("topic-wait-ms", "120000")),
                 defect);

@@ -84,6 +84,11 @@ public final class OrderEnricher {
         if (options.commitIntervalMs() != null) {
             config.put(StreamsConfig.COMMIT_INTERVAL_MS_CONFIG, options.commitIntervalMs());
         }
+        if (options.sessionTimeoutMs() != null) {
+            // Kafka Streams leaves no group on close and a killed member sends nothing: its successor's first
+            // rebalance waits this long for the old member (45 s by default).
+            config.put(StreamsConfig.consumerPrefix("session.timeout.ms"), options.sessionTimeoutMs());
+        }
         if (options.stateDir() != null) {
             config.put(StreamsConfig.STATE_DIR_CONFIG, options.stateDir());
         }
