@@ -19,14 +19,11 @@ read_uncommitted wrote an aborted transaction's records), rows missing from it, 
 
 from __future__ import annotations
 
-import base64
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import orjson
 import pyarrow as pa
 from confluent_kafka import KafkaError, TopicPartition
 
@@ -37,8 +34,7 @@ from comparators import FrameSource, Reconciliation, reconcile
 from comparators.sources import open_source
 from migrate.errors import DualrunError, SpecError
 from migrate.spec import OutputSinkSpec, PipelineSpec
-
-CONNECT_DECIMAL = "org.apache.kafka.connect.data.Decimal"
+from migrate.stream.connectjson import unwrap
 
 
 class SinkError(DualrunError):
@@ -166,26 +162,9 @@ def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends:
         time.sleep(0.2)
 
 
-def _decimal(value: Any, schema: dict[str, Any]) -> Any:
-    """Connect's JSON Decimal: base64 of the unscaled big-endian two's-complement integer."""
-    if not isinstance(value, str):
-        return value
-    unscaled = int.from_bytes(base64.b64decode(value), "big", signed=True)
-    return Decimal(unscaled).scaleb(-int(schema.get("parameters", {}).get("scale", "0")))
-
-
 def decode_json(raw: bytes | None) -> dict[str, Any] | None:
-    """A JSON record value (bare, or JsonConverter's {"schema", "payload"}); Decimal fields decoded."""
-    if raw is None:
-        return None
-    data = orjson.loads(raw)
-    if isinstance(data, dict) and set(data) == {"schema", "payload"}:
-        fields = {f.get("field"): f for f in (data["schema"] or {}).get("fields", [])}
-        payload = data["payload"]
-        if payload is None:
-            return None
-        return {k: _decimal(v, fields[k]) if fields.get(k, {}).get("name") == CONNECT_DECIMAL else v
-                for k, v in payload.items()}  # fmt: skip
+    """A JSON record value (bare, or JsonConverter's {"schema", "payload"}, typed from its schema)."""
+    data = unwrap(raw)
     return data if isinstance(data, dict) else None
 
 
@@ -198,12 +177,9 @@ def record_key(raw: bytes | None, keys: tuple[str, ...]) -> tuple[Any, ...]:
     >>> record_key(b'{"order_id": 7}', ("order_id",))
     (7,)
     """
-    data = orjson.loads(raw) if raw else None
-    if isinstance(data, dict) and set(data) == {"schema", "payload"} and not isinstance(data["payload"], dict):
-        data = data["payload"]
+    data = unwrap(raw) if raw else None
     if isinstance(data, dict):
-        found = decode_json(raw) or {}
-        return tuple(found.get(k) for k in keys)
+        return tuple(data.get(k) for k in keys)
     return (data,) if len(keys) == 1 else tuple(None for _ in keys)
 
 
@@ -257,8 +233,8 @@ def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: di
             value = decode_json(msg.value())
             if value is None:
                 rows.pop(key, None)
-            else:
-                rows[key] = value
+            else:  # a value may leave the key columns to the key (as the JDBC sink's record_key mode does)
+                rows[key] = {**dict(zip(keys, key, strict=True)), **value}
         if open_parts:
             raise SinkError(f"reading {topic}: partitions {sorted(open_parts)} not read to the read point in 120 s")
     finally:

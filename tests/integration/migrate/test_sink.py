@@ -17,13 +17,16 @@ import pytest
 from cdc import client
 from cdc.connect import ConnectClient
 from cdc.topics import TopicAdmin
+from migrate import render
+from migrate.asof import reconcile_spec
 from migrate.checklist.context import Context
 from migrate.checklist.sink import sink_isolation
 from migrate.sink import reconcile_sink, register_sink
-from migrate.spec import PipelineSpec
+from migrate.spec import OutputSinkSpec, PipelineSpec
 from migrate.stackconfig import StackConfig
+from migrate.stream.job import StreamJob
 from tests.integration.conftest import Database
-from tests.integration.migrate.conftest import make_pipeline
+from tests.integration.migrate.conftest import JobThread, make_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +129,41 @@ def test_sink_reconciled_as_third_side(
         assert check.status == "fail"
         assert "consumer.override.isolation.level=read_committed" in check.evidence
         assert settings.name in check.evidence
+
+
+def test_three_way_parity_of_the_reference_pipeline_is_clean(
+    postgres_stack: StackConfig, pipeline: PipelineSpec, jobs: Callable[[PipelineSpec], JobThread]
+) -> None:
+    """dualrun's job writes orders-enriched with schemas (its output has a sink); the JDBC sink
+    writes it into PostgreSQL; batch vs stream vs sink all agree."""
+    from tests.integration.migrate.test_pipelines import assert_clean, run_with_batch_in_the_middle
+
+    outputs = dict(pipeline.outputs)
+    sink = OutputSinkSpec(table=f"{pipeline.name.replace('-', '_')}_enriched")
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": sink})
+    spec = pipeline.model_copy(update={"outputs": outputs})
+    job = jobs(spec)
+    register_sink(spec, "orders_enriched")
+    run_id = run_with_batch_in_the_middle(spec, events=800)
+    result = reconcile_spec(spec, run_id)
+    assert result.verdict == "clean", render.spec_reconciliation(result)
+    assert_clean(result)
+    parity = result.sinks["orders_enriched"]
+    assert parity.verdict == "clean", render.spec_reconciliation(result)
+    assert parity.reconciliation is not None and parity.reconciliation.matched_rows > 0
+    assert parity.reconciliation.right.rows == parity.reconciliation.left.rows
+    sink_rows = f"sink {parity.reconciliation.right.rows:>8}"
+    assert sink_rows in render.spec_reconciliation(result)
+    assert "orders_enriched" in render.spec_reconciliation(result) and "side: sink" in render.spec_reconciliation(
+        result
+    )
+    assert sink_isolation(Context(spec)).status == "pass"
+    job.stop()
+    # A restart restores its orders from the topic it wrote with schemas: the same state as before.
+    restarted = StreamJob(spec)
+    assert restarted.restore_state() > 0
+
+    def data(orders: dict[int, Any]) -> dict[int, tuple[Any, ...]]:  # positions are restored from headers
+        return {k: (o.customer_id, o.amount, o.status, o.created_at, o.updated_at, o.day) for k, o in orders.items()}
+
+    assert data(restarted.transform.state.orders) == data(job.job.transform.state.orders)
