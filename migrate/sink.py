@@ -50,8 +50,11 @@ def sink_of(spec: PipelineSpec, output: str) -> OutputSinkSpec:
 
 def connector_name(spec: PipelineSpec, output: str) -> str:
     """`outputs.X.sink.connector`, else `<spec name>-<table>-sink`."""
+    import re
+
     sink = sink_of(spec, output)
-    return sink.connector or f"{spec.name}-{sink.table}-sink".replace("_", "-")
+    # A variant's spec name has a `+` (`shop-orders+replay`): keep connector names URL-plain.
+    return sink.connector or re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}-sink")
 
 
 def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:

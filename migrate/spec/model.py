@@ -601,6 +601,10 @@ class PipelineSpec(_Model):
         for output in data["outputs"].values():
             if output["stream"]["topic"] is not None:
                 output["stream"]["topic"] = f"{output['stream']['topic']}-{tag}"
+            if output.get("sink") is not None:  # its own table and connector, never the real sink's
+                output["sink"]["table"] = f"{output['sink']['table']}_{tag.replace('-', '_')}"
+                if output["sink"]["connector"] is not None:
+                    output["sink"]["connector"] = f"{output['sink']['connector']}-{tag}"
         return PipelineSpec.model_validate({**data, "name": f"{self.name}+{tag}", "origin": self.origin})
 
     def _data(self) -> dict[str, Any]:

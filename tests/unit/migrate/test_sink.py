@@ -57,3 +57,20 @@ def test_a_column_the_sink_lacks_is_drift_not_agreement() -> None:
     topic = _frame([{"order_id": 1, "status": "new", "amount": "1.00"}], sink.schema)
     result = reconcile(FrameSource(topic, "topic"), FrameSource(sink, "sink"), ["order_id"])
     assert result.verdict == "differences" and result.schema.only_in_left == ("amount",)
+
+
+def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
+    from migrate.sink import connector_name
+    from migrate.spec import OutputSinkSpec, load_spec
+
+    spec = load_spec(None)
+    outputs = dict(spec.outputs)
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
+    spec = spec.model_copy(update={"outputs": outputs})
+    variant = spec.variant("drop-deletes")
+    sink = variant.outputs["orders_enriched"].sink
+    assert sink is not None and sink.table == "oe_drop_deletes"
+    assert connector_name(spec, "orders_enriched") == "shop-orders-oe-sink"
+    assert connector_name(variant, "orders_enriched") == "shop-orders-drop-deletes-oe_drop_deletes-sink".replace(
+        "_", "-"
+    )
