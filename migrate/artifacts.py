@@ -11,7 +11,14 @@ from pathlib import Path
 
 from migrate.errors import MissingTool, StackError
 
-PROFILES = {"kafka": Path("kafka"), "debezium": Path("plugins") / "debezium", "jmx": Path("jmx")}
+PROFILES = {
+    "kafka": Path("kafka"),
+    "debezium": Path("plugins") / "debezium",
+    "jmx": Path("jmx"),
+    # The Debezium JDBC sink (`stack up --with sink`): its own plugin folder, so its Hibernate and
+    # JDBC drivers stay isolated from the source connectors.
+    "sink": Path("plugins") / "jdbc-sink",
+}
 
 
 def stack_dir() -> Path:

@@ -18,6 +18,7 @@ from migrate.external import OutputCheck, reconcile_external
 from migrate.metrics import write_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
+from migrate.sink import SinkParity, reconcile_sink
 from migrate.spec import PipelineSpec
 from migrate.stream.status import read_status
 from migrate.window import Coverage
@@ -34,6 +35,8 @@ class SpecReconciliation:
     history_ids: dict[str, str] = field(default_factory=dict)
     # External outputs: what each stream side allowed (tap findings; why an output was not compared).
     checks: dict[str, OutputCheck] = field(default_factory=dict)
+    # The third side: outputs with a sink (`outputs.X.sink`), the table users read vs the output topic.
+    sinks: dict[str, SinkParity] = field(default_factory=dict)
 
     @property
     def verdict(self) -> str:
@@ -41,6 +44,10 @@ class SpecReconciliation:
             return "stream_behind"
         if any(r.verdict != "clean" for r in self.outputs.values()):
             return "differences"
+        if any(s.verdict == "differences" for s in self.sinks.values()):
+            return "differences"
+        if any(s.verdict == "sink_behind" for s in self.sinks.values()):
+            return "sink_behind"  # not comparable yet: neither clean nor a defect
         causes = [c.cause for c in self.checks.values() if c.cause is not None]
         if causes:
             # Not comparable as of the batch position: neither clean nor a defect.
@@ -71,6 +78,7 @@ class SpecReconciliation:
             "history_ids": dict(self.history_ids),
             "checks": {name: c.to_dict() for name, c in self.checks.items()},
             "coverage": self.coverage.to_dict() if self.coverage else None,
+            "sinks": {name: s.to_dict() for name, s in self.sinks.items()},
         }
 
 
@@ -96,6 +104,27 @@ def _replay_reached(
 
 
 def reconcile_spec(
+    spec: PipelineSpec,
+    run_id: str = "latest",
+    *,
+    wait: float | None = None,
+    record: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SpecReconciliation:
+    """Every output as of the batch run's position (batch vs stream); then, once the stream side has
+    passed that position, each output's sink table vs the output topic (`migrate.sink`)."""
+    result = _reconcile_spec(spec, run_id, wait=wait, record=record, progress=progress)
+    with_sink = [name for name, out in spec.outputs.items() if out.sink is not None]
+    if not result.progress.reached or not with_sink:
+        return result
+    sinks = {}
+    for output in with_sink:
+        progress(f"reconciling {output}'s sink")
+        sinks[output] = reconcile_sink(spec, output, spec.compare.wait_seconds if wait is None else wait)
+    return replace(result, sinks=sinks)
+
+
+def _reconcile_spec(
     spec: PipelineSpec,
     run_id: str = "latest",
     *,

@@ -19,6 +19,7 @@ from migrate.batch import BatchRun, describe_source, run_batch
 from migrate.connector import ensure_connector
 from migrate.examples.shop_orders.defects import defect_spec
 from migrate.examples.shop_orders.workload import Workload, WorkloadStats
+from migrate.sink import register_sink
 from migrate.spec import PipelineSpec
 from migrate.stack import Stack, needed_services
 from migrate.stackconfig import StackConfig
@@ -69,9 +70,10 @@ def run_demo(
     """The whole dual run. `replay`: also start the stream's noise baseline (a second run of dualrun's
     own job over the same change events); a job dualrun did not write has none."""
     step("starting the local stack")
-    Stack(stack_config_for(spec), needed_services(spec.source.kind)).up(
-        lambda s: step(f"starting the local stack: {s}")
-    )
+    sinks = [name for name, out in spec.outputs.items() if out.sink is not None]
+    # Outputs with a sink (outputs.X.sink) need the stack's PostgreSQL for their tables.
+    services = (*needed_services(spec.source.kind), *(("postgres",) if sinks else ()))
+    Stack(stack_config_for(spec), services).up(lambda s: step(f"starting the local stack: {s}"))
     step(f"registering connector {spec.cdc.connector}")
     ensure_connector(spec)
     workload = Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=seed)
@@ -79,6 +81,10 @@ def run_demo(
     job_spec = job_spec_for(spec, defect)
     step("starting the streaming job" + (f" with defect {defect!r}" if defect else ""))
     start_stream(job_spec, False)
+    for output in sinks:
+        # After the job: it creates the output topic the sink subscribes to.
+        step(f"registering the JDBC sink of {output}")
+        register_sink(job_spec, output)
     if defect is None and replay:
         # The stream's noise baseline: a twin job over the same change events (see PipelineSpec.replay).
         step("starting the stream replay (the stream's noise baseline)")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from migrate.checklist.model import Checklist
     from migrate.demo import DemoResult
     from migrate.external import OutputCheck
+    from migrate.sink import SinkParity
     from migrate.spec import PipelineSpec
     from migrate.stack import StackStatus
     from migrate.stream.status import StreamStatus
@@ -145,16 +146,36 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
         )
     for name, check in result.checks.items():
         lines.extend(_check_lines(name, check))
+    for name, sink in result.sinks.items():
+        lines.append(_sink_line(name, sink))
     text = "\n".join(lines) + "\n"
     if fmt == "text":
         for name, rec in result.outputs.items():
             if rec.verdict != "clean":
                 text += f"\n== {name} ==\n" + render_report(rec, "text")
+        for name, sink in result.sinks.items():
+            if sink.reconciliation is not None and sink.verdict != "clean":
+                text += f"\n== {name} (sink {sink.table}) ==\n" + render_report(sink.reconciliation, "text")
     elif fmt == "markdown":
         text = "\n".join(f"    {ln}" for ln in lines) + "\n"
         for name, rec in result.outputs.items():
             text += f"\n## {name}\n\n" + render_report(rec, "markdown")
+        for name, sink in result.sinks.items():
+            if sink.reconciliation is not None:
+                text += f"\n## {name} (sink {sink.table})\n\n" + render_report(sink.reconciliation, "markdown")
     return text
+
+
+def _sink_line(name: str, sink: SinkParity) -> str:
+    """The third side of one output: the sink's table vs the output topic at the aligned read point."""
+    a = sink.alignment
+    if sink.reconciliation is None:
+        return (f"  {name:<16} {sink.verdict:<11} sink {sink.table}: group {a.group} still {a.lag} record(s) "
+                f"behind the read point after {a.waited_s:.0f}s (not compared)")  # fmt: skip
+    rec = sink.reconciliation
+    return (f"  {name:<16} {sink.verdict:<11} topic {rec.left.rows:>8}  sink {rec.right.rows:>8}  "
+            f"missing in sink {rec.only_in_left}  only in sink {rec.only_in_right}  mismatched "
+            f"{rec.mismatched_rows}  (side: sink {sink.table}, {sink.in_flight_keys} key(s) in flight)")  # fmt: skip
 
 
 def _check_lines(name: str, check: OutputCheck) -> list[str]:

@@ -14,6 +14,7 @@ from migrate.checklist.quality import data_quality
 from migrate.checklist.reconciliation import coverage, noise_baseline, parity
 from migrate.checklist.rollback import rollback_ready
 from migrate.checklist.security import kafka_security
+from migrate.checklist.sink import sink_isolation
 from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
 from migrate.checklist.topics import replication, state_topics_compacted, topic_retention
 from migrate.errors import CheckUnavailable, SpecError
@@ -31,6 +32,7 @@ CHECKS: tuple[Check, ...] = (
     replication,
     kafka_security,
     exactly_once,
+    sink_isolation,
     outputs_carry_positions,
     positions_monotone,
     cdc_complete,

@@ -113,6 +113,51 @@ def register(
     _put(client, settings, wait_seconds)
 
 
+@cdc.command("register-sink")
+@spec_option
+@click.option(
+    "--output", "outputs", multiple=True, help="Only this output (repeatable; default: every output with a sink)."
+)
+@click.option(
+    "--read-uncommitted",
+    is_flag=True,
+    help="Leave Connect's default isolation (read_uncommitted): to reproduce the defect, never in production.",
+)
+@click.option(
+    "--wait-seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Wait until the connector and its tasks settle (0: do not wait).",
+)
+def register_sink(
+    spec_path: Path | None, outputs: tuple[str, ...], read_uncommitted: bool, wait_seconds: float
+) -> None:
+    """Create or update the Debezium JDBC sink of each output with `sink:` (its topic into its table)."""
+    from rich.console import Console
+
+    from migrate import render
+    from migrate.sink import register_sink as put_sink
+    from migrate.spec import load_spec
+
+    spec = load_spec(spec_path)
+    names = outputs or tuple(n for n, o in spec.outputs.items() if o.sink is not None)
+    if not names:
+        raise DualrunError("no output has a sink: add `sink: {table: NAME}` under outputs.X in the spec")
+    failed = False
+    for output in names:
+        if output not in spec.outputs:
+            raise DualrunError(f"--output {output}: the spec has no such output ({', '.join(spec.outputs)})")
+        settings = put_sink(spec, output, read_committed=False if read_uncommitted else None)
+        client = spec.cdc.connect_client(secrets=(settings.password,))
+        render.connector_config(client.config(settings.name), Console())
+        if wait_seconds > 0:
+            status = client.wait_settled(settings.name, wait_seconds)
+            render.connector_status(status, Console())
+            failed = failed or status.failed
+    raise SystemExit(1 if failed else 0)
+
+
 def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float) -> None:
     from rich.console import Console
 

@@ -8,7 +8,9 @@ from migrate.commands.options import stack_options
 from migrate.stackconfig import StackConfig
 
 # Services a user may add to the default stack (MariaDB, Kafka, Connect); see migrate.stack.OPTIONAL.
-OPTIONAL_SERVICES = ("postgres",)
+# `sink`: PostgreSQL for the Debezium JDBC sink's tables (the sink plugin is always on Connect's path).
+OPTIONAL_SERVICES = ("postgres", "sink")
+WITH = {"postgres": ("postgres",), "sink": ("postgres",)}
 
 
 @click.group()
@@ -19,7 +21,8 @@ def stack() -> None:
 @stack.command()
 @stack_options
 @click.option("--with", "extras", multiple=True, type=click.Choice(OPTIONAL_SERVICES),
-              help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source.")  # fmt: skip
+              help="Also run this optional service (repeatable): postgres, for PostgreSQL as a source; sink, "
+                   "PostgreSQL for the tables of the Debezium JDBC sink (`dualrun cdc register-sink`).")  # fmt: skip
 @click.option("--monitoring", is_flag=True, help="Also run Prometheus, Alertmanager and dualrun's exporter, with "
               "the JMX exporter agent in the broker and Connect (ports: DUALRUN_PROMETHEUS_PORT, ...).")  # fmt: skip
 @click.option("--secure/--plaintext", "secure", default=None,
@@ -36,7 +39,8 @@ def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool, secure: b
     if secure is not None:
         config = switch_security(config, secure)
     console = Console(stderr=True)
-    stack = Stack(config, (*DEFAULT, *extras, *(MONITORING if monitoring else ())))
+    services = tuple(name for extra in extras for name in WITH[extra])
+    stack = Stack(config, (*DEFAULT, *services, *(MONITORING if monitoring else ())))
     with console.status("starting the stack") as spinner:
         timings = stack.up(lambda step: spinner.update(f"starting {step}"))
     summary = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in timings.items())

@@ -16,6 +16,7 @@ DEBEZIUM_CLASSES = (
     "io.debezium.connector.mariadb.MariaDbConnector",
     "io.debezium.connector.mysql.MySqlConnector",
     "io.debezium.connector.postgresql.PostgresConnector",
+    "io.debezium.connector.jdbc.JdbcSinkConnector",  # `stack up --with sink`
 )
 
 
@@ -68,6 +69,9 @@ class Connect:
             "plugin.path": self.artifacts.plugin_path if self.artifacts else "",
             "plugin.discovery": "hybrid_warn",
             "topic.creation.enable": "true",
+            # Connectors may override their clients' settings (Kafka's default since 3.0, said
+            # explicitly): a sink reading an exactly-once topic sets consumer.override.isolation.level.
+            "connector.client.config.override.policy": "All",
             # Joins take about half the session timeout; keep restarts quick on one node.
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 3000,
@@ -122,5 +126,5 @@ class Connect:
             except requests.RequestException:
                 version = None
             debezium = plugins[DEBEZIUM_CLASSES[0]]
-            detail = f"Debezium {debezium}: mariadb, mysql, postgres plugins loaded"
+            detail = f"Debezium {debezium}: mariadb, mysql, postgres and jdbc sink plugins loaded"
         return ServiceStatus(self.name, self.port, pid is not None, plugins is not None, version, pid, detail)

@@ -397,6 +397,29 @@ class OutputStreamSpec(_Model):
         return table
 
 
+class OutputSinkSpec(_Model):
+    """Where users read one output: a Kafka Connect JDBC sink (Debezium's) writing the output topic
+    into a PostgreSQL table, reconciled as a third side (`migrate.sink`)."""
+
+    table: str  # the sink's table (upsert by the record key; a tombstone deletes)
+    connector: str | None = None  # None: `<spec name>-<table>-sink`
+    # SQLAlchemy URL of the sink's database without the password; None: the local stack's PostgreSQL.
+    url: str | None = None
+    password_env: str = "DUALRUN_DB_PASSWORD"
+    read_committed: bool = True  # register with consumer.override.isolation.level=read_committed
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, url: str | None) -> str | None:
+        if url is not None:
+            parts = urlsplit(url)
+            if not parts.scheme.startswith("postgresql"):
+                raise ValueError(f"{url!r}: the sink's database must be PostgreSQL (postgresql+psycopg://u@h:p/db)")
+            if parts.password:
+                raise ValueError("put the password in the environment (password_env), not in the URL")
+        return url
+
+
 class ExpectSpec(_Model):
     """Data-quality expectations the checklist runs on both sides of one output (keys are always
     checked not null and unique)."""
@@ -411,6 +434,7 @@ class OutputSpec(_Model):
     keys: tuple[str, ...]
     batch: OutputBatchSpec
     stream: OutputStreamSpec = Field(default_factory=OutputStreamSpec)
+    sink: OutputSinkSpec | None = None
     tolerances: dict[str, str] = Field(default_factory=dict)
     ignore: tuple[str, ...] = ()
     partition: str | None = None
@@ -579,6 +603,10 @@ class PipelineSpec(_Model):
         for output in data["outputs"].values():
             if output["stream"]["topic"] is not None:
                 output["stream"]["topic"] = f"{output['stream']['topic']}-{tag}"
+            if output.get("sink") is not None:  # its own table and connector, never the real sink's
+                output["sink"]["table"] = f"{output['sink']['table']}_{tag.replace('-', '_')}"
+                if output["sink"]["connector"] is not None:
+                    output["sink"]["connector"] = f"{output['sink']['connector']}-{tag}"
         return PipelineSpec.model_validate({**data, "name": f"{self.name}+{tag}", "origin": self.origin})
 
     def _data(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from migrate.pipeline.contract import Pipeline
 from migrate.pipeline.records import KafkaRecord
 from migrate.pipeline.registry import pipeline_for
 from migrate.spec import PipelineSpec
+from migrate.stream import connectjson
 from migrate.stream.changelog import ChangelogWriter
 from migrate.stream.kafka import (
     Action,
@@ -170,6 +171,9 @@ class StreamJob:
             for name, topic in self.topics.items()
             if name != "state" and self.pipeline.outputs[name].restore
         }
+        # Outputs a Connect sink reads (outputs.X.sink): Connect's JSON with schemas, (key, value) schemas.
+        self.envelopes = {name: self._envelope(name) for name in self.topics
+                          if name != "state" and spec.outputs[name].sink is not None}  # fmt: skip
         self.stopping = False
         self.counters = Counters()
         self.started_at = time.time()
@@ -282,6 +286,10 @@ class StreamJob:
                     key, value = (msg.key() or b"").decode(), msg.value()
                     parsed = orjson.loads(value) if value is not None else None
                     output = self.restore_topics.get(where[0])
+                    if output in self.envelopes:  # back to the bare JSON the transform wrote
+                        key = str(next(iter(connectjson.unwrap(msg.key()).values())))
+                        wrapped = connectjson.unwrap(value)
+                        parsed = None if wrapped is None else orjson.loads(encode(wrapped) or b"null")
                     if output is not None:
                         order = _header_position(msg)
                         if order is None:
@@ -525,6 +533,21 @@ class StreamJob:
             counters.pending_ts_ms = applied.source_ts_ms
             counters.pending_position = applied.position
 
+    def _envelope(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        output = self.pipeline.outputs[name]
+        if len(output.keys) != 1:
+            raise StreamJobError(f"outputs.{name}.sink: a sink needs a single-column key, not {output.keys}")
+        try:
+            return (connectjson.struct_schema(output.schema, output.keys, key=True),
+                    connectjson.struct_schema(output.schema, output.keys, key=False))  # fmt: skip
+        except connectjson.UnsupportedType as exc:
+            raise StreamJobError(f"outputs.{name}.sink: {exc}") from None
+
+    def _keyed(self, name: str, key: str) -> dict[str, Any]:
+        """The record's key (text) as the key struct's one typed column."""
+        field = self.envelopes[name][0]["fields"][0]
+        return {field["field"]: int(key) if field["type"] == "int64" else key}
+
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
         topic = self.topics.get(record.topic)
@@ -532,6 +555,11 @@ class StreamJob:
             return  # an output the spec gives no topic: its changelog is all dualrun keeps
         if record.pos != self._header_pos:  # the records of one event share it: encode once
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
+        envelope = self.envelopes.get(record.topic)
+        if envelope is not None and not isinstance(record.value, str):
+            key = connectjson.wrap(self._keyed(record.topic, record.key), envelope[0])
+            self.producer.produce(topic, key, connectjson.wrap(record.value, envelope[1]), self._header)
+            return
         self.producer.produce(topic, record.key.encode(), encode(record.value), self._header)
 
     def _dead_letter(self, item: Item, reason: str) -> None:

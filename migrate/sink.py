@@ -1,0 +1,307 @@
+"""The third side: where users read an output, a table a Kafka Connect JDBC sink writes from the
+output topic (`outputs.X.sink`, Debezium's JDBC sink connector).
+
+The sink is checked against what it was fed, at the same point: the output topic as a
+read_committed consumer sees it. Alignment (`align_sink`):
+
+1. the read point E is the output topic's end offsets once the stream side is compared (the
+   caller reconciles batch vs stream first, so the stream has passed the batch position);
+2. wait (bounded) until the sink's consumer group `connect-<connector>` has committed ≥ E on every
+   partition: Connect commits a sink's offsets only after its task flushed them, so every record
+   before E is in the table;
+3. read the sink table, then the topic from the start to its new end E'. The topic's state at E
+   (last record per key; a tombstone deletes) is the expected table; keys with records in [E, E')
+   may or may not have reached the table yet and are left out of both sides (in flight).
+
+Differences are the sink's own (`side` "sink"): rows only in the table (e.g. a sink reading with
+read_uncommitted wrote an aborted transaction's records), rows missing from it, values that differ.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import pyarrow as pa
+from confluent_kafka import KafkaError, TopicPartition
+
+from cdc import client
+from cdc.sink import JdbcSinkSettings
+from cdc.topics import TopicAdmin
+from comparators import FrameSource, Reconciliation, reconcile
+from comparators.sources import open_source
+from migrate.errors import DualrunError, SpecError
+from migrate.spec import OutputSinkSpec, PipelineSpec
+from migrate.stream.connectjson import unwrap
+
+
+class SinkError(DualrunError):
+    """The sink cannot be registered or read (one line: what, where, what to do)."""
+
+
+def sink_of(spec: PipelineSpec, output: str) -> OutputSinkSpec:
+    found = spec.outputs[output].sink
+    if found is None:
+        raise SpecError(f"outputs.{output}.sink is not set; add `sink: {{table: {output}}}` to the spec")
+    return found
+
+
+def connector_name(spec: PipelineSpec, output: str) -> str:
+    """`outputs.X.sink.connector`, else `<spec name>-<table>-sink`."""
+    import re
+
+    sink = sink_of(spec, output)
+    # A variant's spec name has a `+` (`shop-orders+replay`): keep connector names URL-plain.
+    return sink.connector or re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}-sink")
+
+
+def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:
+    """The sink database's SQLAlchemy URL (the local stack's PostgreSQL unless `sink.url`)."""
+    from migrate.stackconfig import StackConfig
+
+    sink = sink_of(spec, output)
+    if sink.url is not None:
+        url = sink.url
+        if password:
+            import os
+
+            secret = os.environ.get(sink.password_env)
+            if secret is None and not spec.local:
+                raise SpecError(
+                    f"outputs.{output}.sink.password_env: environment variable {sink.password_env} is not set"
+                )
+            parts = urlsplit(url)
+            user, _, host = parts.netloc.rpartition("@")
+            secret = secret if secret is not None else StackConfig.from_env(spec.path(".")).db_password
+            url = parts._replace(netloc=f"{user}:{quote(secret, safe='')}@{host}").geturl()
+        return url
+    if not spec.local:
+        raise SpecError(
+            f"outputs.{output}.sink.url is not set; give the sink database's URL (postgresql+psycopg://...)"
+        )
+    return StackConfig.from_env(spec.path(".")).postgres_url(password=password)
+
+
+def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
+    """The JDBC sink connector for `output`'s topic into its table; `read_committed` None: the spec's."""
+    from sqlalchemy.engine import make_url
+
+    sink, topic = sink_of(spec, output), spec.outputs[output].stream.topic
+    if topic is None:
+        raise SpecError(f"outputs.{output}: a sink reads the output topic; set outputs.{output}.stream.topic")
+    url = make_url(sink_url(spec, output, password=True))
+    return JdbcSinkSettings(
+        name=connector_name(spec, output), topics=(topic,), table=sink.table,
+        jdbc_url=f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}",
+        user=url.username or "", password=url.password or "",
+        read_committed=sink.read_committed if read_committed is None else read_committed,
+    )  # fmt: skip
+
+
+def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
+    """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
+    settings = sink_settings(spec, output, read_committed=read_committed)
+    connect = spec.cdc.connect_client(secrets=(settings.password,))
+    connect.put(settings.name, settings.to_config())
+    return settings
+
+
+@dataclass(frozen=True)
+class SinkAlignment:
+    """The read point E (end offsets of the output topic, per partition) and how far the sink's
+    consumer group had committed when dualrun stopped waiting."""
+
+    connector: str
+    group: str
+    topic: str
+    ends: tuple[tuple[int, int], ...]  # (partition, offset the sink must have committed: see align_sink)
+    committed: tuple[tuple[int, int | None], ...]  # (partition, committed offset; None: never)
+    waited_s: float
+    read_point: tuple[tuple[int, int], ...] = ()  # (partition, the topic's end offset at the read point)
+
+    @property
+    def reached(self) -> bool:
+        done = dict(self.committed)
+        return all((done.get(p) or 0) >= end for p, end in self.ends)
+
+    @property
+    def lag(self) -> int:
+        done = dict(self.committed)
+        return sum(max(0, end - (done.get(p) or 0)) for p, end in self.ends)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"connector": self.connector, "group": self.group, "topic": self.topic, "reached": self.reached,
+                "lag": self.lag, "needed": dict(self.ends), "committed": dict(self.committed),
+                "read_point": dict(self.read_point),
+                "waited_s": round(self.waited_s, 3)}  # fmt: skip
+
+
+def _ends(spec: PipelineSpec, topic: str) -> dict[int, int]:
+    """The topic's end offsets now (high watermarks), per partition."""
+    admin = TopicAdmin(spec.kafka.client())
+    return {p.partition: p.end for p in admin.group_lag(f"dualrun-sink-ends-{topic}", [topic]).partitions}
+
+
+def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends: dict[int, int],
+               timeout: float) -> SinkAlignment:  # fmt: skip
+    """Wait up to `timeout` s until `connect-<connector>` has committed `delivered` on every partition.
+
+    `delivered` is, per partition, one past the last record a read_committed consumer gets before
+    the read point: Connect commits a sink's offsets as one past the last record it handed the
+    task, so transaction markers and aborted records at a partition's tail are never "committed"
+    by a read_committed sink and the end offset itself may stay out of reach.
+    """
+    name, topic = connector_name(spec, output), spec.outputs[output].stream.topic or ""
+    group, admin, started = f"connect-{name}", TopicAdmin(spec.kafka.client()), time.monotonic()
+    target = tuple(sorted(delivered.items()))
+    while True:
+        lag = admin.group_lag(group, [topic])
+        alignment = SinkAlignment(name, group, topic, target, tuple((p.partition, p.committed) for p in lag.partitions),
+                                  time.monotonic() - started, tuple(sorted(ends.items())))  # fmt: skip
+        if alignment.reached or alignment.waited_s >= timeout:
+            return alignment
+        time.sleep(0.2)
+
+
+def decode_json(raw: bytes | None) -> dict[str, Any] | None:
+    """A JSON record value (bare, or JsonConverter's {"schema", "payload"}, typed from its schema)."""
+    data = unwrap(raw)
+    return data if isinstance(data, dict) else None
+
+
+def record_key(raw: bytes | None, keys: tuple[str, ...]) -> tuple[Any, ...]:
+    """The key columns of a JSON record key: an object (bare or in a JsonConverter envelope), or
+    one scalar for a single key column.
+
+    >>> record_key(b'{"schema": {"type": "int64"}, "payload": 7}', ("order_id",))
+    (7,)
+    >>> record_key(b'{"order_id": 7}', ("order_id",))
+    (7,)
+    """
+    data = unwrap(raw) if raw else None
+    if isinstance(data, dict):
+        return tuple(data.get(k) for k in keys)
+    return (data,) if len(keys) == 1 else tuple(None for _ in keys)
+
+
+@dataclass(frozen=True)
+class TopicState:
+    """A stretch [start, stop) of the output topic as a read_committed consumer sees it: each key's
+    last value (tombstones delete), every key written, and per partition one past the last record."""
+
+    rows: dict[tuple[Any, ...], dict[str, Any]]
+    touched: frozenset[tuple[Any, ...]]
+    delivered: dict[int, int]
+    records: int
+
+
+def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: dict[int, int],
+                stop: dict[int, int]) -> TopicState:  # fmt: skip
+    """Read `topic` from `start` up to (not including) `stop`, per partition (assigned, never commits)."""
+    import uuid
+
+    consumer = client.consumer(spec.kafka.client(), {
+        "group.id": f"dualrun-sink-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.partition.eof": True,
+        "auto.offset.reset": "earliest"})  # fmt: skip
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    touched: set[tuple[Any, ...]] = set()
+    delivered = {p: start.get(p, 0) for p in stop}
+    records = 0
+    try:
+        parts = [TopicPartition(topic, p, start.get(p, 0)) for p, end in stop.items() if end > start.get(p, 0)]
+        consumer.assign(parts)
+        open_parts = {tp.partition for tp in parts}
+        deadline = time.monotonic() + 120
+        while open_parts and time.monotonic() < deadline:
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            error = msg.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    open_parts.discard(msg.partition())
+                    continue
+                raise SinkError(f"reading {topic}: {error.str()}")
+            partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
+            if offset >= stop[partition]:
+                open_parts.discard(partition)
+                continue
+            records += 1
+            delivered[partition] = offset + 1
+            key = record_key(msg.key(), keys)
+            touched.add(key)
+            value = decode_json(msg.value())
+            if value is None:
+                rows.pop(key, None)
+            else:  # a value may leave the key columns to the key (as the JDBC sink's record_key mode does)
+                rows[key] = {**dict(zip(keys, key, strict=True)), **value}
+        if open_parts:
+            raise SinkError(f"reading {topic}: partitions {sorted(open_parts)} not read to the read point in 120 s")
+    finally:
+        consumer.close()
+    return TopicState(rows, frozenset(touched), delivered, records)
+
+
+@dataclass(frozen=True)
+class SinkParity:
+    """The sink's table reconciled with the output topic at the read point (left: topic, right: sink)."""
+
+    output: str
+    table: str
+    alignment: SinkAlignment
+    reconciliation: Reconciliation | None  # None: not aligned in time (never compared)
+    in_flight_keys: int = 0
+    side: str = "sink"
+
+    @property
+    def verdict(self) -> str:
+        if not self.alignment.reached or self.reconciliation is None:
+            return "sink_behind"
+        return self.reconciliation.verdict
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "table": self.table, "side": self.side, "verdict": self.verdict,
+                "alignment": self.alignment.to_dict(), "in_flight_keys": self.in_flight_keys,
+                "reconciliation": self.reconciliation.to_dict() if self.reconciliation else None}  # fmt: skip
+
+
+def _frame(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """The topic's rows typed as the sink's columns; a field the table lacks keeps its own column
+    (inferred type), so a column the sink dropped shows as schema drift, never as agreement."""
+    extra = list(dict.fromkeys(name for r in rows for name in r if name not in schema.names))
+    columns = {f.name: pa.array([r.get(f.name) for r in rows], type=f.type) for f in schema}
+    columns.update({name: pa.array([r.get(name) for r in rows]) for name in extra})
+    return pa.table(columns)
+
+
+def reconcile_sink(spec: PipelineSpec, output: str, timeout: float) -> SinkParity:
+    """Align, read the sink's table and the topic, compare them (see the module docstring)."""
+    import duckdb
+
+    out, sink = spec.outputs[output], sink_of(spec, output)
+    keys, topic = tuple(out.keys), out.stream.topic or ""
+    read_point = _ends(spec, topic)
+    state = topic_state(spec, topic, keys, {}, read_point)
+    alignment = align_sink(spec, output, state.delivered, read_point, timeout)
+    if not alignment.reached:
+        return SinkParity(output, sink.table, alignment, None)
+    table_src = open_source(f"{sink_url(spec, output, password=True)}?table={sink.table}")
+    with duckdb.connect() as con:
+        try:
+            table_src.register(con, "sink", list(keys))
+        except Exception as exc:  # the table's database: say which table, never the URL's password
+            raise SinkError(f"cannot read the sink table {table_src.label}: {str(exc).splitlines()[0]}") from None
+        sink_rows = con.sql("SELECT * FROM sink").to_arrow_table()
+    # Written since the read point: the sink may or may not have applied them when it was read.
+    late = topic_state(spec, topic, keys, read_point, _ends(spec, topic)).touched
+    expected = [v for k, v in state.rows.items() if k not in late]
+    mask = [tuple(row[k] for k in keys) not in late for row in sink_rows.select(list(keys)).to_pylist()]
+    actual = sink_rows.filter(pa.array(mask, type=pa.bool_())) if late else sink_rows
+    topic_side = FrameSource(_frame(expected, sink_rows.schema), name=f"{topic} (read_committed, at the read point)")
+    sink_side = FrameSource(actual, name=f"sink table {sink.table}")
+    result = reconcile(topic_side, sink_side, list(keys), rules=dict(out.tolerances) or None, ignore=out.ignore,
+                       name=f"{output}: stream topic vs sink")  # fmt: skip
+    return SinkParity(output, sink.table, alignment, result, len(late))

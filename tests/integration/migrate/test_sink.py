@@ -1,0 +1,169 @@
+"""The third side on the real stack (`stack up --with sink`): Debezium's JDBC sink writes an output
+topic into PostgreSQL; dualrun reconciles the table with the topic at an aligned read point, and the
+checklist fails a sink that reads an exactly-once topic without read_committed."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cdc import client
+from cdc.connect import ConnectClient
+from cdc.topics import TopicAdmin
+from migrate import render
+from migrate.asof import reconcile_spec
+from migrate.checklist.context import Context
+from migrate.checklist.sink import sink_isolation
+from migrate.sink import reconcile_sink, register_sink
+from migrate.spec import OutputSinkSpec, PipelineSpec
+from migrate.stackconfig import StackConfig
+from migrate.stream.job import StreamJob
+from tests.integration.conftest import Database
+from tests.integration.migrate.conftest import JobThread, make_pipeline
+
+pytestmark = pytest.mark.integration
+
+KEY_SCHEMA = {
+    "type": "struct",
+    "optional": False,
+    "fields": [{"type": "int64", "optional": False, "field": "order_id"}],
+}
+VALUE_SCHEMA = {
+    "type": "struct", "optional": True, "fields": [
+        {"type": "int64", "optional": False, "field": "order_id"},
+        {"type": "string", "optional": True, "field": "status"},
+        {"type": "bytes", "optional": True, "field": "amount", "name": "org.apache.kafka.connect.data.Decimal",
+         "version": 1, "parameters": {"scale": "2", "connect.decimal.precision": "12"}},
+    ],
+}  # fmt: skip
+
+
+def _amount(value: Decimal) -> str:
+    unscaled = int(value.scaleb(2))
+    return base64.b64encode(unscaled.to_bytes(8, "big", signed=True)).decode()
+
+
+def _record(order_id: int, status: str | None, amount: str = "0") -> tuple[bytes, bytes | None]:
+    key = json.dumps({"schema": KEY_SCHEMA, "payload": {"order_id": order_id}}).encode()
+    if status is None:
+        return key, None
+    payload = {"order_id": order_id, "status": status, "amount": _amount(Decimal(amount))}
+    return key, json.dumps({"schema": VALUE_SCHEMA, "payload": payload}).encode()
+
+
+def _transaction(config: StackConfig, topic: str, txn_id: str, records: list[tuple[bytes, bytes | None]],
+                 *, commit: bool) -> None:  # fmt: skip
+    producer = client.producer(config.bootstrap_servers, {"transactional.id": txn_id, "enable.idempotence": True})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    producer.flush(30)
+    if commit:
+        producer.commit_transaction(30)
+    else:
+        producer.abort_transaction(30)
+
+
+def _sink_spec(stack: StackConfig, db: Database, tmp_path: Path, name: str, topic: str) -> PipelineSpec:
+    spec = make_pipeline(stack, db, tmp_path, name)
+    outputs = spec.model_dump(mode="json")["outputs"]
+    outputs["orders_enriched"]["stream"] = {"topic": topic}
+    outputs["orders_enriched"]["sink"] = {"table": f"{name}_enriched"}
+    return PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
+
+
+def _rows(stack: StackConfig, table: str) -> dict[int, tuple[Any, ...]]:
+    with psycopg.connect(stack.postgres_url().replace("postgresql+psycopg", "postgresql")) as con:
+        return {r[0]: r for r in con.execute(f'SELECT order_id, status, amount FROM "{table}"').fetchall()}
+
+
+@pytest.mark.parametrize("read_committed", [True, False], ids=["read_committed", "read_uncommitted"])
+def test_sink_reconciled_as_third_side(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str], read_committed: bool
+) -> None:
+    name = unique("sink").replace("-", "_")
+    topic = f"{name}-enriched"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=2)
+    spec = _sink_spec(postgres_stack, db, tmp_path, name, topic)
+    settings = register_sink(spec, "orders_enriched", read_committed=read_committed)
+    connect = ConnectClient(postgres_stack.connect_url)
+    assert connect.config(settings.name).get("consumer.override.isolation.level") == (
+        "read_committed" if read_committed else None
+    )
+
+    _transaction(postgres_stack, topic, f"{name}-t1", [_record(1, "new", "10.50"), _record(2, "new", "7.25"),
+                                                         _record(3, "new", "1.00")], commit=True)  # fmt: skip
+    # The job's aborted attempt: a wrong amount for 1, a key that never existed, a delete of 2.
+    _transaction(postgres_stack, topic, f"{name}-t2", [_record(1, "paid", "999.99"), _record(4, "ghost", "5.00"),
+                                                         _record(2, None)], commit=False)  # fmt: skip
+    _transaction(postgres_stack, topic, f"{name}-t3", [_record(3, "paid", "1.00"), _record(5, "new", "3.10")],
+                 commit=True)  # fmt: skip
+
+    parity = reconcile_sink(spec, "orders_enriched", timeout=90)
+    assert parity.alignment.reached, parity.to_dict()["alignment"]
+    result = parity.reconciliation
+    assert result is not None
+    rows = _rows(postgres_stack, f"{name}_enriched")
+    check = sink_isolation(Context(spec))
+    if read_committed:
+        assert rows == {1: (1, "new", Decimal("10.50")), 2: (2, "new", Decimal("7.25")),
+                        3: (3, "paid", Decimal("1.00")), 5: (5, "new", Decimal("3.10"))}  # fmt: skip
+        assert parity.verdict == "clean", result.to_dict()
+        assert result.matched_rows == 4
+        assert check.status == "pass", check.evidence
+    else:
+        # What users read holds the aborted transaction: dualrun says so, on the sink's side.
+        assert 4 in rows and 2 not in rows and rows[1][2] == Decimal("999.99")
+        assert parity.verdict == "differences" and parity.side == "sink"
+        assert result.only_in_right == 1  # order 4, only in the sink
+        assert result.only_in_left == 1  # order 2, deleted by an aborted transaction
+        assert result.mismatched_rows == 1  # order 1's amount
+        assert check.status == "fail"
+        assert "consumer.override.isolation.level=read_committed" in check.evidence
+        assert settings.name in check.evidence
+
+
+def test_three_way_parity_of_the_reference_pipeline_is_clean(
+    postgres_stack: StackConfig, pipeline: PipelineSpec, jobs: Callable[[PipelineSpec], JobThread]
+) -> None:
+    """dualrun's job writes orders-enriched with schemas (its output has a sink); the JDBC sink
+    writes it into PostgreSQL; batch vs stream vs sink all agree."""
+    from tests.integration.migrate.test_pipelines import assert_clean, run_with_batch_in_the_middle
+
+    outputs = dict(pipeline.outputs)
+    sink = OutputSinkSpec(table=f"{pipeline.name.replace('-', '_')}_enriched")
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": sink})
+    spec = pipeline.model_copy(update={"outputs": outputs})
+    job = jobs(spec)
+    register_sink(spec, "orders_enriched")
+    run_id = run_with_batch_in_the_middle(spec, events=800)
+    result = reconcile_spec(spec, run_id)
+    assert result.verdict == "clean", render.spec_reconciliation(result)
+    assert_clean(result)
+    parity = result.sinks["orders_enriched"]
+    assert parity.verdict == "clean", render.spec_reconciliation(result)
+    assert parity.reconciliation is not None and parity.reconciliation.matched_rows > 0
+    assert parity.reconciliation.right.rows == parity.reconciliation.left.rows
+    sink_rows = f"sink {parity.reconciliation.right.rows:>8}"
+    assert sink_rows in render.spec_reconciliation(result)
+    assert "orders_enriched" in render.spec_reconciliation(result) and "side: sink" in render.spec_reconciliation(
+        result
+    )
+    assert sink_isolation(Context(spec)).status == "pass"
+    job.stop()
+    # A restart restores its orders from the topic it wrote with schemas: the same state as before.
+    restarted = StreamJob(spec)
+    assert restarted.restore_state() > 0
+
+    def data(orders: dict[int, Any]) -> dict[int, tuple[Any, ...]]:  # positions are restored from headers
+        return {k: (o.customer_id, o.amount, o.status, o.created_at, o.updated_at, o.day) for k, o in orders.items()}
+
+    assert data(restarted.transform.state.orders) == data(job.job.transform.state.orders)

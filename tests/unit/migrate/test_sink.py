@@ -1,0 +1,76 @@
+"""The sink side's pure parts: decoding what the sink reads, alignment, verdicts (migrate.sink)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from decimal import Decimal
+
+import pyarrow as pa
+
+from comparators import FrameSource, reconcile
+from migrate.render import _sink_line
+from migrate.sink import SinkAlignment, SinkParity, decode_json, record_key
+
+
+def _decimal_field() -> dict[str, object]:
+    return {"field": "amount", "type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+            "parameters": {"scale": "2"}}  # fmt: skip
+
+
+def test_decode_json_reads_connect_decimals_exactly_and_bare_json() -> None:
+    unscaled = base64.b64encode((-1050).to_bytes(2, "big", signed=True)).decode()
+    wrapped = {"schema": {"type": "struct", "fields": [_decimal_field()]}, "payload": {"amount": unscaled}}
+    assert decode_json(json.dumps(wrapped).encode()) == {"amount": Decimal("-10.50")}
+    assert decode_json(b'{"order_id": 1}') == {"order_id": 1}
+    assert decode_json(None) is None and decode_json(b'{"schema": {}, "payload": null}') is None
+    assert record_key(b"7", ("order_id",)) == (7,)
+
+
+def test_alignment_needs_every_partition_committed() -> None:
+    behind = SinkAlignment("s", "connect-s", "t", ((0, 7), (1, 1)), ((0, 7), (1, None)), 1.0)
+    assert not behind.reached and behind.lag == 1
+    done = SinkAlignment("s", "connect-s", "t", ((0, 7), (1, 1)), ((0, 8), (1, 1)), 1.0)
+    assert done.reached and done.lag == 0 and done.to_dict()["needed"] == {0: 7, 1: 1}
+
+
+def test_sink_difference_is_on_the_sink_side_and_rendered() -> None:
+    topic = pa.table({"order_id": [1, 2], "amount": pa.array([Decimal("1.00"), Decimal("2.00")], pa.decimal128(12, 2))})
+    amounts = pa.array([Decimal("1.00"), Decimal("9.99"), Decimal("5.00")], pa.decimal128(12, 2))
+    sink = pa.table({"order_id": [1, 2, 4], "amount": amounts})
+    result = reconcile(FrameSource(topic, "topic"), FrameSource(sink, "sink"), ["order_id"])
+    aligned = SinkAlignment("s", "connect-s", "t", ((0, 3),), ((0, 3),), 0.5)
+    parity = SinkParity("orders_enriched", "orders_sink", aligned, result)
+    assert parity.verdict == "differences" and parity.to_dict()["side"] == "sink"
+    line = _sink_line("orders_enriched", parity)
+    assert "only in sink 1" in line and "mismatched 1" in line and "side: sink orders_sink" in line
+    late = SinkParity(
+        "orders_enriched", "orders_sink", SinkAlignment("s", "connect-s", "t", ((0, 3),), ((0, 1),), 9), None
+    )
+    assert late.verdict == "sink_behind" and "2 record(s) behind" in _sink_line("orders_enriched", late)
+
+
+def test_a_column_the_sink_lacks_is_drift_not_agreement() -> None:
+    from migrate.sink import _frame
+
+    sink = pa.table({"order_id": [1], "status": ["new"]})
+    topic = _frame([{"order_id": 1, "status": "new", "amount": "1.00"}], sink.schema)
+    result = reconcile(FrameSource(topic, "topic"), FrameSource(sink, "sink"), ["order_id"])
+    assert result.verdict == "differences" and result.schema.only_in_left == ("amount",)
+
+
+def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
+    from migrate.sink import connector_name
+    from migrate.spec import OutputSinkSpec, load_spec
+
+    spec = load_spec(None)
+    outputs = dict(spec.outputs)
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
+    spec = spec.model_copy(update={"outputs": outputs})
+    variant = spec.variant("drop-deletes")
+    sink = variant.outputs["orders_enriched"].sink
+    assert sink is not None and sink.table == "oe_drop_deletes"
+    assert connector_name(spec, "orders_enriched") == "shop-orders-oe-sink"
+    assert connector_name(variant, "orders_enriched") == "shop-orders-drop-deletes-oe_drop_deletes-sink".replace(
+        "_", "-"
+    )
