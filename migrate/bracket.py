@@ -29,16 +29,23 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
+from cdc.fence import partition_ends, read_changes
 from cdc.position import Position
+from comparators.changelog import ChangelogSource
 from comparators.errors import SourceError
+from comparators.positions import PosOrder
 from comparators.sources import CsvSource, ParquetSource, SqlSource
 from comparators.sql import describe
-from migrate.batch import BatchRun, translate, write_run
+from migrate.batch import BatchRun, load_run, run_output, translate, write_run
+from migrate.consistency import BracketClassification, classify_bracket, versions_in_bracket
 from migrate.errors import DualrunError, SpecError
+from migrate.progress import wait_for_stream
+from migrate.sides import stream_side
 from migrate.sourcedb import source_url
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
 from migrate.spec.model import BatchImportSpec
+from migrate.window import Window, WindowEvent, in_flight_keys
 
 MARKS = ("begin", "end")
 
@@ -211,3 +218,102 @@ def import_output(spec: PipelineSpec, output: str) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise SpecError(f"{field}: column {name} does not fit {text}: {str(exc).splitlines()[0]}") from None
     return table
+
+
+@dataclass(frozen=True)
+class BracketCheck:
+    """An external batch run against the stream: the window between its marks and every output's
+    keys decided (`migrate.consistency`). `behind`: why the stream could not be read yet (None: read)."""
+
+    run: BatchRun
+    bracket: Bracket
+    window: Window | None
+    outputs: dict[str, BracketClassification]
+    behind: str | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.behind is not None:
+            return "stream behind"
+        return "differences" if any(o.verdict == "differences" for o in self.outputs.values()) else "clean"
+
+    @property
+    def exit_code(self) -> int:
+        return {"clean": 0, "differences": 1}.get(self.verdict, 3)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict, "run": self.run.to_dict(), "bracket": self.bracket.to_dict(),
+            "behind": self.behind, "window": self.window.to_dict() if self.window else None,
+            "outputs": {name: o.to_dict() for name, o in self.outputs.items()},
+        }  # fmt: skip
+
+
+def bracket_window(spec: PipelineSpec, bracket: Bracket, timeout: float) -> Window:
+    """The change events whose position lies in the bracket, both ends included (a transaction that
+    starts exactly at a mark may belong to either side; over-including only costs coverage).
+
+    Reads each change topic from its start up to its end offset and keeps the events in range."""
+    kafka = spec.kafka.client()
+    table_of = {spec.cdc.topic(t): t for t in spec.cdc.tables}
+    ends = partition_ends(kafka, list(table_of), timeout=timeout)
+    lo, hi = bracket.begin.position, bracket.end.position
+    events = []
+    for tp, _, event in read_changes(kafka, {tp: (0, end) for tp, end in ends.items()}, timeout=timeout):
+        at = event.position
+        if event.snapshot or at.kind != lo.kind:
+            continue
+        if (lo.major, lo.minor) <= (at.major, at.minor) <= (hi.major, hi.minor):
+            row = tuple(sorted(event.key.items()))
+            events.append(WindowEvent(table_of[tp[0]], event.before, event.after, row=row))
+    return Window("positions", {"source": str(lo)}, {"source": str(hi)}, tuple(events))
+
+
+def _stream_reached(spec: PipelineSpec, run: BatchRun, wait: float) -> str | None:
+    """Wait for the stream to hold every change up to P_hi; the reason when it does not in time."""
+    if spec.is_external:
+        from migrate.external import external_progress
+
+        group = external_progress(spec, run, wait)
+        return None if group.reached else (group.problem or f"group {spec.stream.group} has not passed {run.position}")
+    reached = wait_for_stream(spec, run.position, wait)
+    return None if reached.reached else f"the streaming job has not passed {run.position} after {wait:.0f}s"
+
+
+def check_bracket(spec: PipelineSpec, run_id: str = "latest", *, wait: float | None = None) -> BracketCheck:
+    """Decide every key of every output of an external batch run (DualrunError when the run was not
+    bracketed): wait for the stream to pass P_hi, read the window, then per output the stream's
+    current rows as of P_hi and, for window keys, its versions inside [P_lo, P_hi]."""
+    run = load_run(spec.warehouse_path, run_id)
+    bracket = load_bracket(spec, run.run_id)
+    if bracket is None:
+        raise DualrunError(
+            f"batch run {run.run_id} was not bracketed by `batch mark`; compare it with `dualrun reconcile --spec`"
+        )
+    timeout = spec.compare.wait_seconds if wait is None else wait
+    behind = _stream_reached(spec, run, timeout)
+    if behind is not None:
+        return BracketCheck(run, bracket, None, {}, behind)
+    window = bracket_window(spec, bracket, timeout)
+    lo, hi = bracket.begin.position.order_value, bracket.end.position.order_value
+    decided: dict[str, BracketClassification] = {}
+    for output, out in spec.outputs.items():
+        keys = list(out.keys)
+        batch = run_output(spec.warehouse_path, run.run_id, output)
+        if out.stream.table is not None:
+            raise DualrunError(f"outputs.{output}.stream.table: a bracketed batch run is compared with topics only")
+        if spec.is_external:
+            from migrate.external import tap_spec_output
+
+            tap_spec_output(spec, output, batch.schema)
+        log = stream_side(spec, output, run.position, batch.schema).log
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            log.register(con, "log", keys)
+            ChangelogSource(log, PosOrder(hi)).register(con, "at_end", keys)
+            stream = con.sql("SELECT * FROM at_end").to_arrow_table()
+            flying = in_flight_keys(output, keys, (batch, stream), window, out.lineage)
+            positioned = "__pos_order" in {c for c, _ in describe(con, "log")}
+            versions = versions_in_bracket(con, "log", keys, flying, lo, hi) if positioned else None
+        decided[output] = classify_bracket(output, keys, batch, stream, versions, window, out.lineage)
+    return BracketCheck(run, bracket, window, decided)
