@@ -31,7 +31,7 @@ import duckdb
 import pyarrow as pa
 
 from comparators.sql import describe, ident, idents
-from migrate.spec.lineage import TableLineage
+from migrate.spec.lineage import ALL, TableLineage
 from migrate.window import Coverage, KeyTuple, Window, in_flight_keys
 
 OUTCOMES = ("consistent", "defect", "unresolvable", "untested")
@@ -96,16 +96,49 @@ def changed_rows(
 ) -> dict[KeyTuple, int]:
     """Per window key, the number of distinct source rows (table and primary key) among the window's
     events whose lineage names it. An event without `row` counts as a row of its own (more rows
-    only turn a would-be defect into "unresolvable", never the other way)."""
-    groups: dict[tuple[str, Any], list[Any]] = {}
+    only turn a would-be defect into "unresolvable", never the other way).
+
+    One DuckDB pass per table: each image carries its row's number; the keys of side rows whose
+    lineage columns equal an image's expressions are counted per distinct row number."""
+    rows: dict[tuple[str, Any], int] = {}
+    images: dict[str, list[dict[str, Any]]] = {}
     for i, event in enumerate(window.events):
-        groups.setdefault((event.table, event.row if event.row is not None else ("#event", i)), []).append(event)
+        ident_ = (event.table, event.row if event.row is not None else ("#event", i))
+        number = rows.setdefault(ident_, len(rows))
+        for image in (event.before, event.after):
+            if image is not None:
+                images.setdefault(event.table, []).append({**image, "__row": number})
     counts: dict[KeyTuple, int] = {}
-    for events in groups.values():
-        one = Window(window.kind, window.lower, window.upper, tuple(events))
-        for row in in_flight_keys(output, keys, sides, one, lineage).to_pylist():
-            key = tuple(row[k] for k in keys)
-            counts[key] = counts.get(key, 0) + 1
+    every = [tuple(r[k] for k in keys) for side in sides for r in side.select(list(keys)).to_pylist()]
+    for table, found in sorted(images.items()):
+        mapping = lineage.get(table)
+        if mapping is None:
+            continue
+        if mapping == ALL:
+            changed = len({r["__row"] for r in found})
+            for key in set(every):
+                counts[key] = counts.get(key, 0) + changed
+            continue
+        assert isinstance(mapping, dict)
+        # in_flight_keys first: it raises the spec errors (unknown column, expression that does not bind).
+        one = Window(window.kind, window.lower, window.upper, tuple(e for e in window.events if e.table == table))
+        in_flight_keys(output, keys, sides, one, {table: mapping})
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("images", pa.Table.from_pylist(found))
+            select = ", ".join(f"({expr}) AS {ident(col)}" for col, expr in mapping.items())
+            con.execute(f'CREATE TEMP TABLE targets AS SELECT DISTINCT {select}, "__row" FROM images')
+            cols = idents(list(mapping))
+            union = " UNION ".join(f"SELECT {idents(keys)}, {cols} FROM side_{n}" for n in range(len(sides)))
+            for n, side in enumerate(sides):
+                con.register(f"side_{n}", side)
+            result = con.execute(
+                f'SELECT {idents(keys)}, count(DISTINCT "__row") FROM ({union}) JOIN targets USING ({cols}) '
+                f"GROUP BY ALL"
+            ).fetchall()
+        for row in result:
+            key = tuple(row[: len(keys)])
+            counts[key] = counts.get(key, 0) + int(row[-1])
     return counts
 
 

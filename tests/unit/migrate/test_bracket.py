@@ -83,3 +83,13 @@ def test_an_imported_output_may_keep_its_sql_and_has_none_otherwise(tmp_path: Pa
         spec.outputs["account_balance"].batch.sql_text()
     data = changed(f"{BATCH}.import", {"csv": "o.csv"})
     assert load_spec(write(tmp_path, data)).outputs["account_balance"].batch.sql_text().startswith("SELECT")
+
+
+def test_batch_mark_without_begin_or_end_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    done = CliRunner().invoke(cli, ["batch", "mark"])
+    assert done.exit_code == 2
+    assert done.output.strip() == "error: batch mark: give --begin (before your job starts) or --end (after it ended)"
