@@ -261,3 +261,18 @@ def update_marks(
     for tp, (start, stop) in ranges.items():
         if start < stop:
             marks[tp] = advance(marks.get(tp), start, stop, seen.get(tp, ()))
+
+
+def partition_ends(bootstrap_servers: Kafka, topics: Iterable[str], *, timeout: float) -> dict[Partition, int]:
+    """The high watermark of every partition of `topics` (CdcError when a topic does not exist)."""
+    names = list(topics)
+    consumer = _consumer(bootstrap_servers, "read_committed")
+    try:
+        return {
+            tp: consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout)[1]
+            for tp in _partitions(consumer, names, timeout)
+        }
+    except KafkaException as exc:
+        raise CdcError(f"reading the end offsets of {', '.join(names)}: {exc.args[0].str()}") from exc
+    finally:
+        consumer.close()

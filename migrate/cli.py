@@ -60,7 +60,7 @@ def cli(debug: bool) -> None:
     """Run a batch pipeline and its CDC streaming replacement side by side and decide the cutover."""
 
 
-COMMANDS = ("stack", "run", "demo", "cdc", "reconcile", "report", "checklist")  # module = command name
+COMMANDS = ("stack", "run", "batch", "demo", "cdc", "reconcile", "report", "checklist")  # module = command name
 
 
 def _register() -> None:

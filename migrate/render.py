@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cdc.health import ConnectorHealth
     from migrate.asof import SpecReconciliation
     from migrate.batch import BatchRun
+    from migrate.bracket import Bracket, BracketCheck
     from migrate.checklist.model import Checklist
     from migrate.demo import DemoResult
     from migrate.external import OutputCheck
@@ -233,6 +234,43 @@ def cdc_verification(result: CdcVerification, fmt: str = "text") -> str:
 def batch_run(run: BatchRun, warehouse: str) -> str:
     rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
     return f"batch run {run.run_id} read the source at {run.where} in {run.seconds:.2f}s: {rows} -> {warehouse}"
+
+
+def bracketed_run(run: BatchRun, bracket: Bracket, warehouse: str) -> str:
+    rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
+    return (
+        f"batch run {run.run_id} imported from the external job, bracketed by {bracket.begin.position} .. "
+        f"{bracket.end.position} ({bracket.seconds:.2f}s): {rows} -> {warehouse}"
+    )
+
+
+def bracket_check(result: BracketCheck) -> str:
+    """The text report of an external batch run decided key by key (`migrate.bracket`)."""
+    b = result.bracket
+    lines = [f"{result.verdict.upper()}: batch run {result.run.run_id}, bracket {b.begin.position} .. {b.end.position}"]
+    if result.behind is not None:
+        return "\n".join([*lines, f"  not compared: {result.behind}"]) + "\n"
+    window = result.window
+    if window is not None:
+        per_table = ", ".join(f"{t} {n}" for t, n in window.per_table().items()) or "none"
+        lines.append(f"  window: {window.size} change event(s) inside the bracket ({per_table})")
+    for name, out in result.outputs.items():
+        cov = out.coverage
+        counts = out.to_dict()["window_keys"]
+        lines.append(
+            f"  {name}: {out.verdict}; {len(out.verified_equal) + len(out.defects):,} key(s) compared exactly, "
+            f"{len(out.defects):,} defect(s); {cov.in_flight:,} changed during the batch window: "
+            f"{counts['consistent']} consistent, {counts['defect']} defect(s), "
+            f"{counts['unresolvable']} unresolvable (the batch did not read at one point), "
+            f"{counts['untested']} untested"
+        )
+        for key in out.defects[:5]:
+            lines.append(f"    defect outside the window: key {list(key)}")
+        for key in out.window_defects[:5]:
+            lines.append(f"    defect in the window (matches no stream version inside the bracket): key {list(key)}")
+        for key in out.outcome("unresolvable")[:5]:
+            lines.append(f"    unresolvable, the batch did not read at one point: key {list(key)}")
+    return "\n".join(lines) + "\n"
 
 
 def stream_status_line(status: StreamStatus, console: Console) -> None:

@@ -2,7 +2,7 @@
 
 A window is the set of CDC change events between a lower fence and an upper one: CDC offsets per
 partition for a stream without positions (the offset fence, `migrate.fence`), source positions
-for an external batch run bracketed by `batch mark` (later). Whatever the fences are, the rule is
+for an external batch run bracketed by `batch mark` (`migrate.bracket`). Whatever the fences are, the rule is
 the same: an output's **lineage** (`migrate.spec.lineage`) maps each window event's before and
 after images to output rows; the keys of those rows, on either side, are **in flight**. Every other
 key is compared exactly, and any difference there is a defect (exact under design-byo §3's claim:
@@ -32,11 +32,13 @@ KeyTuple = tuple[Any, ...]
 @dataclass(frozen=True)
 class WindowEvent:
     """One change inside the window: its source table (`database.table`) and row images (None:
-    no such image, e.g. `before` of an insert)."""
+    no such image, e.g. `before` of an insert); `row`, the source row's primary key (Debezium's
+    message key) when known, tells changes of one row from changes of several."""
 
     table: str
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
+    row: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)

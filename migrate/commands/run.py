@@ -86,21 +86,38 @@ def run() -> None:
     """Run the legacy batch job or the streaming job of a spec."""
 
 
-@run.command()
+@run.command(context_settings={"allow_interspersed_args": False})
 @spec_option
 @state_option
 @click.option("--json", "as_json", is_flag=True)
-def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool) -> None:
+@click.option("--external", is_flag=True, help="Run your own batch job (the COMMAND after --) between two "
+              "`batch mark`s and import its outputs from outputs.X.batch.import.")  # fmt: skip
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, external: bool,
+          command: tuple[str, ...]) -> None:  # fmt: skip
     """Run the nightly batch job once, in one consistent snapshot, and record its source position.
 
     With `batch.verify_cdc: true` in the spec, `dualrun cdc verify` runs after it (recorded in the
     history); the command then exits 1 when the change log has differences, 2 when it could not be
-    verified.
+    verified. With --external: run COMMAND (your job) between two source positions, exit with its
+    exit code.
     """
     from migrate import render
     from migrate.batch import run_batch
 
     spec = spec_for(spec_path, state_dir)
+    if command and not external:
+        raise DualrunError(f"run batch: {command[0]!r} is a command; add --external to run your own batch job")
+    if external:
+        from migrate.bracket import run_external
+
+        code, ran, bracket = run_external(spec, command)
+        if ran is None or bracket is None:
+            click.echo(f"the batch job exited with {code}; no batch run recorded", err=True)
+            click.get_current_context().exit(code)
+            return
+        click.echo(render.as_json(bracket) if as_json else render.bracketed_run(ran, bracket, str(spec.warehouse_path)))
+        return
     result = run_batch(spec)
     click.echo(render.as_json(result) if as_json else render.batch_run(result, str(spec.warehouse_path)))
     if spec.batch.verify_cdc:

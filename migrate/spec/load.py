@@ -109,7 +109,7 @@ def _secrets_in(raw: dict[str, Any]) -> str | None:
 
 
 def _resolve_sql_files(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """`sql_file` paths relative to the spec file's folder become absolute."""
+    """`sql_file` and `import` file paths relative to the spec file's folder become absolute."""
     outputs = raw.get("outputs")
     if not isinstance(outputs, dict):
         return raw
@@ -120,6 +120,14 @@ def _resolve_sql_files(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
             path = Path(batch["sql_file"]).expanduser()
             batch = {**batch, "sql_file": str(path if path.is_absolute() else (folder / path).absolute())}
             output = {**output, "batch": batch}
+        imported = batch.get("import") if isinstance(batch, dict) else None
+        if isinstance(imported, dict) and isinstance(output, dict) and isinstance(batch, dict):
+            # An external job's Parquet or CSV file, like sql_file, relative to the spec file.
+            for kind in ("parquet", "csv"):
+                if isinstance(imported.get(kind), str):
+                    path = Path(imported[kind]).expanduser()
+                    imported = {**imported, kind: str(path if path.is_absolute() else (folder / path).absolute())}
+            output = {**output, "batch": {**batch, "import": imported}}
         resolved[name] = output
     return {**raw, "outputs": resolved}
 

@@ -330,17 +330,55 @@ class StreamSpec(_Model):
         return pipeline
 
 
+class BatchImportSpec(_Model):
+    """Where an external batch job (`dualrun run batch --external`) wrote one output: a database
+    table or query behind a SQLAlchemy URL (password from `password_env`), a Parquet or a CSV file."""
+
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    password_env: str | None = None
+    parquet: str | None = None
+    csv: str | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> BatchImportSpec:
+        given = [name for name in ("url", "parquet", "csv") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of url (with table or query), parquet and csv")
+        if self.url is not None:
+            parts = urlsplit(self.url)
+            if not parts.scheme or "://" not in self.url:
+                raise ValueError(f"{self.url!r}: expected a SQLAlchemy URL like postgresql+psycopg://user@host/db")
+            if parts.password:
+                raise ValueError("put the password in the environment variable named by password_env, not in the URL")
+            if (self.table is None) == (self.query is None):
+                raise ValueError("with url, give exactly one of table and query")
+        elif self.table is not None or self.query is not None or self.password_env is not None:
+            raise ValueError("table, query and password_env go with url only")
+        return self
+
+
 class OutputBatchSpec(_Model):
-    """The batch side of one output: a query in the source's dialect, inline or in a file."""
+    """The batch side of one output: a query in the source's dialect, inline or in a file; or,
+    for an external batch job, where that job wrote it (`import`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     sql: str | None = None
     sql_file: str | None = None  # the loader makes it absolute (relative to the spec file)
     columns: dict[str, str] = Field(default_factory=dict)  # column -> SQL type, overriding the result set's
+    import_: BatchImportSpec | None = Field(default=None, alias="import")
 
     @model_validator(mode="after")
     def _one_query(self) -> OutputBatchSpec:
-        if (self.sql is None) == (self.sql_file is None):
-            raise ValueError("give exactly one of sql (inline) and sql_file (a path relative to the spec file)")
+        if self.import_ is None and (self.sql is None) == (self.sql_file is None):
+            raise ValueError(
+                "give exactly one of sql (inline) and sql_file (a path relative to the spec file), "
+                "or import (where an external batch job writes the output)"
+            )
+        if self.sql is not None and self.sql_file is not None:
+            raise ValueError("give one of sql and sql_file, not both")
         if self.sql is not None and not self.sql.strip():
             raise ValueError("sql is empty")
         if self.sql_file is not None and not Path(self.sql_file).is_file():
@@ -361,6 +399,11 @@ class OutputBatchSpec(_Model):
         """The query, read from `sql_file` when the spec names one, without a trailing `;` (it runs
         as one statement and is nested as a subquery when evidence is gathered)."""
         text = self.sql
+        if text is None and self.sql_file is None:
+            raise SpecError(
+                "this output is imported from an external batch job (batch.import) and has no sql: "
+                "run it with `dualrun run batch --external -- COMMAND`, or add sql"
+            )
         if text is None:
             assert self.sql_file is not None  # _one_query
             try:

@@ -1,0 +1,157 @@
+"""The bracket classifier's rules (design-byo §4.2): exact outside the window; window keys tested
+against the stream versions valid inside the bracket, one changed row a defect, two unresolvable."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from migrate.consistency import classify_bracket, versions_in_bracket
+from migrate.window import Window, WindowEvent
+
+ORDERS, CUSTOMERS = "shop.orders", "shop.customers"
+# enriched orders: order_id, customer_id, amount, tier (the customer's)
+LINEAGE: dict[str, Any] = {ORDERS: {"order_id": "id"}, CUSTOMERS: {"customer_id": "id"}}
+SCHEMA = pa.schema([("order_id", pa.int64()), ("customer_id", pa.int64()), ("amount", pa.decimal128(12, 2)),
+                    ("tier", pa.string())])  # fmt: skip
+
+
+def rows(*values: tuple[int, int, str, str]) -> pa.Table:
+    return pa.Table.from_pylist(
+        [{"order_id": o, "customer_id": c, "amount": Decimal(a), "tier": t} for o, c, a, t in values], schema=SCHEMA
+    )
+
+
+def row(o: int, c: int, a: str, t: str) -> dict[str, Any]:
+    return {"order_id": o, "customer_id": c, "amount": Decimal(a), "tier": t}
+
+
+def order_event(oid: int, cid: int, before: str | None, after: str | None) -> WindowEvent:
+    image = lambda a: None if a is None else {"id": oid, "customer_id": cid, "amount": Decimal(a)}  # noqa: E731
+    return WindowEvent(ORDERS, image(before), image(after), row=(oid,))
+
+
+def customer_event(cid: int, before: str, after: str) -> WindowEvent:
+    return WindowEvent(CUSTOMERS, {"id": cid, "tier": before}, {"id": cid, "tier": after}, row=(cid,))
+
+
+def window(*events: WindowEvent) -> Window:
+    return Window("positions", {"source": "bin.000001:100"}, {"source": "bin.000001:900"}, events)
+
+
+def decide(batch: pa.Table, stream: pa.Table, versions: Any, w: Window) -> Any:
+    return classify_bracket("enriched", ["order_id"], batch, stream, versions, w, LINEAGE)
+
+
+def test_outside_the_window_is_exact_and_a_difference_is_a_defect() -> None:
+    batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"), (3, 20, "1.00", "basic"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"), (3, 20, "1.00", "basic"))
+    result = decide(batch, stream, {}, window())
+    assert result.verified_equal == ((1,), (3,))
+    assert result.defects == ((2,),)
+    assert result.window == ()
+    assert result.verdict == "differences"
+    assert result.coverage.to_dict() == {"verified_keys": 3, "in_flight_keys": 0, "coverage": 1.0}
+
+
+def test_a_row_on_one_side_only_is_a_defect_outside_the_window() -> None:
+    result = decide(rows((1, 10, "5.00", "gold")), rows((1, 10, "5.00", "gold"), (2, 20, "1.00", "basic")), {},
+                    window())  # fmt: skip
+    assert result.defects == ((2,),)
+
+
+def test_a_window_key_matching_a_version_inside_the_bracket_is_consistent() -> None:
+    # Order 2 changed 7.00 -> 7.50 inside the bracket; the job read it before the change.
+    w = window(order_event(2, 20, "7.00", "7.50"))
+    batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"))
+    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    result = decide(batch, stream, versions, w)
+    assert result.verified_equal == ((1,),)
+    assert [(k.key, k.outcome, k.changed_rows, k.versions) for k in result.window] == [((2,), "consistent", 1, 2)]
+    assert result.verdict == "clean"
+    assert result.coverage.to_dict()["in_flight_keys"] == 1
+
+
+def test_a_window_key_matching_no_version_with_one_changed_row_is_a_defect() -> None:
+    w = window(order_event(2, 20, "7.00", "7.50"))
+    batch = rows((2, 20, "7.40", "basic"))  # never a value of order 2
+    stream = rows((2, 20, "7.50", "basic"))
+    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    result = decide(batch, stream, versions, w)
+    assert result.window_defects == ((2,),)
+    assert result.defects == ()
+    assert result.verdict == "differences"
+
+
+def test_two_changed_rows_make_a_mismatch_unresolvable_never_a_defect() -> None:
+    # Order 2 and its customer 20 both changed: the job may have read the order after its change
+    # and the customer before its own, a combination no stream version ever held.
+    w = window(order_event(2, 20, "7.00", "7.50"), customer_event(20, "basic", "gold"))
+    batch = rows((2, 20, "7.50", "basic"))
+    stream = rows((2, 20, "7.50", "gold"))
+    # The stream applied the customer first: (7.00, basic), (7.00, gold), (7.50, gold).
+    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold"), row(2, 20, "7.50", "gold")]}
+    result = decide(batch, stream, versions, w)
+    assert [(k.key, k.outcome, k.changed_rows) for k in result.window] == [((2,), "unresolvable", 2)]
+    assert result.verdict == "clean"
+
+
+def test_two_changes_of_one_row_are_one_changed_row() -> None:
+    w = window(order_event(2, 20, "7.00", "7.50"), order_event(2, 20, "7.50", "8.00"))
+    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic"), row(2, 20, "8.00", "basic")]}
+    result = decide(rows((2, 20, "9.00", "basic")), rows((2, 20, "8.00", "basic")), versions, w)
+    assert [(k.outcome, k.changed_rows) for k in result.window] == [("defect", 1)]
+
+
+def test_an_insert_inside_the_bracket_lets_the_batch_lack_the_row() -> None:
+    w = window(order_event(4, 20, None, "3.00"))
+    versions = {(4,): [None, row(4, 20, "3.00", "basic")]}
+    result = decide(rows(), rows((4, 20, "3.00", "basic")), versions, w)
+    assert [(k.key, k.outcome) for k in result.window] == [((4,), "consistent")]
+
+
+def test_without_stream_positions_window_keys_are_untested() -> None:
+    w = window(order_event(2, 20, "7.00", "7.50"))
+    result = decide(rows((2, 20, "1.00", "basic")), rows((2, 20, "7.50", "basic")), None, w)
+    assert [(k.key, k.outcome) for k in result.window] == [((2,), "untested")]
+    assert result.verdict == "clean"
+
+
+def test_a_customer_change_puts_each_of_its_orders_in_the_window_with_one_row() -> None:
+    w = window(customer_event(20, "basic", "gold"))
+    batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"), (3, 20, "1.00", "silver"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "gold"), (3, 20, "1.00", "gold"))
+    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold")],
+                (3,): [row(3, 20, "1.00", "basic"), row(3, 20, "1.00", "gold")]}  # fmt: skip
+    result = decide(batch, stream, versions, w)
+    assert result.verified_equal == ((1,),)
+    assert {k.key: k.outcome for k in result.window} == {(2,): "consistent", (3,): "defect"}
+
+
+def test_versions_in_bracket_from_a_changelog() -> None:
+    log = pa.Table.from_pylist(
+        [
+            {"order_id": 1, "amount": Decimal("1.00"), "__op": "r", "__pos_order": None, "__processed_at": 1},
+            {"order_id": 1, "amount": Decimal("2.00"), "__op": "u", "__pos_order": 50, "__processed_at": 2},
+            {"order_id": 1, "amount": Decimal("3.00"), "__op": "u", "__pos_order": 100, "__processed_at": 3},
+            {"order_id": 1, "amount": Decimal("3.00"), "__op": "d", "__pos_order": 200, "__processed_at": 4},
+            {"order_id": 1, "amount": Decimal("9.00"), "__op": "c", "__pos_order": 201, "__processed_at": 5},
+            {"order_id": 2, "amount": Decimal("5.00"), "__op": "c", "__pos_order": 150, "__processed_at": 6},
+            {"order_id": 3, "amount": Decimal("4.00"), "__op": "c", "__pos_order": 10, "__processed_at": 7},
+        ]
+    )
+    with duckdb.connect() as con:
+        con.register("log", log)
+        wanted = pa.table({"order_id": pa.array([1, 2, 3, 4], pa.int64())})
+        found = versions_in_bracket(con, "log", ["order_id"], wanted, 100, 200)
+    amounts = {k: [None if v is None else v["amount"] for v in vs] for k, vs in found.items()}
+    assert amounts == {
+        (1,): [Decimal("2.00"), Decimal("3.00"), None],  # 9.00 is past the bracket
+        (2,): [None, Decimal("5.00")],
+        (3,): [Decimal("4.00")],
+        (4,): [None],
+    }
