@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from cdc.errors import CdcError
+from cdc.errors import CdcError, ConnectAccessDenied
 from cdc.position import Position
 from cdc.rebuild import RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
@@ -145,10 +145,8 @@ def capture_setting(table: str, settings: Mapping[str, str]) -> str | None:
 
 def connector_settings(spec: PipelineSpec) -> dict[str, str]:
     """The connector's settings that bear on the log, from Connect (CdcError when it does not answer)."""
-    from cdc.connect import ConnectClient
-
     secret = spec.cdc.known_password()
-    client = ConnectClient(spec.cdc.connect_url, retries=2, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=2, secrets=(secret,) if secret else ())
     config = client.config(spec.cdc.connector)
     return {k: str(config[k]) for k in SETTINGS if config.get(k) not in (None, "")}
 
@@ -178,16 +176,18 @@ def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
 
 
 def wait_for_log(spec: PipelineSpec, position: Position, timeout: float) -> bool:
-    """Poll until the connector's committed offset passed `position` (see `log_reached`), up to `timeout` s."""
-    from cdc.connect import ConnectClient
+    """Poll until the connector's committed offset passed `position` (see `log_reached`), up to `timeout` s.
 
+    Raises ConnectAccessDenied at once when Connect refuses the credentials."""
     secret = spec.cdc.known_password()
-    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ())
     deadline = time.monotonic() + timeout
     while True:
         try:
             if log_reached(client.offsets(spec.cdc.connector), position):
                 return True
+        except ConnectAccessDenied:
+            raise  # no wait makes it answer
         except CdcError:
             pass  # unknown yet, or Connect busy: asked again until the deadline
         if time.monotonic() >= deadline:
@@ -251,7 +251,11 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
         return done((), {}, f"Kafka Connect: {exc}")
     position, tables = read_tables(spec)
     gap = None
-    if not wait_for_log(spec, position, wait_seconds):
+    try:
+        reached = wait_for_log(spec, position, wait_seconds)
+    except ConnectAccessDenied as exc:
+        return done((), settings, f"Kafka Connect: {exc}", position)
+    if not reached:
         gap, why = _stopped_short(spec)
         if gap is None:
             return done((), settings, f"connector {spec.cdc.connector}'s committed offset did not reach the "
@@ -287,13 +291,9 @@ _PURGED = ("purged", "no longer available", "error code: 1236")
 def _stopped_short(spec: PipelineSpec) -> tuple[str | None, str]:
     """(the failure, if the connector failed because the binlog it needs was purged; else None,
     and a clause for the unevaluated message)."""
-    from cdc.connect import ConnectClient
-
     secret = spec.cdc.known_password()
     try:
-        status = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ()).status(
-            spec.cdc.connector
-        )
+        status = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ()).status(spec.cdc.connector)
     except CdcError as exc:
         return None, f" ({exc})"
     reason = status.reason or ""
