@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,6 +11,7 @@ from confluent_kafka.admin import ConfigResource
 
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
+from migrate.errors import CheckUnavailable
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -60,6 +62,13 @@ def broker_findings(configs: dict[str, Any]) -> list[str]:
     return found
 
 
+def first_broker(brokers: Mapping[int, Any], bootstrap_servers: str) -> str:
+    """The lowest broker id of a cluster's metadata, as text; CheckUnavailable when it lists none."""
+    if not brokers:
+        raise CheckUnavailable(f"Kafka at {bootstrap_servers} listed no brokers in its metadata; is the cluster up?")
+    return str(min(brokers))
+
+
 def kafka_security(ctx: Context) -> CheckResult:
     """Kafka and Connect as the pipeline reaches them are secured: TLS with verification, SASL, an
     authorizer with ACLs, no plaintext listener in use; Connect's REST API behind TLS and a login
@@ -74,7 +83,7 @@ def kafka_security(ctx: Context) -> CheckResult:
     found = client_findings(properties, ctx.spec.cdc.connect_url, ctx.spec.cdc.connect_user)
     with ctx.kafka() as admin:
         brokers = admin.admin.list_topics(timeout=ctx.timeout).brokers
-        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        resource = ConfigResource(ConfigResource.Type.BROKER, first_broker(brokers, ctx.spec.kafka.bootstrap_servers))
         try:
             entries = admin.admin.describe_configs([resource])[resource].result(timeout=ctx.timeout)
             configs = {key: entry.value for key, entry in entries.items()}
