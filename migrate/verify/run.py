@@ -28,7 +28,7 @@ from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.values import canonical, key_text
+from migrate.verify.values import canonical, key_text, string_decimals
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -202,7 +202,8 @@ def verify_table(
     extent = rebuilt.extent
     keys = read.key_columns
     log = Side([], {c: [] for c in read.side.columns})
-    for row in rebuilt.rows.values():
+    for logged in rebuilt.rows.values():
+        row = string_decimals(logged, read.kinds, settings)
         log.keys.append(key_text(tuple(row.get(c) for c in keys)))
         for column, values in log.columns.items():
             values.append(canonical(row.get(column)))
