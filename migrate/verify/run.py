@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +24,18 @@ from cdc.errors import CdcError, ConnectAccessDenied
 from cdc.position import Position
 from cdc.rebuild import RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
-from migrate.batch import snapshot_position, source_url, translate
+from migrate.batch import (
+    DATE_TYPES,
+    DATETIME_TYPES,
+    DECIMAL_TYPES,
+    LONGLONG_TYPE,
+    TIME_TYPE,
+    UNSIGNED_FLAG,
+    result_fields,
+    snapshot_position,
+    source_url,
+    translate,
+)
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
@@ -36,7 +48,7 @@ SETTINGS = (
     "database.include.list", "database.exclude.list", "table.include.list", "table.exclude.list",
     "column.include.list", "column.exclude.list",
 )  # fmt: skip
-_DECIMALS, _TEMPORALS, _LONGLONG, _UNSIGNED = {0, 246}, {7, 10, 11, 12, 14}, 8, 32
+_TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
 
 
 class DatabaseTable:
@@ -56,11 +68,11 @@ class DatabaseTable:
 
 def _kind(field: Any) -> str:
     code = field.type_code
-    if code in _DECIMALS:
+    if code in DECIMAL_TYPES:
         return "decimal"
     if code in _TEMPORALS:
         return "temporal"
-    if code == _LONGLONG and field.flags & _UNSIGNED:
+    if code == LONGLONG_TYPE and field.flags & UNSIGNED_FLAG:
         return "bigint_unsigned"
     return "other"
 
@@ -84,7 +96,7 @@ def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
     result = conn.execution_options(stream_results=True, max_row_buffer=50_000).exec_driver_sql(
         f"SELECT * FROM `{database}`.`{table}`"
     )
-    fields = result.cursor._result.fields  # pymysql: types with their flags
+    fields = result_fields(result) or []
     columns = tuple(f.name for f in fields)
     read = DatabaseTable(qualified, keys, columns, {f.name: _kind(f) for f in fields})
     index = {c: i for i, c in enumerate(columns)}
@@ -226,8 +238,6 @@ def verify_table(
     if skip:
         notes.append(f"compacted topic: {len(skip):,} keys changed after the position are not verifiable")
     if notes:
-        from dataclasses import replace
-
         result = replace(result, note="; ".join(notes))
     return result
 
@@ -307,8 +317,6 @@ def _stopped_short(spec: PipelineSpec) -> tuple[str | None, str]:
 
 def as_gap(result: TableVerification, failure: str) -> TableVerification:
     """Every difference of a table whose connector stopped on a purged binlog is that gap's."""
-    from dataclasses import replace
-
     if not result.findings:
         return result
     merged = Finding(
