@@ -254,7 +254,7 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
              position: Position | None = None) -> CdcVerification:  # fmt: skip
         at = position or Position.binlog("unknown.000000", 0)
         return CdcVerification(spec.name, spec.cdc.connector, at, started.isoformat(), time.monotonic() - clock,
-                               tables, settings, unevaluated)  # fmt: skip
+                               tables, settings, unevaluated, spec.checklist.min_coverage)  # fmt: skip
 
     try:
         settings = connector_settings(spec)
