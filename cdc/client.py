@@ -36,9 +36,19 @@ SECRET_PROPERTIES = frozenset(
 )
 
 
+# Parts of a Kafka/Connect/Debezium setting name that mark a credential: the Java clients' JAAS
+# line carries the SASL password, tokens and cloud credentials are secrets too.
+SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
+
+
 def is_secret(name: str) -> bool:
-    """True for a librdkafka property that holds a credential (`sasl.password`, `ssl.key.pem`, ...)."""
-    return name in SECRET_PROPERTIES or "password" in name or "secret" in name
+    """True for a librdkafka, Java client or connector setting that holds a credential
+    (`sasl.password`, `ssl.key.pem`, `sasl.jaas.config`, `*.password`, ...). An address
+    (`*.url`, such as `sasl.oauthbearer.token.endpoint.url`) is not one."""
+    lowered = name.lower()
+    if lowered.endswith(".url"):
+        return False
+    return name in SECRET_PROPERTIES or any(marker in lowered for marker in SECRET_MARKERS)
 
 
 def quiet_logger() -> logging.Logger:

@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from cdc.connector import redact
-from cdc.errors import ConnectError, ConnectorNotFound, ConnectUnreachable
+from cdc.errors import ConnectAccessDenied, ConnectError, ConnectorNotFound, ConnectUnreachable
 
 # 409: a rebalance is in progress; 5xx: the worker is restarting. Both pass on their own.
 TRANSIENT_STATUS = {409, 500, 502, 503, 504}
@@ -121,7 +121,7 @@ class ConnectClient:
                     ) from exc
             else:
                 if response.status_code in (401, 403):
-                    raise ConnectError(
+                    raise ConnectAccessDenied(
                         f"Kafka Connect at {self.url} refused the credentials (HTTP {response.status_code}); "
                         "check cdc.connect_user and the variable named by cdc.connect_password_env"
                     )

@@ -7,6 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdc.client import is_secret
 from cdc.errors import CdcError
 
 CONNECTOR_CLASSES = {
@@ -16,7 +17,6 @@ CONNECTOR_CLASSES = {
 }
 PUBLICATION_AUTOCREATE_MODES = ("disabled", "filtered", "all_tables", "no_tables")
 PG_NAME_MAX = 63  # PostgreSQL identifiers (slot names) are at most NAMEDATALEN - 1 bytes
-SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
 MASK = "********"
 POSITION_HEADER = "dbz.source"
 
@@ -42,13 +42,19 @@ TOPIC_MATCHES = "org.apache.kafka.connect.transforms.predicates.TopicNameMatches
 TOMBSTONE_DETOUR = ".dualrun-tombstone"
 
 
-def is_secret(key: str) -> bool:
-    return any(marker in key.lower() for marker in SECRET_MARKERS)
-
-
 def redact(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to log or print: every secret-looking value masked."""
-    return {k: (MASK if is_secret(k) and v not in (None, "") else v) for k, v in config.items()}
+    """A copy safe to log or print: every secret-looking value masked, except a config provider
+    reference (`${file:PATH:KEY}`), which names where the secret is and holds none.
+
+    >>> redact({"database.password": "pw", "sasl.jaas.config": "${file:/s:j}", "name": "c"})
+    {'database.password': '********', 'sasl.jaas.config': '${file:/s:j}', 'name': 'c'}
+    """
+    return {k: (MASK if is_secret(k) and v not in (None, "") and not is_reference(v) else v) for k, v in config.items()}
+
+
+def is_reference(value: Any) -> bool:
+    """A Connect config provider reference (`${provider:[path:]key}`), resolved by the worker."""
+    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
 
 
 @dataclass(frozen=True)

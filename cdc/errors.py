@@ -15,6 +15,10 @@ class ConnectUnreachable(ConnectError):
     """Kafka Connect did not answer at its REST URL."""
 
 
+class ConnectAccessDenied(ConnectError):
+    """Kafka Connect refused the credentials (HTTP 401/403)."""
+
+
 class ConnectorNotFound(ConnectError):
     """No connector of that name is registered."""
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,7 +172,9 @@ def stream_cut(snapshot: PgSnapshot, commits: Iterable[tuple[int, int]], passed_
         if snapshot.visible_txid(txid):
             if first_invisible is None:
                 last = (txid, lsn)
-            elif lsn < snapshot.lsn_after:
+            else:
+                # Visible means committed before the snapshot, so at or before lsn_after: no
+                # LSN test, one exactly at lsn_after is stray too.
                 stray.append((txid, lsn))
         elif first_invisible is None:
             first_invisible = (txid, lsn)
@@ -270,9 +272,22 @@ def find_cut(
     bootstrap_servers: Kafka, topic_prefix: str, snapshot: PgSnapshot, started_ms: int, passed_lsn: int | None
 ) -> StreamCut:
     """`stream_cut` over the connector's transaction topic, read from `LOOKBACK_MS` before the
-    batch started; from the beginning when the first transaction read there is not visible."""
+    batch started; from the beginning when nothing was committed since then or the first
+    transaction read there is not visible."""
     topic = transaction_topic(topic_prefix)
-    commits = read_commits(bootstrap_servers, topic, started_ms - LOOKBACK_MS)
-    if commits and not snapshot.visible_txid(commits[0][0]):
-        commits = read_commits(bootstrap_servers, topic, None)
+    commits = lookback_commits(
+        snapshot, started_ms - LOOKBACK_MS, lambda since_ms: read_commits(bootstrap_servers, topic, since_ms)
+    )
     return stream_cut(snapshot, commits, passed_lsn)
+
+
+def lookback_commits(
+    snapshot: PgSnapshot, since_ms: int, read: Callable[[int | None], list[tuple[int, int]]]
+) -> list[tuple[int, int]]:
+    """`read(since_ms)`, or `read(None)` (the whole topic) unless that starts with a visible
+    transaction: an empty window (a quiet source) says nothing about where the cut is, and an
+    invisible first transaction means visible ones may precede the window."""
+    commits = read(since_ms)
+    if not commits or not snapshot.visible_txid(commits[0][0]):
+        commits = read(None)
+    return commits

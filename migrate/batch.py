@@ -97,14 +97,24 @@ def snapshot_position(conn: Connection) -> Position:
 
 
 # MySQL protocol column types (pymysql.constants.FIELD_TYPE) -> Arrow, by family.
-_DECIMALS = {0, 246}  # DECIMAL, NEWDECIMAL
-_INTEGERS = {1: 8, 2: 16, 9: 32, 3: 32, 8: 64}  # TINY, SHORT, INT24, LONG, LONGLONG -> bits
+DECIMAL_TYPES = {0, 246}  # DECIMAL, NEWDECIMAL
+LONGLONG_TYPE = 8
+_INTEGERS = {1: 8, 2: 16, 9: 32, 3: 32, LONGLONG_TYPE: 64}  # TINY, SHORT, INT24, LONG, LONGLONG -> bits
 _FLOATS = {4: pa.float32(), 5: pa.float64()}
-_DATES = {10, 14}  # DATE, NEWDATE
-_DATETIMES = {7, 12}  # TIMESTAMP, DATETIME
-_TIME, _YEAR, _NULL, _BIT = 11, 13, 6, 16
+DATE_TYPES = {10, 14}  # DATE, NEWDATE
+DATETIME_TYPES = {7, 12}  # TIMESTAMP, DATETIME
+TIME_TYPE = 11
+_YEAR, _NULL, _BIT = 13, 6, 16
 _BINARY_CHARSET = 63
-_UNSIGNED_FLAG = 32
+UNSIGNED_FLAG = 32
+
+
+def result_fields(result: sa.CursorResult[Any]) -> list[Any] | None:
+    """pymysql's column definitions of a result set (type code, flags, length, scale); None when
+    there is no result set. DB-API's `cursor.description` has no flags (UNSIGNED) and loses the
+    server's length, so this reads pymysql's result, which it does not document as public."""
+    fields = getattr(getattr(result.cursor, "_result", None), "fields", None)
+    return list(fields) if fields else None
 
 
 def _column_type(field: Any) -> pa.DataType:
@@ -115,8 +125,8 @@ def _column_type(field: Any) -> pa.DataType:
     rather than losing digits. Integers keep their width; DATETIME(0-3) maps to milliseconds.
     """
     code, length, scale = field.type_code, field.length, field.scale
-    unsigned = bool(field.flags & _UNSIGNED_FLAG)
-    if code in _DECIMALS:
+    unsigned = bool(field.flags & UNSIGNED_FLAG)
+    if code in DECIMAL_TYPES:
         digits = length - (1 if scale > 0 else 0) - (0 if unsigned else 1)
         return pa.decimal128(max(1, min(MAX_DECIMAL_PRECISION, digits)), min(scale, MAX_DECIMAL_PRECISION))
     if code in _INTEGERS:
@@ -124,11 +134,11 @@ def _column_type(field: Any) -> pa.DataType:
         return getattr(pa, f"uint{bits}" if unsigned else f"int{bits}")()
     if code in _FLOATS:
         return _FLOATS[code]
-    if code in _DATES:
+    if code in DATE_TYPES:
         return pa.date32()
-    if code in _DATETIMES:
+    if code in DATETIME_TYPES:
         return pa.timestamp("ms" if scale <= 3 else "us")
-    if code == _TIME:
+    if code == TIME_TYPE:
         return pa.duration("us")
     if code == _YEAR:
         return pa.int16()
@@ -157,7 +167,7 @@ def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
             raise
         detail = exc.orig.args[1] if exc.orig is not None and len(exc.orig.args) > 1 else str(exc.orig)
         raise DualrunError(f"outputs.{name}.batch: the source rejected the query: {detail}") from None
-    fields = getattr(getattr(result.cursor, "_result", None), "fields", None)
+    fields = result_fields(result)
     if not fields:
         raise DualrunError(f"outputs.{name}.batch: the query returns no result set; it must be one SELECT")
     schema = result_schema(fields, name, output.batch.columns)

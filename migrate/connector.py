@@ -7,7 +7,7 @@ The spec's `cdc.position_header` (default `dbz.source`) adds the position-header
 from __future__ import annotations
 
 from cdc.connector import ConnectorSettings
-from migrate.errors import DualrunError
+from migrate.errors import DualrunError, SpecError
 from migrate.spec import PipelineSpec
 
 DEFAULT_PORTS = {"mariadb": 3306, "mysql": 3306, "postgres": 5432}
@@ -38,9 +38,18 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
 
 def schema_history_properties(spec: PipelineSpec) -> dict[str, str]:
     """Debezium's schema-history client settings in Java form; the JAAS line (the password) by
-    reference to `cdc.kafka_secrets_file` when the spec names one."""
+    reference to `cdc.kafka_secrets_file`.
+
+    Raises SpecError when Debezium logs in to Kafka with SASL and no `cdc.kafka_secrets_file` is
+    set: the password would be stored in Connect's config topic and shown by its REST API."""
     java = spec.debezium_kafka().java_properties()
-    if spec.cdc.kafka_secrets_file is not None and "sasl.jaas.config" in java:
+    if "sasl.jaas.config" in java:
+        if spec.cdc.kafka_secrets_file is None:
+            raise SpecError(
+                "cdc.kafka_secrets_file: not set, so Debezium's SASL password would be stored in clear in Connect's "
+                "config topic; write `sasl.jaas.config=...` to a file on the Connect worker (FileConfigProvider "
+                "enabled) and name it there"
+            )
         java["sasl.jaas.config"] = f"${{file:{spec.cdc.kafka_secrets_file}:sasl.jaas.config}}"
     return java
 

@@ -148,11 +148,10 @@ def batch_position(snapshot: PgSnapshot) -> Position:
 def committed_lsn(spec: PipelineSpec) -> int | None:
     """Debezium's committed source offset (`lsn_proc`, else `lsn`): WAL it has fully processed,
     moved along by heartbeats on a quiet database. None when unknown."""
-    from cdc.connect import ConnectClient
     from cdc.errors import CdcError
 
     secret = spec.cdc.known_password()
-    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ())
     try:
         offsets = client.offsets(spec.cdc.connector)
     except CdcError:

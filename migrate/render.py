@@ -212,6 +212,8 @@ def cdc_verification(result: CdcVerification, fmt: str = "text") -> str:
     ]
     if result.unevaluated:
         lines.append(f"not evaluated: {result.unevaluated}")
+    elif result.verdict == "unevaluated" and result.shortfall:
+        lines.append(f"not evaluated: {result.shortfall}")
     for table in result.tables:
         state = "clean" if table.clean else f"{table.differing_rows:,} rows differ"
         unverified = f"  unverified {table.unverified_rows:,}" if table.unverified_rows else ""

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from contextlib import suppress
 from typing import Any
 from urllib.parse import urlsplit
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import ConfigResource
 
+from cdc.client import is_secret
+from cdc.connector import is_reference
+from cdc.errors import CdcError
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
+from migrate.errors import CheckUnavailable
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -38,6 +44,27 @@ def client_findings(properties: dict[str, str], connect_url: str, connect_user: 
     return found
 
 
+# Debezium has no other way to log in to the source database: its password is expected in the
+# connector config (a worker config provider can still hide it, which this check does not ask).
+DATABASE_PASSWORD = "database.password"
+
+
+def connector_findings(config: Mapping[str, Any]) -> list[str]:
+    """Kafka credentials the registered connector config holds in clear: Connect keeps that
+    config in its config topic and shows it on GET /connectors/<name>/config. A value that is a
+    config provider reference (`${file:...}`) is no secret.
+
+    >>> connector_findings({"producer.override.sasl.jaas.config": "x", "database.password": "pw",
+    ...                     "x.sasl.jaas.config": "${file:/s:j}"})[0][:58]
+    'the connector config holds producer.override.sasl.jaas.con'
+    """
+    return [
+        f"the connector config holds {key} in clear (Connect's config topic); set cdc.kafka_secrets_file"
+        for key, value in sorted(config.items())
+        if key != DATABASE_PASSWORD and is_secret(key) and value not in (None, "") and not is_reference(value)
+    ]
+
+
 def broker_findings(configs: dict[str, Any]) -> list[str]:
     """What the broker's own configuration leaves open (from DescribeConfigs of one broker).
 
@@ -60,6 +87,13 @@ def broker_findings(configs: dict[str, Any]) -> list[str]:
     return found
 
 
+def first_broker(brokers: Mapping[int, Any], bootstrap_servers: str) -> str:
+    """The lowest broker id of a cluster's metadata, as text; CheckUnavailable when it lists none."""
+    if not brokers:
+        raise CheckUnavailable(f"Kafka at {bootstrap_servers} listed no brokers in its metadata; is the cluster up?")
+    return str(min(brokers))
+
+
 def kafka_security(ctx: Context) -> CheckResult:
     """Kafka and Connect as the pipeline reaches them are secured: TLS with verification, SASL, an
     authorizer with ACLs, no plaintext listener in use; Connect's REST API behind TLS and a login
@@ -72,9 +106,11 @@ def kafka_security(ctx: Context) -> CheckResult:
     r = ctx.begin("kafka_security", "TLS + SASL, hostname verified, an authorizer with ACLs, no plaintext listener")
     properties = dict(ctx.spec.kafka.properties)
     found = client_findings(properties, ctx.spec.cdc.connect_url, ctx.spec.cdc.connect_user)
+    with suppress(CdcError):  # no connector (yet) or Connect down: the connector checks say so
+        found += connector_findings(ctx.connect.config(ctx.spec.cdc.connector))
     with ctx.kafka() as admin:
         brokers = admin.admin.list_topics(timeout=ctx.timeout).brokers
-        resource = ConfigResource(ConfigResource.Type.BROKER, str(min(brokers)))
+        resource = ConfigResource(ConfigResource.Type.BROKER, first_broker(brokers, ctx.spec.kafka.bootstrap_servers))
         try:
             entries = admin.admin.describe_configs([resource])[resource].result(timeout=ctx.timeout)
             configs = {key: entry.value for key, entry in entries.items()}

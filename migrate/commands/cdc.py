@@ -98,7 +98,8 @@ def register(
 
         spec = load_spec(spec_path)
         from_spec = connector_settings(spec)
-        _put(ConnectClient(connect_url or spec.cdc.connect_url, secrets=(from_spec.password,)), from_spec, wait_seconds)
+        target = spec.cdc if connect_url is None else spec.cdc.model_copy(update={"connect_url": connect_url})
+        _put(target.connect_client(secrets=(from_spec.password,)), from_spec, wait_seconds)
         return
     password = os.environ.get(password_env) or (
         config.debezium_password if password_env == "DUALRUN_DEBEZIUM_PASSWORD" else None

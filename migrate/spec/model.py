@@ -107,7 +107,7 @@ class CdcSpec(_Model):
     # A properties file on the Connect worker's host holding `sasl.jaas.config` for the schema
     # history: the connector config then carries `${file:PATH:sasl.jaas.config}` (Connect's
     # FileConfigProvider, enabled on the worker) instead of the password, which Connect would
-    # otherwise store in its config topic. None: the JAAS line goes into the connector config.
+    # otherwise store in its config topic. Required when Debezium logs in with SASL.
     kafka_secrets_file: str | None = None
     default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.

@@ -52,6 +52,9 @@ def explaining_setting(column_kind: str, settings: Mapping[str, str]) -> str | N
     'decimal.handling.mode=double'
     >>> explaining_setting("decimal", {"decimal.handling.mode": "precise"}) is None
     True
+
+    `decimal.handling.mode=string` explains nothing: its text is exact and is read back as a
+    Decimal before comparing (`values.string_decimals`).
     """
     if column_kind == "decimal" and settings.get("decimal.handling.mode") == "double":
         return "decimal.handling.mode=double"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 from cdc.position import Position
@@ -99,16 +101,33 @@ class CdcVerification:
     tables: tuple[TableVerification, ...]
     settings: dict[str, str]
     unevaluated: str | None = None
+    min_coverage: float = 0.99  # checklist.min_coverage: verified share of a table's rows below it proves too little
+
+    @property
+    def shortfall(self) -> str | None:
+        """The tables of which fewer than `min_coverage` of the rows could be verified (the rest
+        older than the log's reach), with the counts; None when every table reaches it."""
+        need = Fraction(str(self.min_coverage))
+        short = [
+            f"{t.table}: {t.database_rows - t.unverified_rows:,} of {t.database_rows:,} rows verified"
+            for t in self.tables
+            if t.database_rows and Fraction(t.database_rows - t.unverified_rows, t.database_rows) < need
+        ]
+        if not short:
+            return None
+        percent = (Decimal(str(self.min_coverage)) * 100).normalize()
+        return f"{'; '.join(short)}: below checklist.min_coverage ({percent:f}%)"
 
     @property
     def verdict(self) -> str:
-        """A table with rows of which none could be verified (all older than the log's reach) proves
-        nothing: unless another table has differences, the run is then unevaluated, never clean."""
+        """A table of which too few rows could be verified (`shortfall`: the rest older than the
+        log's reach) proves too little: unless another table has differences, the run is then
+        unevaluated, never clean."""
         if self.unevaluated is not None:
             return "unevaluated"
         if not all(t.clean for t in self.tables):
             return "differences"
-        if any(t.database_rows and t.unverified_rows == t.database_rows for t in self.tables):
+        if self.shortfall is not None:
             return "unevaluated"
         return "clean"
 
@@ -120,6 +139,7 @@ class CdcVerification:
         return {
             "pipeline": self.pipeline, "connector": self.connector, "verdict": self.verdict,
             "position": self.position.to_dict(), "verified_at": self.verified_at, "seconds": round(self.seconds, 3),
-            "unevaluated": self.unevaluated, "settings": dict(self.settings),
+            "unevaluated": self.unevaluated, "coverage_shortfall": self.shortfall, "min_coverage": self.min_coverage,
+            "settings": dict(self.settings),
             "tables": [t.to_dict() for t in self.tables],
         }  # fmt: skip

@@ -14,21 +14,33 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from cdc.errors import CdcError
+from cdc.errors import CdcError, ConnectAccessDenied
 from cdc.position import Position
 from cdc.rebuild import RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
-from migrate.batch import snapshot_position, source_url, translate
+from migrate.batch import (
+    DATE_TYPES,
+    DATETIME_TYPES,
+    DECIMAL_TYPES,
+    LONGLONG_TYPE,
+    TIME_TYPE,
+    UNSIGNED_FLAG,
+    result_fields,
+    snapshot_position,
+    source_url,
+    translate,
+)
 from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.values import canonical, key_text
+from migrate.verify.values import canonical, key_text, string_decimals
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -36,7 +48,7 @@ SETTINGS = (
     "database.include.list", "database.exclude.list", "table.include.list", "table.exclude.list",
     "column.include.list", "column.exclude.list",
 )  # fmt: skip
-_DECIMALS, _TEMPORALS, _LONGLONG, _UNSIGNED = {0, 246}, {7, 10, 11, 12, 14}, 8, 32
+_TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
 
 
 class DatabaseTable:
@@ -56,11 +68,11 @@ class DatabaseTable:
 
 def _kind(field: Any) -> str:
     code = field.type_code
-    if code in _DECIMALS:
+    if code in DECIMAL_TYPES:
         return "decimal"
     if code in _TEMPORALS:
         return "temporal"
-    if code == _LONGLONG and field.flags & _UNSIGNED:
+    if code == LONGLONG_TYPE and field.flags & UNSIGNED_FLAG:
         return "bigint_unsigned"
     return "other"
 
@@ -84,7 +96,7 @@ def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
     result = conn.execution_options(stream_results=True, max_row_buffer=50_000).exec_driver_sql(
         f"SELECT * FROM `{database}`.`{table}`"
     )
-    fields = result.cursor._result.fields  # pymysql: types with their flags
+    fields = result_fields(result) or []
     columns = tuple(f.name for f in fields)
     read = DatabaseTable(qualified, keys, columns, {f.name: _kind(f) for f in fields})
     index = {c: i for i, c in enumerate(columns)}
@@ -145,10 +157,8 @@ def capture_setting(table: str, settings: Mapping[str, str]) -> str | None:
 
 def connector_settings(spec: PipelineSpec) -> dict[str, str]:
     """The connector's settings that bear on the log, from Connect (CdcError when it does not answer)."""
-    from cdc.connect import ConnectClient
-
     secret = spec.cdc.known_password()
-    client = ConnectClient(spec.cdc.connect_url, retries=2, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=2, secrets=(secret,) if secret else ())
     config = client.config(spec.cdc.connector)
     return {k: str(config[k]) for k in SETTINGS if config.get(k) not in (None, "")}
 
@@ -178,16 +188,18 @@ def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
 
 
 def wait_for_log(spec: PipelineSpec, position: Position, timeout: float) -> bool:
-    """Poll until the connector's committed offset passed `position` (see `log_reached`), up to `timeout` s."""
-    from cdc.connect import ConnectClient
+    """Poll until the connector's committed offset passed `position` (see `log_reached`), up to `timeout` s.
 
+    Raises ConnectAccessDenied at once when Connect refuses the credentials."""
     secret = spec.cdc.known_password()
-    client = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ())
+    client = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ())
     deadline = time.monotonic() + timeout
     while True:
         try:
             if log_reached(client.offsets(spec.cdc.connector), position):
                 return True
+        except ConnectAccessDenied:
+            raise  # no wait makes it answer
         except CdcError:
             pass  # unknown yet, or Connect busy: asked again until the deadline
         if time.monotonic() >= deadline:
@@ -202,7 +214,8 @@ def verify_table(
     extent = rebuilt.extent
     keys = read.key_columns
     log = Side([], {c: [] for c in read.side.columns})
-    for row in rebuilt.rows.values():
+    for logged in rebuilt.rows.values():
+        row = string_decimals(logged, read.kinds, settings)
         log.keys.append(key_text(tuple(row.get(c) for c in keys)))
         for column, values in log.columns.items():
             values.append(canonical(row.get(column)))
@@ -225,8 +238,6 @@ def verify_table(
     if skip:
         notes.append(f"compacted topic: {len(skip):,} keys changed after the position are not verifiable")
     if notes:
-        from dataclasses import replace
-
         result = replace(result, note="; ".join(notes))
     return result
 
@@ -243,7 +254,7 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
              position: Position | None = None) -> CdcVerification:  # fmt: skip
         at = position or Position.binlog("unknown.000000", 0)
         return CdcVerification(spec.name, spec.cdc.connector, at, started.isoformat(), time.monotonic() - clock,
-                               tables, settings, unevaluated)  # fmt: skip
+                               tables, settings, unevaluated, spec.checklist.min_coverage)  # fmt: skip
 
     try:
         settings = connector_settings(spec)
@@ -251,7 +262,11 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
         return done((), {}, f"Kafka Connect: {exc}")
     position, tables = read_tables(spec)
     gap = None
-    if not wait_for_log(spec, position, wait_seconds):
+    try:
+        reached = wait_for_log(spec, position, wait_seconds)
+    except ConnectAccessDenied as exc:
+        return done((), settings, f"Kafka Connect: {exc}", position)
+    if not reached:
         gap, why = _stopped_short(spec)
         if gap is None:
             return done((), settings, f"connector {spec.cdc.connector}'s committed offset did not reach the "
@@ -287,13 +302,9 @@ _PURGED = ("purged", "no longer available", "error code: 1236")
 def _stopped_short(spec: PipelineSpec) -> tuple[str | None, str]:
     """(the failure, if the connector failed because the binlog it needs was purged; else None,
     and a clause for the unevaluated message)."""
-    from cdc.connect import ConnectClient
-
     secret = spec.cdc.known_password()
     try:
-        status = ConnectClient(spec.cdc.connect_url, retries=1, secrets=(secret,) if secret else ()).status(
-            spec.cdc.connector
-        )
+        status = spec.cdc.connect_client(retries=1, secrets=(secret,) if secret else ()).status(spec.cdc.connector)
     except CdcError as exc:
         return None, f" ({exc})"
     reason = status.reason or ""
@@ -306,8 +317,6 @@ def _stopped_short(spec: PipelineSpec) -> tuple[str | None, str]:
 
 def as_gap(result: TableVerification, failure: str) -> TableVerification:
     """Every difference of a table whose connector stopped on a purged binlog is that gap's."""
-    from dataclasses import replace
-
     if not result.findings:
         return result
     merged = Finding(

@@ -9,8 +9,9 @@ offset); bytes in hex. No float arithmetic and no local time zone are involved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 KEY_SEPARATOR = "\x1f"
@@ -65,6 +66,28 @@ def canonical(value: Any) -> str | None:
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
     return str(value)
+
+
+def string_decimals(row: dict[str, Any], kinds: Mapping[str, str], settings: Mapping[str, str]) -> dict[str, Any]:
+    """`row` with DECIMAL columns read back as Decimal when the connector sends them as text
+    (`decimal.handling.mode=string`, e.g. "129.9900"): text decimals are exact, so they compare
+    equal to the database's after `canonical`, never as a difference.
+
+    >>> string_decimals({"total": "129.9900"}, {"total": "decimal"}, {"decimal.handling.mode": "string"})
+    {'total': Decimal('129.9900')}
+    """
+    if settings.get("decimal.handling.mode") != "string":
+        return row
+    return {c: _decimal(v) if kinds.get(c) == "decimal" else v for c, v in row.items()}
+
+
+def _decimal(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return value  # not a number: compared as the text it is, and differs
 
 
 def key_text(values: tuple[Any, ...]) -> str:

@@ -38,7 +38,9 @@ def test_a_secret_is_refused_as_a_plain_property() -> None:
 @pytest.mark.parametrize(
     ("name", "secret"),
     [("sasl.password", True), ("ssl.key.password", True), ("ssl.key.pem", True),
-     ("sasl.oauthbearer.client.secret", True), ("sasl.username", False), ("ssl.ca.location", False)],
+     ("sasl.oauthbearer.client.secret", True), ("sasl.username", False), ("ssl.ca.location", False),
+     ("sasl.jaas.config", True), ("producer.override.sasl.jaas.config", True), ("database.password", True),
+     ("sasl.oauthbearer.token", True), ("gcp.credentials", True), ("sasl.oauthbearer.token.endpoint.url", False)],
 )  # fmt: skip
 def test_secret_property_names(name: str, secret: bool) -> None:
     assert is_secret(name) is secret

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from cdc.errors import PositionError
-from cdc.visibility import PgSnapshot, commit_of, stream_cut, widen
+from cdc.visibility import PgSnapshot, commit_of, lookback_commits, stream_cut, widen
 
 EPOCH = 1 << 32
 
@@ -56,6 +58,39 @@ def test_a_visible_transaction_after_an_invisible_one_is_stray_never_exact() -> 
     snapshot = PgSnapshot.parse("10:13:11", lsn_after=500)
     cut = stream_cut(snapshot, [(10, 200), (11, 300), (12, 400), (13, 600)])
     assert cut.stray == ((12, 400),) and not cut.exact and cut.bound == 199
+
+
+def test_a_visible_transaction_at_the_snapshots_wal_position_after_an_invisible_one_is_stray() -> None:
+    snapshot = PgSnapshot.parse("10:13:11", lsn_after=500)
+    cut = stream_cut(snapshot, [(10, 200), (11, 300), (12, 500), (13, 600)])
+    assert cut.stray == ((12, 500),) and not cut.exact
+
+
+Commits = list[tuple[int, int]]
+
+
+def _reader(whole: Commits, window: Commits, calls: list[int | None]) -> Callable[[int | None], Commits]:
+    def read(since_ms: int | None) -> list[tuple[int, int]]:
+        calls.append(since_ms)
+        return whole if since_ms is None else window
+
+    return read
+
+
+def test_a_quiet_lookback_window_reads_the_whole_transaction_topic() -> None:
+    snapshot = PgSnapshot.parse("10:10:", lsn_after=500)
+    whole, calls = [(8, 100), (9, 200)], list[int | None]()
+    commits = lookback_commits(snapshot, 1_000, _reader(whole, [], calls))
+    assert commits == whole and calls == [1_000, None]
+    assert stream_cut(snapshot, commits, passed_lsn=500).bound == 199
+
+
+def test_a_window_starting_visible_is_read_once_and_an_invisible_start_reads_everything() -> None:
+    snapshot = PgSnapshot.parse("10:12:", lsn_after=500)
+    calls: list[int | None] = []
+    assert lookback_commits(snapshot, 7, _reader([(1, 50)], [(9, 200)], calls)) == [(9, 200)] and calls == [7]
+    calls.clear()
+    assert lookback_commits(snapshot, 7, _reader([(1, 50)], [(12, 600)], calls)) == [(1, 50)] and calls == [7, None]
 
 
 def test_nothing_visible_streamed_cuts_after_the_connectors_snapshot_reads_only() -> None:

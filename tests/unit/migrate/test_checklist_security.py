@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.checklist.security import broker_findings, client_findings
+from migrate.checklist.security import broker_findings, client_findings, first_broker
+from migrate.errors import CheckUnavailable
 
 SECURED = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "ssl.ca.location": "/ca.pem"}
 
@@ -49,3 +50,9 @@ def test_broker_findings() -> None:
         "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL,INTERNAL:PLAINTEXT",
     }
     assert broker_findings(mixed) == ["broker listener INTERNAL is plaintext"]
+
+
+def test_a_cluster_listing_no_brokers_leaves_the_check_unavailable_not_a_crash() -> None:
+    assert first_broker({3: "b3", 1: "b1"}, "k:9092") == "1"
+    with pytest.raises(CheckUnavailable, match="k:9092 listed no brokers"):
+        first_broker({}, "k:9092")

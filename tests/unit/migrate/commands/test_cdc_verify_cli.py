@@ -19,7 +19,8 @@ def test_an_unreachable_connect_is_not_evaluated_and_recorded_as_such(tmp_path: 
         port = s.getsockname()[1]  # closed again: nothing listens there
     spec = local_spec(tmp_path, cdc={"connect_url": f"http://127.0.0.1:{port}"})
     spec_file = tmp_path / "dualrun.yaml"
-    spec_file.write_text(spec.model_dump_json())  # JSON is YAML
+    # JSON is YAML; not `local`, which would put the local stack's Connect URL back
+    spec_file.write_text(json.dumps({**json.loads(spec.model_dump_json()), "local": False}))
     result = CliRunner().invoke(cli, ["cdc", "verify", "--spec", str(spec_file), "--format", "json"])
     assert result.exit_code == 2, result.output
     payload = json.loads(result.output)

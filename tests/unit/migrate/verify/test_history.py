@@ -82,4 +82,16 @@ def test_a_table_none_of_whose_rows_could_be_verified_makes_the_run_unevaluated_
     run = dataclasses.replace(verification(), tables=(blind,))
     assert (run.verdict, run.exit_code) == ("unevaluated", 2)
     partly = dataclasses.replace(blind, matched_rows=1, unverified_rows=2)
-    assert dataclasses.replace(run, tables=(partly,)).verdict == "clean"
+    assert dataclasses.replace(run, tables=(partly,)).verdict == "unevaluated"
+
+
+def test_partial_coverage_below_the_threshold_is_unevaluated_with_the_counts() -> None:
+    table = TableVerification("shop.orders", "t", 200, 0, 0, (), coverage="since_offset", unverified_rows=3)
+    run = dataclasses.replace(verification(), tables=(table,))
+    assert (run.verdict, run.exit_code) == ("unevaluated", 2)  # 197 of 200: 98.5% < 99%
+    assert run.shortfall == "shop.orders: 197 of 200 rows verified: below checklist.min_coverage (99%)"
+    assert run.to_dict()["coverage_shortfall"] == run.shortfall
+    assert "not evaluated: shop.orders: 197 of 200 rows verified" in render.cdc_verification(run)
+    assert dataclasses.replace(run, min_coverage=0.985).verdict == "clean"  # exactly at the threshold
+    enough = dataclasses.replace(table, unverified_rows=2)
+    assert dataclasses.replace(run, tables=(enough,)).verdict == "clean" and run.tables[0].clean

@@ -1,0 +1,45 @@
+"""The connector a spec describes (migrate.connector): Debezium's Kafka password stays out of Connect's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migrate.checklist.security import connector_findings
+from migrate.connector import schema_history_properties
+from migrate.errors import SpecError
+from tests.unit.report.builders import local_spec
+
+SASL = {
+    "security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "debezium",
+    "sasl.password_env": "DUALRUN_TEST_DEBEZIUM_KAFKA_PASSWORD",
+}  # fmt: skip
+
+
+def test_a_sasl_login_without_a_secrets_file_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DUALRUN_TEST_DEBEZIUM_KAFKA_PASSWORD", "s3cr3t-Pw")
+    spec = local_spec(tmp_path, cdc={"kafka_properties": SASL})
+    with pytest.raises(SpecError, match="cdc.kafka_secrets_file: not set") as refused:
+        schema_history_properties(spec)
+    assert "s3cr3t-Pw" not in str(refused.value) and "\n" not in str(refused.value)
+    secured = local_spec(tmp_path, cdc={"kafka_properties": SASL, "kafka_secrets_file": "/etc/connect/dbz.properties"})
+    java = schema_history_properties(secured)
+    assert java["sasl.jaas.config"] == "${file:/etc/connect/dbz.properties:sasl.jaas.config}"
+    assert not any("s3cr3t-Pw" in v for v in java.values())
+
+
+def test_the_checklist_names_a_kafka_secret_in_clear_in_the_connector_config() -> None:
+    config = {
+        "schema.history.internal.producer.sasl.jaas.config": "********",  # Connect's answer, masked by our client
+        "schema.history.internal.consumer.sasl.jaas.config": "${file:/etc/connect/dbz.properties:sasl.jaas.config}",
+        "database.password": "********",  # Debezium's only way to log in to the database
+        "topic.prefix": "dbserver1",
+    }
+    assert connector_findings(config) == [
+        "the connector config holds schema.history.internal.producer.sasl.jaas.config in clear "
+        "(Connect's config topic); set cdc.kafka_secrets_file"
+    ]
+    assert connector_findings({"topic.prefix": "dbserver1", "database.password": "pw"}) == []
