@@ -10,14 +10,16 @@ from the other properties, never printed by `repr`/`to_dict`, and `scrub` masks 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from cdc.errors import CdcError, KafkaAccessError
+from cdc.errors import CdcError, KafkaAccessError, PartitionReadError, ReadDeadline
 
 MASK = "********"
 
@@ -159,6 +161,99 @@ def producer(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> Producer:
 def admin(kafka: Kafka, extra: Mapping[str, Any] | None = None) -> AdminClient:
     """An AdminClient for `kafka`; `extra` as for `consumer`."""
     return AdminClient(settings(kafka).config(**(extra or {})), logger=quiet_logger())
+
+
+def reader(kafka: Kafka, purpose: str, isolation: str = "read_committed") -> Consumer:
+    """A consumer for `PartitionReader`: partition EOF events on, never commits, and a fresh group id
+    `dualrun-<purpose>-<hex>` (assign() without commits never joins or creates it on the broker).
+    Records removed by retention while reading: it goes on from the new start, never the end."""
+    return consumer(
+        kafka,
+        {
+            "group.id": f"dualrun-{purpose}-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+            "isolation.level": isolation, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+        },
+    )  # fmt: skip
+
+
+Partition = tuple[str, int]  # (topic, partition)
+READ_BATCH = 500  # messages per consume() call
+
+
+class PartitionReader:
+    """Reads assigned partitions to their end, once: iterate it for the messages.
+
+    Each partition in `starts` is read from its start offset (or OFFSET_BEGINNING) until it
+    reports EOF (the consumer needs `enable.partition.eof`; `reader` builds one), reaches its
+    offset in `stops` (the first offset not wanted: a message at or past it is never yielded), or
+    the caller calls `finish`. An EOF below the stop offset (the rest is not stable yet, or ends
+    in transaction markers) ends the partition too, unless `wait_for_stop`: then only an EOF at
+    or past `stop - 1` does (a trailing commit marker is never delivered).
+
+    Raises PartitionReadError on any consumer error other than EOF, and ReadDeadline (with the
+    partitions still open) when they are not all done within `timeout` s.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        starts: Mapping[Partition, int],
+        *,
+        timeout: float,
+        stops: Mapping[Partition, int] | None = None,
+        wait_for_stop: bool = False,
+        what: str = "",
+    ) -> None:
+        self.consumer = consumer
+        self.starts = dict(starts)
+        self.stops = dict(stops or {})
+        self.timeout = timeout
+        self.wait_for_stop = wait_for_stop
+        self.what = what
+        self.open: set[Partition] = set(self.starts)
+
+    def finish(self, tp: Partition) -> None:
+        """Stop reading `tp`: nothing more of it is yielded."""
+        self.open.discard(tp)
+
+    def _eof(self, tp: Partition, offset: int) -> None:
+        stop = self.stops.get(tp)
+        if not self.wait_for_stop or stop is None or offset >= stop - 1:
+            self.open.discard(tp)
+
+    def __iter__(self) -> Iterator[Message]:
+        if not self.open:
+            return
+        self.consumer.assign([TopicPartition(t, p, self.starts[(t, p)]) for t, p in sorted(self.open)])
+        deadline = time.monotonic() + self.timeout
+        while self.open:
+            if time.monotonic() >= deadline:
+                raise ReadDeadline(self._late(), sorted(self.open))
+            for msg in self.consumer.consume(READ_BATCH, 0.5):
+                tp = (msg.topic() or "", msg.partition() or 0)
+                offset = msg.offset() or 0
+                error = msg.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        self._eof(tp, offset)
+                        continue
+                    raise PartitionReadError(f"reading {tp[0]}[{tp[1]}]: {error.str()}")
+                stop = self.stops.get(tp)
+                if tp not in self.open or offset < self.starts[tp]:
+                    continue
+                if stop is not None and offset >= stop:
+                    self.open.discard(tp)
+                    continue
+                yield msg
+                if stop is not None and offset >= stop - 1:
+                    self.open.discard(tp)
+
+    def _late(self) -> str:
+        ends = {tp: f" to {stop}" for tp, stop in self.stops.items()}
+        where = ", ".join(
+            f"{t}[{p}] from {self.starts[(t, p)]}{ends.get((t, p), '')}" for t, p in sorted(self.open)[:3]
+        )
+        return f"reading {self.what or 'the topic'} timed out after {self.timeout:.0f}s at {where}"
 
 
 class _Recorder(logging.Handler):

@@ -35,6 +35,19 @@ class TopicError(CdcError):
     """A topic admin request failed."""
 
 
+class PartitionReadError(CdcError):
+    """A consumer reported an error other than partition EOF while reading partitions to their end."""
+
+
+class ReadDeadline(CdcError):
+    """Partitions were not read to their end in time (deleted by retention, or the broker not answering);
+    `pending` names the (topic, partition) pairs still open."""
+
+    def __init__(self, message: str, pending: list[tuple[str, int]]) -> None:
+        super().__init__(message)
+        self.pending = pending
+
+
 class KafkaAccessError(CdcError):
     """The broker refuses the client's settings: wrong credentials, an unverifiable certificate, or no
     TLS/SASL where the listener wants them. A configuration error (exit 2)."""

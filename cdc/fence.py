@@ -23,16 +23,15 @@ consumes (`cdc.progress`) and drained its internal topics (`cdc.chain`):
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cdc import client
 from cdc.chain import stable_committed
-from cdc.client import Kafka
+from cdc.client import Kafka, PartitionReader
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import CdcError, EnvelopeError
 from cdc.position import Position
@@ -41,13 +40,7 @@ Partition = tuple[str, int]
 
 
 def _consumer(kafka: Kafka, isolation: str) -> Consumer:
-    return client.consumer(
-        kafka,
-        {
-            "group.id": f"dualrun-fence-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-            "isolation.level": isolation, "enable.partition.eof": True, "auto.offset.reset": "earliest",
-        },
-    )  # fmt: skip
+    return client.reader(kafka, "fence", isolation)
 
 
 @dataclass(frozen=True)
@@ -145,31 +138,16 @@ def read_changes(
     if not pending:
         return found
     consumer = _consumer(bootstrap_servers, "read_committed")
-    deadline = time.monotonic() + timeout
+    starts, stops = {tp: lo for tp, (lo, _) in pending.items()}, {tp: hi for tp, (_, hi) in pending.items()}
+    # wait_for_stop: an at-least-once upper fence is the high watermark, which may run ahead of the LSO
+    reader = PartitionReader(consumer, starts, stops=stops, wait_for_stop=True, timeout=timeout,
+                             what="the window's change events")  # fmt: skip
     try:
-        consumer.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in pending.items()])
-        while pending:
-            if time.monotonic() >= deadline:
-                where = ", ".join(f"{t}[{p}] {lo}..{hi}" for (t, p), (lo, hi) in sorted(pending.items())[:3])
-                raise CdcError(f"reading the window's change events timed out after {timeout:.0f}s at {where}")
-            for msg in consumer.consume(num_messages=5000, timeout=0.2):
-                error = msg.error()
-                tp = (msg.topic() or "", msg.partition() or 0)
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        if tp in pending and (msg.offset() or 0) >= pending[tp][1] - 1:
-                            pending.pop(tp)  # the range ends in control records
-                        continue
-                    raise CdcError(f"reading {tp[0]}[{tp[1]}]: {error.str()}")
-                offset = msg.offset() or 0
-                if tp not in pending or offset < pending[tp][0]:
-                    continue
-                if offset < pending[tp][1]:
-                    event = decode(tp[0], msg.key(), msg.value())
-                    if isinstance(event, ChangeEvent):
-                        found.append((tp, offset, event))
-                if offset >= pending[tp][1] - 1:
-                    pending.pop(tp)
+        for msg in reader:
+            tp = (msg.topic() or "", msg.partition() or 0)
+            event = decode(tp[0], msg.key(), msg.value())
+            if isinstance(event, ChangeEvent):
+                found.append((tp, msg.offset() or 0, event))
     except EnvelopeError as exc:
         raise CdcError(f"a change event in the window could not be decoded: {exc}") from exc
     except KafkaException as exc:

@@ -17,8 +17,6 @@ as after a binlog gap with `snapshot.mode=when_needed`).
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,12 +24,10 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cdc import client
-from cdc.client import Kafka
+from cdc.client import Kafka, PartitionReader
 from cdc.envelope import ChangeEvent, Tombstone, decode
 from cdc.errors import CdcError, PositionError
 from cdc.position import Position, parse_gtid_set
-
-POLL_BATCH = 2000
 
 
 @dataclass(frozen=True)
@@ -159,17 +155,7 @@ class TopicReader:
         self.timeout = timeout
 
     def _consumer(self) -> Consumer:
-        return client.consumer(
-            self.bootstrap_servers,
-            {
-                "group.id": f"dualrun-rebuild-{uuid.uuid4().hex[:8]}",  # never committed
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": False,
-                # Records removed by retention while reading: go on from the new start, never the end.
-                "auto.offset.reset": "earliest",
-            },
-        )
+        return client.reader(self.bootstrap_servers, "rebuild")
 
     def extent(self, consumer: Consumer, topic: str) -> tuple[list[tuple[int, int, int]], bool]:
         """[(partition, low, high)] of `topic` and whether it exists."""
@@ -207,27 +193,10 @@ class TopicReader:
     ) -> Iterator[ChangeEvent | Tombstone]:
         """The records below each partition's end offset, from its low watermark; `firsts` gets the
         first offset read per partition."""
-        todo = {p: high for p, low, high in marks if high > low}
-        if not todo:
-            return
-        consumer.assign([TopicPartition(topic, p, low) for p, low, high in marks if p in todo])
-        deadline = time.monotonic() + self.timeout
-        while todo:
-            if time.monotonic() > deadline:
-                raise CdcError(f"reading {topic} did not reach its end offsets within {self.timeout:.0f}s")
-            batch = consumer.consume(POLL_BATCH, 0.5)
-            if not batch:
-                # The last offsets may be transaction markers, never delivered: ask where we are.
-                for tp in consumer.position([TopicPartition(topic, p) for p in list(todo)]):
-                    if tp.offset >= todo[tp.partition]:
-                        del todo[tp.partition]
-            for msg in batch:
-                if msg.error():
-                    continue
-                partition, offset = msg.partition(), msg.offset()
-                if partition is None or offset is None or partition not in todo or offset >= todo[partition]:
-                    continue
-                firsts.setdefault(partition, offset)
-                yield decode(topic, msg.key(), msg.value())
-                if offset + 1 >= todo[partition]:
-                    del todo[partition]
+        todo = [(p, low, high) for p, low, high in marks if high > low]
+        reader = PartitionReader(consumer, {(topic, p): low for p, low, _ in todo},
+                                 stops={(topic, p): high for p, _, high in todo}, wait_for_stop=True,
+                                 timeout=self.timeout, what=topic)  # fmt: skip
+        for msg in reader:
+            firsts.setdefault(msg.partition() or 0, msg.offset() or 0)
+            yield decode(topic, msg.key(), msg.value())

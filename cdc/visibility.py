@@ -33,17 +33,15 @@ the snapshot and dualrun says so), and the stream as of the batch is every chang
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from cdc import client
-from cdc.client import Kafka
+from cdc.client import Kafka, PartitionReader
 from cdc.errors import CdcError, PositionError
 
 XID32 = 1 << 32
@@ -218,13 +216,7 @@ def read_commits(
 ) -> list[tuple[int, int]]:
     """Every END record of `topic` (single partition, as Debezium creates it) from the first
     record at or after `since_ms` (None: the beginning) to the end offset read at the start."""
-    consumer = client.consumer(
-        bootstrap_servers,
-        {
-            "group.id": f"dualrun-cut-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "enable.partition.eof": True,
-        },
-    )  # fmt: skip
+    consumer = client.reader(bootstrap_servers, "cut")
     try:
         return list(_commits(consumer, topic, since_ms, timeout))
     finally:
@@ -242,25 +234,11 @@ def _commits(consumer: Consumer, topic: str, since_ms: int | None, timeout: floa
         start = found if found >= 0 else high
     if high <= low or (start != OFFSET_BEGINNING and start >= high):
         return
-    consumer.assign([TopicPartition(topic, 0, start)])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is None:
-            continue
-        error = msg.error()
-        if error is not None:
-            if error.code() == KafkaError._PARTITION_EOF:
-                return
-            raise CdcError(f"reading {topic}: {error.str()}")
-        if (msg.offset() or 0) >= high:
-            return
+    reader = PartitionReader(consumer, {(topic, 0): start}, stops={(topic, 0): high}, timeout=timeout, what=topic)
+    for msg in reader:
         commit = commit_of(msg.value())
         if commit is not None:
             yield commit
-        if (msg.offset() or 0) >= high - 1:
-            return
-    raise CdcError(f"reading {topic} timed out after {timeout:.0f}s")
 
 
 # Kafka timestamps of transaction records are Connect's clock; transactions committed this long

@@ -25,9 +25,10 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import pyarrow as pa
-from confluent_kafka import KafkaError, TopicPartition
 
 from cdc import client
+from cdc.client import PartitionReader
+from cdc.errors import CdcError
 from cdc.sink import JdbcSinkSettings
 from cdc.topics import TopicAdmin
 from comparators import FrameSource, Reconciliation, reconcile
@@ -200,35 +201,17 @@ class TopicState:
 def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: dict[int, int],
                 stop: dict[int, int]) -> TopicState:  # fmt: skip
     """Read `topic` from `start` up to (not including) `stop`, per partition (assigned, never commits)."""
-    import uuid
-
-    consumer = client.consumer(spec.kafka.client(), {
-        "group.id": f"dualrun-sink-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-        "isolation.level": "read_committed", "enable.partition.eof": True,
-        "auto.offset.reset": "earliest"})  # fmt: skip
+    consumer = client.reader(spec.kafka.client(), "sink")
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     touched: set[tuple[Any, ...]] = set()
     delivered = {p: start.get(p, 0) for p in stop}
     records = 0
+    wanted = [p for p, end in stop.items() if end > start.get(p, 0)]
+    reader = PartitionReader(consumer, {(topic, p): start.get(p, 0) for p in wanted},
+                             stops={(topic, p): stop[p] for p in wanted}, timeout=120, what=topic)  # fmt: skip
     try:
-        parts = [TopicPartition(topic, p, start.get(p, 0)) for p, end in stop.items() if end > start.get(p, 0)]
-        consumer.assign(parts)
-        open_parts = {tp.partition for tp in parts}
-        deadline = time.monotonic() + 120
-        while open_parts and time.monotonic() < deadline:
-            msg = consumer.poll(1.0)
-            if msg is None:
-                continue
-            error = msg.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    open_parts.discard(msg.partition())
-                    continue
-                raise SinkError(f"reading {topic}: {error.str()}")
+        for msg in reader:
             partition, offset = int(msg.partition() or 0), int(msg.offset() or 0)
-            if offset >= stop[partition]:
-                open_parts.discard(partition)
-                continue
             records += 1
             delivered[partition] = offset + 1
             key = record_key(msg.key(), keys)
@@ -238,8 +221,8 @@ def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: di
                 rows.pop(key, None)
             else:  # a value may leave the key columns to the key (as the JDBC sink's record_key mode does)
                 rows[key] = {**dict(zip(keys, key, strict=True)), **value}
-        if open_parts:
-            raise SinkError(f"reading {topic}: partitions {sorted(open_parts)} not read to the read point in 120 s")
+    except CdcError as exc:
+        raise SinkError(str(exc)) from exc
     finally:
         consumer.close()
     return TopicState(rows, frozenset(touched), delivered, records)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaException, TopicPartition
 
 from cdc import client
+from cdc.client import PartitionReader
 from cdc.connect import ConnectClient
-from cdc.errors import TopicError
+from cdc.errors import CdcError, ReadDeadline, TopicError
 from cdc.topics import GroupLag, TopicAdmin, TopicInfo
 from migrate.batch import BatchRun, load_run
 from migrate.checklist.model import CheckResult
@@ -91,78 +91,55 @@ class Context:
             except TopicError as exc:
                 raise CheckUnavailable(str(exc)) from exc
 
-    def _reader(self) -> Consumer:
-        return client.consumer(
-            self.spec.kafka.client(),
-            {
-                # assign() without commits never joins or creates this group on the broker
-                "group.id": f"dualrun-checklist-{uuid.uuid4().hex[:8]}",
-                "enable.auto.commit": False,
-                "isolation.level": "read_committed",
-                "enable.partition.eof": True,
-            },
-        )
-
     def oldest_waiting_ms(self, lag: GroupLag) -> int | None:
         """The Kafka timestamp (ms) of the oldest record the group has not committed past, over the
         partitions where it is behind; None when none could be read within the timeout."""
         behind = [p for p in lag.partitions if p.lag > 0]
         if not behind:
             return None
-        consumer = self._reader()
+        consumer = client.reader(self.spec.kafka.client(), "checklist")
         stamps: list[int] = []
         try:
             with self.kafka():
-                todo = []
+                starts = {}
                 for p in behind:
                     low, _ = consumer.get_watermark_offsets(TopicPartition(p.topic, p.partition), timeout=self.timeout)
-                    todo.append(TopicPartition(p.topic, p.partition, max(p.committed or 0, low)))
-                consumer.assign(todo)
-                waiting = {(tp.topic, tp.partition) for tp in todo}
-                deadline = time.monotonic() + self.timeout
-                while waiting and time.monotonic() < deadline:
-                    msg = consumer.poll(0.5)
-                    if msg is None or (msg.topic(), msg.partition()) not in waiting:
-                        continue
-                    waiting.discard((msg.topic() or "", msg.partition() or 0))
-                    kind, stamp = msg.timestamp()
-                    if msg.error() is None and kind != TIMESTAMP_NOT_AVAILABLE:
-                        stamps.append(stamp)
+                    starts[(p.topic, p.partition)] = max(p.committed or 0, low)
+                reader = PartitionReader(consumer, starts, timeout=self.timeout, what="the change topics")
+                with suppress(ReadDeadline):  # the partitions read so far date the lag
+                    for msg in reader:
+                        reader.finish((msg.topic() or "", msg.partition() or 0))  # its first record is enough
+                        kind, stamp = msg.timestamp()
+                        if kind != TIMESTAMP_NOT_AVAILABLE:
+                            stamps.append(stamp)
+        except CdcError as exc:
+            raise CheckUnavailable(str(exc)) from exc
         finally:
             consumer.close()
         return min(stamps) if stamps else None
 
     def count_records(self, topic: str, limit_s: float = 20.0) -> tuple[int, str | None]:
-        """Committed records retained in `topic`, and the `dualrun.error` header of the first one."""
+        """Committed records retained in `topic`, and the `dualrun.error` header of the first one.
+        Raises CheckUnavailable when the topic cannot be read to its end within `limit_s` s."""
         partitions = sorted(self.metadata.topics[topic].partitions)
-        consumer = self._reader()
+        consumer = client.reader(self.spec.kafka.client(), "checklist")
         try:
             with self.kafka():
-                todo: list[TopicPartition] = []
+                starts = {}
                 for p in partitions:
                     low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=self.timeout)
                     if high > low:
-                        todo.append(TopicPartition(topic, p, low))
-                if not todo:
-                    return 0, None
-                consumer.assign(todo)
-                count, first_error, open_parts = 0, None, {tp.partition for tp in todo}
-                deadline = time.monotonic() + limit_s
-                while open_parts and time.monotonic() < deadline:
-                    msg = consumer.poll(0.5)
-                    if msg is None:
-                        continue
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            open_parts.discard(msg.partition())
-                        continue
+                        starts[(topic, p)] = low
+                count, first_error = 0, None
+                for msg in PartitionReader(consumer, starts, timeout=limit_s, what=topic):
                     count += 1
                     if first_error is None:
                         headers = dict(msg.headers() or [])
                         raw = headers.get("dualrun.error")
                         first_error = raw.decode(errors="replace") if isinstance(raw, bytes) else None
                 return count, first_error
+        except CdcError as exc:
+            raise CheckUnavailable(str(exc)) from exc
         finally:
             consumer.close()
 
