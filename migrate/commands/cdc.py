@@ -14,6 +14,7 @@ from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
 
 if TYPE_CHECKING:
+    from cdc.client import Kafka
     from cdc.connect import ConnectClient
     from cdc.connector import ConnectorSettings
     from cdc.health import ConnectorHealth
@@ -178,8 +179,10 @@ def _put(client: ConnectClient, settings: ConnectorSettings, wait_seconds: float
 @click.option("--max-silence", type=float, default=60.0, show_default=True,
               help="Seconds without a record, the source writing, before RUNNING counts as stalled.")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="Take Connect, the connector name and Kafka's client settings from this pipeline spec.")  # fmt: skip
 def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_servers: str | None,
-           max_silence: float, as_json: bool) -> None:  # fmt: skip
+           max_silence: float, as_json: bool, spec_path: Path | None) -> None:  # fmt: skip
     """Connector and task states with the failure reason, and whether it delivers; exit 1 unless it
     does, 2 when the broker did not answer (its topics could not be checked).
 
@@ -193,11 +196,18 @@ def status(config: StackConfig, connect_url: str | None, name: str, bootstrap_se
     from cdc.health import diagnose
     from cdc.topics import TopicAdmin
     from migrate import render
+    from migrate.spec import load_spec
 
-    broker = TopicAdmin(bootstrap_servers or config.kafka(), timeout=10)
-    health = diagnose(
-        client_for(config, connect_url), name, broker, _gtids_reader(config.debezium_password), limit_s=max_silence
-    )
+    kafka: Kafka = bootstrap_servers or config.kafka()
+    connect, password = client_for(config, connect_url), config.debezium_password
+    if spec_path is not None:
+        spec = load_spec(spec_path)
+        kafka = bootstrap_servers or spec.kafka.client()
+        connect = client_for(config, connect_url) if connect_url else spec.cdc.connect_client()
+        name = name if _given("name") else spec.cdc.connector
+        password = spec.cdc.known_password() or ""
+    broker = TopicAdmin(kafka, timeout=10)
+    health = diagnose(connect, name, broker, _gtids_reader(password), limit_s=max_silence)
     if as_json:
         click.echo(render.as_json(health))
     else:
@@ -280,20 +290,38 @@ def offsets(config: StackConfig, connect_url: str | None, name: str) -> None:
 
 @cdc.command()
 @stack_options
-@click.option("--table", "tables", multiple=True, default=("shop.orders", "shop.customers"), show_default=True)
-@click.option("--topic-prefix", default="dbserver1", show_default=True)
+@click.option("--table", "tables", multiple=True, default=("shop.orders", "shop.customers"), show_default=True,
+              help="A captured table (repeatable); with --spec, default: the spec's cdc.tables.")  # fmt: skip
+@click.option("--topic-prefix", default="dbserver1", show_default=True,
+              help="With --spec, default: the spec's cdc.topic_prefix.")  # fmt: skip
 @click.option("--max-events", type=int, default=0, help="Stop after this many events (0: until Ctrl-C).")
 @click.option("--from-beginning", is_flag=True, help="Start at the earliest offset instead of now.")
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="Take the tables, topic prefix and Kafka's client settings from this pipeline spec.")  # fmt: skip
 def tail(
-    config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool
-) -> None:
-    """Print change events live as Debezium publishes them; exit 1 at once if none of the topics exists."""
+    config: StackConfig, tables: tuple[str, ...], topic_prefix: str, max_events: int, from_beginning: bool,
+    spec_path: Path | None,
+) -> None:  # fmt: skip
+    """Print change events live as Debezium publishes them; exit 2 at once if none of the topics exists."""
     from rich.console import Console
 
+    from migrate.spec import load_spec
     from migrate.tail import tail_events
 
+    kafka: Kafka = config.kafka()
+    if spec_path is not None:
+        spec = load_spec(spec_path)
+        kafka = spec.kafka.client()
+        tables = tables if _given("tables") else spec.cdc.tables
+        topic_prefix = topic_prefix if _given("topic_prefix") else spec.cdc.topic_prefix
     topics = [f"{topic_prefix}.{t}" for t in tables]
-    tail_events(config.kafka(), topics, max_events, from_beginning, Console())
+    tail_events(kafka, topics, max_events, from_beginning, Console())
+
+
+def _given(param: str) -> bool:
+    """True when the user typed the option (not its default), so it wins over the spec's value."""
+    source = click.get_current_context().get_parameter_source(param)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
 @cdc.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from migrate.commands.options import stack_options
+from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
 
 # Services a user may add to the default stack (MariaDB, Kafka, Connect); see migrate.stack.OPTIONAL.
@@ -25,18 +26,22 @@ def stack() -> None:
                    "PostgreSQL for the tables of the Debezium JDBC sink (`dualrun cdc register-sink`).")  # fmt: skip
 @click.option("--monitoring", is_flag=True, help="Also run Prometheus, Alertmanager and dualrun's exporter, with "
               "the JMX exporter agent in the broker and Connect (ports: DUALRUN_PROMETHEUS_PORT, ...).")  # fmt: skip
-@click.option("--secure/--plaintext", "secure", default=None,
+@click.option("--secure", is_flag=True,
               help="Kafka on SASL_SSL (SCRAM-SHA-256) with a mutual-TLS controller and ACLs, one user per "
-                   "client; --plaintext turns it off. Default: as the stack was last brought up.")  # fmt: skip
-def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool, secure: bool | None) -> None:
-    """Start MariaDB, Kafka and Connect (plus any --with service) unless running; wait until each is healthy."""
+                   "client. Default: as the stack was last brought up.")  # fmt: skip
+@click.option("--plaintext", is_flag=True, help="Kafka on PLAINTEXT again after --secure.")
+def up(config: StackConfig, extras: tuple[str, ...], monitoring: bool, secure: bool, plaintext: bool) -> None:
+    """Start MariaDB, Kafka and Connect (plus any --with service) unless running; wait until each is healthy.
+    Exit 2 for --secure with --plaintext or a service that cannot start."""
     from rich.console import Console
 
     from migrate import render
     from migrate.process import port_open
     from migrate.stack import DEFAULT, MONITORING, Stack, switch_security
 
-    if secure is not None:
+    if secure and plaintext:
+        raise DualrunError("stack up: --secure and --plaintext are mutually exclusive; give one of them")
+    if secure or plaintext:
         config = switch_security(config, secure)
     console = Console(stderr=True)
     services = tuple(name for extra in extras for name in WITH[extra])
