@@ -314,9 +314,18 @@ def checklist(result: Checklist, console: Console) -> None:
     threshold indented), so no column is squeezed.
     """
     counts = result.counts()
+    if result.unevaluated and all(c.name in result.unevaluated or c.status == "skipped" for c in result.checks):
+        # Nothing could be evaluated (e.g. wrong credentials): one line, the first reason, never NO-GO.
+        first = next(c.evidence for c in result.checks if c.name in result.unevaluated)
+        why = first.removeprefix("could not evaluate: ")
+        console.print(f"[bold red]could not evaluate[/] the checklist of {result.spec_name}: {why} (exit 2)",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        return
     colour = "green" if result.verdict == "GO" else "red"
+    # Exit 2 is neither GO nor NO-GO: the header says so (the data keeps NO-GO, the cautious side).
+    header = "COULD NOT EVALUATE" if result.unevaluated else result.verdict
     tally = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    console.print(f"[bold {colour}]{result.verdict}[/]  {result.spec_name}: {tally}", highlight=False)
+    console.print(f"[bold {colour}]{header}[/]  {result.spec_name}: {tally}", highlight=False)
     if console.width < COMPACT_BELOW:
         for check in result.checks:
             style, label = _CHECK_STYLE.get(check.status, ("", check.status))

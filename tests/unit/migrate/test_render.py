@@ -119,3 +119,19 @@ def test_an_output_compared_through_the_offset_fence_shows_its_window_and_covera
     shown = check.to_dict()
     assert shown["coverage"] == {"verified_keys": 97, "in_flight_keys": 3, "coverage": 0.97}
     assert shown["window"]["events"] == 2 and shown["window"]["events_per_table"] == {"shop.orders": 2}
+
+
+def test_a_checklist_that_could_not_run_says_so_in_one_line_never_no_go() -> None:
+    down = "could not evaluate: Kafka refused the credentials of user 'dualrun' (SASL authentication failed)"
+    checks = (CheckResult("parity", "skipped", down, "streak >= 3"), CheckResult("replication", "skipped", down, "RF"))
+    result = Checklist("shop-orders", checks, ("parity", "replication"))
+    out = io.StringIO()
+    render.checklist(result, Console(file=out, width=80, force_terminal=False, color_system=None))
+    text = out.getvalue()
+    assert text.count("\n") == 1 and "NO-GO" not in text, text
+    assert text.startswith("could not evaluate the checklist of shop-orders: Kafka refused the credentials")
+    assert text.rstrip().endswith("(exit 2)") and result.exit_code == 2
+
+
+def test_a_partly_evaluated_checklist_heads_with_could_not_evaluate() -> None:
+    assert rendered(200).startswith("COULD NOT EVALUATE  shop-orders:")
