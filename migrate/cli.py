@@ -34,6 +34,17 @@ def user_error(exc: BaseException) -> bool:
     return False
 
 
+def in_spec_file(exc: BaseException) -> str:
+    """The error's one line, naming the spec file the command loaded when it is a spec error that
+    does not name it yet (raised after loading, it knows only its key path)."""
+    text = str(exc)
+    loaded = sys.modules.get("migrate.spec.load")
+    path = loaded.LOADED.get() if loaded is not None else None
+    if path is None or str(path) in text or not any(c.__name__ == "SpecError" for c in type(exc).__mro__):
+        return text
+    return f"{path}: {text}"
+
+
 class DualrunGroup(click.Group):
     """A click group that turns expected failures into one line and an exit code."""
 
@@ -46,11 +57,15 @@ class DualrunGroup(click.Group):
                 raise
             if debug:  # the traceback, but the same exit code: 1 would read as NO-GO / differences
                 traceback.print_exc()
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {in_spec_file(exc)}", fg="red", err=True)
             ctx.exit(getattr(exc, "exit_code", 2))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        finally:
+            loaded = sys.modules.get("migrate.spec.load")
+            if loaded is not None:  # the next invocation in this process (tests) may load another spec
+                loaded.LOADED.set(None)
 
 
 @click.group(cls=DualrunGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,6 +7,7 @@ in one line (the first problem, with the count of the others), and carries every
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,11 @@ def parse_spec(raw: Any, origin: str, folder: Path | None = None) -> PipelineSpe
         raise explain(exc, origin) from None
 
 
+# The spec file the running command loaded: the CLI names it in a spec error raised later (an
+# unset `*_env` variable, a tolerance on a column the output lacks), which only knows its key path.
+LOADED: ContextVar[Path | None] = ContextVar("dualrun_spec_file", default=None)
+
+
 def load_spec(path: str | Path | None = None) -> PipelineSpec:
     """Load and validate a spec; None finds ./dualrun.yaml, else the local stack's example spec."""
     if path is None:
@@ -172,4 +178,6 @@ def load_spec(path: str | Path | None = None) -> PipelineSpec:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise SpecError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    return parse_spec(raw, str(path), path.absolute().parent)
+    spec = parse_spec(raw, str(path), path.absolute().parent)
+    LOADED.set(path)
+    return spec

@@ -45,3 +45,49 @@ def test_cdc_tail_help_names_the_exit_code_it_uses() -> None:
 
     text = " ".join(CliRunner().invoke(cli, ["cdc", "tail", "--help"]).output.split())
     assert f"exit {MissingTopics.exit_code} at once if none of the topics exists" in text
+
+
+def test_an_unset_env_variable_of_the_spec_names_the_spec_file_and_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import yaml
+
+    from migrate.spec.load import example_spec_path
+
+    example = example_spec_path()
+    shutil.copytree(example.parent / "sql", tmp_path / "sql")
+    raw = yaml.safe_load(example.read_text())
+    raw.pop("local", None)
+    raw["kafka"]["properties"] = {"sasl.username": "dualrun", "sasl.password_env": "DUALRUN_TEST_NEVER_SET"}
+    monkeypatch.delenv("DUALRUN_TEST_NEVER_SET", raising=False)
+    path = tmp_path / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    for key, value in ((raw["source"], "DUALRUN_TEST_SOURCE"), (raw["cdc"], "DUALRUN_TEST_CDC")):
+        monkeypatch.setenv(value, "x")
+        key["password_env"] = value
+    path.write_text(yaml.safe_dump(raw))
+    result = CliRunner().invoke(cli, ["cdc", "tail", "--spec", str(path), "--max-events", "1"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.count("\n") == 0, line
+    assert line.startswith(f"error: {path}: kafka.properties.sasl.password_env:"), line
+    assert "DUALRUN_TEST_NEVER_SET is not set; export it" in line
+
+
+def test_a_comparison_spec_error_after_loading_names_the_spec_file(tmp_path: Path) -> None:
+    """A tolerance on a column the output lacks is found when comparing, long after loading."""
+    from comparators.errors import SpecError as CompareSpecError
+    from migrate.cli import in_spec_file
+    from migrate.errors import StackError
+    from migrate.spec.load import LOADED
+
+    error = CompareSpecError("ruled column(s) ['amout'] exist on neither side; check the names")
+    token = LOADED.set(tmp_path / "pipeline.yaml")
+    try:
+        assert in_spec_file(error) == f"{tmp_path / 'pipeline.yaml'}: {error}"
+        assert in_spec_file(StackError("port 9092 is taken")) == "port 9092 is taken"  # not a spec error
+    finally:
+        LOADED.reset(token)
+    assert in_spec_file(error) == str(error)  # no spec loaded: nothing to name
