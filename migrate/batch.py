@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from cdc.position import Position
 from cdc.visibility import PgSnapshot
 from migrate.errors import DualrunError, SourceUnavailable
-from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, describe_source, driver_sql, source_url
+from migrate.sourcedb import CHUNK_ROWS, check_columns, check_tables, chunks, describe_source, driver_sql, source_url
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
@@ -195,6 +195,7 @@ def read_snapshot(
     tables: dict[str, pa.Table] = {}
     try:
         with engine.connect() as conn:
+            check_tables(conn, spec)
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             position = snapshot_position(conn)
             for suffix in ("", RERUN) if rerun else ("",):

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from cdc.position import Position, parse_lsn
 from cdc.visibility import PgSnapshot, StreamCut, find_cut
 from migrate.errors import DualrunError, SourceUnavailable
-from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, describe_source, driver_sql, source_url
+from migrate.sourcedb import CHUNK_ROWS, check_columns, check_tables, chunks, describe_source, driver_sql, source_url
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
@@ -119,6 +119,7 @@ def read_snapshot(
     tables: dict[str, pa.Table] = {}
     try:
         with engine.connect() as conn:
+            check_tables(conn, spec)
             before = str(conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()::text").scalar())
             conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             # The transaction's first statement takes its snapshot; the LSN is read after it.

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy.engine import URL, make_url
 
-from migrate.errors import DualrunError
+from migrate.errors import DualrunError, SpecError
 from migrate.spec import PipelineSpec
 
 CHUNK_ROWS = 50_000
@@ -25,6 +25,19 @@ def describe_source(spec: PipelineSpec) -> str:
     url = make_url(spec.source.url)
     port = url.port or (5432 if spec.source.kind == "postgres" else 3306)
     return f"{url.username}@{url.host}:{port}/{url.database}"
+
+
+def check_tables(conn: Any, spec: PipelineSpec) -> None:
+    """Every `cdc.tables` entry (database.table, or schema.table on PostgreSQL) exists in the source,
+    as information_schema shows it to the spec's user; SpecError naming the first that does not."""
+    rows = conn.exec_driver_sql("SELECT table_schema, table_name FROM information_schema.tables").fetchall()
+    present = {f"{schema}.{name}" for schema, name in rows}
+    for table in spec.cdc.tables:
+        if table not in present:
+            raise SpecError(
+                f"cdc.tables: {table} does not exist in the source {describe_source(spec)} (or the user cannot "
+                "see it); fix the name as database.table or create the table"
+            )
 
 
 def check_columns(names: list[str], output: str, overrides: dict[str, str]) -> None:

@@ -37,6 +37,7 @@ from migrate.batch import (
     translate,
 )
 from migrate.errors import DualrunError
+from migrate.sourcedb import check_tables
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
@@ -112,6 +113,7 @@ def read_tables(spec: PipelineSpec) -> tuple[Position, dict[str, DatabaseTable]]
     tables: dict[str, DatabaseTable] = {}
     try:
         with engine.connect() as conn:
+            check_tables(conn, spec)
             conn.exec_driver_sql("SET time_zone = '+00:00'")
             conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
             position = snapshot_position(conn)

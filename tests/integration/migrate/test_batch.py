@@ -197,3 +197,26 @@ def test_the_noise_rerun_runs_in_the_same_snapshot(stack: StackConfig, ledger: s
     rerun = run_output(spec.warehouse_path, run.run_id + "~rerun", "b").sort_by("account_id")
     assert first.equals(rerun) and first.num_rows == 2
     assert isinstance(run.position, Position) and run.position.file
+
+
+def test_a_captured_table_missing_from_the_source_fails_the_batch_in_one_line_naming_it_and_the_spec(
+    stack: StackConfig, ledger: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    spec = ledger_spec(stack, ledger, tmp_path, {
+        "account_balance": {"keys": ["account_id"], "batch": {"sql": LEDGER_SQL}, "stream": {"topic": "ab"}},
+    })  # fmt: skip
+    raw = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw["cdc"]["tables"] = [f"{ledger}.transfers", f"{ledger}.transfer"]  # a typo
+    path = tmp_path / "ledger.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("DUALRUN_DB_PASSWORD", stack.db_password)
+    result = CliRunner().invoke(cli, ["run", "batch", "--spec", str(path)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert line.count("\n") == 0, line
+    assert str(path) in line and f"cdc.tables: {ledger}.transfer does not exist in the source" in line
