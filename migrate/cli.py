@@ -75,7 +75,17 @@ def cli(debug: bool) -> None:
     """Run a batch pipeline and its CDC streaming replacement side by side and decide the cutover."""
 
 
-COMMANDS = ("stack", "run", "batch", "demo", "cdc", "reconcile", "report", "checklist")  # module = command name
+COMMANDS = (
+    "stack",
+    "run",
+    "batch",
+    "demo",
+    "cdc",
+    "reconcile",
+    "report",
+    "checklist",
+    "history",
+)  # module = command name
 
 
 def _register() -> None:

@@ -18,9 +18,12 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from cdc.connect import ConnectorStatus
     from cdc.envelope import ChangeEvent, Tombstone
     from cdc.health import ConnectorHealth
+    from comparators.history import RunSummary
     from migrate.asof import SpecReconciliation
     from migrate.batch import BatchRun
     from migrate.bracket import Bracket, BracketCheck
@@ -80,6 +83,21 @@ def stack_status(status: StackStatus, console: Console) -> None:
 
 def to_json(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
+
+
+def history_runs(runs: Sequence[RunSummary], path: Path, console: Console) -> None:
+    """`dualrun history list`: one row per recorded run, newest first; the run id is what
+    `dualrun report --run` takes."""
+    if not runs:
+        console.print(f"no runs recorded in {path}", highlight=False)
+        return
+    # One line a run, never truncated: the run id is what the user copies.
+    console.print("run id                            recorded at (UTC)    verdict      unexplained  comparison",
+                  style="bold", highlight=False, soft_wrap=True)  # fmt: skip
+    for run in runs:
+        at = run.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
+        console.print(f"{run.run_id:<32}  {at}  {run.verdict:<11}  {run.unexplained:>11,}  {run.name}",
+                      highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def connector_config(stored: dict[str, Any], console: Console) -> None:
