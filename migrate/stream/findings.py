@@ -16,7 +16,8 @@ import orjson
 import pyarrow as pa
 
 from comparators.sql import idents
-from migrate.stream.tap import SAMPLES, STATE, TapLog, as_text, segment_files
+from migrate.stream.rows import as_text
+from migrate.stream.tap import SAMPLES, STATE, TapLog, segment_files
 
 
 @dataclass(frozen=True)

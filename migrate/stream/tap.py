@@ -41,8 +41,9 @@ from cdc.client import Kafka
 from cdc.connector import POSITION_HEADER
 from comparators.sql import ident, literal
 from migrate.errors import KafkaUnavailable, TapError
-from migrate.stream.decoder import META, DecodedRecord, RecordDecoder, UndecodableRecord
+from migrate.stream.decoder import DecodedRecord, RecordDecoder, UndecodableRecord
 from migrate.stream.kafka import Action, Timeouts, backoff, classify, describe, error_of
+from migrate.stream.rows import to_arrow  # also importable from here, as before the split
 
 STATE = "tap.json"
 CHUNK_ROWS = 200_000  # rows per segment: bounds the tap's memory on a first read of a large topic
@@ -362,72 +363,6 @@ class _SegmentWriter:
                 key = orjson.dumps({k: row.columns.get(k) for k in self.keys}, default=str)
                 self.reject(row.partition, row.offset, key, str(exc))
         return kept
-
-
-def to_arrow(rows: Sequence[DecodedRecord], schema: pa.Schema | None, base_us: int) -> pa.Table:
-    """Decoded records as one changelog table; `__processed_at` = base_us + i microseconds."""
-    names: dict[str, None] = dict.fromkeys(schema.names if schema is not None else ())
-    for row in rows:
-        for name in row.columns:
-            if name not in names:
-                names[name] = None
-    arrays: list[pa.Array] = []
-    fields: list[pa.Field] = []
-    for name in names:
-        kind = schema.field(name).type if schema is not None and name in schema.names else None
-        array = column(name, [row.columns.get(name) for row in rows], kind)
-        arrays.append(array)
-        fields.append(pa.field(name, array.type))
-    positions = [row.position for row in rows]
-    meta: list[Any] = [
-        [row.op for row in rows],
-        [p.pos_file if p else None for p in positions],
-        [p.pos_offset if p else None for p in positions],
-        [p.gtid if p else None for p in positions],
-        [p.lsn if p else None for p in positions],
-        [p.source_ts_ms if p else None for p in positions],
-        pa.array(range(base_us, base_us + len(rows)), type=pa.int64()).cast(pa.timestamp("us")),
-        [p.pos_order if p else None for p in positions],
-        [row.partition for row in rows],
-        [row.offset for row in rows],
-        [p is not None for p in positions],
-    ]
-    for values, meta_field in zip(meta, META, strict=True):
-        arrays.append(values if isinstance(values, pa.Array) else pa.array(values, type=meta_field.type))
-        fields.append(meta_field)
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-
-
-def column(name: str, values: list[Any], kind: pa.DataType | None) -> pa.Array:
-    """One column, typed as the batch output types it when known. Exact: a value that does not fit
-    (a cent beyond DECIMAL(p, 2), text in a number column) raises TapError, never rounds; the tap
-    keeps such records as undecodable evidence (`_SegmentWriter._without_misfits`)."""
-    try:
-        if kind is None:
-            try:
-                return pa.array(values)
-            except (pa.ArrowInvalid, pa.ArrowTypeError):
-                return pa.array([None if v is None else as_text(v) for v in values], type=pa.string())
-        if pa.types.is_decimal(kind) or pa.types.is_temporal(kind) and any(isinstance(v, str) for v in values):
-            # From text, then cast: exact, and "12.50", 12.5 and Decimal('12.5') all agree.
-            texts = [v if type(v) is str or v is None else as_text(v) for v in values]
-            return pa.array(texts, type=pa.string()).cast(kind)
-        try:
-            return pa.array(values, type=kind)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            return pa.array([None if v is None else as_text(v) for v in values], type=pa.string()).cast(kind)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        sample = next((v for v in values if v is not None), None)
-        raise TapError(f"column {name!r} holds a value ({sample!r}, ...) that is not a {kind}: {exc}") from exc
-
-
-def as_text(value: Any) -> str:
-    """A value as the text the tap keeps when it cannot type it (also the evidence's key text)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return orjson.dumps(value, default=str).decode()
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -20,21 +20,15 @@ from migrate.stream.job import StreamJob
 from tests.integration.conftest import Database
 
 
-def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) -> PipelineSpec:
-    database = f"src_{name}"
-    db.run(
-        f"CREATE DATABASE `{database}`",
-        f"CREATE TABLE `{database}`.customers LIKE shop.customers",
-        f"CREATE TABLE `{database}`.orders LIKE shop.orders",
-    )
+def pipeline_spec(
+    stack: StackConfig, state_dir: Path, name: str, source: SourceSpec, tables: tuple[str, ...], **cdc: object
+) -> PipelineSpec:
+    """The example pipeline on its own connector, topics, group and state dir, reading `tables` of
+    `source` (MariaDB or PostgreSQL); `cdc` adds connector settings (server_id, publication)."""
     spec = PipelineSpec(
         name=name,
         state_dir=str(state_dir),
-        source=SourceSpec(
-            url=f"mysql+pymysql://{stack.db_user}@127.0.0.1:{stack.ports.mariadb}/{database}",
-            password_env="DUALRUN_DB_PASSWORD",
-            default_password=stack.db_password,
-        ),  # fmt: skip
+        source=source,
         cdc=CdcSpec(
             connect_url=stack.connect_url,
             connector=name,
@@ -42,8 +36,8 @@ def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) 
             user=stack.debezium_user,
             password_env="DUALRUN_DEBEZIUM_PASSWORD",
             default_password=stack.debezium_password,
-            server_id=300000 + uuid.uuid4().int % 100000,
-            tables=(f"{database}.customers", f"{database}.orders"),
+            tables=tables,
+            **cdc,  # type: ignore[arg-type]
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(
@@ -57,7 +51,23 @@ def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) 
         outputs=shop_orders.outputs(name),
         local=True,  # the written spec file finds the stack's local passwords
     )
-    spec = spec.with_changes(compare={"wait_seconds": 90})
+    return spec.with_changes(compare={"wait_seconds": 90})
+
+
+def make_pipeline(stack: StackConfig, db: Database, state_dir: Path, name: str) -> PipelineSpec:
+    database = f"src_{name}"
+    db.run(
+        f"CREATE DATABASE `{database}`",
+        f"CREATE TABLE `{database}`.customers LIKE shop.customers",
+        f"CREATE TABLE `{database}`.orders LIKE shop.orders",
+    )
+    source = SourceSpec(
+        url=f"mysql+pymysql://{stack.db_user}@127.0.0.1:{stack.ports.mariadb}/{database}",
+        password_env="DUALRUN_DB_PASSWORD",
+        default_password=stack.db_password,
+    )  # fmt: skip
+    spec = pipeline_spec(stack, state_dir, name, source, (f"{database}.customers", f"{database}.orders"),
+                         server_id=300000 + uuid.uuid4().int % 100000)  # fmt: skip
     (state_dir / "dualrun.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     return spec
 

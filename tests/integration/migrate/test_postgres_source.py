@@ -24,11 +24,11 @@ from migrate.batch import load_run, run_batch
 from migrate.connector import connector_settings, ensure_connector
 from migrate.demo import defect_spec
 from migrate.examples import shop_orders
-from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
+from migrate.spec import PipelineSpec, SourceSpec
 from migrate.stackconfig import StackConfig
 from migrate.stream.status import read_status
 from tests.integration.cdc.test_postgres import PgDatabase, drop_slot
-from tests.integration.migrate.conftest import JobThread
+from tests.integration.migrate.conftest import JobThread, pipeline_spec
 from tests.integration.migrate.test_pipelines import assert_clean, causes, mismatched_columns
 
 pytestmark = pytest.mark.integration
@@ -51,40 +51,17 @@ def make_pg_pipeline(stack: StackConfig, pg: PgDatabase, state_dir: Path, name: 
         f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {stack.debezium_user}",
     )
     example = yaml.safe_load((Path(shop_orders.__file__).parent / "spec-postgres.yaml").read_text())
-    spec = PipelineSpec(
-        name=name,
-        state_dir=str(state_dir),
-        source=SourceSpec(
-            kind="postgres",
-            url=f"postgresql+psycopg://{stack.db_user}@127.0.0.1:{stack.ports.postgres}/{stack.database}"
-            f"?options=-csearch_path%3D{schema}",
-            password_env="DUALRUN_DB_PASSWORD",
-            default_password=stack.db_password,
-        ),  # fmt: skip
-        cdc=CdcSpec(
-            connect_url=stack.connect_url,
-            connector=name,
-            topic_prefix=name,
-            user=stack.debezium_user,
-            password_env="DUALRUN_DEBEZIUM_PASSWORD",
-            default_password=stack.debezium_password,
-            tables=(f"{schema}.customers", f"{schema}.orders"),
-            publication=schema,
-        ),  # fmt: skip
-        kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
-        stream=StreamSpec(
-            group=name,
-            pipeline="migrate.examples.shop_orders:PIPELINE",
-            transactional_id=name,
-            state_topic=f"{name}-state",
-            dead_letter_topic=f"{name}-dlq",
-            commit_interval_ms=100,
-        ),  # fmt: skip
-        outputs=shop_orders.outputs(name),
-        local=True,
-    )
+    source = SourceSpec(
+        kind="postgres",
+        url=f"postgresql+psycopg://{stack.db_user}@127.0.0.1:{stack.ports.postgres}/{stack.database}"
+        f"?options=-csearch_path%3D{schema}",
+        password_env="DUALRUN_DB_PASSWORD",
+        default_password=stack.db_password,
+    )  # fmt: skip
     assert example["source"]["kind"] == "postgres"  # the shipped variant runs the same SQL files
-    return spec.with_changes(compare={"wait_seconds": 90})
+    return pipeline_spec(
+        stack, state_dir, name, source, (f"{schema}.customers", f"{schema}.orders"), publication=schema
+    )
 
 
 @pytest.fixture
