@@ -12,8 +12,9 @@ from cdc.progress import GroupProgress
 from comparators import FrameSource, Reconciliation, Settings, reconcile
 from comparators import history as run_history
 from comparators.errors import SourceError
+from comparators.errors import SpecError as ComparatorSpecError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
-from migrate.errors import DualrunError
+from migrate.errors import DualrunError, SpecError
 from migrate.external import OutputCheck, reconcile_external
 from migrate.metrics import write_parity
 from migrate.progress import StreamProgress, wait_for_stream
@@ -192,6 +193,11 @@ def _reconcile_spec(
                     settings=Settings(allow_empty=True),
                 )
                 break
+            except ComparatorSpecError as exc:  # a tolerance, ignore or partition on a column the output lacks
+                raise SpecError(
+                    f"outputs.{output}: {exc} (its columns: {', '.join(batch.schema.names)}); fix the column "
+                    f"names in outputs.{output}.tolerances, ignore or partition"
+                ) from None
             except SourceError:
                 # A changelog segment may be merged away between listing and reading it.
                 if attempt == 2:
