@@ -143,9 +143,11 @@ def change_offsets(spec: PipelineSpec, timeout: float = 15.0) -> dict[Partition,
     try:
         return partition_ends(spec.kafka.client(), topics, timeout=timeout)
     except CdcError as exc:
+        reason = str(exc).splitlines()[0].split("; ")[0]  # what failed, without the hint for output topics
         raise DualrunError(
             f"batch mark --begin: cannot read the offsets of the change topics ({', '.join(topics)}) at "
-            f"{spec.kafka.bootstrap_servers}: {str(exc).splitlines()[0]}; start Kafka and the connector first"
+            f"{spec.kafka.bootstrap_servers}: {reason}; start Kafka and register the Debezium connector "
+            "(cdc.connector) before the bracket"
         ) from None
 
 
@@ -244,7 +246,9 @@ def import_output(spec: PipelineSpec, output: str) -> pa.Table:
                 raise SpecError(f"{field}: {source.label} has no column {missing[0]!r} (it has {', '.join(names)})")
             table = con.sql("SELECT * FROM imported").to_arrow_table()
         except (SourceError, duckdb.Error) as exc:
-            raise SpecError(f"{field}: cannot read {source.label}: {str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0]
+            said = reason if reason.startswith("cannot read") else f"cannot read {source.label}: {reason}"
+            raise SpecError(f"{field}: {said}") from None
     for name, text in out.batch.columns.items():
         i = table.schema.get_field_index(name)
         try:

@@ -158,3 +158,12 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
     bracketed_run([2], "9.99")
     assert parity(Context(spec)).status == "fail"
     assert "orders_enriched latest run has 1 unexplained differences (streak 0)" in parity(Context(spec)).evidence
+
+
+def test_an_import_url_that_cannot_be_read_is_one_line_saying_so_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'absent' / 'w.db'}"
+    with pytest.raises(SpecError) as raised:
+        imported(tmp_path, {"url": url, "table": "order_alerts"})
+    message = str(raised.value)
+    assert message.startswith(f"{BATCH}.import: cannot read {url} (table order_alerts): ")
+    assert message.count("cannot read") == 1 and "\n" not in message
