@@ -141,7 +141,14 @@ def _reconcile_spec(
     record: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
+    from migrate.bracket import check_bracket, load_bracket
+
     run = load_run(spec.warehouse_path, run_id)
+    if load_bracket(spec, run.run_id) is not None:
+        # An external job's run between `batch mark`s: decided key by key against its bracket.
+        check = check_bracket(spec, run.run_id, wait=wait, record=record, progress=progress)
+        compared = {name: c.reconciliation for name, c in check.outputs.items()}
+        return SpecReconciliation(spec.name, run, check.progress, compared, check.history_ids, bracket=check)
     # Before either path: an output the batch run lacks would otherwise read as an empty batch side.
     missing = [output for output in spec.outputs if output not in run.rows]
     if missing:
@@ -149,13 +156,6 @@ def _reconcile_spec(
             f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
             "run `dualrun run batch` again, then reconcile"
         )
-    from migrate.bracket import check_bracket, load_bracket
-
-    if load_bracket(spec, run.run_id) is not None:
-        # An external job's run between `batch mark`s: decided key by key against its bracket.
-        check = check_bracket(spec, run.run_id, wait=wait, record=record, progress=progress)
-        compared = {name: c.reconciliation for name, c in check.outputs.items()}
-        return SpecReconciliation(spec.name, run, check.progress, compared, check.history_ids, bracket=check)
     if run.snapshot is not None:  # PostgreSQL: the snapshot placed in the stream's commit order
         from migrate import pgsource
 

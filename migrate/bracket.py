@@ -147,7 +147,7 @@ def change_offsets(spec: PipelineSpec, timeout: float = 15.0) -> dict[Partition,
         raise DualrunError(
             f"batch mark --begin: cannot read the offsets of the change topics ({', '.join(topics)}) at "
             f"{spec.kafka.bootstrap_servers}: {reason}; start Kafka and register the Debezium connector "
-            "(cdc.connector) before the bracket"
+            "(`dualrun cdc register --spec ...`) before the bracket"
         ) from None
 
 
@@ -171,6 +171,7 @@ def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     if end.position < begin.position:
         raise DualrunError(f"batch mark --end: the source position went back ({begin.position} -> {end.position})")
     tables = {name: import_output(spec, name) for name in spec.outputs}
+    _same_types(spec, tables)
     run = BatchRun(
         run_id=begin.at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         started_at=begin.at, finished_at=end.at, position=end.position,
@@ -181,6 +182,30 @@ def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     _write_json(_marks_dir(spec) / "runs" / f"{run.run_id}.json", bracket.to_dict())
     begun.unlink()
     return run, bracket
+
+
+def _same_types(spec: PipelineSpec, tables: Mapping[str, pa.Table]) -> None:
+    """SpecError when an import's column types differ from those earlier runs stored in the
+    warehouse (appending would cast them silently: an empty first CSV stores every column as text)."""
+    path = spec.warehouse_path
+    if not path.exists():
+        return
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = {str(r[0]) for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for name, table in tables.items():
+            if name not in stored:
+                continue
+            before = dict(describe(con, name))
+            con.register("incoming", table)
+            now = dict(describe(con, "incoming"))
+            con.unregister("incoming")
+            changed = [(c, before[c], t) for c, t in now.items() if c in before and before[c] != t]
+            if changed:
+                col, was, is_ = changed[0]
+                raise SpecError(
+                    f"outputs.{name}.batch.import: column {col} is {is_} now but {was} in earlier runs in {path}; "
+                    f"declare its type in outputs.{name}.batch.columns, or point batch.warehouse at a new file"
+                )
 
 
 def load_bracket(spec: PipelineSpec, run_id: str) -> Bracket | None:
@@ -354,6 +379,12 @@ def check_bracket(
     if bracket is None:
         raise DualrunError(
             f"batch run {run.run_id} was not bracketed by `batch mark`; compare it with `dualrun reconcile --spec`"
+        )
+    missing = [output for output in spec.outputs if output not in run.rows]
+    if missing:
+        raise DualrunError(
+            f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
+            "run your job between `batch mark --begin` and `--end` again (or `dualrun run batch --external`)"
         )
     timeout = spec.compare.wait_seconds if wait is None else wait
     progress(f"waiting for the stream to pass the end mark {run.position}")

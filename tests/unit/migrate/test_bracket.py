@@ -167,3 +167,18 @@ def test_an_import_url_that_cannot_be_read_is_one_line_saying_so_once(tmp_path: 
     message = str(raised.value)
     assert message.startswith(f"{BATCH}.import: cannot read {url} (table order_alerts): ")
     assert message.count("cannot read") == 1 and "\n" not in message
+
+
+def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_path: Path) -> None:
+    # An empty first CSV stores every column as text; appending typed rows would cast them silently.
+    from migrate.batch import BatchRun, write_run
+    from migrate.bracket import _same_types
+
+    spec = load_spec(write(tmp_path, changed(BATCH, {"import": {"csv": "out.csv"}})))
+    (tmp_path / "out.csv").write_text("account_id,balance\n")
+    empty = import_output(spec, "account_balance")
+    run = BatchRun(run_id="r1", started_at=None, finished_at=None, position=None, rows={})  # type: ignore[arg-type]
+    write_run(spec.warehouse_path, run, {"account_balance": empty}, run_id="r1")
+    (tmp_path / "out.csv").write_text("account_id,balance\n1,2.50\n")
+    with pytest.raises(SpecError, match="column account_id is BIGINT now but VARCHAR in earlier runs"):
+        _same_types(spec, {"account_balance": import_output(spec, "account_balance")})
