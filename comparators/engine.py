@@ -355,7 +355,7 @@ def _hash_pass(plan: Plan) -> str:
     )
 
 
-def _row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
+def row_exprs(plan: Plan, spec: ReconcileSpec, side: str) -> list[str]:
     """One side's keys (k0..), compared columns (c0..), the raw values of converted
     columns (w0..), whether a verified conversion was exact (o0..) and the in-flight
     column (fl), from `t`."""
@@ -397,7 +397,7 @@ def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, 
     try:
         con.execute(
             f"CREATE TEMP TABLE {LROWS} AS SELECT l.* EXCLUDE (h), TRUE AS present FROM"
-            f" (SELECT *, {lhash} AS h FROM (SELECT {', '.join(_row_exprs(plan, spec, LEFT))}"
+            f" (SELECT *, {lhash} AS h FROM (SELECT {', '.join(row_exprs(plan, spec, LEFT))}"
             f" FROM {LEFT} AS t)) AS l ANTI JOIN"
             f" (SELECT {key.right('t.')} AS k0, {rhash} AS h FROM {RIGHT} AS t) AS r"
             f" ON l.k0 = r.k0 AND l.h = r.h"
@@ -411,7 +411,7 @@ def _join_pass(con: duckdb.DuckDBPyConnection, plan: Plan, spec: ReconcileSpec, 
     )
     block, bit = _blocks(key.right("t."), lo)
     con.execute(
-        f"CREATE TEMP TABLE {RROWS} AS SELECT {', '.join(_row_exprs(plan, spec, RIGHT))},"
+        f"CREATE TEMP TABLE {RROWS} AS SELECT {', '.join(row_exprs(plan, spec, RIGHT))},"
         f" TRUE AS present FROM {RIGHT} AS t LEFT JOIN {MATCHED} AS m ON {block} = m.b"
         f" WHERE m.bits IS NULL OR get_bit(m.bits, {bit}) = 0"
     )
@@ -432,7 +432,7 @@ def _candidate_rows(plan: Plan, spec: ReconcileSpec) -> list[str]:
         pick = Column.left if side == LEFT else Column.right
         on = " AND ".join(f"{pick(k, 't.')} IS NOT DISTINCT FROM c.k{i}" for i, k in enumerate(plan.keys))
         out.append(
-            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(_row_exprs(plan, spec, side))},"
+            f"CREATE TEMP TABLE {table} AS SELECT {', '.join(row_exprs(plan, spec, side))},"
             f" TRUE AS present FROM {side} AS t SEMI JOIN {KEYS} AS c ON {on}"
         )
     out.append(_counts(len(plan.keys)))
@@ -458,27 +458,33 @@ def _side(plan: Plan, table: str) -> str:
     return f"SELECT * FROM {table} AS t SEMI JOIN (SELECT * FROM {COUNTS} WHERE nl <= 1 AND nr <= 1) AS c ON {on}"
 
 
+def column_status(col: Column, j: int, params: Params, left: str = "l", right: str = "r") -> str:
+    """SQL UTINYINT for column `j` of two rows `left` and `right` selected with `row_exprs` (and a
+    `present` flag): 0 equal, 1 different but within a rule of the column, 2 a mismatch; NULL
+    when a side has no row."""
+    lv, rv = f"{left}.c{j}", f"{right}.c{j}"
+    explained = " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules) or "FALSE"
+    lo, ro, lw, rw = f"{left}.o{j}", f"{right}.o{j}", f"{left}.w{j}", f"{right}.w{j}"
+    # A value that did not convert exactly is compared as it is: equal only to the same.
+    lossy = (
+        f" WHEN NOT ({lo} AND {ro}) THEN CASE WHEN NOT {lo} AND NOT {ro} AND"
+        f" CAST({lw} AS VARCHAR) IS NOT DISTINCT FROM CAST({rw} AS VARCHAR) THEN 0 ELSE 2 END"
+        if col.checked
+        else ""
+    )
+    return (
+        f"CASE WHEN {left}.present IS NULL OR {right}.present IS NULL THEN NULL{lossy}"
+        f" WHEN {lv} IS NOT DISTINCT FROM {rv} THEN 0"
+        f" WHEN coalesce({explained}, FALSE) THEN 1 ELSE 2 END::UTINYINT"
+    )
+
+
 def _detail_pass(plan: Plan, spec: ReconcileSpec, params: Params) -> str:
     nk = len(plan.keys)
     keys = ", ".join(f"coalesce(l.k{i}, r.k{i}) AS k{i}" for i in range(nk))
     on = " AND ".join(f"l.k{i} IS NOT DISTINCT FROM r.k{i}" for i in range(nk))
     values = ", ".join(_diff_values(plan))
-    statuses = []
-    for j, col in enumerate(plan.columns):
-        lv, rv = f"l.c{j}", f"r.c{j}"
-        explained = " OR ".join(r.explains(lv, rv, col.pairing.compared_as, params) for r in col.rules) or "FALSE"
-        # A value that did not convert exactly is compared as it is: equal only to the same.
-        lossy = (
-            f" WHEN NOT (l.o{j} AND r.o{j}) THEN CASE WHEN NOT l.o{j} AND NOT r.o{j} AND"
-            f" CAST(l.w{j} AS VARCHAR) IS NOT DISTINCT FROM CAST(r.w{j} AS VARCHAR) THEN 0 ELSE 2 END"
-            if col.checked
-            else ""
-        )
-        statuses.append(
-            f"CASE WHEN l.present IS NULL OR r.present IS NULL THEN NULL{lossy}"
-            f" WHEN {lv} IS NOT DISTINCT FROM {rv} THEN 0"
-            f" WHEN coalesce({explained}, FALSE) THEN 1 ELSE 2 END::UTINYINT AS s{j}"
-        )
+    statuses = [f"{column_status(col, j, params)} AS s{j}" for j, col in enumerate(plan.columns)]
     flight = "FALSE"
     if spec.in_flight is not None:
         since, zone = spec.in_flight.since, literal(spec.naive_timezone)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cdc.position import Position
 from cdc.progress import GroupProgress
@@ -16,13 +16,16 @@ from comparators.errors import SpecError as ComparatorSpecError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError, SpecError
 from migrate.external import OutputCheck, reconcile_external
-from migrate.metrics import write_parity
+from migrate.metrics import publish_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
 from migrate.sink import SinkParity, reconcile_sink
 from migrate.spec import PipelineSpec
 from migrate.stream.status import read_status
 from migrate.window import Coverage
+
+if TYPE_CHECKING:
+    from migrate.bracket import BracketCheck
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,9 @@ class SpecReconciliation:
     checks: dict[str, OutputCheck] = field(default_factory=dict)
     # The third side: outputs with a sink (`outputs.X.sink`), the table users read vs the output topic.
     sinks: dict[str, SinkParity] = field(default_factory=dict)
+    # A batch run an external job wrote between `batch mark`s: its window and window keys
+    # (`outputs` then holds each output's result over the keys outside the window and window defects).
+    bracket: BracketCheck | None = None
 
     @property
     def verdict(self) -> str:
@@ -63,6 +69,8 @@ class SpecReconciliation:
         """Keys verified and in flight over the outputs compared through a window; None when every
         output was compared exactly at the batch position."""
         found = [c.coverage for c in self.checks.values() if c.coverage is not None]
+        if self.bracket is not None:
+            found += [o.coverage for o in self.bracket.outputs.values()]
         return sum(found[1:], found[0]) if found else None
 
     @property
@@ -80,6 +88,7 @@ class SpecReconciliation:
             "checks": {name: c.to_dict() for name, c in self.checks.items()},
             "coverage": self.coverage.to_dict() if self.coverage else None,
             "sinks": {name: s.to_dict() for name, s in self.sinks.items()},
+            "bracket": self.bracket.to_dict() if self.bracket else None,
         }
 
 
@@ -133,7 +142,14 @@ def _reconcile_spec(
     record: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
+    from migrate.bracket import check_bracket, load_bracket
+
     run = load_run(spec.warehouse_path, run_id)
+    if load_bracket(spec, run.run_id) is not None:
+        # An external job's run between `batch mark`s: decided key by key against its bracket.
+        check = check_bracket(spec, run.run_id, wait=wait, record=record, progress=progress)
+        compared = {name: c.reconciliation for name, c in check.outputs.items()}
+        return SpecReconciliation(spec.name, run, check.progress, compared, check.history_ids, bracket=check)
     # Before either path: an output the batch run lacks would otherwise read as an empty batch side.
     missing = [output for output in spec.outputs if output not in run.rows]
     if missing:
@@ -154,20 +170,20 @@ def _reconcile_spec(
         cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
         if not cut.complete:  # Debezium has not passed the snapshot yet
             if record:
-                _publish(spec, {})
+                publish(spec, {})
             return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
         run = replace(run, position=Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
         if record:
-            _publish(spec, compared, checks)
+            publish(spec, compared, checks)
         return SpecReconciliation(spec.name, run, group, compared, history, checks)
     progress(f"waiting for the stream to pass {run.position}")
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
     if not reached.reached:
         if record:
-            _publish(spec, {})
+            publish(spec, {})
         return SpecReconciliation(spec.name, run, reached)
     replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
@@ -207,17 +223,14 @@ def _reconcile_spec(
         if record:
             ids[output] = run_history.record(spec.history_path, result)
     if record:
-        _publish(spec, results)
+        publish(spec, results)
     return SpecReconciliation(spec.name, run, reached, results, ids)
 
 
-def _publish(
+def publish(
     spec: PipelineSpec, results: dict[str, Reconciliation], checks: dict[str, OutputCheck] | None = None
 ) -> None:
-    """Parity per output as Prometheus metrics, for the exporter to serve (see migrate.metrics).
-    Every output of the spec is published: one not compared says why (its check's cause, else
-    "stream_behind"), so a monitor never keeps showing an older clean."""
-    causes = {out: "stream_behind" for out in spec.outputs if out not in results}
-    causes.update({out: c.cause for out, c in (checks or {}).items() if c.cause is not None and out not in results})
-    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in spec.outputs}
-    write_parity(spec, results, streaks, causes)
+    """Parity per output as Prometheus metrics (`migrate.metrics.publish_parity`); an output not
+    compared says why: its check's cause, else "stream_behind"."""
+    causes = {out: c.cause for out, c in (checks or {}).items() if c.cause is not None and out not in results}
+    publish_parity(spec, results, causes)

@@ -11,6 +11,12 @@ like the spec's `columns`, and records a batch run at P_hi with its bracket besi
 
 Positions are MariaDB's binlog end (`SHOW MASTER STATUS`, with `@@gtid_binlog_pos`): every
 transaction committed before the mark lies before it, every one committed after it at or past it.
+The begin mark also records each change-topic partition's end offset, read *before* the position:
+a change past P_lo commits after the offsets were read, so Debezium publishes it at or past them,
+and the window is read from there instead of from each topic's start.
+
+`dualrun reconcile --spec` routes a bracketed run here (`migrate.asof`); each output's result is
+recorded in the run history, and its window keys in the coverage ledger, as a reconcile's are.
 """
 
 from __future__ import annotations
@@ -19,8 +25,8 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,8 +35,11 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cdc.fence import partition_ends, read_changes
+from cdc.errors import CdcError
+from cdc.fence import Partition, partition_ends, read_changes
 from cdc.position import Position
+from cdc.progress import GroupProgress
+from comparators import history as run_history
 from comparators.changelog import ChangelogSource
 from comparators.errors import SourceError
 from comparators.positions import PosOrder
@@ -38,34 +47,44 @@ from comparators.sources import CsvSource, ParquetSource, SqlSource
 from comparators.sql import describe
 from migrate.batch import BatchRun, load_run, run_output, translate, write_run
 from migrate.consistency import BracketClassification, classify_bracket, versions_in_bracket
+from migrate.coverage import record_coverage
 from migrate.errors import DualrunError, SpecError
-from migrate.progress import wait_for_stream
+from migrate.metrics import publish_parity
+from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
 from migrate.sourcedb import source_url
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
 from migrate.spec.model import BatchImportSpec
-from migrate.window import Window, WindowEvent, in_flight_keys
+from migrate.window import Window, WindowEvent, lineage_rows
 
 MARKS = ("begin", "end")
 
 
 @dataclass(frozen=True)
 class Mark:
-    """One end of the bracket: the source position and when it was taken."""
+    """One end of the bracket: the source position and when it was taken. `offsets` (begin only):
+    each change-topic partition's end offset read before the position; None in a mark written
+    before dualrun recorded them (the window is then read from each topic's start)."""
 
     which: str  # "begin" or "end"
     position: Position
     at: datetime
+    offsets: Mapping[Partition, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"which": self.which, "position": self.position.to_dict(), "at": self.at.isoformat()}
+        out: dict[str, Any] = {"which": self.which, "position": self.position.to_dict(), "at": self.at.isoformat()}
+        if self.offsets is not None:
+            out["offsets"] = [{"topic": t, "partition": p, "offset": o} for (t, p), o in sorted(self.offsets.items())]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Mark:
         pos = data["position"]
         position = Position.binlog_snapshot(pos["file"], int(pos["pos"]), pos.get("gtid"))
-        return cls(data["which"], position, datetime.fromisoformat(data["at"]))
+        found = data.get("offsets")
+        offsets = None if found is None else {(o["topic"], int(o["partition"])): int(o["offset"]) for o in found}
+        return cls(data["which"], position, datetime.fromisoformat(data["at"]), offsets)
 
 
 @dataclass(frozen=True)
@@ -117,9 +136,26 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def change_offsets(spec: PipelineSpec, timeout: float = 15.0) -> dict[Partition, int]:
+    """The end offset of every partition of the spec's change topics now (DualrunError when Kafka
+    cannot be read or a topic does not exist: the window could not be located later)."""
+    topics = [spec.cdc.topic(t) for t in spec.cdc.tables]
+    try:
+        return partition_ends(spec.kafka.client(), topics, timeout=timeout)
+    except CdcError as exc:
+        reason = str(exc).splitlines()[0].split("; ")[0]  # what failed, without the hint for output topics
+        raise DualrunError(
+            f"batch mark --begin: cannot read the offsets of the change topics ({', '.join(topics)}) at "
+            f"{spec.kafka.bootstrap_servers}: {reason}; start Kafka and register the Debezium connector "
+            "(`dualrun cdc register --spec ...`) before the bracket"
+        ) from None
+
+
 def mark_begin(spec: PipelineSpec) -> Mark:
-    """Record P_lo, before the external job starts (replaces an unfinished earlier bracket)."""
-    mark = Mark("begin", current_position(spec), datetime.now(UTC))
+    """Record P_lo, before the external job starts (replaces an unfinished earlier bracket): the
+    change topics' end offsets first, then the source position (see the module docstring)."""
+    offsets = change_offsets(spec)
+    mark = Mark("begin", current_position(spec), datetime.now(UTC), offsets)
     _write_json(_marks_dir(spec) / "begin.json", mark.to_dict())
     return mark
 
@@ -135,6 +171,7 @@ def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     if end.position < begin.position:
         raise DualrunError(f"batch mark --end: the source position went back ({begin.position} -> {end.position})")
     tables = {name: import_output(spec, name) for name in spec.outputs}
+    _same_types(spec, tables)
     run = BatchRun(
         run_id=begin.at.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6],
         started_at=begin.at, finished_at=end.at, position=end.position,
@@ -145,6 +182,30 @@ def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     _write_json(_marks_dir(spec) / "runs" / f"{run.run_id}.json", bracket.to_dict())
     begun.unlink()
     return run, bracket
+
+
+def _same_types(spec: PipelineSpec, tables: Mapping[str, pa.Table]) -> None:
+    """SpecError when an import's column types differ from those earlier runs stored in the
+    warehouse (appending would cast them silently: an empty first CSV stores every column as text)."""
+    path = spec.warehouse_path
+    if not path.exists():
+        return
+    with duckdb.connect(str(path), read_only=True) as con:
+        stored = {str(r[0]) for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        for name, table in tables.items():
+            if name not in stored:
+                continue
+            before = dict(describe(con, name))
+            con.register("incoming", table)
+            now = dict(describe(con, "incoming"))
+            con.unregister("incoming")
+            changed = [(c, before[c], t) for c, t in now.items() if c in before and before[c] != t]
+            if changed:
+                col, was, is_ = changed[0]
+                raise SpecError(
+                    f"outputs.{name}.batch.import: column {col} is {is_} now but {was} in earlier runs in {path}; "
+                    f"declare its type in outputs.{name}.batch.columns, or point batch.warehouse at a new file"
+                )
 
 
 def load_bracket(spec: PipelineSpec, run_id: str) -> Bracket | None:
@@ -210,7 +271,9 @@ def import_output(spec: PipelineSpec, output: str) -> pa.Table:
                 raise SpecError(f"{field}: {source.label} has no column {missing[0]!r} (it has {', '.join(names)})")
             table = con.sql("SELECT * FROM imported").to_arrow_table()
         except (SourceError, duckdb.Error) as exc:
-            raise SpecError(f"{field}: cannot read {source.label}: {str(exc).splitlines()[0]}") from None
+            reason = str(exc).splitlines()[0]
+            said = reason if reason.startswith("cannot read") else f"cannot read {source.label}: {reason}"
+            raise SpecError(f"{field}: {said}") from None
     for name, text in out.batch.columns.items():
         i = table.schema.get_field_index(name)
         try:
@@ -223,13 +286,22 @@ def import_output(spec: PipelineSpec, output: str) -> pa.Table:
 @dataclass(frozen=True)
 class BracketCheck:
     """An external batch run against the stream: the window between its marks and every output's
-    keys decided (`migrate.consistency`). `behind`: why the stream could not be read yet (None: read)."""
+    keys decided (`migrate.consistency`). `progress`: whether the stream passed P_hi (outputs are
+    decided only then); `window_from`: where the window's change events were read from;
+    `history_ids`: each output's run id in the run history (empty when not recorded)."""
 
     run: BatchRun
     bracket: Bracket
+    progress: StreamProgress | GroupProgress
     window: Window | None
     outputs: dict[str, BracketClassification]
-    behind: str | None = None
+    window_from: str = ""
+    history_ids: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def behind(self) -> str | None:
+        """Why the stream could not be read yet; None: it passed P_hi."""
+        return None if self.progress.reached else self.progress.describe()
 
     @property
     def verdict(self) -> str:
@@ -245,59 +317,88 @@ class BracketCheck:
         return {
             "verdict": self.verdict, "run": self.run.to_dict(), "bracket": self.bracket.to_dict(),
             "behind": self.behind, "window": self.window.to_dict() if self.window else None,
+            "window_from": self.window_from, "history_ids": dict(self.history_ids),
             "outputs": {name: o.to_dict() for name, o in self.outputs.items()},
         }  # fmt: skip
 
 
-def bracket_window(spec: PipelineSpec, bracket: Bracket, timeout: float) -> Window:
+def bracket_window(spec: PipelineSpec, bracket: Bracket, timeout: float) -> tuple[Window, str]:
     """The change events whose position lies in the bracket, both ends included (a transaction that
-    starts exactly at a mark may belong to either side; over-including only costs coverage).
+    starts exactly at a mark may belong to either side; over-including only costs coverage), and
+    where they were read from (evidence).
 
-    Reads each change topic from its start up to its end offset and keeps the events in range."""
+    Reads each change-topic partition from the offset the begin mark recorded (0 for a partition
+    created since) up to its end offset now; from its start for a mark that recorded none."""
     kafka = spec.kafka.client()
     table_of = {spec.cdc.topic(t): t for t in spec.cdc.tables}
     ends = partition_ends(kafka, list(table_of), timeout=timeout)
+    starts = bracket.begin.offsets
+    if starts is None:
+        where = "each change topic from its start: the begin mark recorded no offsets (written by an older dualrun)"
+    else:
+        where = "the change topics' offsets recorded at the begin mark: " + ", ".join(
+            f"{t}[{p}] {starts.get((t, p), 0)}..{end}" for (t, p), end in sorted(ends.items())
+        )
     lo, hi = bracket.begin.position, bracket.end.position
+    ranges = {tp: (min((starts or {}).get(tp, 0), end), end) for tp, end in ends.items()}
     events = []
-    for tp, _, event in read_changes(kafka, {tp: (0, end) for tp, end in ends.items()}, timeout=timeout):
+    for tp, _, event in read_changes(kafka, ranges, timeout=timeout):
         at = event.position
         if event.snapshot or at.kind != lo.kind:
             continue
         if (lo.major, lo.minor) <= (at.major, at.minor) <= (hi.major, hi.minor):
             row = tuple(sorted(event.key.items()))
             events.append(WindowEvent(table_of[tp[0]], event.before, event.after, row=row))
-    return Window("positions", {"source": str(lo)}, {"source": str(hi)}, tuple(events))
+    return Window("positions", {"source": str(lo)}, {"source": str(hi)}, tuple(events)), where
 
 
-def _stream_reached(spec: PipelineSpec, run: BatchRun, wait: float) -> str | None:
-    """Wait for the stream to hold every change up to P_hi; the reason when it does not in time."""
+def _stream_reached(spec: PipelineSpec, run: BatchRun, wait: float) -> StreamProgress | GroupProgress:
+    """Wait (at most `wait` s) for the stream to hold every change up to P_hi."""
     if spec.is_external:
         from migrate.external import external_progress
 
-        group = external_progress(spec, run, wait)
-        return None if group.reached else (group.problem or f"group {spec.stream.group} has not passed {run.position}")
-    reached = wait_for_stream(spec, run.position, wait)
-    return None if reached.reached else f"the streaming job has not passed {run.position} after {wait:.0f}s"
+        return external_progress(spec, run, wait)
+    return wait_for_stream(spec, run.position, wait)
 
 
-def check_bracket(spec: PipelineSpec, run_id: str = "latest", *, wait: float | None = None) -> BracketCheck:
+def check_bracket(
+    spec: PipelineSpec,
+    run_id: str = "latest",
+    *,
+    wait: float | None = None,
+    record: bool = True,
+    progress: Callable[[str], None] = lambda _: None,
+) -> BracketCheck:
     """Decide every key of every output of an external batch run (DualrunError when the run was not
     bracketed): wait for the stream to pass P_hi, read the window, then per output the stream's
-    current rows as of P_hi and, for window keys, its versions inside [P_lo, P_hi]."""
+    current rows as of P_hi and, for window keys, its versions inside [P_lo, P_hi]. With `record`,
+    each output's result goes to the run history (`<spec>/<output>`, as `dualrun reconcile --spec`
+    names it) with its window keys in the coverage ledger, and parity is published as metrics."""
     run = load_run(spec.warehouse_path, run_id)
     bracket = load_bracket(spec, run.run_id)
     if bracket is None:
         raise DualrunError(
             f"batch run {run.run_id} was not bracketed by `batch mark`; compare it with `dualrun reconcile --spec`"
         )
+    missing = [output for output in spec.outputs if output not in run.rows]
+    if missing:
+        raise DualrunError(
+            f"batch run {run.run_id} has no output {missing[0]!r} (the spec gained it after that run); "
+            "run your job between `batch mark --begin` and `--end` again (or `dualrun run batch --external`)"
+        )
     timeout = spec.compare.wait_seconds if wait is None else wait
-    behind = _stream_reached(spec, run, timeout)
-    if behind is not None:
-        return BracketCheck(run, bracket, None, {}, behind)
-    window = bracket_window(spec, bracket, timeout)
+    progress(f"waiting for the stream to pass the end mark {run.position}")
+    reached = _stream_reached(spec, run, timeout)
+    if not reached.reached:
+        if record:
+            _publish(spec, {})
+        return BracketCheck(run, bracket, reached, None, {})
+    progress("reading the change events inside the bracket")
+    window, where = bracket_window(spec, bracket, timeout)
     lo, hi = bracket.begin.position.order_value, bracket.end.position.order_value
     decided: dict[str, BracketClassification] = {}
     for output, out in spec.outputs.items():
+        progress(f"deciding {output} key by key")
         keys = list(out.keys)
         batch = run_output(spec.warehouse_path, run.run_id, output)
         if out.stream.table is not None:
@@ -312,8 +413,30 @@ def check_bracket(spec: PipelineSpec, run_id: str = "latest", *, wait: float | N
             log.register(con, "log", keys)
             ChangelogSource(log, PosOrder(hi)).register(con, "at_end", keys)
             stream = con.sql("SELECT * FROM at_end").to_arrow_table()
-            flying = in_flight_keys(output, keys, (batch, stream), window, out.lineage)
+            changed = lineage_rows(output, keys, (batch, stream), window, out.lineage)
             positioned = "__pos_order" in {c for c, _ in describe(con, "log")}
-            versions = versions_in_bracket(con, "log", keys, flying, lo, hi) if positioned else None
-        decided[output] = classify_bracket(output, keys, batch, stream, versions, window, out.lineage)
-    return BracketCheck(run, bracket, window, decided)
+            versions = versions_in_bracket(con, "log", keys, changed, lo, hi) if positioned else None
+        decided[output] = classify_bracket(
+            output, keys, batch, stream, changed, versions, rules=dict(out.tolerances) or None, ignore=out.ignore,
+            partition=out.partition, name=f"{spec.name}/{output}",
+            positions=(f"bracket {bracket.begin.position} .. {bracket.end.position}", str(run.position)),
+        )  # fmt: skip
+    ids = record_bracket(spec, decided) if record else {}
+    return BracketCheck(run, bracket, reached, window, decided, where, ids)
+
+
+def record_bracket(spec: PipelineSpec, decided: Mapping[str, BracketClassification]) -> dict[str, str]:
+    """Record each output's result in the run history (named `<spec>/<output>`, as `dualrun
+    reconcile --spec` names it, so the checklist's parity streak counts it) and its window keys in
+    the coverage ledger (in flight: the coverage gate counts them), then publish parity as
+    metrics. Returns the history run id per output."""
+    ids: dict[str, str] = {}
+    for output, c in decided.items():
+        ids[output] = run_history.record(spec.history_path, c.reconciliation)
+        record_coverage(spec, output, ids[output], c.coverage, c.in_flight)
+    _publish(spec, {name: c.reconciliation for name, c in decided.items()})
+    return ids
+
+
+def _publish(spec: PipelineSpec, results: Mapping[str, Any]) -> None:
+    publish_parity(spec, results)

@@ -2,18 +2,22 @@
 
 The external job read the source at unknown times inside its bracket [P_lo, P_hi]
 (`migrate.bracket`). The window is the CDC change events with a position in the bracket (kind
-"positions", `migrate.window`); its lineage names the **window keys**.
+"positions", `migrate.window`); its lineage names the **window keys**, each with the number of
+its lineage rows (source rows) that changed in the bracket (`migrate.window.lineage_rows`).
 
 * A key outside the window: its lineage did not change inside the bracket, so the source state it
   depends on was the same at every point the job may have read; the stream's value as of P_hi is
-  compared exactly (exact equality of every column), and any difference is a **defect**.
+  reconciled with it exactly as `dualrun reconcile` does (`comparators.reconcile`, with the
+  output's `tolerances` and `ignore`), and any unexplained difference is a **defect**.
 * A window key ("changed during the batch window") is still tested when the stream carries
-  positions: the batch value must equal some stream version valid at a point inside the bracket
-  (the version current at P_lo, or one written in it; an absent row counts as a version too):
-  - equal to one: **consistent**;
-  - equal to none, with one changed lineage row (source row) for that key: a **defect** (one row
-    changing means every point of the bracket saw one of those versions);
-  - equal to none, two or more changed rows: **unresolvable**: the batch did not read at one point
+  positions: the batch value must match, under the same rules (`comparators.membership`), some
+  stream version valid at a point inside the bracket (the version current at P_lo, or one written
+  in it; an absent row counts as a version too):
+  - matching one: **consistent**;
+  - matching none, with one changed lineage row for that key: a **defect** (one row changing
+    means every point of the bracket saw one of those versions); it is reconciled with the
+    stream's value as of P_hi like a key outside the window, so it shows among the differences;
+  - matching none, two or more changed rows: **unresolvable**: the batch did not read at one point
     (a non-snapshot read of an order before and its customer after a change is a combination that
     never existed), reported as such, never a defect;
   - without stream positions: **untested** (in flight).
@@ -23,19 +27,22 @@ The stream side is given as its versions; `versions_in_bracket` computes them fr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from comparators import FrameSource, Reconciliation, Settings, reconcile
+from comparators.membership import matching_keys
 from comparators.sql import describe, ident, idents
-from migrate.spec.lineage import ALL, TableLineage
-from migrate.window import Coverage, KeyTuple, Window, in_flight_keys
+from migrate.sides import WithoutKeys
+from migrate.window import Coverage, KeyTuple, key_coverage
 
 OUTCOMES = ("consistent", "defect", "unresolvable", "untested")
-Row = dict[str, Any] | None  # a version's values; None: no row for the key at that point
+PRESENT = "__present"  # versions: FALSE for "no row for the key at that point"
 
 
 @dataclass(frozen=True)
@@ -55,12 +62,16 @@ class WindowKey:
 
 @dataclass(frozen=True)
 class BracketClassification:
-    """Every key of one output: outside the window equal or a defect; window keys tested."""
+    """Every key of one output. `reconciliation`: batch vs the stream as of P_hi over every key
+    except the window keys that are not defects (keys outside the window, compared exactly, and
+    window defects); `outside`: how many keys lie outside the window; `window`: each window key's
+    test; `in_flight`: the window keys (a table of the key columns, for the coverage ledger)."""
 
     output: str
-    verified_equal: tuple[KeyTuple, ...]
-    defects: tuple[KeyTuple, ...]  # outside the window
+    reconciliation: Reconciliation
+    outside: int
     window: tuple[WindowKey, ...]
+    in_flight: pa.Table = field(repr=False, compare=False)
 
     def outcome(self, name: str) -> tuple[KeyTuple, ...]:
         return tuple(w.key for w in self.window if w.outcome == name)
@@ -72,78 +83,52 @@ class BracketClassification:
     @property
     def coverage(self) -> Coverage:
         """Verified: compared exactly outside the window; every window key counts as in flight."""
-        return Coverage(len(self.verified_equal) + len(self.defects), len(self.window))
+        return Coverage(self.outside, len(self.window))
 
     @property
     def verdict(self) -> str:
-        return "differences" if self.defects or self.window_defects else "clean"
+        return self.reconciliation.verdict
 
     def to_dict(self) -> dict[str, Any]:
         counts = {name: len(self.outcome(name)) for name in OUTCOMES}
         return {
             "output": self.output, "verdict": self.verdict, **self.coverage.to_dict(),
-            "defects": [list(k) for k in self.defects], "window_keys": counts,
-            "window": [w.to_dict() for w in self.window],
+            "window_keys": counts, "window": [w.to_dict() for w in self.window],
+            "reconciliation": self.reconciliation.to_dict(),
         }  # fmt: skip
 
 
-def changed_rows(
-    output: str,
+def _tuples(table: pa.Table, keys: Sequence[str]) -> list[KeyTuple]:
+    return [tuple(row[k] for k in keys) for row in table.select(list(keys)).to_pylist()]
+
+
+def _window_outcomes(
     keys: Sequence[str],
-    sides: Sequence[pa.Table],
-    window: Window,
-    lineage: Mapping[str, TableLineage],
-) -> dict[KeyTuple, int]:
-    """Per window key, the number of distinct source rows (table and primary key) among the window's
-    events whose lineage names it. An event without `row` counts as a row of its own (more rows
-    only turn a would-be defect into "unresolvable", never the other way).
-
-    One DuckDB pass per table: each image carries its row's number; the keys of side rows whose
-    lineage columns equal an image's expressions are counted per distinct row number."""
-    rows: dict[tuple[str, Any], int] = {}
-    images: dict[str, list[dict[str, Any]]] = {}
-    for i, event in enumerate(window.events):
-        ident_ = (event.table, event.row if event.row is not None else ("#event", i))
-        number = rows.setdefault(ident_, len(rows))
-        for image in (event.before, event.after):
-            if image is not None:
-                images.setdefault(event.table, []).append({**image, "__row": number})
-    counts: dict[KeyTuple, int] = {}
-    every = [tuple(r[k] for k in keys) for side in sides for r in side.select(list(keys)).to_pylist()]
-    for table, found in sorted(images.items()):
-        mapping = lineage.get(table)
-        if mapping is None:
-            continue
-        if mapping == ALL:
-            changed = len({r["__row"] for r in found})
-            for key in set(every):
-                counts[key] = counts.get(key, 0) + changed
-            continue
-        assert isinstance(mapping, dict)
-        # in_flight_keys first: it raises the spec errors (unknown column, expression that does not bind).
-        one = Window(window.kind, window.lower, window.upper, tuple(e for e in window.events if e.table == table))
-        in_flight_keys(output, keys, sides, one, {table: mapping})
-        with duckdb.connect() as con:
-            con.execute("SET TimeZone = 'UTC'")
-            con.register("images", pa.Table.from_pylist(found))
-            select = ", ".join(f"({expr}) AS {ident(col)}" for col, expr in mapping.items())
-            con.execute(f'CREATE TEMP TABLE targets AS SELECT DISTINCT {select}, "__row" FROM images')
-            cols = idents(list(mapping))
-            union = " UNION ".join(f"SELECT {idents(keys)}, {cols} FROM side_{n}" for n in range(len(sides)))
-            for n, side in enumerate(sides):
-                con.register(f"side_{n}", side)
-            result = con.execute(
-                f'SELECT {idents(keys)}, count(DISTINCT "__row") FROM ({union}) JOIN targets USING ({cols}) '
-                f"GROUP BY ALL"
-            ).fetchall()
-        for row in result:
-            key = tuple(row[: len(keys)])
-            counts[key] = counts.get(key, 0) + int(row[-1])
-    return counts
-
-
-def _by_key(table: pa.Table, keys: Sequence[str]) -> dict[KeyTuple, dict[str, Any]]:
-    return {tuple(row[k] for k in keys): row for row in table.to_pylist()}
+    batch: pa.Table,
+    changed: pa.Table,
+    versions: pa.Table | None,
+    rules: Mapping[str, str] | None,
+    ignore: Iterable[str],
+) -> list[WindowKey]:
+    """Each window key's test, in the order of `changed`'s rows (see the module docstring)."""
+    counts = dict(zip(_tuples(changed, keys), changed.column("changed_rows").to_pylist(), strict=True))
+    if versions is None:
+        return [WindowKey(key, "untested", n, 0) for key, n in counts.items()]
+    wanted = batch.join(changed.select(list(keys)), list(keys), join_type="left semi")
+    present = versions.filter(pc.field(PRESENT)).drop_columns([PRESENT])
+    matched = set(_tuples(matching_keys(wanted, present, keys, rules=rules, ignore=ignore), keys))
+    absent = set(_tuples(versions.filter(~pc.field(PRESENT)), keys))
+    in_batch = set(_tuples(wanted, keys))
+    valid: dict[KeyTuple, int] = {}
+    for key in _tuples(versions, keys):
+        valid[key] = valid.get(key, 0) + 1
+    decided = []
+    for key, n in counts.items():
+        consistent = key in matched if key in in_batch else key in absent
+        # One changed row: every point of the bracket saw one of the versions, so none matching is a defect.
+        outcome = "consistent" if consistent else "defect" if n == 1 else "unresolvable"
+        decided.append(WindowKey(key, outcome, n, valid.get(key, 1)))
+    return decided
 
 
 def classify_bracket(
@@ -151,63 +136,59 @@ def classify_bracket(
     keys: Sequence[str],
     batch: pa.Table,
     stream: pa.Table,
-    versions: Mapping[KeyTuple, Sequence[Row]] | None,
-    window: Window,
-    lineage: Mapping[str, TableLineage],
+    changed: pa.Table,
+    versions: pa.Table | None,
+    *,
+    rules: Mapping[str, str] | None = None,
+    ignore: Iterable[str] = (),
+    partition: str | None = None,
+    name: str | None = None,
+    positions: tuple[str | None, str | None] = (None, None),
 ) -> BracketClassification:
     """Decide every key of `batch` and `stream` (the stream's current rows as of P_hi, one per key).
 
-    `versions`: per key, the stream's values valid at some point inside the bracket (see
-    `versions_in_bracket`; a key it lacks had no row at any point), or None when the stream carries
-    no positions (window keys are then untested). Values compare with exact equality of every
-    column (Decimal('1.50') == Decimal('1.5'): equal numbers are equal)."""
-    counts = changed_rows(output, keys, (batch, stream), window, lineage)
-    left, right = _by_key(batch, keys), _by_key(stream, keys)
-    equal: list[KeyTuple] = []
-    defects: list[KeyTuple] = []
-    tested: list[WindowKey] = []
-    for key in sorted(set(left) | set(right) | set(counts), key=repr):
-        if key not in counts:
-            (equal if left.get(key) == right.get(key) else defects).append(key)
-            continue
-        if versions is None:
-            tested.append(WindowKey(key, "untested", counts[key], 0))
-            continue
-        valid = list(versions.get(key, (None,)))
-        # One changed row: every point of the bracket saw one of the versions, so none matching is a defect.
-        outcome = "consistent" if left.get(key) in valid else "defect" if counts[key] == 1 else "unresolvable"
-        tested.append(WindowKey(key, outcome, counts[key], len(valid)))
-    return BracketClassification(output, tuple(equal), tuple(defects), tuple(tested))
+    `changed`: the window keys with their `changed_rows` (`migrate.window.lineage_rows`).
+    `versions`: per window key, the stream's rows valid at some point inside the bracket, with
+    PRESENT (see `versions_in_bracket`; a key it lacks had no row at any point), or None when the
+    stream carries no positions (window keys are then untested). `rules` and `ignore` are the
+    output's `tolerances` and `ignore`, applied as `dualrun reconcile` applies them, to the keys
+    outside the window and to the window keys' versions alike. Raises what `reconcile` raises."""
+    tested = _window_outcomes(keys, batch, changed, versions, rules, ignore)
+    flying = changed.select(list(keys))
+    keep = pa.array([w.outcome != "defect" for w in tested], pa.bool_())
+    skip = flying.filter(keep)
+    result = reconcile(
+        WithoutKeys(FrameSource(batch, name=f"batch {output}"), skip),
+        WithoutKeys(FrameSource(stream, name=f"stream {output} as of the end mark"), skip),
+        list(keys), rules=dict(rules or {}) or None, ignore=tuple(ignore), partition=partition,
+        left_position=positions[0], right_position=positions[1], name=name, settings=Settings(allow_empty=True),
+    )  # fmt: skip
+    outside = key_coverage(keys, (batch, stream), flying).verified
+    return BracketClassification(output, result, outside, tuple(tested), flying)
 
 
 def versions_in_bracket(
     con: duckdb.DuckDBPyConnection, log: str, keys: Sequence[str], wanted: pa.Table, lo: int, hi: int
-) -> dict[KeyTuple, list[Row]]:
+) -> pa.Table:
     """The versions of each key of `wanted` valid inside [lo, hi] (`__pos_order` values) in the
     changelog `log` registered on `con` (the changelog contract of `comparators.changelog`): the
-    version current just before lo (None when none, or deleted) and every version written at a
-    position in [lo, hi] (None for a delete). Snapshot rows without a position come first."""
+    version current just before lo (snapshot rows without a position count as before) and every
+    version written at a position in [lo, hi]. Columns: the log's value columns (types kept:
+    DECIMAL stays DECIMAL) and PRESENT, FALSE for "no row" (a delete, or no version before lo)."""
     con.register("wanted_keys", wanted.select(list(keys)))
     values = [c for c, _ in describe(con, log) if not c.startswith("__")]
-    rows = con.execute(
-        f'SELECT {idents(values)}, "__op", "__pos_order" FROM {ident(log)} SEMI JOIN wanted_keys '
-        f'USING ({idents(keys)}) WHERE "__pos_order" IS NULL OR "__pos_order" <= ? '
-        f'ORDER BY {idents(keys)}, "__pos_order" NULLS FIRST, "__processed_at"',
-        [hi],
-    ).fetchall()
-    found: dict[KeyTuple, list[Row]] = {}
-    before: dict[KeyTuple, Row] = {}
-    width = len(values)
-    for row in rows:
-        data = dict(zip(values, row[:width], strict=True))
-        op, order = row[width], row[width + 1]
-        key = tuple(data[k] for k in keys)
-        value = None if op == "d" else data
-        if order is None or order < lo:
-            before[key] = value
-        else:
-            found.setdefault(key, []).append(value)
-    for row in wanted.select(list(keys)).to_pylist():
-        key = tuple(row[k] for k in keys)
-        found[key] = [before.get(key), *found.get(key, [])]
-    return found
+    k, v = idents(keys), idents(values)
+    absent = ", ".join([k, *(f"NULL AS {ident(c)}" for c in values if c not in keys)])
+    return con.sql(
+        f"""WITH v AS (
+            SELECT {v}, "__op" <> 'd' AS {PRESENT}, "__pos_order" AS "__at", "__processed_at" AS "__seen"
+            FROM {ident(log)} SEMI JOIN wanted_keys USING ({k})
+            WHERE "__pos_order" IS NULL OR "__pos_order" <= $hi),
+        before AS (
+            SELECT * FROM v WHERE "__at" IS NULL OR "__at" < $lo
+            QUALIFY row_number() OVER (PARTITION BY {k} ORDER BY "__at" DESC NULLS LAST, "__seen" DESC) = 1)
+        SELECT {v}, {PRESENT} FROM before
+        UNION ALL BY NAME SELECT {v}, {PRESENT} FROM v WHERE "__at" >= $lo
+        UNION ALL BY NAME SELECT {absent}, FALSE AS {PRESENT} FROM wanted_keys ANTI JOIN before USING ({k})""",
+        params={"lo": lo, "hi": hi},
+    ).to_arrow_table()

@@ -266,3 +266,17 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def publish_parity(
+    spec: PipelineSpec, results: Mapping[str, Reconciliation], causes: Mapping[str, str] | None = None
+) -> Path:
+    """Parity per output after a reconciliation recorded its runs, for the exporter to serve. Every
+    output of the spec is published: one not in `results` says why (`causes`, else "stream_behind"),
+    so a monitor never keeps showing an older clean; streaks come from the run history."""
+    from comparators import history as run_history
+
+    why = {out: "stream_behind" for out in spec.outputs if out not in results}
+    why.update({out: c for out, c in (causes or {}).items() if out not in results})
+    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in spec.outputs}
+    return write_parity(spec, dict(results), streaks, why)

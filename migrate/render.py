@@ -165,6 +165,8 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
         )
     for name, check in result.checks.items():
         lines.extend(_check_lines(name, check))
+    if result.bracket is not None:
+        lines.extend(_bracket_lines(result.bracket))
     for name, sink in result.sinks.items():
         lines.append(_sink_line(name, sink))
     text = "\n".join(lines) + "\n"
@@ -265,32 +267,48 @@ def bracketed_run(run: BatchRun, bracket: Bracket, warehouse: str) -> str:
 
 
 def bracket_check(result: BracketCheck) -> str:
-    """The text report of an external batch run decided key by key (`migrate.bracket`)."""
+    """The text report of an external batch run decided key by key (`migrate.bracket`), then each
+    output's reconciliation report when it is not clean."""
+    from comparators.report import render as render_report
+
     b = result.bracket
     lines = [f"{result.verdict.upper()}: batch run {result.run.run_id}, bracket {b.begin.position} .. {b.end.position}"]
     if result.behind is not None:
         return "\n".join([*lines, f"  not compared: {result.behind}"]) + "\n"
+    lines += _bracket_lines(result)
+    if result.history_ids:
+        lines.append(f"  recorded in the run history: {', '.join(result.history_ids.values())}")
+    text = "\n".join(lines) + "\n"
+    for name, out in result.outputs.items():
+        if out.verdict != "clean":
+            text += f"\n== {name} ==\n" + render_report(out.reconciliation, "text")
+    return text
+
+
+def _bracket_lines(result: BracketCheck) -> list[str]:
+    """The window (where it was read from) and, per output, its keys outside and inside it."""
+    lines = []
     window = result.window
     if window is not None:
         per_table = ", ".join(f"{t} {n}" for t, n in window.per_table().items()) or "none"
         lines.append(f"  window: {window.size} change event(s) inside the bracket ({per_table})")
+        lines.append(f"  window read from {result.window_from}")
     for name, out in result.outputs.items():
-        cov = out.coverage
         counts = out.to_dict()["window_keys"]
+        rec = out.reconciliation
         lines.append(
-            f"  {name}: {out.verdict}; {len(out.verified_equal) + len(out.defects):,} key(s) compared exactly, "
-            f"{len(out.defects):,} defect(s); {cov.in_flight:,} changed during the batch window: "
-            f"{counts['consistent']} consistent, {counts['defect']} defect(s), "
-            f"{counts['unresolvable']} unresolvable (the batch did not read at one point), "
-            f"{counts['untested']} untested"
+            f"  {name}: {out.verdict}; {out.outside:,} key(s) outside the window compared exactly; "
+            f"{out.coverage.in_flight:,} changed during the batch window: {counts['consistent']} consistent, "
+            f"{counts['defect']} defect(s), {counts['unresolvable']} unresolvable (the batch did not read at one "
+            f"point), {counts['untested']} untested; differences: missing in stream {rec.only_in_left}, missing "
+            f"in batch {rec.only_in_right}, mismatched {rec.mismatched_rows}, within tolerance "
+            f"{rec.within_tolerance_rows}"
         )
-        for key in out.defects[:5]:
-            lines.append(f"    defect outside the window: key {list(key)}")
         for key in out.window_defects[:5]:
             lines.append(f"    defect in the window (matches no stream version inside the bracket): key {list(key)}")
         for key in out.outcome("unresolvable")[:5]:
             lines.append(f"    unresolvable, the batch did not read at one point: key {list(key)}")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def stream_status_line(status: StreamStatus, console: Console) -> None:

@@ -92,8 +92,20 @@ class Coverage:
         return {"verified_keys": self.verified, "in_flight_keys": self.in_flight, "coverage": round(self.ratio, 6)}
 
 
-def _images(events: Sequence[WindowEvent], table: str) -> pa.Table:
-    rows = [dict(image) for e in events if e.table == table for image in (e.before, e.after) if image is not None]
+def _numbered(events: Sequence[WindowEvent]) -> dict[str, list[dict[str, Any]]]:
+    """Per table, every before and after image with `__row`, its source row's number: one per
+    (table, primary key); an event without `row` counts as a row of its own."""
+    numbers: dict[tuple[str, Any], int] = {}
+    images: dict[str, list[dict[str, Any]]] = {}
+    for i, event in enumerate(events):
+        row = numbers.setdefault((event.table, event.row if event.row is not None else ("#event", i)), len(numbers))
+        for image in (event.before, event.after):
+            if image is not None:
+                images.setdefault(event.table, []).append({**image, "__row": row})
+    return images
+
+
+def _typed(rows: list[dict[str, Any]], table: str) -> pa.Table:
     try:
         return pa.Table.from_pylist(rows)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -104,16 +116,18 @@ def _columns(con: duckdb.DuckDBPyConnection, name: str) -> set[str]:
     return {str(row[0]) for row in con.execute(f"DESCRIBE {ident(name)}").fetchall()}
 
 
-def in_flight_keys(
+def lineage_rows(
     output: str,
     keys: Sequence[str],
     sides: Sequence[pa.Table],
     window: Window,
     lineage: Mapping[str, TableLineage],
 ) -> pa.Table:
-    """The distinct keys of rows, on any of `sides` (batch and stream output, current rows), whose
-    lineage columns equal a lineage expression evaluated on a window event's before or after image;
-    every key of every side when a table with events in the window is mapped to `all`.
+    """The window's lineage evaluated on `sides` (batch and stream output, current rows): the
+    distinct keys of rows on any side whose lineage columns equal a lineage expression evaluated on
+    a window event's before or after image, each with `changed_rows` (BIGINT), the number of
+    distinct source rows (table and primary key, `WindowEvent.row`) among the events naming it. A
+    table mapped to `all` names every key of every side with all of its changed rows. Sorted by key.
 
     Expressions run in DuckDB with TimeZone UTC (a verdict never depends on the machine). Raises
     SpecError when the lineage names a column the output lacks or an expression does not bind to
@@ -125,17 +139,20 @@ def in_flight_keys(
         for i, side in enumerate(sides):
             con.register(f"side_{i}", side)
             names.append(f"side_{i}")
-        all_keys = " UNION ".join(f"SELECT {idents(keys)} FROM {ident(n)}" for n in names)
-        touched = {e.table for e in window.events}
-        parts: list[str] = []
+        key_cols = idents(keys)
+        all_keys = " UNION ".join(f"SELECT {key_cols} FROM {ident(n)}" for n in names)
+        images = _numbered(window.events)
+        hits: list[str] = []
+        whole = 0  # changed rows of tables mapped to `all`: every key counts them
         for t, (table, mapping) in enumerate(sorted(lineage.items())):
-            if table not in touched:
+            if table not in images:
                 continue
             if mapping == ALL:
-                return con.sql(f"SELECT DISTINCT * FROM ({all_keys}) ORDER BY ALL").to_arrow_table()
+                whole += len({image["__row"] for image in images[table]})
+                continue
             assert isinstance(mapping, dict)
             image = f"image_{t}"
-            con.register(image, _images(window.events, table))
+            con.register(image, _typed(images[table], table))
             where = f"outputs.{output}.lineage.{table}"
             for n in names:
                 missing = sorted(set(mapping) - _columns(con, n))
@@ -144,19 +161,39 @@ def in_flight_keys(
             targets = f"targets_{t}"
             select = ", ".join(f"({expr}) AS {ident(col)}" for col, expr in mapping.items())
             try:
-                con.execute(f"CREATE TEMP TABLE {ident(targets)} AS SELECT DISTINCT {select} FROM {ident(image)}")
+                con.execute(
+                    f'CREATE TEMP TABLE {ident(targets)} AS SELECT DISTINCT {select}, "__row" FROM {ident(image)}'
+                )
             except duckdb.Error as exc:
                 reason = str(exc).splitlines()[0]
                 raise SpecError(f"{where}: the expressions do not apply to the changes of {table}: {reason}") from None
             cols = idents(list(mapping))
             for n in names:
-                parts.append(
-                    f"SELECT {idents(keys)} FROM (SELECT {idents(keys)}, {cols} FROM {ident(n)}) "
-                    f"SEMI JOIN {ident(targets)} USING ({cols})"
+                hits.append(
+                    f'SELECT {key_cols}, "__row" FROM (SELECT {key_cols}, {cols} FROM {ident(n)}) '
+                    f"JOIN {ident(targets)} USING ({cols})"
                 )
-        if not parts:
-            return con.sql(f"SELECT * FROM ({all_keys}) LIMIT 0").to_arrow_table()
-        return con.sql(f"SELECT DISTINCT * FROM ({' UNION '.join(parts)}) ORDER BY ALL").to_arrow_table()
+        counted = [f'SELECT {key_cols}, count(DISTINCT "__row") AS n FROM ({" UNION ".join(hits)}) GROUP BY ALL']
+        if whole:
+            counted.append(f"SELECT {key_cols}, {whole} AS n FROM ({all_keys})")
+        elif not hits:
+            return con.sql(f"SELECT {key_cols}, 0::BIGINT AS changed_rows FROM ({all_keys}) LIMIT 0").to_arrow_table()
+        union = " UNION ALL ".join(counted[1:] if not hits else counted)
+        return con.sql(
+            f"SELECT {key_cols}, sum(n)::BIGINT AS changed_rows FROM ({union}) GROUP BY ALL ORDER BY ALL"
+        ).to_arrow_table()
+
+
+def in_flight_keys(
+    output: str,
+    keys: Sequence[str],
+    sides: Sequence[pa.Table],
+    window: Window,
+    lineage: Mapping[str, TableLineage],
+) -> pa.Table:
+    """The distinct keys the window's lineage names on `sides` (`lineage_rows` without the counts):
+    in flight, to be left out of both sides. SpecError as `lineage_rows`."""
+    return lineage_rows(output, keys, sides, window, lineage).select(list(keys))
 
 
 def key_coverage(keys: Sequence[str], sides: Sequence[pa.Table], flying: pa.Table) -> Coverage:

@@ -93,3 +93,92 @@ def test_batch_mark_without_begin_or_end_is_a_usage_error() -> None:
     done = CliRunner().invoke(cli, ["batch", "mark"])
     assert done.exit_code == 2
     assert done.output.strip() == "error: batch mark: give --begin (before your job starts) or --end (after it ended)"
+
+
+def test_a_begin_mark_keeps_its_offsets_and_an_older_mark_reads_without() -> None:
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate.bracket import Mark
+
+    at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    mark = Mark("begin", Position.binlog_snapshot("mysql-bin.000003", 1234, "0-1-42"), at,
+                {("dbserver1.shop.orders", 0): 17, ("dbserver1.shop.customers", 0): 5})  # fmt: skip
+    data = mark.to_dict()
+    assert data["offsets"][0] == {"topic": "dbserver1.shop.customers", "partition": 0, "offset": 5}
+    assert Mark.from_dict(data) == mark
+    older = {k: v for k, v in data.items() if k != "offsets"}  # written before offsets were recorded
+    assert Mark.from_dict(older).offsets is None
+
+
+def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_path: Path) -> None:
+    from migrate.bracket import record_bracket
+    from migrate.checklist import Context, parity
+    from migrate.checklist.reconciliation import coverage
+    from migrate.consistency import classify_bracket
+    from migrate.window import Window, WindowEvent, lineage_rows
+    from tests.unit.report.builders import local_spec
+
+    base = local_spec(tmp_path)
+    spec = base.model_copy(update={"outputs": {"orders_enriched": base.outputs["orders_enriched"]}})
+    orders = "shop.orders"
+    lineage: dict[str, Any] = {orders: {"order_id": "id"}}
+    schema = pa.schema([("order_id", pa.int64()), ("amount", pa.decimal128(12, 2))])
+
+    def table(amounts: dict[int, str]) -> pa.Table:
+        return pa.Table.from_pylist([{"order_id": k, "amount": Decimal(v)} for k, v in amounts.items()], schema=schema)
+
+    def bracketed_run(changed_ids: list[int], batch_amount_2: str) -> None:
+        # Orders 1..4; the stream as of the end mark holds 2.00 for order 2, which changed 1.00 -> 2.00.
+        events = tuple(WindowEvent(orders, {"id": i, "amount": Decimal("1.00")}, {"id": i, "amount": Decimal("2.00")},
+                                   row=(i,)) for i in changed_ids)  # fmt: skip
+        window = Window("positions", {"source": "a"}, {"source": "b"}, events)
+        batch = table({1: "5.00", 2: batch_amount_2, 3: "2.00", 4: "4.00"})
+        stream = table({1: "5.00", 2: "2.00", 3: "2.00", 4: "4.00"})
+        changed = lineage_rows("orders_enriched", ["order_id"], (batch, stream), window, lineage)
+        versions = pa.Table.from_pylist(
+            [{"order_id": i, "amount": Decimal(a), "__present": True} for i in changed_ids for a in ("1.00", "2.00")],
+            schema=schema.append(pa.field("__present", pa.bool_())),
+        )
+        decided = classify_bracket("orders_enriched", ["order_id"], batch, stream, changed, versions,
+                                   name=f"{spec.name}/orders_enriched")  # fmt: skip
+        record_bracket(spec, {"orders_enriched": decided})
+
+    # Order 2 changes during every batch window (always in flight), order 3 during one.
+    for changed_ids in ([2], [2, 3], [2]):
+        bracketed_run(changed_ids, "1.00")
+    ctx = Context(spec)
+    assert parity(ctx).status == "pass", parity(ctx).evidence
+    assert "orders_enriched streak 3" in parity(ctx).evidence
+    gate = coverage(ctx)
+    assert gate.status == "fail"  # order 2 was never verified: 3 of 4 keys (75%) < 99%
+    assert "orders_enriched 4 keys, 1 never verified over 3 run(s) (75.0%), 1 in flight in the latest" in gate.evidence
+    assert coverage(Context(spec.with_changes(checklist={"min_coverage": 0.75}))).status == "pass"
+    # A window defect (order 2 read as 9.99, a value it never had) breaks the streak.
+    bracketed_run([2], "9.99")
+    assert parity(Context(spec)).status == "fail"
+    assert "orders_enriched latest run has 1 unexplained differences (streak 0)" in parity(Context(spec)).evidence
+
+
+def test_an_import_url_that_cannot_be_read_is_one_line_saying_so_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'absent' / 'w.db'}"
+    with pytest.raises(SpecError) as raised:
+        imported(tmp_path, {"url": url, "table": "order_alerts"})
+    message = str(raised.value)
+    assert message.startswith(f"{BATCH}.import: cannot read {url} (table order_alerts): ")
+    assert message.count("cannot read") == 1 and "\n" not in message
+
+
+def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_path: Path) -> None:
+    # An empty first CSV stores every column as text; appending typed rows would cast them silently.
+    from migrate.batch import BatchRun, write_run
+    from migrate.bracket import _same_types
+
+    spec = load_spec(write(tmp_path, changed(BATCH, {"import": {"csv": "out.csv"}})))
+    (tmp_path / "out.csv").write_text("account_id,balance\n")
+    empty = import_output(spec, "account_balance")
+    run = BatchRun(run_id="r1", started_at=None, finished_at=None, position=None, rows={})  # type: ignore[arg-type]
+    write_run(spec.warehouse_path, run, {"account_balance": empty}, run_id="r1")
+    (tmp_path / "out.csv").write_text("account_id,balance\n1,2.50\n")
+    with pytest.raises(SpecError, match="column account_id is BIGINT now but VARCHAR in earlier runs"):
+        _same_types(spec, {"account_balance": import_output(spec, "account_balance")})

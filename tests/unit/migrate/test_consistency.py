@@ -1,5 +1,6 @@
-"""The bracket classifier's rules (design-byo §4.2): exact outside the window; window keys tested
-against the stream versions valid inside the bracket, one changed row a defect, two unresolvable."""
+"""The bracket classifier's rules (design-byo §4.2): outside the window reconciled as `dualrun
+reconcile` does (tolerances, ignored columns); window keys tested against the stream versions valid
+inside the bracket under the same rules, one changed row a defect, two unresolvable."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from migrate.consistency import classify_bracket, versions_in_bracket
-from migrate.window import Window, WindowEvent
+from migrate.consistency import PRESENT, BracketClassification, classify_bracket, versions_in_bracket
+from migrate.window import Window, WindowEvent, lineage_rows
 
 ORDERS, CUSTOMERS = "shop.orders", "shop.customers"
 # enriched orders: order_id, customer_id, amount, tier (the customer's)
@@ -42,16 +43,30 @@ def window(*events: WindowEvent) -> Window:
     return Window("positions", {"source": "bin.000001:100"}, {"source": "bin.000001:900"}, events)
 
 
-def decide(batch: pa.Table, stream: pa.Table, versions: Any, w: Window) -> Any:
-    return classify_bracket("enriched", ["order_id"], batch, stream, versions, w, LINEAGE)
+def versions(found: dict[tuple[int], list[dict[str, Any] | None]]) -> pa.Table:
+    """Versions per key as `versions_in_bracket` returns them (None: no row at that point)."""
+    out = []
+    for (oid,), rows_ in found.items():
+        for r in rows_:
+            out.append({**(r or {name: None for name in SCHEMA.names}), "order_id": oid, PRESENT: r is not None})
+    return pa.Table.from_pylist(out, schema=SCHEMA.append(pa.field(PRESENT, pa.bool_())))
+
+
+def decide(batch: pa.Table, stream: pa.Table, found: Any, w: Window, **rules: Any) -> BracketClassification:
+    changed = lineage_rows("enriched", ["order_id"], (batch, stream), w, LINEAGE)
+    table = None if found is None else versions(found)
+    return classify_bracket("enriched", ["order_id"], batch, stream, changed, table, **rules)
+
+
+def sample_keys(result: BracketClassification, cause: str) -> list[Any]:
+    return [dict(s.key)["order_id"] for s in result.reconciliation.samples if s.cause == cause]
 
 
 def test_outside_the_window_is_exact_and_a_difference_is_a_defect() -> None:
     batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"), (3, 20, "1.00", "basic"))
     stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"), (3, 20, "1.00", "basic"))
     result = decide(batch, stream, {}, window())
-    assert result.verified_equal == ((1,), (3,))
-    assert result.defects == ((2,),)
+    assert result.reconciliation.mismatched_rows == 1 and sample_keys(result, "value_mismatch") == [2]
     assert result.window == ()
     assert result.verdict == "differences"
     assert result.coverage.to_dict() == {"verified_keys": 3, "in_flight_keys": 0, "coverage": 1.0}
@@ -60,7 +75,7 @@ def test_outside_the_window_is_exact_and_a_difference_is_a_defect() -> None:
 def test_a_row_on_one_side_only_is_a_defect_outside_the_window() -> None:
     result = decide(rows((1, 10, "5.00", "gold")), rows((1, 10, "5.00", "gold"), (2, 20, "1.00", "basic")), {},
                     window())  # fmt: skip
-    assert result.defects == ((2,),)
+    assert sample_keys(result, "missing_in_batch") == [2]
 
 
 def test_a_window_key_matching_a_version_inside_the_bracket_is_consistent() -> None:
@@ -68,22 +83,25 @@ def test_a_window_key_matching_a_version_inside_the_bracket_is_consistent() -> N
     w = window(order_event(2, 20, "7.00", "7.50"))
     batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"))
     stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"))
-    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
-    result = decide(batch, stream, versions, w)
-    assert result.verified_equal == ((1,),)
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    result = decide(batch, stream, found, w)
+    assert result.outside == 1 and result.reconciliation.matched_rows == 1  # key 2 left out: consistent
     assert [(k.key, k.outcome, k.changed_rows, k.versions) for k in result.window] == [((2,), "consistent", 1, 2)]
     assert result.verdict == "clean"
     assert result.coverage.to_dict()["in_flight_keys"] == 1
+    assert result.in_flight.to_pylist() == [{"order_id": 2}]
 
 
 def test_a_window_key_matching_no_version_with_one_changed_row_is_a_defect() -> None:
     w = window(order_event(2, 20, "7.00", "7.50"))
     batch = rows((2, 20, "7.40", "basic"))  # never a value of order 2
     stream = rows((2, 20, "7.50", "basic"))
-    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
-    result = decide(batch, stream, versions, w)
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    result = decide(batch, stream, found, w)
     assert result.window_defects == ((2,),)
-    assert result.defects == ()
+    # Reconciled with the stream as of P_hi, so it shows among the differences with its values.
+    [sample] = result.reconciliation.samples
+    assert (sample.cause, sample.values) == ("value_mismatch", (("amount", Decimal("7.40"), Decimal("7.50")),))
     assert result.verdict == "differences"
 
 
@@ -94,24 +112,25 @@ def test_two_changed_rows_make_a_mismatch_unresolvable_never_a_defect() -> None:
     batch = rows((2, 20, "7.50", "basic"))
     stream = rows((2, 20, "7.50", "gold"))
     # The stream applied the customer first: (7.00, basic), (7.00, gold), (7.50, gold).
-    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold"), row(2, 20, "7.50", "gold")]}
-    result = decide(batch, stream, versions, w)
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold"), row(2, 20, "7.50", "gold")]}
+    result = decide(batch, stream, found, w)
     assert [(k.key, k.outcome, k.changed_rows) for k in result.window] == [((2,), "unresolvable", 2)]
     assert result.verdict == "clean"
 
 
 def test_two_changes_of_one_row_are_one_changed_row() -> None:
     w = window(order_event(2, 20, "7.00", "7.50"), order_event(2, 20, "7.50", "8.00"))
-    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic"), row(2, 20, "8.00", "basic")]}
-    result = decide(rows((2, 20, "9.00", "basic")), rows((2, 20, "8.00", "basic")), versions, w)
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic"), row(2, 20, "8.00", "basic")]}
+    result = decide(rows((2, 20, "9.00", "basic")), rows((2, 20, "8.00", "basic")), found, w)
     assert [(k.outcome, k.changed_rows) for k in result.window] == [("defect", 1)]
 
 
 def test_an_insert_inside_the_bracket_lets_the_batch_lack_the_row() -> None:
     w = window(order_event(4, 20, None, "3.00"))
-    versions = {(4,): [None, row(4, 20, "3.00", "basic")]}
-    result = decide(rows(), rows((4, 20, "3.00", "basic")), versions, w)
+    found = {(4,): [None, row(4, 20, "3.00", "basic")]}
+    result = decide(rows(), rows((4, 20, "3.00", "basic")), found, w)
     assert [(k.key, k.outcome) for k in result.window] == [((4,), "consistent")]
+    assert result.verdict == "clean"
 
 
 def test_without_stream_positions_window_keys_are_untested() -> None:
@@ -125,11 +144,61 @@ def test_a_customer_change_puts_each_of_its_orders_in_the_window_with_one_row() 
     w = window(customer_event(20, "basic", "gold"))
     batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"), (3, 20, "1.00", "silver"))
     stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "gold"), (3, 20, "1.00", "gold"))
-    versions = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold")],
-                (3,): [row(3, 20, "1.00", "basic"), row(3, 20, "1.00", "gold")]}  # fmt: skip
-    result = decide(batch, stream, versions, w)
-    assert result.verified_equal == ((1,),)
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.00", "gold")],
+             (3,): [row(3, 20, "1.00", "basic"), row(3, 20, "1.00", "gold")]}  # fmt: skip
+    result = decide(batch, stream, found, w)
+    assert result.outside == 1
     assert {k.key: k.outcome for k in result.window} == {(2,): "consistent", (3,): "defect"}
+
+
+def test_a_tolerated_difference_is_not_a_defect_outside_nor_inside_the_window() -> None:
+    # The spec's tolerances apply as in `dualrun reconcile`: amount within abs:0.01.
+    w = window(order_event(2, 20, "7.00", "7.50"))
+    batch = rows((1, 10, "5.01", "gold"), (2, 20, "7.49", "basic"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "8.00", "basic"))
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    exact = decide(batch, stream, found, w)
+    assert exact.verdict == "differences" and exact.window_defects == ((2,),)
+    tolerant = decide(batch, stream, found, w, rules={"amount": "abs:0.01"})
+    assert tolerant.verdict == "clean", tolerant.to_dict()
+    assert tolerant.reconciliation.within_tolerance_rows == 1  # key 1, outside the window
+    assert [(k.key, k.outcome) for k in tolerant.window] == [((2,), "consistent")]  # 7.49 ~ 7.50
+
+
+def test_an_ignored_column_is_not_compared() -> None:
+    w = window(order_event(2, 20, "7.00", "7.50"))
+    batch = rows((1, 10, "5.00", "stale"), (2, 20, "7.50", "stale"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"))
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")]}
+    assert decide(batch, stream, found, w).verdict == "differences"
+    result = decide(batch, stream, found, w, ignore=("tier",))
+    assert result.verdict == "clean", result.to_dict()
+    assert [(k.key, k.outcome) for k in result.window] == [((2,), "consistent")]
+    assert [c.name for c in result.reconciliation.columns] == ["customer_id", "amount"]
+
+
+def test_money_stays_decimal_a_cent_on_a_large_amount_is_a_defect() -> None:
+    # 10**16 + 0.01 and 10**16 + 0.02 are the same double: only exact DECIMAL tells them apart,
+    # and a tolerance below a cent does not blur them.
+    schema = pa.schema([("order_id", pa.int64()), ("amount", pa.decimal128(20, 2))])
+    big = lambda *v: pa.Table.from_pylist([{"order_id": o, "amount": Decimal(a)} for o, a in v], schema=schema)  # noqa: E731
+    assert float(Decimal("10000000000000000.01")) == float(Decimal("10000000000000000.02"))
+    w = window(WindowEvent(ORDERS, {"id": 2, "amount": Decimal("1")}, {"id": 2, "amount": Decimal("2")}, row=(2,)))
+    lineage: dict[str, Any] = {ORDERS: {"order_id": "id"}}
+    batch = big((1, "10000000000000000.01"), (2, "10000000000000000.01"))
+    stream = big((1, "10000000000000000.02"), (2, "10000000000000000.03"))
+    changed = lineage_rows("o", ["order_id"], (batch, stream), w, lineage)
+    found = pa.Table.from_pylist(
+        [{"order_id": 2, "amount": Decimal("10000000000000000.02"), PRESENT: True},
+         {"order_id": 2, "amount": Decimal("10000000000000000.03"), PRESENT: True}],
+        schema=schema.append(pa.field(PRESENT, pa.bool_())),
+    )  # fmt: skip
+    result = classify_bracket("o", ["order_id"], batch, stream, changed, found, rules={"amount": "abs:0.005"})
+    assert result.window_defects == ((2,),)
+    values = {dict(s.key)["order_id"]: s.values for s in result.reconciliation.samples}
+    assert values[1] == (("amount", Decimal("10000000000000000.01"), Decimal("10000000000000000.02")),)
+    assert all(isinstance(v, Decimal) for _, lv, rv in values[2] for v in (lv, rv))
+    assert result.reconciliation.columns[0].compared_as.startswith("DECIMAL")
 
 
 def test_versions_in_bracket_from_a_changelog() -> None:
@@ -148,10 +217,11 @@ def test_versions_in_bracket_from_a_changelog() -> None:
         con.register("log", log)
         wanted = pa.table({"order_id": pa.array([1, 2, 3, 4], pa.int64())})
         found = versions_in_bracket(con, "log", ["order_id"], wanted, 100, 200)
-    amounts = {k: [None if v is None else v["amount"] for v in vs] for k, vs in found.items()}
-    assert amounts == {
-        (1,): [Decimal("2.00"), Decimal("3.00"), None],  # 9.00 is past the bracket
-        (2,): [None, Decimal("5.00")],
-        (3,): [Decimal("4.00")],
-        (4,): [None],
-    }
+    assert found.schema.field("amount").type == pa.decimal128(3, 2)  # money stays DECIMAL
+    listed = sorted(((r["order_id"], r["amount"] if r[PRESENT] else None) for r in found.to_pylist()), key=repr)
+    assert listed == sorted([
+        (1, Decimal("2.00")), (1, Decimal("3.00")), (1, None),  # 9.00 is past the bracket
+        (2, None), (2, Decimal("5.00")),
+        (3, Decimal("4.00")),
+        (4, None),
+    ], key=repr)  # fmt: skip
