@@ -52,6 +52,19 @@ def kstreams_spec(
     )  # fmt: skip
 
 
+def starter(spec: PipelineSpec, started: list[EnricherJob]) -> Callable[[str | None], EnricherJob]:
+    """start(defect): the OrderEnricher for `spec` (its `defect` variant), kept in `started` for cleanup."""
+
+    def start(defect: str | None = None) -> EnricherJob:
+        job_spec = spec if defect is None else spec.variant(defect)
+        job = EnricherJob(Path(job_spec.state_dir), EnricherSettings.for_spec(job_spec, defect))
+        started.append(job)
+        job.start()
+        return job
+
+    return start
+
+
 @pytest.fixture
 def kstreams(
     stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
@@ -63,15 +76,7 @@ def kstreams(
         spec = kstreams_spec(stack, db, tmp_path, unique("ks"), position_header)
         ensure_connector(spec)
         workload_for(spec)  # seeded: Debezium creates a table's topic with its first change event
-
-        def start(defect: str | None = None) -> EnricherJob:
-            job_spec = spec if defect is None else spec.variant(defect)
-            job = EnricherJob(Path(job_spec.state_dir), EnricherSettings.for_spec(job_spec, defect))
-            started.append(job)
-            job.start()
-            return job
-
-        return spec, start
+        return spec, starter(spec, started)
 
     yield make
     for job in started:
