@@ -203,18 +203,22 @@ def overshoot(
     with partition and offset. Reads [low, f_P) of each partition, or only [mark, f_P) when the
     mark's prefix holds nothing past P; updates `marks` in place (the caller keeps them between
     runs: a later P usually lets every prefix be skipped). Raises CdcError as `read_changes`."""
+    ranges = scan_ranges(fences, low_offsets(bootstrap_servers, fences, timeout=timeout), target, marks)
+    events = read_changes(bootstrap_servers, ranges, timeout=timeout)
+    update_marks(marks, ranges, [(tp, event.position) for tp, _, event in events])
+    return [(tp, offset, event) for tp, offset, event in events if event.position > target]
+
+
+def low_offsets(bootstrap_servers: Kafka, partitions: Iterable[Partition], *, timeout: float) -> dict[Partition, int]:
+    """The low watermark (first offset retention kept) of every partition. Raises CdcError."""
     consumer = _consumer(bootstrap_servers, "read_committed")
     try:
-        lows = {tp: int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[0])
-                for tp in fences}  # fmt: skip
+        return {tp: int(consumer.get_watermark_offsets(TopicPartition(*tp), timeout=timeout, cached=False)[0])
+                for tp in partitions}  # fmt: skip
     except KafkaException as exc:
         raise CdcError(f"could not read the change topics' low offsets: {exc.args[0].str()}") from exc
     finally:
         consumer.close()
-    ranges = scan_ranges(fences, lows, target, marks)
-    events = read_changes(bootstrap_servers, ranges, timeout=timeout)
-    update_marks(marks, ranges, [(tp, event.position) for tp, _, event in events])
-    return [(tp, offset, event) for tp, offset, event in events if event.position > target]
 
 
 def scan_ranges(

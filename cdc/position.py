@@ -26,6 +26,7 @@ from cdc.errors import PositionError
 OFFSET_BITS = 40
 MAX_FILE_SEQ = (1 << 23) - 1
 ROW_MAX = (1 << 31) - 1
+MAX_LSN = (1 << 64) - 1  # a change LSN after every other: a cut's target sorts after its last transaction
 _BINLOG_FILE = re.compile(r"^(?P<base>.+)\.(?P<seq>\d+)$")
 _LSN = re.compile(r"^(?P<hi>[0-9A-Fa-f]{1,8})/(?P<lo>[0-9A-Fa-f]{1,8})$")
 _GTID = re.compile(r"^(?P<domain>\d+)-(?P<server>\d+)-(?P<seq>\d+)$")
@@ -121,6 +122,13 @@ class Position:
     def lsn(cls, commit_lsn: str | int, lsn: str | int | None = None) -> Position:
         commit = parse_lsn(commit_lsn)
         return cls("lsn", commit, parse_lsn(lsn) if lsn is not None else commit)
+
+    @classmethod
+    def lsn_cut(cls, bound: int) -> Position:
+        """The target of a PostgreSQL stream cut (`cdc.visibility.StreamCut.bound`) for whole-position
+        comparisons: after every change whose previous commit LSN is `bound` (the last visible
+        transaction's), before every change of a later transaction; its order value is `bound`."""
+        return cls.lsn(bound, MAX_LSN)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Position:

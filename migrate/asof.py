@@ -160,10 +160,11 @@ def _reconcile_spec(
     if run.snapshot is not None:  # PostgreSQL: the snapshot placed in the stream's commit order
         from migrate import pgsource
 
-        if spec.is_external:
+        tables = [name for name, out in spec.outputs.items() if out.stream.table is not None]
+        if spec.is_external and tables:
             raise DualrunError(
-                "a PostgreSQL source is compared with dualrun's own streaming job only (set stream.pipeline); "
-                "reading your own job's outputs as of a PostgreSQL snapshot is not supported yet"
+                f"output {tables[0]}: a sink table is read as of a MariaDB/MySQL position only; on a PostgreSQL "
+                "source give the output's topic (outputs.X.stream.topic)"
             )
 
         progress(f"placing the batch snapshot {run.snapshot} in the stream")
@@ -172,7 +173,8 @@ def _reconcile_spec(
             if record:
                 publish(spec, {})
             return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
-        run = replace(run, position=Position.lsn(cut.bound))
+        # The user's job is fenced by comparing whole positions (previous commit, change LSN) with it.
+        run = replace(run, position=Position.lsn_cut(cut.bound) if spec.is_external else Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)

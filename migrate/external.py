@@ -35,7 +35,15 @@ from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
 from migrate.coverage import record_coverage
-from migrate.fence import current_rows, offset_window, output_fence, unexplained_keys, windowed
+from migrate.fence import (
+    FencedWindow,
+    current_rows,
+    offset_window,
+    output_fence,
+    unexplained_keys,
+    windowed,
+    written_versions,
+)
 from migrate.metrics import write_tap
 from migrate.progress import debezium_passed
 from migrate.sides import WithoutKeys, stream_side
@@ -216,12 +224,10 @@ def reconcile_external(
     if deferred:
         # After every output was read: the upper fence, then the window between the fences.
         progress("reading the change events between the offset fences")
-        window = offset_window(spec, reached, wait)
         assert fence is not None  # deferred outputs are windowed
+        fenced = offset_window(spec, reached, fence, wait)
         for output, batch, check in deferred:
-            topic = spec.outputs[output].stream.topic
-            ends = {p: end for (t, p), end in fence.ends.items() if t == topic}
-            checks[output], compared = _through_window(spec, run, output, batch, check, window, ends)
+            checks[output], compared = _through_window(spec, run, output, batch, check, fenced)
             if compared is not None:
                 results[output] = compared
     if record:
@@ -248,23 +254,28 @@ def _through_window(
     output: str,
     batch: pa.Table,
     check: OutputCheck,
-    window: Window,
-    ends: dict[int, int],
+    fenced: FencedWindow,
 ) -> tuple[OutputCheck, Reconciliation | None]:
     """One output without positions: its current rows against the batch, keys in the window's
     lineage left out of both sides (in flight), every other key compared exactly; not compared
-    (cause "lineage_incomplete") when keys written past the output fence `ends` are not in flight."""
+    (cause "lineage_incomplete") when keys written since the self-check span's output fence are not
+    in the lineage of its change events (`migrate.fence`)."""
     out = spec.outputs[output]
     keys = list(out.keys)
+    window = fenced.window
     root = tap_dir(spec.path("."), spec.stream.group, output)
     stream = current_rows(root, keys, batch.schema)
     flying = in_flight_keys(output, keys, (batch, stream), window, out.lineage)
-    unexplained = unexplained_keys(root, keys, ends, flying)
+    since = {p: o for (t, p), o in fenced.span.since.items() if t == out.stream.topic}
+    written = written_versions(root, keys, since, batch.schema.names)
+    sides = (batch, stream, written) if written.num_rows else (batch, stream)
+    unexplained = unexplained_keys(root, keys, since, in_flight_keys(output, keys, sides, fenced.checked, out.lineage))
     if unexplained.num_rows:
+        span = "the previous run's" if fenced.span.previous else "this run's"
         detail = (
-            f"the lineage of {output} is incomplete: {unexplained.num_rows:,} key(s) written after the offset fence "
-            f"that no change in the window names, e.g. {unexplained.slice(0, 1).to_pylist()[0]}; add the table their "
-            f"changes come from to outputs.{output}.lineage (or map it to `all`)"
+            f"the lineage of {output} is incomplete: {unexplained.num_rows:,} key(s) written since {span} offset "
+            f"fence that no change since then names, e.g. {unexplained.slice(0, 1).to_pylist()[0]}; add the table "
+            f"their changes come from to outputs.{output}.lineage (or map it to `all`)"
         )
         return replace(check, cause="lineage_incomplete", detail=detail, window=window), None
     coverage = key_coverage(keys, (batch, stream), flying)
@@ -282,8 +293,8 @@ def _through_window(
         f"no positions: compared through the offset fence, {flying.num_rows:,} key(s) in flight "
         f"from {window.size:,} change event(s) in the window"
     )
-    fenced = replace(
+    compared = replace(
         check, cause=None, detail=detail, in_flight_keys=flying.num_rows, window=window, coverage=coverage,
         in_flight=flying,
     )  # fmt: skip
-    return fenced, result
+    return compared, result

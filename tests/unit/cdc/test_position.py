@@ -29,6 +29,17 @@ def test_lsn_parsing_and_order() -> None:
         parse_lsn("16-B374D848")
 
 
+def test_a_postgresql_cut_target_sorts_after_its_last_transaction_and_before_the_next() -> None:
+    """A change's order is (previous commit LSN, change LSN): the last visible transaction's changes
+    sit after the bound's own LSN, so `Position.lsn(bound)` put them past the batch."""
+    bound = parse_lsn("0/5000")
+    last = Position.from_source({"lsn": 0x5010, "sequence": '["20480", "20496"]'})
+    later = Position.from_source({"lsn": 0x5008, "sequence": '["20528", "20488"]'})  # interleaved: lower LSN
+    target = Position.lsn_cut(bound)
+    assert last > Position.lsn(bound)  # the mistake
+    assert last <= target < later and target.order_value == bound == last.order_value
+
+
 def test_gtid_sets() -> None:
     assert parse_gtid_set("0-1-42,1-2-7") == {0: 42, 1: 7}
     assert parse_gtid_set("") == {}

@@ -175,6 +175,7 @@ def test_the_checklist_evaluates_sink_tables_for_positions(tmp_path: Path) -> No
 def test_an_output_whose_every_key_is_in_flight_is_unverified_never_clean(tmp_path: Path) -> None:
     """Leaving every key out of both sides would compare two empty tables: that is no evidence."""
     from migrate.external import OutputCheck, _through_window
+    from migrate.fence import CheckSpan, FencedWindow
     from migrate.stream.tap import tap_dir
     from migrate.window import Window, WindowEvent
     from tests.unit.migrate.stream.test_tap import _write
@@ -190,7 +191,8 @@ def test_an_output_whose_every_key_is_in_flight_is_unverified_never_clean(tmp_pa
     window = Window("offsets", {"ledger.ledger.transfers[0]": 4}, {"ledger.ledger.transfers[0]": 5},
                     (WindowEvent("ledger.transfers", None, {"id": 9, "account_id": 2}),))  # fmt: skip
     check = OutputCheck("account_balance", "topic account-balance", "no_positions", "", 0, None)
-    found, result = _through_window(spec, _run(), "account_balance", BATCH, check, window, {})
+    fenced = FencedWindow(window, window, CheckSpan({}, {}, previous=False))
+    found, result = _through_window(spec, _run(), "account_balance", BATCH, check, fenced)
     assert result is None and found.cause == "unverified", found.to_dict()
     assert found.coverage is not None and (found.coverage.verified, found.coverage.in_flight) == (0, 2)
     assert "run again" in found.detail
