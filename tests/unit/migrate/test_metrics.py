@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,3 +154,32 @@ def test_the_tap_leaves_what_it_read_and_could_not_decode(tmp_path: Path) -> Non
     assert got[("dualrun_tap_records_read", labels)] == 40
     assert got[("dualrun_tap_undecodable_records", labels)] == 3
     assert got[("dualrun_tap_complete", labels)] == 1
+
+
+def test_a_broker_that_does_not_answer_is_a_metric_and_a_log_line_never_a_failed_scrape(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "stream").mkdir()
+    consumer = {"group.id": "dualrun-down", "bootstrap.servers": "127.0.0.1:1"}  # nothing listens there
+    (tmp_path / "stream" / "dualrun-down.status.json").write_text(json.dumps({"consumer": consumer}))
+    collector = GroupLagCollector(tmp_path, timeout=0.5)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    with caplog.at_level("WARNING", logger="dualrun.exporter"):
+        first, second = samples(registry), samples(registry)
+    group = (("group", "dualrun-down"),)
+    assert first[("dualrun_group_lag_up", group)] == 0 and first[("dualrun_group_lag_failures_total", group)] == 1
+    assert second[("dualrun_group_lag_failures_total", group)] == 2  # tried again at the next scrape
+    assert len(collector.admins) == 1  # one client kept across scrapes, never dropped mid-request
+    assert "lag of group dualrun-down on 127.0.0.1:1 not measured (TimeoutError" in caplog.records[0].getMessage()
+
+
+def test_on_a_secured_stack_the_exporter_logs_in_as_dualrun(tmp_path: Path) -> None:
+    from migrate.stack import switch_security
+    from migrate.stackconfig import StackConfig
+
+    collector = GroupLagCollector(tmp_path)
+    assert not collector.settings("127.0.0.1:9092").secured
+    switch_security(StackConfig.from_env(tmp_path), True)
+    settings = collector.settings("127.0.0.1:9092")
+    assert settings.properties["sasl.username"] == "dualrun" and settings.secrets["sasl.password"]
