@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -61,8 +62,17 @@ class ConnectorStatus:
 
 
 def _ssl_reason(exc: Exception) -> str:
-    """The last, most specific part of a requests SSL error ('certificate verify failed: ...')."""
+    """The most specific part of a requests SSL error, e.g. 'certificate verify failed: self-signed
+    certificate in certificate chain'.
+
+    >>> _ssl_reason(Exception("SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+    ...                       "certificate verify failed: self-signed certificate (_ssl.c:1006)')))"))
+    'certificate verify failed: self-signed certificate'
+    """
     text = str(exc)
+    found = re.search(r"certificate verify failed: ([^(']+?)\s*(?:\(_ssl|'|$)", text)
+    if found:
+        return f"certificate verify failed: {found.group(1).strip()}"
     marker = text.rfind("SSLError(")
     return (text[marker + 9 :] if marker >= 0 else text).strip(" )'\"")[:200]
 

@@ -213,7 +213,10 @@ class SecureStack:
         """What the Connect worker reads at start: Debezium's secrets for its FileConfigProvider
         (`cdc.kafka_secrets_file`, `cdc.password_file`) and the REST API's login and JAAS file."""
         jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
-        _private(self.secrets_file, f"sasl.jaas.config={jaas}\ndatabase.password={_escape(database_password)}\n")
+        _private(
+            self.secrets_file,
+            f"sasl.jaas.config={java_escape(jaas)}\ndatabase.password={java_escape(database_password)}\n",
+        )
         _private(self.rest_passwords, f"{REST_USER}: {self.passwords()[REST_PASSWORD_KEY]}\n")
         _private(
             self.rest_jaas,
@@ -243,7 +246,7 @@ class SecureStack:
         return REST_USER, self.passwords()[REST_PASSWORD_KEY]
 
 
-def _escape(value: str) -> str:
+def java_escape(value: str) -> str:
     """`value` as a Java properties value (backslashes, and what would end or split the line)."""
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 

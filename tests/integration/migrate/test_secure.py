@@ -36,6 +36,8 @@ SECRET_HOLDERS = (
     "secure/users.json", "secure/client.properties", "secure/debezium.properties", "secure/broker.p12",
     "kafka/server.properties", "connect/worker.properties", "secure/connect-rest.password",
 )  # fmt: skip
+# The Kafka Streams job's settings, written when it starts (0600 too: test_the_kafka_streams_demo_...).
+KSTREAMS_SETTINGS = "kstreams/order-enricher.client.properties"
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -143,11 +145,39 @@ def test_the_demo_runs_clean_on_the_secured_stack_and_no_secret_leaks(secure_hom
         f"{path.relative_to(secure_home)}: {user}"
         for path in secure_home.rglob("*")
         if path.is_file() and path.relative_to(secure_home).parts[0] != "lib"
-        and str(path.relative_to(secure_home)) not in SECRET_HOLDERS
+        and str(path.relative_to(secure_home)) not in (*SECRET_HOLDERS, KSTREAMS_SETTINGS)
         for user, secret in passwords(secure_home).items()
         if secret.encode() in path.read_bytes()
     }  # fmt: skip
     assert not leaks, sorted(leaks)
+
+
+def test_the_exporter_measures_lag_on_the_secured_stack(secure_home: Path) -> None:
+    """After the demo: the exporter logs in as `dualrun` (bare bootstrap servers would be refused)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from migrate.exporter import GroupLagCollector
+
+    collector = GroupLagCollector(secure_home)
+    assert collector.jobs(), "the demo's streaming job left no status file"
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    for group in collector.jobs():
+        assert f'dualrun_group_lag_up{{group="{group}"}} 1.0' in text, text
+        assert f'dualrun_group_lag_records_total{{group="{group}"}}' in text, text
+
+
+def test_the_kafka_streams_demo_runs_clean_on_the_secured_stack(secure_home: Path) -> None:
+    """The Java job gets the `stream` user's settings in a 0600 file (--client-properties), not on its command line."""
+    done = dualrun(secure_home, "demo", "--stream", "kafka-streams", "--state-dir", str(secure_home),
+                   "--events", "600", "--rate", "300", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["reconciliation"]["verdict"] == "clean", done.stdout[-2000:]
+    settings = secure_home / KSTREAMS_SETTINGS
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600 and 'username="stream"' in settings.read_text()
+    log = (secure_home / "stream" / "kstreams-order-enricher.log").read_text()
+    assert not any(secret in log for secret in passwords(secure_home).values())
 
 
 @pytest.mark.parametrize(
