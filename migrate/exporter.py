@@ -5,7 +5,9 @@ serves, computed at each scrape:
 - consumer-group lag of every streaming job that reported itself under `DIR/stream/`: the group's
   committed offsets (AdminClient) against each partition's high watermark, so lag is known even
   while the job is down (Kafka has no lag metric of its own); on a secured stack (`stack up
-  --secure`) as its `dualrun` user. A failed measurement (broker down, refused) is
+  --secure`) as its `dualrun` user. The AdminClients live in a worker process (`LagWorker`): a
+  broker outage can trip an assertion inside librdkafka (seen with 2.16: `rd_kafka_enq_once_del_source_return`),
+  which aborts only the worker. A failed measurement (broker down, refused, worker died) is
   `dualrun_group_lag_up 0`, a count and a log line, and is tried again at the next scrape;
 - the Prometheus text files one-shot commands leave in `DIR/monitoring/textfile/` (parity per output
   from `dualrun reconcile --spec`, the output tap's counts), like node_exporter's textfile collector.
@@ -16,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import signal
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -68,20 +72,92 @@ def group_lag(
     return lag
 
 
+class LagWorkerError(Exception):
+    """The lag worker process failed a request: an error it reported, no answer in time, or it died."""
+
+
+def _serve_lag(conn: Connection, timeout: float) -> None:
+    """The worker's loop: (settings, group) in, ("ok", lag) or ("error", text) out; one kept client per broker list."""
+    admins: dict[str, AdminClient] = {}
+    while True:
+        try:
+            settings, group = conn.recv()
+        except EOFError:  # the exporter is gone
+            return
+        try:
+            admin = admins.get(settings.bootstrap_servers) or admins.setdefault(
+                settings.bootstrap_servers, lag_admin(settings, timeout)
+            )
+            conn.send(("ok", group_lag(settings, group, timeout, admin)))
+        except Exception as exc:  # noqa: BLE001 - reported to the exporter, which logs it
+            reason = exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else str(exc)
+            conn.send(("error", settings.scrub(f"{type(exc).__name__}: {reason or 'no answer'}")))
+
+
+class LagWorker:
+    """A child process that measures group lag, started on first use and again after it dies."""
+
+    def __init__(self, timeout: float = TIMEOUT_S) -> None:
+        self.timeout = timeout
+        self.context = multiprocessing.get_context("spawn")  # no fork of a threaded server
+        self.process: Any = None
+        self.conn: Connection | None = None
+        self.lock = threading.Lock()  # scrapes may overlap (one thread per HTTP request)
+
+    def _alive(self) -> Connection:
+        if self.process is None or not self.process.is_alive() or self.conn is None:
+            self.close()
+            parent, child = self.context.Pipe()
+            self.process = self.context.Process(target=_serve_lag, args=(child, self.timeout), daemon=True)
+            self.process.start()
+            child.close()
+            self.conn = parent
+        return self.conn
+
+    def measure(self, settings: KafkaSettings, group: str) -> dict[tuple[str, int], int]:
+        """Lag per (topic, partition); LagWorkerError when the worker reports an error, does not answer
+        within two request timeouts (it is then ended) or dies."""
+        with self.lock:
+            conn = self._alive()
+            try:
+                conn.send((settings, group))
+                if not conn.poll(2 * self.timeout + 5):
+                    self.close()
+                    raise LagWorkerError("no answer from the lag worker in time; it was restarted")
+                answer = conn.recv()
+            except (EOFError, OSError):
+                code = self.process.exitcode if self.process is not None else None
+                self.close()
+                raise LagWorkerError(f"the lag worker died (exit code {code}); it starts again") from None
+        if answer[0] != "ok":
+            raise LagWorkerError(answer[1])
+        lag: dict[tuple[str, int], int] = answer[1]
+        return lag
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.process is not None:
+            if self.process.is_alive():
+                self.process.kill()
+            self.process.join(5)
+            self.process = None
+
+
 class GroupLagCollector(Collector):
     """Lag of the consumer group of each streaming job that wrote a status file under `state_dir/stream`.
 
-    One AdminClient per bootstrap list, kept (see `lag_admin`); on a secured stack it logs in as the
-    stack's `dualrun` user. A failure is counted (`dualrun_group_lag_failures_total`) and logged,
+    Measured in a `LagWorker` process (one kept AdminClient per bootstrap list); on a secured stack
+    as the stack's `dualrun` user. A failure is counted (`dualrun_group_lag_failures_total`) and logged,
     never raised: the next scrape tries again.
     """
 
     def __init__(self, state_dir: Path, timeout: float = TIMEOUT_S) -> None:
         self.state_dir = state_dir
         self.timeout = timeout
-        self.admins: dict[str, AdminClient] = {}
+        self.worker = LagWorker(timeout)
         self.failures: Counter[str] = Counter()
-        self.lock = threading.Lock()  # scrapes may overlap (one thread per HTTP request)
 
     def settings(self, bootstrap: str) -> KafkaSettings:
         """The secured stack's `dualrun` client settings for its brokers; plaintext otherwise."""
@@ -106,18 +182,11 @@ class GroupLagCollector(Collector):
 
     def measure(self, group: str, bootstrap: str) -> dict[tuple[str, int], int] | None:
         """The group's lag per partition, or None (counted and logged) when it cannot be measured."""
-        settings = None
         try:
-            settings = self.settings(bootstrap)
-            with self.lock:
-                admin = self.admins.get(bootstrap) or self.admins.setdefault(bootstrap, lag_admin(settings))
-            return group_lag(settings, group, self.timeout, admin)
+            return self.worker.measure(self.settings(bootstrap), group)
         except Exception as exc:  # noqa: BLE001 - whatever fails, the exporter must keep serving
             self.failures[group] += 1
-            reason = str(exc.args[0].str() if exc.args and hasattr(exc.args[0], "str") else exc) or "no answer"
-            reason = settings.scrub(reason) if settings is not None else reason
-            log.warning("lag of group %s on %s not measured (%s: %s); next scrape retries",
-                        group, bootstrap, type(exc).__name__, reason)  # fmt: skip
+            log.warning("lag of group %s on %s not measured (%s); next scrape retries", group, bootstrap, exc)
             return None
 
     def collect(self) -> Iterator[Metric]:

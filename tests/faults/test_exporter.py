@@ -1,6 +1,7 @@
 """dualrun's exporter across a broker outage: every scrape during it answers, with the group's lag
-`up` 0 and a failure counted; the process never dies (a librdkafka client dropped with requests in
-flight once aborted it); once the broker is back the lag is measured again, without a restart."""
+`up` 0 and a failure counted; the exporter never dies (librdkafka 2.16 can abort on an assertion,
+`rd_kafka_enq_once_del_source_return`, when the broker comes back: only the lag worker process
+dies, and is started again); once the broker is back the lag is measured again."""
 
 from __future__ import annotations
 
