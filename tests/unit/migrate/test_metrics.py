@@ -172,7 +172,8 @@ def test_a_broker_that_does_not_answer_is_a_metric_and_a_log_line_never_a_failed
     group = (("group", "dualrun-down"),)
     assert first[("dualrun_group_lag_up", group)] == 0 and first[("dualrun_group_lag_failures_total", group)] == 1
     assert second[("dualrun_group_lag_failures_total", group)] == 2  # tried again at the next scrape
-    assert "lag of group dualrun-down on 127.0.0.1:1 not measured (TimeoutError" in caplog.records[0].getMessage()
+    line = caplog.records[0].getMessage()  # TimeoutError or librdkafka's own timeout, whichever comes first
+    assert line.startswith("lag of group dualrun-down on 127.0.0.1:1 not measured (") and "next scrape retries" in line
     # librdkafka may abort the process that holds the clients: only the worker dies, and comes back.
     worker = collector.worker.process
     assert worker is not None and worker.is_alive()
