@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -61,8 +62,17 @@ class ConnectorStatus:
 
 
 def _ssl_reason(exc: Exception) -> str:
-    """The last, most specific part of a requests SSL error ('certificate verify failed: ...')."""
+    """The most specific part of a requests SSL error, e.g. 'certificate verify failed: self-signed
+    certificate in certificate chain'.
+
+    >>> _ssl_reason(Exception("SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] "
+    ...                       "certificate verify failed: self-signed certificate (_ssl.c:1006)')))"))
+    'certificate verify failed: self-signed certificate'
+    """
     text = str(exc)
+    found = re.search(r"certificate verify failed: ([^(']+?)\s*(?:\(_ssl|'|$)", text)
+    if found:
+        return f"certificate verify failed: {found.group(1).strip()}"
     marker = text.rfind("SSLError(")
     return (text[marker + 9 :] if marker >= 0 else text).strip(" )'\"")[:200]
 
@@ -92,6 +102,7 @@ class ConnectClient:
         self.session = requests.Session()
         self.session.auth = auth
         self.session.verify = verify
+        self.verify = verify  # also given per request: requests lets REQUESTS_CA_BUNDLE override a session's
 
     def _scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -102,7 +113,9 @@ class ConnectClient:
         delay = 0.25
         for attempt in range(self.retries + 1):
             try:
-                response = self.session.request(method, self.url + path, json=body, timeout=self.timeout)
+                response = self.session.request(
+                    method, self.url + path, json=body, timeout=self.timeout, verify=self.verify
+                )
             except requests.exceptions.SSLError as exc:
                 raise ConnectUnreachable(
                     f"Kafka Connect at {self.url}: TLS handshake failed ({_ssl_reason(exc)}); "
@@ -120,6 +133,11 @@ class ConnectClient:
                         f"Kafka Connect at {self.url} did not answer within {self.timeout}s"
                     ) from exc
             else:
+                if response.status_code == 401 and self.session.auth is None:
+                    raise ConnectAccessDenied(
+                        f"Kafka Connect at {self.url} wants a login (HTTP 401) and none was given; "
+                        "set cdc.connect_user and cdc.connect_password_env"
+                    )
                 if response.status_code in (401, 403):
                     raise ConnectAccessDenied(
                         f"Kafka Connect at {self.url} refused the credentials (HTTP {response.status_code}); "

@@ -98,6 +98,10 @@ class ConnectorSettings:
     # record, so a foreign streaming job can carry the position to its outputs; None: no SMT.
     position_header: str | None = POSITION_HEADER
     extra: dict[str, str] = field(default_factory=dict)
+    # A config provider reference sent as `database.password` instead of the password (e.g.
+    # `${file:PATH:database.password}`, Connect's FileConfigProvider): Connect then stores and
+    # shows the reference, never the password. None: the password itself.
+    password_ref: str | None = None
     # Java client properties of a secured cluster for the schema history's producer and consumer
     # (`cdc.client.KafkaSettings.java_properties`); credentials included, so never printed.
     kafka_properties: dict[str, str] = field(default_factory=dict, repr=False)
@@ -146,7 +150,7 @@ class ConnectorSettings:
             "database.hostname": self.hostname,
             "database.port": self.port,
             "database.user": self.user,
-            "database.password": self.password,
+            "database.password": self.password_ref or self.password,
             "topic.prefix": self.topic_prefix,
             "snapshot.mode": self.snapshot_mode,
             "heartbeat.interval.ms": self.heartbeat_interval_ms,

@@ -26,6 +26,8 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         # publication and a slot named after the connector: see cdc.connector.ConnectorSettings.
         databases = tuple(dict.fromkeys(t.split(".", 1)[0] for t in spec.cdc.tables))
         optional.update(pg_database=url.database or "", publication=spec.cdc.publication)
+    if spec.cdc.password_file is not None:
+        optional["password_ref"] = f"${{file:{spec.cdc.password_file}:database.password}}"
     return ConnectorSettings(
         name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1",
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,

@@ -69,7 +69,7 @@ def switch_security(config: StackConfig, secure: bool) -> StackConfig:
     material = SecureStack(config.state_dir)
     if secure:
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        material.enable(config.bootstrap_servers)
+        material.enable(config.bootstrap_servers, replace(config, secure=True).connect_url)
     else:
         material.disable()
     return replace(config, secure=secure)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from cdc.client import KafkaSettings
+    from cdc.connect import ConnectClient
 
 DEFAULT_STATE_DIR = Path(".dualrun")
 
@@ -88,7 +89,25 @@ class StackConfig:
 
     @property
     def connect_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.connect}"
+        """Connect's REST API: HTTPS with basic auth on the secured stack (see `connect_http`)."""
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.ports.connect}"
+
+    def connect_http(self) -> dict[str, Any]:
+        """`requests` keyword arguments for Connect's REST API: `auth` (user, password) and `verify`
+        (the local CA's file) on the secured stack; nothing on the plaintext one."""
+        if not self.secure:
+            return {}
+        from migrate.services.security import SecureStack
+
+        material = SecureStack(self.state_dir)
+        return {"auth": material.connect_auth(), "verify": str(material.ca)}
+
+    def connect_client(self, url: str | None = None, secrets: tuple[str, ...] = ()) -> ConnectClient:
+        """A client of the stack's Connect worker (or of `url`: the stack's login only for the stack's URL)."""
+        from cdc.connect import ConnectClient
+
+        options = self.connect_http() if url in (None, self.connect_url) else {}
+        return ConnectClient(url or self.connect_url, secrets=secrets, **options)
 
     @property
     def prometheus_url(self) -> str:

@@ -45,6 +45,9 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
             # Only the publication's tables: others would be snapshotted, then never streamed.
             settings["tables"] = (f"{config.database}.customers", f"{config.database}.orders")
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    if config.secure and settings["password"] == config.debezium_password:
+        # The stack's secrets file holds this password (Connect's FileConfigProvider resolves it).
+        settings["password_ref"] = f"${{file:{config.state_dir / 'secure' / 'debezium.properties'}:database.password}}"
     return ConnectorSettings(**settings)
 
 
@@ -58,9 +61,7 @@ def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def client_for(config: StackConfig, url: str | None) -> ConnectClient:
-    from cdc.connect import ConnectClient
-
-    return ConnectClient(url or config.connect_url, secrets=(config.debezium_password, config.db_password))
+    return config.connect_client(url, secrets=(config.debezium_password, config.db_password))
 
 
 @click.group()
@@ -91,8 +92,6 @@ def register(
     topic_prefix: str | None, wait_seconds: float, spec_path: Path | None,
 ) -> None:  # fmt: skip
     """Create or update the Debezium connector; exit 1 if it fails to run."""
-    from cdc.connect import ConnectClient
-
     if spec_path is not None:
         from migrate.connector import connector_settings
         from migrate.spec import load_spec
@@ -111,7 +110,7 @@ def register(
         config, name, kind=kind, hostname=db_host, port=db_port, user=db_user, password=password,
         databases=databases or None, topic_prefix=topic_prefix,
     )  # fmt: skip
-    client = ConnectClient(connect_url or config.connect_url, secrets=(password, config.db_password))
+    client = config.connect_client(connect_url, secrets=(password, config.db_password))
     _put(client, settings, wait_seconds)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from migrate.artifacts import Artifacts
@@ -10,6 +12,7 @@ from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
 from migrate.services.kafka import java, jvm_args, write_properties
 from migrate.services.monitoring import jmx_agent
+from migrate.services.security import SecureStack
 from migrate.stackconfig import StackConfig
 
 DEBEZIUM_CLASSES = (
@@ -20,10 +23,11 @@ DEBEZIUM_CLASSES = (
 )
 
 
-def probe_plugins(url: str) -> dict[str, str] | None:
-    """Debezium connector classes Connect offers, with versions; None until all of them load."""
+def probe_plugins(url: str, **http: Any) -> dict[str, str] | None:
+    """Debezium connector classes Connect offers, with versions; None until all of them load.
+    `http`: `requests` options (`auth`, `verify`) of a secured worker (`StackConfig.connect_http`)."""
     try:
-        response = requests.get(f"{url}/connector-plugins", timeout=2)
+        response = requests.get(f"{url}/connector-plugins", timeout=2, **http)
         response.raise_for_status()
     except requests.RequestException:
         return None
@@ -85,7 +89,9 @@ class Connect:
         if not self.config.secure:
             return {}
         java = self.config.kafka("connect").java_properties()
+        material = SecureStack(self.config.state_dir)
         return {
+            **material.connect_rest_settings(self.port),
             **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()},
             # Connector configs may say ${file:PATH:KEY}: the secret stays in the file, not in Connect's topics.
             "config.providers": "file",
@@ -102,13 +108,18 @@ class Connect:
         if self.monitored:
             claim_port("Connect's JMX exporter", self.config.ports.connect_jmx, "DUALRUN_CONNECT_JMX_PORT")
             agent = jmx_agent(self.artifacts.jmx_agent, self.config.ports.connect_jmx)
+        login: list[str] = []
+        if self.config.secure:
+            material = SecureStack(self.config.state_dir)
+            material.connect_files(self.config.bootstrap_servers, self.config.debezium_password)
+            login = material.connect_jvm_args()
         write_properties(self.properties, self.settings())
         self.process.start(
-            [java(), *agent, *jvm_args("1536m", self.home), "-cp", self.artifacts.kafka_classpath,
+            [java(), *agent, *login, *jvm_args("1536m", self.home), "-cp", self.artifacts.kafka_classpath,
              "org.apache.kafka.connect.cli.ConnectDistributed", str(self.properties)]
         )  # fmt: skip
         wait_until(
-            lambda: probe_plugins(self.config.connect_url),
+            lambda: probe_plugins(self.config.connect_url, **self.config.connect_http()),
             timeout=120, what=f"Kafka Connect with the Debezium plugins on {self.config.connect_url}",
             process=self.process,
         )  # fmt: skip
@@ -118,11 +129,12 @@ class Connect:
 
     def status(self) -> ServiceStatus:
         pid = self.process.pid()
-        plugins = probe_plugins(self.config.connect_url) if pid else None
+        http = self.config.connect_http() if pid else {}
+        plugins = probe_plugins(self.config.connect_url, **http) if pid else None
         version, detail = None, "not running" if pid is None else "REST API not answering"
         if plugins is not None:
             try:
-                version = requests.get(self.config.connect_url, timeout=2).json().get("version")
+                version = requests.get(self.config.connect_url, timeout=2, **http).json().get("version")
             except requests.RequestException:
                 version = None
             debezium = plugins[DEBEZIUM_CLASSES[0]]

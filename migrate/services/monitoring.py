@@ -1,8 +1,10 @@
 """Monitoring services of `dualrun stack up --monitoring`: dualrun's exporter, Alertmanager and Prometheus.
 
 Prometheus and Alertmanager are Debian's `prometheus` and `prometheus-alertmanager` packages,
-run as their `prometheus` account when dualrun runs as root (like PostgreSQL). Their config and
-data live under `<state_dir>/monitoring`. DUALRUN_MONITORING_INTERVAL (scrape and rule
+run as the invoking user, root included, like Kafka and Connect: a dropped account (the package's
+`prometheus`) could not enter a private (0700) state dir or home, nor read the console templates
+shipped inside the package, nor the target files the streaming jobs write. Their config and data
+live under `<state_dir>/monitoring`. DUALRUN_MONITORING_INTERVAL (scrape and rule
 evaluation interval, default 15s) and DUALRUN_ALERT_FOR (every alert's `for:`, default as shipped)
 let tests see alerts within seconds.
 """
@@ -10,7 +12,6 @@ let tests see alerts within seconds.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import sys
 from importlib.resources import files
@@ -24,10 +25,8 @@ from migrate.errors import MissingTool, StackError
 from migrate.metrics import STREAM_JOB, TARGETS_DIR, TEXTFILE_DIR, monitoring_dir
 from migrate.process import ManagedProcess, RunAs, wait_until
 from migrate.services.base import ServiceStatus, claim_port
-from migrate.services.postgres import unreachable_ancestor
 from migrate.stackconfig import StackConfig
 
-ACCOUNT = "prometheus"  # created by Debian's prometheus package
 INSTALL_HINT = "install it with `apt-get install prometheus prometheus-alertmanager`"
 CONSOLE_LIBRARIES = Path("/usr/share/doc/prometheus/examples/console_libraries")  # prom.lib, menu.lib
 
@@ -98,32 +97,6 @@ def binary(name: str) -> str:
     if found is None:
         raise MissingTool(f"{name} not found: {INSTALL_HINT}")
     return found
-
-
-def account(home: Path) -> RunAs | None:
-    """Who runs Prometheus and Alertmanager: this user, or the package's `prometheus` account as root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(ACCOUNT)
-    except KeyError:
-        raise MissingTool(f"no `{ACCOUNT}` system user to run Prometheus as (not as root): {INSTALL_HINT}") from None
-    runas = RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
-    blocked = unreachable_ancestor(home, runas)
-    if blocked is not None:
-        raise StackError(
-            f"Prometheus runs as the `{ACCOUNT}` user (not as root), which cannot enter {blocked}; "
-            "use a --state-dir it can reach (e.g. under /tmp) or run dualrun as a normal user"
-        )
-    return runas
-
-
-def own(path: Path, runas: RunAs | None) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    if runas is not None:
-        for item in [path, *path.rglob("*")]:
-            if not item.is_symlink() and item.stat().st_uid != runas.uid:
-                os.chown(item, runas.uid, runas.gid)
 
 
 def ready(url: str) -> bool | None:
@@ -207,20 +180,19 @@ class Alertmanager(_HttpService):
         super().__init__(config, config.ports.alertmanager)
 
     def command(self) -> tuple[list[str], RunAs | None]:
-        runas = account(self.home)
         settings = self.home / "alertmanager.yml"
         if not settings.exists():  # the user's to edit (receivers): never overwritten
             self.home.mkdir(parents=True, exist_ok=True)
             settings.write_text((data_dir() / "alertmanager.yml").read_text())
         storage = self.home / "alertmanager"
-        own(storage, runas)
+        storage.mkdir(parents=True, exist_ok=True)
         return [
             binary("prometheus-alertmanager"),
             f"--config.file={settings}",
             f"--storage.path={storage}",
             f"--web.listen-address=127.0.0.1:{self.port}",
             "--cluster.listen-address=",  # one node: no gossip port (its default 9094) to collide
-        ], runas
+        ], None
 
 
 class Prometheus(_HttpService):
@@ -230,7 +202,6 @@ class Prometheus(_HttpService):
         super().__init__(config, config.ports.prometheus)
 
     def command(self) -> tuple[list[str], RunAs | None]:
-        runas = account(self.home)
         rules = self.home / "alerts.yml"
         rules.write_text(alert_rules(os.environ.get("DUALRUN_ALERT_FOR")))
         settings = self.home / "prometheus.yml"
@@ -239,7 +210,7 @@ class Prometheus(_HttpService):
             + yaml.safe_dump(prometheus_config(self.config, rules), sort_keys=False)
         )
         storage = self.home / "prometheus"
-        own(storage, runas)
+        storage.mkdir(parents=True, exist_ok=True)
         argv = [
             binary("prometheus"),
             f"--config.file={settings}",
@@ -250,7 +221,7 @@ class Prometheus(_HttpService):
         ]
         if CONSOLE_LIBRARIES.is_dir():
             argv.append(f"--web.console.libraries={CONSOLE_LIBRARIES}")
-        return argv, runas
+        return argv, None
 
 
 def jmx_agent(jar: Path | None, port: int) -> list[str]:

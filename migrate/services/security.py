@@ -7,7 +7,10 @@ Layout under `<state_dir>/secure/` (folder 0700; every file holding a secret 060
   users.json       the random SCRAM-SHA-256 passwords of each user and the keystore's password
   client.properties  librdkafka settings of the `dualrun` user, password included (for tools)
   kafka.yaml       the spec snippet a user pastes: no secret, `sasl.password_env` names the variable
-  debezium.properties  Debezium's JAAS line, read by Connect's FileConfigProvider (never in Connect's topics)
+  debezium.properties  Debezium's JAAS line and database password, read by Connect's FileConfigProvider
+                   (never in Connect's config topic nor on GET /connectors/<name>/config)
+  connect-rest.password  the login of Connect's REST API (HTTPS, basic auth): `dualrun: <password>`
+  connect-jaas.conf  the worker's JAAS `KafkaConnect` section naming that file (PropertyFileLoginModule)
   enabled          marker: the stack runs secured until `stack up --plaintext`
 
 Users (least privilege, see `acls`): `admin` (the broker's own inter-broker principal, super user),
@@ -38,6 +41,13 @@ CHANGE_PREFIX = "dbserver1"
 STREAM_PREFIXES = ("dualrun-stream", "orders-enriched", "order-alerts", "daily-revenue", "order-enricher",
                    "kstreams-")  # fmt: skip
 PASSWORD_ENV = "DUALRUN_KAFKA_PASSWORD"
+# Connect's REST API: HTTPS with the broker's certificate, basic auth (Kafka's BasicAuthSecurityRestExtension).
+REST_USER = "dualrun"
+REST_PASSWORD_KEY = "connect-rest"  # its password's key in users.json
+CONNECT_PASSWORD_ENV = "DUALRUN_CONNECT_PASSWORD"
+REST_EXTENSION = "org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension"
+REST_LOGIN_MODULE = "org.apache.kafka.connect.rest.basic.auth.extension.PropertyFileLoginModule"
+PASSWORD_KEYS = (*USERS, "keystore", REST_PASSWORD_KEY)
 
 
 def _private(path: Path, text: str | bytes) -> None:
@@ -67,21 +77,26 @@ class SecureStack:
         self.keystore = self.home / "broker.p12"
         self.users_file = self.home / "users.json"
         self.marker = self.home / "enabled"
+        self.secrets_file = self.home / "debezium.properties"
+        self.rest_passwords = self.home / "connect-rest.password"
+        self.rest_jaas = self.home / "connect-jaas.conf"
 
     @property
     def enabled(self) -> bool:
         return self.marker.exists()
 
-    def enable(self, bootstrap_servers: str) -> None:
+    def enable(self, bootstrap_servers: str, connect_url: str) -> None:
         """Make whatever material is missing, then mark the stack secured."""
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
-        if not self.users_file.exists():
-            passwords = {user: secrets.token_urlsafe(24) for user in (*USERS, "keystore")}
+        known = self.passwords() if self.users_file.exists() else {}
+        if any(key not in known for key in PASSWORD_KEYS):
+            # A users file made before a password was added keeps its passwords (the broker's SCRAM users).
+            passwords = {key: known.get(key) or secrets.token_urlsafe(24) for key in PASSWORD_KEYS}
             _private(self.users_file, json.dumps(passwords, indent=2) + "\n")
         if not (self.ca.exists() and self.keystore.exists()):
             self._certificates()
-        self._client_files(bootstrap_servers)
+        self._client_files(bootstrap_servers, connect_url)
         self.marker.write_text("secured by `dualrun stack up --secure`; `dualrun stack up --plaintext` undoes it\n")
 
     def disable(self) -> None:
@@ -164,7 +179,7 @@ class SecureStack:
     def java_client(self, bootstrap_servers: str, user: str) -> dict[str, str]:
         return self.client(bootstrap_servers, user).java_properties()
 
-    def _client_files(self, bootstrap_servers: str) -> None:
+    def _client_files(self, bootstrap_servers: str, connect_url: str) -> None:
         settings = self.client(bootstrap_servers)
         props = {"bootstrap.servers": bootstrap_servers, **settings.properties, **settings.secrets}
         _private(self.home / "client.properties", "".join(f"{k}={v}\n" for k, v in props.items()))
@@ -181,10 +196,59 @@ class SecureStack:
             f"    sasl.password_env: {PASSWORD_ENV}\n"
             f"    ssl.ca.location: {self.ca}\n"
         )
+        snippet += (
+            f"# Connect's REST API; export {CONNECT_PASSWORD_ENV} (key {REST_PASSWORD_KEY!r} of users.json) too\n"
+            "cdc:\n"
+            f"  connect_url: {connect_url}\n"
+            f"  connect_user: {REST_USER}\n"
+            f"  connect_password_env: {CONNECT_PASSWORD_ENV}\n"
+            f"  connect_ca: {self.ca}\n"
+            f"  kafka_secrets_file: {self.secrets_file}\n"
+            f"  password_file: {self.secrets_file}\n"
+        )
         _private(self.home / "kafka.yaml", snippet)
-        # Connect's FileConfigProvider reads Debezium's JAAS line from here (cdc.kafka_secrets_file).
+
+    # -- Connect ---------------------------------------------------------------------------------
+    def connect_files(self, bootstrap_servers: str, database_password: str) -> None:
+        """What the Connect worker reads at start: Debezium's secrets for its FileConfigProvider
+        (`cdc.kafka_secrets_file`, `cdc.password_file`) and the REST API's login and JAAS file."""
         jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
-        _private(self.home / "debezium.properties", f"sasl.jaas.config={jaas}\n")
+        _private(
+            self.secrets_file,
+            f"sasl.jaas.config={java_escape(jaas)}\ndatabase.password={java_escape(database_password)}\n",
+        )
+        _private(self.rest_passwords, f"{REST_USER}: {self.passwords()[REST_PASSWORD_KEY]}\n")
+        _private(
+            self.rest_jaas,
+            f'KafkaConnect {{\n  {REST_LOGIN_MODULE} required\n  file="{self.rest_passwords}";\n}};\n',
+        )
+
+    def connect_rest_settings(self, port: int) -> dict[str, object]:
+        """The worker's REST listener on HTTPS (the broker's key and certificate) with basic auth.
+        `listeners.https.`-prefixed TLS settings apply to the REST server alone, so the worker's
+        own `ssl.*` (its Kafka clients') stay apart. The JVM needs `connect_jvm_args()` too."""
+        password = self.passwords()["keystore"]
+        return {
+            "listeners": f"https://127.0.0.1:{port}",
+            "rest.advertised.listener": "https",
+            "listeners.https.ssl.keystore.type": "PKCS12",
+            "listeners.https.ssl.keystore.location": self.keystore,
+            "listeners.https.ssl.keystore.password": password,
+            "listeners.https.ssl.key.password": password,
+            "rest.extension.classes": REST_EXTENSION,
+        }
+
+    def connect_jvm_args(self) -> list[str]:
+        return [f"-Djava.security.auth.login.config={self.rest_jaas}"]
+
+    def connect_auth(self) -> tuple[str, str]:
+        """(user, password) of Connect's REST API (HTTP basic auth)."""
+        return REST_USER, self.passwords()[REST_PASSWORD_KEY]
+
+
+def java_escape(value: str) -> str:
+    """`value` as a Java properties value (backslashes, and what would end or split the line)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def acls() -> list[AclBinding]:

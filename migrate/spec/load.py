@@ -81,7 +81,11 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
             source["url"] = url.set(port=port).render_as_string(hide_password=False)
     cdc = {**raw.get("cdc", {}), "default_password": stack.debezium_password}
     if _names_default_port(cdc.get("connect_url"), defaults.connect):
-        cdc["connect_url"] = f"http://127.0.0.1:{ports.connect}"
+        cdc["connect_url"] = stack.connect_url
+        if stack.secure:
+            # The secured stack's Connect: HTTPS (the local CA) with basic auth.
+            user, password = stack.connect_http()["auth"]
+            cdc.update(connect_user=user, default_connect_password=password, connect_ca=stack.connect_http()["verify"])
     kafka = dict(raw.get("kafka", {}))
     if _names_default_port(kafka.get("bootstrap_servers"), defaults.kafka):
         kafka["bootstrap_servers"] = f"127.0.0.1:{ports.kafka}"
@@ -95,7 +99,8 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
         stream = {**stream, "kafka_properties": {"sasl.username": "stream"},
                   "default_secrets": dict(users["stream"].secrets)}  # fmt: skip
         cdc.update(kafka_properties={"sasl.username": "debezium"}, default_secrets=dict(users["debezium"].secrets),
-                   kafka_secrets_file=str(stack.state_dir / "secure" / "debezium.properties"))  # fmt: skip
+                   kafka_secrets_file=str(stack.state_dir / "secure" / "debezium.properties"),
+                   password_file=str(stack.state_dir / "secure" / "debezium.properties"))  # fmt: skip
     return {**raw, "source": source, "cdc": cdc, "kafka": kafka, "stream": stream}
 
 

@@ -134,6 +134,10 @@ class CdcSpec(_Model):
     # FileConfigProvider, enabled on the worker) instead of the password, which Connect would
     # otherwise store in its config topic. Required when Debezium logs in with SASL.
     kafka_secrets_file: str | None = None
+    # A properties file on the Connect worker's host holding `database.password`: the connector
+    # config then carries `${file:PATH:database.password}`, so Connect's config topic and
+    # GET /connectors/<name>/config never hold the database password. None: the password itself.
+    password_file: str | None = None
     default_secrets: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     # The header the position SMT writes (Debezium's `source` block as JSON); None: no SMT.
     position_header: str | None = DEFAULT_POSITION_HEADER

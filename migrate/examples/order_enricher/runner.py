@@ -9,13 +9,15 @@ the group has assigned it its partitions: polled, no fixed sleeps.
 
 from __future__ import annotations
 
+import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from migrate.errors import DualrunError, MissingTool, SpecError, StackError
 from migrate.examples.order_enricher.build import MAIN_CLASS, ensure_enricher
 from migrate.process import ManagedProcess, wait_until
+from migrate.services.security import java_escape
 from migrate.spec import PipelineSpec
 
 LOG_PREFIX = "order-enricher: "
@@ -53,6 +55,9 @@ class EnricherSettings:
     # closed predecessor (Kafka Streams sends no LeaveGroup); None keeps Kafka's 45 s.
     session_timeout_ms: int | None = None
     defect: str | None = None
+    # A secured cluster's Java client settings, password included (`KafkaSettings.java_properties`):
+    # written to a 0600 file the job reads (--client-properties), never put on its command line.
+    client_properties: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.defect is not None and self.defect not in DEFECTS:
@@ -79,6 +84,7 @@ class EnricherSettings:
             enriched_topic=topics["enriched_topic"], alerts_topic=topics["alerts_topic"],
             revenue_topic=topics["revenue_topic"], defect=defect,
             processing_guarantee="exactly_once_v2" if spec.stream.exactly_once else "at_least_once",
+            client_properties=spec.stream_kafka().java_properties(),
         )  # fmt: skip
 
     def argv(self) -> list[str]:
@@ -135,9 +141,21 @@ class EnricherJob:
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         argv = [java, "-Xms64m", "-Xmx384m", "-cp", build.classpath, MAIN_CLASS, *self.settings.argv(),
                 "--state-dir", str(self.home)]  # fmt: skip
+        if self.settings.client_properties:
+            argv += ["--client-properties", str(self._client_file())]
         pid = self.process.start(argv)
         wait_until(lambda: self._ready(offset), timeout=timeout, what="the OrderEnricher to run", process=self.process)
         return pid
+
+    def _client_file(self) -> Path:
+        """The job's client settings in a file only its owner reads (it holds the SASL password)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        path = self.home.parent / f"{self.settings.application_id}.client.properties"
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.writelines(f"{key}={java_escape(value)}\n" for key, value in self.settings.client_properties.items())
+        return path
 
     def _ready(self, offset: int) -> bool | None:
         with self.log_file.open("rb") as log:

@@ -139,3 +139,40 @@ def test_the_job_is_scraped_and_alerts_fire_for_a_defect_and_a_paused_connector(
         assert alert["labels"]["status"] == "paused"
     finally:
         requests.put(f"{monitored.connect_url}/connectors/{connector}/resume", timeout=10).raise_for_status()
+
+
+def test_monitoring_starts_in_a_private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 0700 state dir (as `mktemp -d` makes, root or not): Prometheus, Alertmanager and the exporter
+    run as the invoking user, so they can enter it and read what they need there."""
+    import socket
+
+    from migrate.services.monitoring import Alertmanager, Exporter, Prometheus
+    from migrate.stackconfig import Ports
+
+    def free_port() -> int:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+
+    monkeypatch.setenv("DUALRUN_MONITORING_INTERVAL", "1s")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    ports = Ports(prometheus=free_port(), alertmanager=free_port(), exporter=free_port())
+    config = StackConfig(state_dir=private / "state", ports=ports)
+    services = (Exporter(config), Alertmanager(config), Prometheus(config))
+    try:
+        for service in services:
+            service.start()  # waits until ready; raises when it cannot start
+        assert all(service.status().healthy for service in services)
+
+        def scraped() -> set[str] | None:
+            response = requests.get(f"{config.prometheus_url}/api/v1/targets", timeout=5)
+            up = {t["labels"]["job"] for t in response.json()["data"]["activeTargets"] if t["health"] == "up"}
+            return up if {"prometheus", "alertmanager", "dualrun-exporter"} <= up else None
+
+        poll(scraped, 60, "Prometheus scraping itself, Alertmanager and the exporter")
+        rules = requests.get(f"{config.prometheus_url}/api/v1/rules", timeout=5).json()["data"]["groups"]
+        assert rules, "the shipped alert rules were not loaded"
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -43,3 +43,17 @@ def test_the_checklist_names_a_kafka_secret_in_clear_in_the_connector_config() -
         "(Connect's config topic); set cdc.kafka_secrets_file"
     ]
     assert connector_findings({"topic.prefix": "dbserver1", "database.password": "pw"}) == []
+
+
+def test_a_password_file_sends_a_reference_never_the_database_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migrate.connector import connector_settings
+
+    monkeypatch.setenv(local_spec(tmp_path).cdc.password_env, "s3cr3t-Db")
+    plain = connector_settings(local_spec(tmp_path))
+    assert plain.to_config()["database.password"] == plain.password
+    spec = local_spec(tmp_path, cdc={"password_file": "/etc/connect/dbz.properties"})
+    config = connector_settings(spec).to_config()
+    assert config["database.password"] == "${file:/etc/connect/dbz.properties:database.password}"
+    assert plain.password == "s3cr3t-Db" and not any("s3cr3t-Db" in value for value in config.values())

@@ -5,11 +5,14 @@ tests/integration/migrate/test_monitoring.py)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import urllib.request
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -153,3 +156,41 @@ def test_the_tap_leaves_what_it_read_and_could_not_decode(tmp_path: Path) -> Non
     assert got[("dualrun_tap_records_read", labels)] == 40
     assert got[("dualrun_tap_undecodable_records", labels)] == 3
     assert got[("dualrun_tap_complete", labels)] == 1
+
+
+def test_a_broker_that_does_not_answer_is_a_metric_and_a_log_line_never_a_failed_scrape(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "stream").mkdir()
+    consumer = {"group.id": "dualrun-down", "bootstrap.servers": "127.0.0.1:1"}  # nothing listens there
+    (tmp_path / "stream" / "dualrun-down.status.json").write_text(json.dumps({"consumer": consumer}))
+    collector = GroupLagCollector(tmp_path, timeout=0.5)
+    registry = CollectorRegistry()
+    registry.register(collector)
+    with caplog.at_level("WARNING", logger="dualrun.exporter"):
+        first, second = samples(registry), samples(registry)
+    group = (("group", "dualrun-down"),)
+    assert first[("dualrun_group_lag_up", group)] == 0 and first[("dualrun_group_lag_failures_total", group)] == 1
+    assert second[("dualrun_group_lag_failures_total", group)] == 2  # tried again at the next scrape
+    line = caplog.records[0].getMessage()  # TimeoutError or librdkafka's own timeout, whichever comes first
+    assert line.startswith("lag of group dualrun-down on 127.0.0.1:1 not measured (") and "next scrape retries" in line
+    # librdkafka may abort the process that holds the clients: only the worker dies, and comes back.
+    worker = collector.worker.process
+    assert worker is not None and worker.is_alive()
+    os.kill(worker.pid, signal.SIGABRT)
+    worker.join(10)
+    third = samples(registry)
+    assert third[("dualrun_group_lag_failures_total", group)] == 3 and collector.worker.process.is_alive()
+    assert collector.worker.process.pid != worker.pid
+    collector.worker.close()
+
+
+def test_on_a_secured_stack_the_exporter_logs_in_as_dualrun(tmp_path: Path) -> None:
+    from migrate.stack import switch_security
+    from migrate.stackconfig import StackConfig
+
+    collector = GroupLagCollector(tmp_path)
+    assert not collector.settings("127.0.0.1:9092").secured
+    switch_security(StackConfig.from_env(tmp_path), True)
+    settings = collector.settings("127.0.0.1:9092")
+    assert settings.properties["sasl.username"] == "dualrun" and settings.secrets["sasl.password"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
 import pytest
 
-from migrate.services.security import USERS, SecureStack, acls
+from migrate.services.security import PASSWORD_KEYS, REST_EXTENSION, SecureStack, acls
 from migrate.stack import switch_security
 from migrate.stackconfig import StackConfig
 
@@ -15,16 +16,18 @@ from migrate.stackconfig import StackConfig
 @pytest.fixture(scope="module")
 def material(tmp_path_factory: pytest.TempPathFactory) -> SecureStack:
     secure = SecureStack(tmp_path_factory.mktemp("state"))
-    secure.enable("127.0.0.1:9092")
+    secure.enable("127.0.0.1:9092", "https://127.0.0.1:8083")
+    secure.connect_files("127.0.0.1:9092", "db-secret")
     return secure
 
 
 def test_secrets_are_private_and_the_spec_snippet_holds_none(material: SecureStack) -> None:
     assert stat.S_IMODE(material.home.stat().st_mode) == 0o700
-    for name in ("users.json", "client.properties", "debezium.properties", "kafka.yaml", "ca.key", "broker.p12"):
+    for name in ("users.json", "client.properties", "debezium.properties", "kafka.yaml", "ca.key", "broker.p12",
+                 "connect-rest.password", "connect-jaas.conf"):  # fmt: skip
         assert stat.S_IMODE((material.home / name).stat().st_mode) == 0o600, name
     passwords = material.passwords()
-    assert set(passwords) == {*USERS, "keystore"} and len(set(passwords.values())) == len(passwords)
+    assert set(passwords) == set(PASSWORD_KEYS) and len(set(passwords.values())) == len(passwords)
     snippet = (material.home / "kafka.yaml").read_text()
     assert not any(secret in snippet for secret in passwords.values())
     assert "sasl.password_env: DUALRUN_KAFKA_PASSWORD" in snippet
@@ -34,8 +37,37 @@ def test_secrets_are_private_and_the_spec_snippet_holds_none(material: SecureSta
 
 def test_enabling_again_keeps_the_users_and_the_ca(material: SecureStack) -> None:
     before, ca = material.passwords(), material.ca.read_bytes()
-    material.enable("127.0.0.1:9092")
+    material.enable("127.0.0.1:9092", "https://127.0.0.1:8083")
     assert material.passwords() == before and material.ca.read_bytes() == ca
+
+
+def test_a_users_file_from_before_the_rest_login_keeps_its_passwords(tmp_path: Path) -> None:
+    old = SecureStack(tmp_path)
+    old.home.mkdir()
+    kept = {key: f"old-{key}" for key in PASSWORD_KEYS if key != "connect-rest"}
+    old.users_file.write_text(json.dumps(kept))
+    old.ca.write_text("x")  # no new certificates: only the users file matters here
+    old.keystore.write_text("x")
+    old.enable("127.0.0.1:9092", "https://127.0.0.1:8083")
+    passwords = old.passwords()
+    assert {k: passwords[k] for k in kept} == kept and len(passwords["connect-rest"]) >= 24
+
+
+def test_connect_rest_api_on_https_with_basic_auth_and_debeziums_secrets_in_a_file(material: SecureStack) -> None:
+    settings = material.connect_rest_settings(8083)
+    assert settings["listeners"] == "https://127.0.0.1:8083" and settings["rest.extension.classes"] == REST_EXTENSION
+    assert settings["listeners.https.ssl.keystore.location"] == material.keystore
+    user, password = material.connect_auth()
+    assert (material.home / "connect-rest.password").read_text() == f"{user}: {password}\n"
+    jaas = (material.home / "connect-jaas.conf").read_text()
+    assert jaas.startswith("KafkaConnect {") and "PropertyFileLoginModule required" in jaas and password not in jaas
+    assert material.connect_jvm_args() == [f"-Djava.security.auth.login.config={material.home / 'connect-jaas.conf'}"]
+    secrets = (material.home / "debezium.properties").read_text().splitlines()
+    assert secrets[0].startswith("sasl.jaas.config=") and secrets[1] == "database.password=db-secret"
+    snippet = (material.home / "kafka.yaml").read_text()
+    assert "connect_url: https://127.0.0.1:8083" in snippet
+    assert "connect_password_env: DUALRUN_CONNECT_PASSWORD" in snippet
+    assert password not in snippet
 
 
 def test_broker_settings_sasl_ssl_mtls_controller_and_authorizer(material: SecureStack) -> None:
@@ -64,3 +96,15 @@ def test_switching_needs_a_stopped_stack_and_is_remembered(tmp_path: Path) -> No
     assert secured.secure and StackConfig.from_env(tmp_path / "state").secure
     assert secured.kafka("stream").properties["sasl.username"] == "stream"
     assert not switch_security(secured, False).secure and not StackConfig.from_env(tmp_path / "state").secure
+
+
+def test_the_secured_stacks_connect_url_is_https_with_its_login(tmp_path: Path) -> None:
+    config = StackConfig.from_env(tmp_path / "state")
+    assert config.connect_url.startswith("http://") and config.connect_http() == {}
+    secured = switch_security(config, True)
+    assert secured.connect_url == f"https://127.0.0.1:{secured.ports.connect}"
+    http = secured.connect_http()
+    assert http["verify"] == str(secured.state_dir / "secure" / "ca.pem") and http["auth"][0] == "dualrun"
+    client = secured.connect_client()
+    assert client.session.auth == http["auth"] and client.session.verify == http["verify"]
+    assert secured.connect_client("https://elsewhere:8083").session.auth is None  # the stack's login stays home

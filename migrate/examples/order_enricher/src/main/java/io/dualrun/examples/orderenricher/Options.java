@@ -24,7 +24,8 @@ record Options(
         Integer sessionTimeoutMs,
         String stateDir,
         long topicWaitMs,
-        String defect) {
+        String defect,
+        String clientProperties) {
 
     /** Deliberately wrong variants, each of which a dual run must catch with its own cause. */
     static final Map<String, String> DEFECTS = Map.of(
@@ -35,14 +36,16 @@ record Options(
     private static final Set<String> NAMES = Set.of(
             "bootstrap-servers", "application-id", "orders-topic", "customers-topic", "enriched-topic",
             "alerts-topic", "revenue-topic", "gold-above", "silver-above", "alert-above", "processing-guarantee",
-            "cache-max-bytes", "commit-interval-ms", "session-timeout-ms", "state-dir", "topic-wait-ms", "defect");
+            "cache-max-bytes", "commit-interval-ms", "session-timeout-ms", "state-dir", "topic-wait-ms", "defect",
+            "client-properties");
 
     static final String USAGE = "usage: OrderEnricher --bootstrap-servers HOST:PORT [--application-id order-enricher]"
             + " [--orders-topic dbserver1.shop.orders] [--customers-topic dbserver1.shop.customers]"
             + " [--enriched-topic orders-enriched] [--alerts-topic order-alerts] [--revenue-topic daily-revenue]"
             + " [--gold-above 200] [--silver-above 100] [--alert-above 500]"
             + " [--processing-guarantee exactly_once_v2] [--cache-max-bytes 0] [--commit-interval-ms N]"
-            + " [--session-timeout-ms N] [--state-dir DIR] [--topic-wait-ms 120000] [--defect " + String.join("|", DEFECTS.keySet()) + "]";
+            + " [--session-timeout-ms N] [--state-dir DIR] [--topic-wait-ms 120000] [--defect " + String.join("|", DEFECTS.keySet()) + "]"
+            + " [--client-properties FILE]";
 
     static Options parse(List<String> args) {
         Map<String, String> given = new HashMap<>();
@@ -82,7 +85,8 @@ record Options(
                 session == null ? null : Integer.valueOf(session),
                 given.get("state-dir"),
                 Long.parseLong(given.getOrDefault("topic-wait-ms", "120000")),
-                defect);
+                defect,
+                given.get("client-properties"));
     }
 
     boolean defect(String name) {

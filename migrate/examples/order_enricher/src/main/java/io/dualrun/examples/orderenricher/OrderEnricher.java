@@ -1,5 +1,10 @@
 package io.dualrun.examples.orderenricher;
 
+import java.io.IOException;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -75,7 +80,7 @@ public final class OrderEnricher {
 
     /** Kafka Streams settings for the dual run: exactly-once v2 and record caches off, unless told otherwise. */
     static Properties config(Options options) {
-        Properties config = new Properties();
+        Properties config = clientProperties(options);
         config.put(StreamsConfig.APPLICATION_ID_CONFIG, options.applicationId());
         config.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, options.bootstrapServers());
         config.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, options.processingGuarantee());
@@ -97,13 +102,30 @@ public final class OrderEnricher {
     }
 
     /**
+     * A secured cluster's client settings (security.protocol, sasl.jaas.config, ssl.truststore.*), read from the
+     * file --client-properties names: Kafka Streams hands them to every client it makes. The file holds the
+     * password, so it never goes on the command line.
+     */
+    static Properties clientProperties(Options options) {
+        Properties client = new Properties();
+        if (options.clientProperties() != null) {
+            try (Reader reader = Files.newBufferedReader(Path.of(options.clientProperties()))) {
+                client.load(reader);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot read --client-properties " + options.clientProperties(), e);
+            }
+        }
+        return client;
+    }
+
+    /**
      * Source topics appear when the connector has taken its snapshot: wait for them rather than fail. Output topics
      * are created when missing (broker defaults for partitions and replication): Kafka Streams never creates its
      * sink topics, and brokers often do not auto-create them.
      */
     private static boolean waitForTopics(Options options, Properties config) throws Exception {
         Set<String> wanted = Set.of(options.ordersTopic(), options.customersTopic());
-        Properties admin = new Properties();
+        Properties admin = clientProperties(options);
         admin.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, config.get(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG));
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.topicWaitMs());
         try (Admin client = Admin.create(admin)) {
