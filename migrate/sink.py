@@ -118,6 +118,7 @@ def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | Non
         jdbc_url=f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}",
         user=url.username or "", password=url.password or "",
         read_committed=sink.read_committed if read_committed is None else read_committed,
+        key_fields=tuple(spec.outputs[output].keys),
     )  # fmt: skip
 
 
