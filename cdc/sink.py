@@ -32,6 +32,9 @@ class JdbcSinkSettings:
     password: str
     read_committed: bool = True
     tasks: int = 1
+    # The table's primary key: the record key struct's fields (`primary.key.fields`, in key order);
+    # () leaves it to the key struct, every field of it.
+    key_fields: tuple[str, ...] = ()
 
     def to_config(self) -> dict[str, str]:
         config = {
@@ -47,6 +50,8 @@ class JdbcSinkSettings:
             "schema.evolution": "basic",
             "collection.name.format": self.table,
         }
+        if self.key_fields:
+            config["primary.key.fields"] = ",".join(self.key_fields)
         if self.read_committed:
             config[ISOLATION] = "read_committed"
         return config

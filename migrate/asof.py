@@ -16,10 +16,10 @@ from comparators.errors import SpecError as ComparatorSpecError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError, SpecError
 from migrate.external import OutputCheck, reconcile_external
-from migrate.metrics import publish_parity
+from migrate.metrics import write_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
-from migrate.sink import SinkParity, reconcile_sink
+from migrate.sink import SinkParity, reconcile_sink, side_output
 from migrate.spec import PipelineSpec
 from migrate.stream.status import read_status
 from migrate.window import Coverage
@@ -122,16 +122,24 @@ def reconcile_spec(
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
     """Every output as of the batch run's position (batch vs stream); then, once the stream side has
-    passed that position, each output's sink table vs the output topic (`migrate.sink`)."""
+    passed that position, each output's sink table vs the output topic (`migrate.sink`).
+
+    With `record`, each comparison goes to the run history (a sink's as `<spec>/<output>@sink`, in
+    the same pipeline run) and every side's parity to the metrics (`migrate.metrics`)."""
     result = _reconcile_spec(spec, run_id, wait=wait, record=record, progress=progress)
     with_sink = [name for name, out in spec.outputs.items() if out.sink is not None]
-    if not result.progress.reached or not with_sink:
-        return result
-    sinks = {}
-    for output in with_sink:
-        progress(f"reconciling {output}'s sink")
-        sinks[output] = reconcile_sink(spec, output, spec.compare.wait_seconds if wait is None else wait)
-    return replace(result, sinks=sinks)
+    if result.progress.reached and with_sink:
+        sinks, ids = {}, dict(result.history_ids)
+        for output in with_sink:
+            progress(f"reconciling {output}'s sink")
+            parity = reconcile_sink(spec, output, spec.compare.wait_seconds if wait is None else wait)
+            sinks[output] = parity
+            if record and parity.reconciliation is not None:
+                ids[side_output(output)] = run_history.record(spec.history_path, parity.reconciliation)
+        result = replace(result, sinks=sinks, history_ids=ids)
+    if record:
+        _publish(spec, result)
+    return result
 
 
 def _reconcile_spec(
@@ -170,22 +178,16 @@ def _reconcile_spec(
         progress(f"placing the batch snapshot {run.snapshot} in the stream")
         cut = pgsource.place(spec, run.snapshot, run.started_at, spec.compare.wait_seconds if wait is None else wait)
         if not cut.complete:  # Debezium has not passed the snapshot yet
-            if record:
-                publish(spec, {})
             return SpecReconciliation(spec.name, run, StreamProgress(False, run.position, None, None, None, "unplaced"))
         # The user's job is fenced by comparing whole positions (previous commit, change LSN) with it.
         run = replace(run, position=Position.lsn_cut(cut.bound) if spec.is_external else Position.lsn(cut.bound))
     if spec.is_external:
         timeout = spec.compare.wait_seconds if wait is None else wait
         group, compared, checks, history = reconcile_external(spec, run, wait=timeout, record=record, progress=progress)
-        if record:
-            publish(spec, compared, checks)
         return SpecReconciliation(spec.name, run, group, compared, history, checks)
     progress(f"waiting for the stream to pass {run.position}")
     reached = wait_for_stream(spec, run.position, spec.compare.wait_seconds if wait is None else wait)
     if not reached.reached:
-        if record:
-            publish(spec, {})
         return SpecReconciliation(spec.name, run, reached)
     replay = _replay_reached(spec, run.position, wait, progress)
     results: dict[str, Reconciliation] = {}
@@ -224,15 +226,24 @@ def _reconcile_spec(
         results[output] = result
         if record:
             ids[output] = run_history.record(spec.history_path, result)
-    if record:
-        publish(spec, results)
     return SpecReconciliation(spec.name, run, reached, results, ids)
 
 
-def publish(
-    spec: PipelineSpec, results: dict[str, Reconciliation], checks: dict[str, OutputCheck] | None = None
-) -> None:
-    """Parity per output as Prometheus metrics (`migrate.metrics.publish_parity`); an output not
-    compared says why: its check's cause, else "stream_behind"."""
-    causes = {out: c.cause for out, c in (checks or {}).items() if c.cause is not None and out not in results}
-    publish_parity(spec, results, causes)
+def _publish(spec: PipelineSpec, result: SpecReconciliation) -> None:
+    """Parity per output and per sink (`<output>@sink`) as Prometheus metrics, for the exporter to
+    serve (see migrate.metrics). Every side of every output is published: one not compared says why
+    (its check's cause, "sink_behind", else "stream_behind"), so a monitor never keeps showing an
+    older clean."""
+    results = dict(result.outputs)
+    causes = {out: "stream_behind" for out in spec.outputs if out not in results}
+    causes.update({out: c.cause for out, c in result.checks.items() if c.cause is not None and out not in results})
+    for output, out in spec.outputs.items():
+        if out.sink is None:
+            continue
+        parity = result.sinks.get(output)
+        if parity is not None and parity.reconciliation is not None:
+            results[side_output(output)] = parity.reconciliation
+        else:  # never compared: the sink behind its read point, or the stream not yet past the batch
+            causes[side_output(output)] = parity.verdict if parity is not None else "stream_behind"
+    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in [*results, *causes]}
+    write_parity(spec, results, streaks, causes)

@@ -212,7 +212,8 @@ def build_report(
     if histories:
         for output in report.outputs:
             keys = [s.key for s in output.result.samples]
-            gathered += key_histories(spec, output.output, keys, source=source)
+            # A sink side (`orders_enriched@sink`) samples keys of its output: their batch and stream versions.
+            gathered += key_histories(spec, output.output.partition("@")[0], keys, source=source)
     lag = None
     if report.recorded_at is not None:
         until = report.recorded_at

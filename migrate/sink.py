@@ -37,9 +37,30 @@ from migrate.errors import DualrunError, SpecError
 from migrate.spec import OutputSinkSpec, PipelineSpec
 from migrate.stream.connectjson import unwrap
 
+SIDE = "sink"  # the side's name in results, the run history and metrics
+
 
 class SinkError(DualrunError):
     """The sink cannot be registered or read (one line: what, where, what to do)."""
+
+
+def side_output(output: str) -> str:
+    """The sink side's output id, in the run history (`<spec>/<id>`), metrics and checks.
+
+    >>> side_output("orders_enriched")
+    'orders_enriched@sink'
+    """
+    return f"{output}@{SIDE}"
+
+
+def offsets_text(topic: str, offsets: dict[int, int] | tuple[tuple[int, int | None], ...]) -> str:
+    """A position on a topic, one offset per partition (the sink side's position in the history).
+
+    >>> offsets_text("orders-enriched", {1: 9, 0: 12})
+    'orders-enriched [0]@12,[1]@9'
+    """
+    items = sorted(dict(offsets).items())
+    return f"{topic} " + ",".join(f"[{p}]@{'-' if o is None else o}" for p, o in items)
 
 
 def sink_of(spec: PipelineSpec, output: str) -> OutputSinkSpec:
@@ -98,6 +119,7 @@ def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | Non
         jdbc_url=f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}",
         user=url.username or "", password=url.password or "",
         read_committed=sink.read_committed if read_committed is None else read_committed,
+        key_fields=tuple(spec.outputs[output].keys),
     )  # fmt: skip
 
 
@@ -237,7 +259,7 @@ class SinkParity:
     alignment: SinkAlignment
     reconciliation: Reconciliation | None  # None: not aligned in time (never compared)
     in_flight_keys: int = 0
-    side: str = "sink"
+    side: str = SIDE
 
     @property
     def verdict(self) -> str:
@@ -285,6 +307,9 @@ def reconcile_sink(spec: PipelineSpec, output: str, timeout: float) -> SinkParit
     actual = sink_rows.filter(pa.array(mask, type=pa.bool_())) if late else sink_rows
     topic_side = FrameSource(_frame(expected, sink_rows.schema), name=f"{topic} (read_committed, at the read point)")
     sink_side = FrameSource(actual, name=f"sink table {sink.table}")
+    read_at = offsets_text(topic, alignment.read_point)
+    committed = offsets_text(f"group {alignment.group} committed", alignment.committed)
     result = reconcile(topic_side, sink_side, list(keys), rules=dict(out.tolerances) or None, ignore=out.ignore,
-                       name=f"{output}: stream topic vs sink")  # fmt: skip
+                       name=f"{spec.name}/{side_output(output)}", left_position=read_at,
+                       right_position=committed)  # fmt: skip
     return SinkParity(output, sink.table, alignment, result, len(late))

@@ -21,6 +21,69 @@ CAUSE_TITLES = {
 }
 
 
+def further_side(name: str | None) -> str | None:
+    """The side a comparison named `<pipeline>/<output>@<side>` checks (its right side; its left
+    side is the output's stream, what feeds it), else None for batch vs stream.
+
+    >>> further_side("shop/orders_enriched@sink"), further_side("shop/orders_enriched"), further_side(None)
+    ('sink', None, None)
+    """
+    if not name:
+        return None
+    head, sep, side = name.rpartition("@")
+    return side if sep and "/" in head else None
+
+
+def side_titles(name: str | None) -> tuple[str, str]:
+    """What the left and right sides of a comparison are, for headings and cause titles.
+
+    >>> side_titles("shop/orders_enriched@sink"), side_titles("shop/orders_enriched")
+    (('stream', 'sink'), ('batch', 'stream'))
+    """
+    side = further_side(name)
+    return ("stream", side) if side else ("batch", "stream")
+
+
+def cause_title(cause: str, name: str | None = None) -> str:
+    """A cause's title; a further side's keys on one side only say which side (`missing in sink`).
+
+    >>> cause_title("missing_in_stream", "shop/orders@sink"), cause_title("missing_in_batch", "shop/orders@sink")
+    ('missing in sink (key only in left)', 'only in sink (key only in right)')
+    """
+    side = further_side(name)
+    if side and cause == "missing_in_stream":
+        return f"missing in {side} (key only in left)"
+    if side and cause == "missing_in_batch":
+        return f"only in {side} (key only in right)"
+    return CAUSE_TITLES.get(cause, cause)
+
+
+def row_counts(names: list[str], results: list[Reconciliation]) -> tuple[list[str], list[list[str]]]:
+    """Summary columns of row counts, one per side ("batch rows", "stream rows", then one per
+    further side present, e.g. "sink rows"), and each comparison's cells ("–": not its side).
+    """
+    sides = list(dict.fromkeys(s for s in (further_side(n) for n in names) if s))
+    titles = ["batch", "stream", *sides]
+    cells = []
+    for name, result in zip(names, results, strict=True):
+        left, right = side_titles(name)
+        counts = {left: result.left.rows, right: result.right.rows}
+        cells.append([f"{counts[t]:,}" if t in counts else "–" for t in titles])
+    return [f"{t} rows" for t in titles], cells
+
+
+def cause_tag(cause: str, name: str | None = None) -> str:
+    """A sample's cause as shown next to it; a further side's keys on one side only say which side.
+
+    >>> cause_tag("missing_in_batch", "shop/orders@sink"), cause_tag("missing_in_batch", "shop/orders")
+    ('only_in_sink', 'missing_in_batch')
+    """
+    side = further_side(name)
+    if side and cause in ("missing_in_stream", "missing_in_batch"):
+        return f"{'missing_in' if cause == 'missing_in_stream' else 'only_in'}_{side}"
+    return cause
+
+
 # Text that would read as something else if shown bare.
 _RESERVED = {"NULL", "NONE", "NAN", "-NAN", "INF", "-INF", "INFINITY", "-INFINITY", "TRUE", "FALSE", "-0", "-0.0"}
 _VISIBLE_CATEGORIES = ("L", "N", "P", "S")  # letters, numbers, punctuation, symbols (not marks)
@@ -99,7 +162,7 @@ def cause_rows(result: Reconciliation) -> list[tuple[str, int, str]]:
                 f" (left {result.left.duplicate_keys} keys/{result.left.duplicate_rows} rows,"
                 f" right {result.right.duplicate_keys} keys/{result.right.duplicate_rows} rows)"
             )
-        rows.append((CAUSE_TITLES[cause], count, note))
+        rows.append((cause_title(cause, result.name), count, note))
     return rows
 
 

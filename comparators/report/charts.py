@@ -15,7 +15,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from comparators.report._common import CAUSE_TITLES
+from comparators.report._common import cause_title
 from comparators.report.model import LagPoint, OutputRun, TrendPoint
 from comparators.result import UNEXPLAINED_CAUSES
 
@@ -56,13 +56,13 @@ def _empty(fig: Figure, message: str) -> None:
 
 def differences_by_cause(outputs: Sequence[OutputRun]) -> str:
     """Horizontal bars: count per cause, one bar group per output, unexplained causes in red."""
-    rows = [(o.output, cause, count) for o in outputs for cause, count in o.result.causes.items() if count]
+    rows = [(o, cause, count) for o in outputs for cause, count in o.result.causes.items() if count]
     fig = _figure(6.0, max(1.6, 0.32 * len(rows) + 0.9))
     if not rows:
         _empty(fig, "no differences of any cause")
         return _svg(fig, "causes")
     ax = fig.add_subplot()
-    labels = [f"{output}: {CAUSE_TITLES[cause].split(' (')[0]}" for output, cause, _ in rows]
+    labels = [f"{o.output}: {cause_title(cause, o.result.name).split(' (')[0]}" for o, cause, _ in rows]
     counts = [count for _, _, count in rows]
     colours = [RED if cause in UNEXPLAINED_CAUSES else AMBER for _, cause, _ in rows]
     bars = ax.barh(range(len(rows)), counts, color=colours)

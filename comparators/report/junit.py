@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from comparators.report._common import CAUSE_TITLES, sample_line
+from comparators.report._common import cause_tag, cause_title, sample_line, side_titles
 from comparators.report.model import CheckOutcome, OutputRun, RunReport
 from comparators.result import UNEXPLAINED_CAUSES
 
@@ -24,21 +24,26 @@ def _output_case(suite: ET.Element, classname: str, output: OutputRun) -> None:
         suite, "testcase", {"classname": classname, "name": output.output, "time": _seconds(result.elapsed_s)}
     )
     causes = result.causes
+    left, right = side_titles(output.name)
     lines = [f"{cause}: {count}" for cause, count in causes.items()]
     if result.unexplained:
-        failing = ", ".join(f"{cause} {causes[cause]}" for cause in UNEXPLAINED_CAUSES if causes[cause])
+        failing = ", ".join(
+            f"{cause_tag(cause, result.name)} {causes[cause]}" for cause in UNEXPLAINED_CAUSES if causes[cause]
+        )
         failure = ET.SubElement(
             case,
             "failure",
             {"type": "differences", "message": f"{result.unexplained} unexplained differences: {failing}"},
         )
-        body = [f"{CAUSE_TITLES[c]}: {n}" for c, n in causes.items() if n]
+        body = [f"{cause_title(c, result.name)}: {n}" for c, n in causes.items() if n]
         if result.samples:
-            body += ["", "samples:"] + [f"  [{s.cause}] {sample_line(s)}" for s in result.samples]
+            body += ["", "samples:"] + [
+                f"  [{cause_tag(s.cause, result.name)}] {sample_line(s)}" for s in result.samples
+            ]
         failure.text = "\n".join(body)
     out = [
         f"history entry {output.run_id} ({output.name})",
-        f"batch {result.left.rows} rows at {result.left.position or '-'}; stream {result.right.rows} rows",
+        f"{left} {result.left.rows} rows at {result.left.position or '-'}; {right} {result.right.rows} rows",
         *lines,
     ]
     ET.SubElement(case, "system-out").text = "\n".join(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comparators.report._common import cause_rows, headline, sample_line, value
+from comparators.report._common import cause_rows, cause_tag, headline, sample_line, side_titles, value
 from comparators.result import Reconciliation
 
 
@@ -29,11 +29,12 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _body(result: Reconciliation, level: str) -> list[str]:
     out = [f"{level} Reconciliation: {headline(result)}", ""]
+    sides = side_titles(result.name)
     out += _table(
         ["side", "rows", "duplicate keys", "source", "position"],
         [
             [what, f"{s.rows:,}", f"{s.duplicate_keys:,}", f"`{s.label}`", s.position or ""]
-            for what, s in (("left (batch)", result.left), ("right (stream)", result.right))
+            for what, s in ((f"left ({sides[0]})", result.left), (f"right ({sides[1]})", result.right))
         ],
     )
     out += ["", f"Keys: {', '.join(f'`{k}`' for k in result.keys)}", ""]
@@ -54,7 +55,7 @@ def _body(result: Reconciliation, level: str) -> list[str]:
         out += ["", "How values were compared:", ""] + [f"- {_text(n)}" for n in result.notes]
     if result.samples:
         out += ["", "Samples:", ""]
-        out += [f"- **{s.cause}** {_text(sample_line(s))}" for s in result.samples]
+        out += [f"- **{cause_tag(s.cause, result.name)}** {_text(sample_line(s))}" for s in result.samples]
     return out
 
 

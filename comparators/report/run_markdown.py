@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comparators.report._common import CAUSE_TITLES
+from comparators.report._common import cause_title, row_counts
 from comparators.report.markdown import _body, _cell, _table
 from comparators.report.model import RunReport
 from comparators.result import UNEXPLAINED_CAUSES
@@ -29,14 +29,14 @@ def render_run_markdown(report: RunReport) -> str:
     if report.checks_verdict:
         facts.append(f"cutover checklist **{report.checks_verdict}**")
     out += [" · ".join(facts), ""]
+    headers, counts = row_counts([o.name for o in report.outputs], [o.result for o in report.outputs])
     out += _table(
-        ["output", "verdict", "batch rows", "stream rows", "unexplained", "causes"],
+        ["output", "verdict", *headers, "unexplained", "causes"],
         [
-            [f"`{o.output}`", o.result.verdict, f"{o.result.left.rows:,}", f"{o.result.right.rows:,}",
-             f"{o.result.unexplained:,}",
-             ", ".join(f"{CAUSE_TITLES[c].split(' (')[0]} {n:,}" for c, n in o.result.causes.items()
+            [f"`{o.output}`", o.result.verdict, *cells, f"{o.result.unexplained:,}",
+             ", ".join(f"{cause_title(c, o.name).split(' (')[0]} {n:,}" for c, n in o.result.causes.items()
                        if n and c in UNEXPLAINED_CAUSES) or "none"]
-            for o in report.outputs
+            for o, cells in zip(report.outputs, counts, strict=True)
         ],
     )  # fmt: skip
     if report.checks:

@@ -3,7 +3,9 @@
 A pipeline run records one entry per output, named `<pipeline>/<output>`, one
 after the other and all at the batch's position. Entries group into one run
 while they share the pipeline prefix and the left (batch) position and no
-output repeats; comparisons recorded without a prefix are runs of their own.
+output repeats; comparisons recorded without a prefix are runs of their own. A further side of an
+output, `<pipeline>/<output>@<side>` (e.g. the table a sink writes, compared at its own position),
+belongs to the run that holds `<pipeline>/<output>`.
 The database is opened read-only, so reading a report never creates or changes it.
 """
 
@@ -73,16 +75,29 @@ def _entries(con: duckdb.DuckDBPyConnection, prefix: str) -> list[_Entry]:
     return [_Entry(int(r[0]), r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
 
 
+def side_of(name: str) -> str | None:
+    """The history name of the output a further side belongs to, or None for an output itself.
+
+    >>> side_of("shop-orders/orders_enriched@sink"), side_of("shop-orders/orders_enriched")
+    ('shop-orders/orders_enriched', None)
+    """
+    head, sep, _ = name.rpartition("@")
+    return head if sep and prefix_of(name).endswith("/") and "/" in head else None
+
+
 def group_runs(entries: Sequence[_Entry]) -> list[list[_Entry]]:
-    """Consecutive entries of one pipeline run: same batch position, each output once."""
+    """Consecutive entries of one pipeline run: same batch position, each output once; a further
+    side (`output@side`) joins the run of its output."""
     groups: list[list[_Entry]] = []
     for entry in entries:
         current = groups[-1] if groups else None
+        names = {e.name for e in current} if current is not None else set()
+        owner = side_of(entry.name)
         joins = (
             current is not None
             and prefix_of(entry.name).endswith("/")
-            and entry.left_position == current[0].left_position
-            and entry.name not in {e.name for e in current}
+            and entry.name not in names
+            and (entry.left_position == current[0].left_position if owner is None else owner in names)
         )
         if current is not None and joins:
             current.append(entry)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comparators.report._common import cause_rows, headline, sample_line, value
+from comparators.report._common import cause_rows, cause_tag, headline, sample_line, side_titles, value
 from comparators.result import Reconciliation
 
 
@@ -14,7 +14,10 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _body(result: Reconciliation, title: str) -> list[str]:
     out = [f"{title}: {headline(result)}"]
-    for what, side in (("left  (batch) ", result.left), ("right (stream)", result.right)):
+    sides = side_titles(result.name)
+    names = (f"left  ({sides[0]})", f"right ({sides[1]})")
+    width = max(map(len, names))
+    for what, side in ((names[0].ljust(width), result.left), (names[1].ljust(width), result.right)):
         at = f" at {side.position}" if side.position else ""
         out.append(f"  {what} {side.rows:>12,} rows  {side.label}{at}")
     out.append(f"  keys: {', '.join(result.keys)}; matched keys: {result.matched_rows:,}")
@@ -63,7 +66,7 @@ def _body(result: Reconciliation, title: str) -> list[str]:
     if result.samples:
         out += ["", "Samples"]
         for s in result.samples:
-            out.append(f"  [{s.cause}] {sample_line(s)}")
+            out.append(f"  [{cause_tag(s.cause, result.name)}] {sample_line(s)}")
     return out
 
 

@@ -162,3 +162,8 @@ class Context:
     @property
     def output_names(self) -> list[str]:
         return [f"{self.spec.name}/{output}" for output in self.spec.outputs]
+
+    @property
+    def sink_names(self) -> list[str]:
+        """History names of the sink sides (`<spec>/<output>@sink`, see migrate.sink)."""
+        return [f"{self.spec.name}/{output}@sink" for output, out in self.spec.outputs.items() if out.sink is not None]

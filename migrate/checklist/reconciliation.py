@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from comparators import history
-from comparators.errors import ComparatorError
+from comparators.errors import ComparatorError, HistoryError
 from comparators.report.runs import load_run as load_history_run
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
@@ -12,10 +14,13 @@ from migrate.errors import CheckUnavailable
 
 
 def parity(ctx: Context) -> CheckResult:
-    """The latest reconciliation of every output is clean and each has a streak of clean runs.
+    """The latest reconciliation of every output, and of every output's sink (`<output>@sink`: its
+    table vs the output topic), is clean and each has a streak of clean runs; a sink must have been
+    compared in the latest pipeline run (a sink behind its read point was not, and is not clean).
 
-    Example: `orders_enriched streak 3, order_alerts streak 3, daily_revenue streak 4` passes
-    at 3; `daily_revenue latest run has differences (streak 0)` fails.
+    Example: `orders_enriched streak 3, orders_enriched@sink streak 3, daily_revenue streak 4`
+    passes at 3; `daily_revenue latest run has differences (streak 0)` fails, and so does
+    `orders_enriched@sink not compared in the latest run`.
     """
     need = ctx.spec.checklist.min_parity_streak
     r = ctx.begin("parity", f"latest run clean and >= {need} consecutive clean runs per output")
@@ -24,7 +29,11 @@ def parity(ctx: Context) -> CheckResult:
         return r.failed(f"no run history at {path}; reconcile with `dualrun reconcile --spec` first")
     parts, bad = [], 0
     try:
-        for name in ctx.output_names:
+        in_latest: set[str] = set()
+        if ctx.sink_names:
+            with suppress(HistoryError):  # no run of this spec yet: each output says "never reconciled"
+                in_latest = {o.name for o in load_history_run(path, pipeline=ctx.spec.name).outputs}
+        for name in [*ctx.output_names, *ctx.sink_names]:
             output = name.rpartition("/")[2]
             latest = history.runs(path, name, limit=1)
             if not latest:
@@ -32,7 +41,9 @@ def parity(ctx: Context) -> CheckResult:
                 bad += 1
                 continue
             streak = history.parity_streak(path, name)
-            if latest[0].verdict != "clean":
+            if name in ctx.sink_names and name not in in_latest:
+                parts.append(f"{output} not compared in the latest run (the sink was behind its read point)")
+            elif latest[0].verdict != "clean":
                 parts.append(f"{output} latest run has {latest[0].unexplained:,} unexplained differences (streak 0)")
             elif streak < need:
                 parts.append(f"{output} streak {streak} < {need}")

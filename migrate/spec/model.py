@@ -298,8 +298,9 @@ class PipelineSpec(_Model):
         if not outputs:
             raise ValueError("declare at least one output with its keys and batch SQL")
         for name in outputs:
-            if not name or name.startswith("__") or "/" in name or "~" in name:
-                raise ValueError(f"output name {name!r}: use letters, digits and _ (no '/', '~', leading '__')")
+            # '@' names a further side of an output in the history and metrics (`orders@sink`).
+            if not name or name.startswith("__") or any(c in name for c in "/~@"):
+                raise ValueError(f"output name {name!r}: use letters, digits and _ (no '/', '~', '@', leading '__')")
         return outputs
 
     @model_validator(mode="after")

@@ -89,6 +89,48 @@ def _from_wire(value: Any, field: dict[str, Any]) -> Any:
     return value
 
 
+def key_payload(key: str, value: dict[str, Any] | None, schema: dict[str, Any]) -> dict[str, Any]:
+    """The key struct's payload of one output record: its key columns taken from the record's
+    value, or parsed from the key text (a tombstone has no value). A single column's key text is
+    its value; a composite key's is the JSON array of its values in `keys` order (dates, decimals
+    and timestamps as ISO text), e.g. `[101, "2024-04-30"]`.
+
+    >>> s = struct_schema(pa.schema([("customer_id", pa.int64()), ("day", pa.date32())]), ("customer_id", "day"),
+    ...                   key=True)
+    >>> key_payload('[101, "2024-04-30"]', None, s)
+    {'customer_id': 101, 'day': datetime.date(2024, 4, 30)}
+    """
+    fields = schema["fields"]
+    if value is not None and all(f["field"] in value for f in fields):
+        return {f["field"]: value[f["field"]] for f in fields}
+    if len(fields) == 1:
+        return {fields[0]["field"]: _from_text(key, fields[0])}
+    try:
+        parts = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        parts = None
+    if not isinstance(parts, list) or len(parts) != len(fields):
+        names = ", ".join(f["field"] for f in fields)
+        raise UnsupportedType(f"record key {key!r}: a composite key is the JSON array of its values ({names})")
+    return {f["field"]: _from_text(v, f) for v, f in zip(parts, fields, strict=True)}
+
+
+def _from_text(value: Any, field: dict[str, Any]) -> Any:
+    """A key value from its text (or JSON) form, typed as the key struct's field."""
+    if value is None:
+        return None
+    name, kind = field.get("name"), field["type"]
+    if name == CONNECT_DECIMAL:
+        return Decimal(str(value))
+    if name == DBZ_DATE:
+        return value if isinstance(value, date) else date.fromisoformat(str(value))
+    if name == DBZ_MICRO_TIMESTAMP:
+        return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    if kind in ("int8", "int16", "int32", "int64"):
+        return int(value)
+    return value if kind != "string" else str(value)
+
+
 def wrap(payload: dict[str, Any] | None, schema: dict[str, Any]) -> bytes | None:
     """A record key or value as JsonConverter writes it with schemas on; None stays a tombstone.
 

@@ -535,18 +535,22 @@ class StreamJob:
 
     def _envelope(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
         output = self.pipeline.outputs[name]
-        if len(output.keys) != 1:
-            raise StreamJobError(f"outputs.{name}.sink: a sink needs a single-column key, not {output.keys}")
         try:
             return (connectjson.struct_schema(output.schema, output.keys, key=True),
                     connectjson.struct_schema(output.schema, output.keys, key=False))  # fmt: skip
         except connectjson.UnsupportedType as exc:
             raise StreamJobError(f"outputs.{name}.sink: {exc}") from None
 
-    def _keyed(self, name: str, key: str) -> dict[str, Any]:
-        """The record's key (text) as the key struct's one typed column."""
-        field = self.envelopes[name][0]["fields"][0]
-        return {field["field"]: int(key) if field["type"] == "int64" else key}
+    def _keyed(self, name: str, key: str, value: dict[str, Any] | None) -> dict[str, Any]:
+        """The record's key as the key struct's typed columns (`connectjson.key_payload`)."""
+        schema = self.envelopes[name][0]
+        if len(schema["fields"]) == 1:  # the key text is the value: as before, whatever the value holds
+            field = schema["fields"][0]
+            return {field["field"]: int(key) if field["type"] == "int64" else key}
+        try:
+            return connectjson.key_payload(key, value, schema)
+        except connectjson.UnsupportedType as exc:
+            raise StreamJobError(f"outputs.{name}: {exc}") from None
 
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
@@ -557,7 +561,7 @@ class StreamJob:
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
         envelope = self.envelopes.get(record.topic)
         if envelope is not None and not isinstance(record.value, str):
-            key = connectjson.wrap(self._keyed(record.topic, record.key), envelope[0])
+            key = connectjson.wrap(self._keyed(record.topic, record.key, record.value), envelope[0])
             self.producer.produce(topic, key, connectjson.wrap(record.value, envelope[1]), self._header)
             return
         self.producer.produce(topic, record.key.encode(), encode(record.value), self._header)

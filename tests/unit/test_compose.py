@@ -140,3 +140,29 @@ def test_the_grafana_dashboard_reads_only_metrics_dualrun_or_its_jmx_rules_produ
         for name in re.findall(r"\bkafka_[a-z_]+", expr):
             # JMX rule names end in a captured attribute (e.g. kafka_server_replicamanager_$1).
             assert name.removesuffix("_total").rsplit("_", 1)[1] in jmx_rules, f"{name}: no JMX rule exports it"
+
+
+def test_connect_runs_the_sink_like_the_local_stack() -> None:
+    """`--with sink` loads debezium-connector-jdbc at the pom's Debezium version (stack/pom.xml's `sink`
+    profile, what `dualrun stack fetch` installs); the compose image is that same Debezium release,
+    which ships the JDBC sink, and its worker lets a sink override its consumer's isolation level."""
+    services = compose()["services"]
+    connect = services["connect"]
+    pom = (stack_dir() / "pom.xml").read_text()
+    sink_profile = pom[pom.index("<id>sink</id>") : pom.index("</profile>", pom.index("<id>sink</id>"))]
+    assert "<artifactId>debezium-connector-jdbc</artifactId><version>${debezium.version}</version>" in sink_profile
+    assert connect["image"] == f"quay.io/debezium/connect:{pinned('debezium.version')}"
+    policy = Connect(StackConfig(), None).settings()["connector.client.config.override.policy"]
+    assert connect["environment"]["CONNECT_CONNECTOR_CLIENT_CONFIG_OVERRIDE_POLICY"] == policy
+    assert "JdbcSinkConnector" in " ".join(connect["healthcheck"]["test"])  # healthy only with the sink plugin
+    # The sink writes into the postgres service, which Connect waits for.
+    assert connect["depends_on"]["postgres"] == {"condition": "service_healthy"}
+
+
+def test_the_jmx_agent_the_compose_file_names_is_the_pinned_one() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    agents = set(re.findall(r"jmx_prometheus_javaagent-([0-9.]+)\.jar", text))
+    assert agents == {pinned("jmx.exporter.version")}
+    assert "/opt/dualrun-monitoring/jmx-exporter.yml" in text
+    mounts = " ".join(" ".join(s.get("volumes", [])) for s in compose()["services"].values())
+    assert "/opt/dualrun-monitoring" in mounts, "the JMX rules file the agent reads must be mounted"

@@ -17,10 +17,14 @@ import pytest
 from cdc import client
 from cdc.connect import ConnectClient
 from cdc.topics import TopicAdmin
+from comparators import history
+from comparators.report import render_run
 from migrate import render
 from migrate.asof import reconcile_spec
 from migrate.checklist.context import Context
+from migrate.checklist.reconciliation import parity as parity_check
 from migrate.checklist.sink import sink_isolation
+from migrate.reporting import build_report
 from migrate.sink import reconcile_sink, register_sink
 from migrate.spec import OutputSinkSpec, PipelineSpec
 from migrate.stackconfig import StackConfig
@@ -158,6 +162,18 @@ def test_three_way_parity_of_the_reference_pipeline_is_clean(
         result
     )
     assert sink_isolation(Context(spec)).status == "pass"
+    # The sink is a side of the recorded run: its history entry, the run report and the parity check.
+    assert set(result.history_ids) == {*spec.outputs, "orders_enriched@sink"}
+    sink_entry = history.runs(spec.history_path, f"{spec.name}/orders_enriched@sink", limit=1)
+    assert sink_entry[0].run_id == result.history_ids["orders_enriched@sink"] and sink_entry[0].verdict == "clean"
+    report = build_report(spec, histories=False)
+    assert [o.output for o in report.outputs][-1] == "orders_enriched@sink" and report.verdict == "clean"
+    markdown = render_run(report, "markdown")
+    assert f"| `orders_enriched@sink` | clean | – | {parity.reconciliation.left.rows:,} |" in markdown
+    assert "sink rows" in render_run(report, "html")
+    assert "orders_enriched@sink streak 1" in parity_check(Context(spec)).evidence
+    prom = (spec.path(".") / "monitoring" / "textfile" / f"reconcile-{spec.name}.prom").read_text()
+    assert f'dualrun_parity_verdict{{output="orders_enriched@sink",spec="{spec.name}",verdict="clean"}} 1.0' in prom
     job.stop()
     # A restart restores its orders from the topic it wrote with schemas: the same state as before.
     restarted = StreamJob(spec)
@@ -167,3 +183,58 @@ def test_three_way_parity_of_the_reference_pipeline_is_clean(
         return {k: (o.customer_id, o.amount, o.status, o.created_at, o.updated_at, o.day) for k, o in orders.items()}
 
     assert data(restarted.transform.state.orders) == data(job.job.transform.state.orders)
+
+
+def test_a_two_column_key_is_the_sink_tables_primary_key(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """daily_revenue (customer_id, order_day): the JDBC sink upserts and deletes by both columns
+    (primary.key.fields from the spec's keys) and dualrun compares the table on both."""
+    import datetime as dt
+
+    from migrate.stream import connectjson
+
+    name = unique("sinkpk").replace("-", "_")
+    topic = f"{name}-revenue"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=2)
+    base = make_pipeline(postgres_stack, db, tmp_path, name)
+    outputs = base.model_dump(mode="json")["outputs"]
+    outputs["daily_revenue"]["stream"] = {"topic": topic}
+    outputs["daily_revenue"]["sink"] = {"table": f"{name}_revenue"}
+    spec = PipelineSpec.model_validate({**base.model_dump(mode="json"), "outputs": outputs, "origin": base.origin})
+    keys = tuple(spec.outputs["daily_revenue"].keys)
+    assert keys == ("customer_id", "order_day")
+    settings = register_sink(spec, "daily_revenue")
+    assert ConnectClient(postgres_stack.connect_url).config(settings.name)["primary.key.fields"] == ",".join(keys)
+
+    import pyarrow as pa
+
+    schema = pa.schema([("customer_id", pa.int64()), ("order_day", pa.date32()), ("revenue", pa.decimal128(12, 2))])
+    key_schema = connectjson.struct_schema(schema, keys, key=True)
+    value_schema = connectjson.struct_schema(schema, keys, key=False)
+
+    def rec(customer: int, day: dt.date, revenue: str | None) -> tuple[bytes, bytes | None]:
+        row = {"customer_id": customer, "order_day": day, "revenue": None if revenue is None else Decimal(revenue)}
+        key = connectjson.wrap(connectjson.key_payload(json.dumps([customer, day.isoformat()]), None, key_schema),
+                               key_schema)  # fmt: skip
+        assert key is not None
+        return key, None if revenue is None else connectjson.wrap(row, value_schema)
+
+    d1, d2 = dt.date(2024, 4, 29), dt.date(2024, 4, 30)
+    # Same customer on two days, same day for two customers: only both columns tell the rows apart.
+    _transaction(postgres_stack, topic, f"{name}-t1", [rec(7, d1, "10.00"), rec(7, d2, "20.00"),
+                                                         rec(8, d2, "30.00")], commit=True)  # fmt: skip
+    _transaction(postgres_stack, topic, f"{name}-t2", [rec(7, d2, "25.50"), rec(8, d2, None)], commit=True)
+    parity = reconcile_sink(spec, "daily_revenue", timeout=90)
+    assert parity.alignment.reached, parity.to_dict()["alignment"]
+    assert parity.verdict == "clean", parity.reconciliation.to_dict() if parity.reconciliation else None
+    assert parity.reconciliation is not None and parity.reconciliation.matched_rows == 2
+    with psycopg.connect(postgres_stack.postgres_url().replace("postgresql+psycopg", "postgresql")) as con:
+        rows = con.execute(f'SELECT customer_id, order_day, revenue FROM "{name}_revenue" ORDER BY 1, 2').fetchall()
+        pk = con.execute(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+            "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attname",
+            (f'"{name}_revenue"',),
+        ).fetchall()
+    assert rows == [(7, d1, Decimal("10.00")), (7, d2, Decimal("25.50"))]
+    assert [r[0] for r in pk] == ["customer_id", "order_day"]

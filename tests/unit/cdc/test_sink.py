@@ -29,3 +29,10 @@ def test_isolation_rule_fails_only_transactional_topics_without_read_committed()
     assert isolation_problem("s", uncommitted, {"other-topic"}) is None  # not written in transactions
     assert isolation_problem("s", settings().to_config(), {"orders-enriched"}) is None
     assert sink_topics({"topics": " a, b ,"}) == ("a", "b")
+
+
+def test_a_composite_key_names_its_fields_as_the_tables_primary_key() -> None:
+    config = settings(key_fields=("customer_id", "order_day")).to_config()
+    assert config["primary.key.mode"] == "record_key"
+    assert config["primary.key.fields"] == "customer_id,order_day"
+    assert "primary.key.fields" not in settings().to_config()  # the whole key struct

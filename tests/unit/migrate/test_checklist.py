@@ -333,3 +333,25 @@ def test_an_unreachable_broker_leaves_the_external_job_checks_unevaluated(tmp_pa
     for check in (job_alive, events_fresh):
         with pytest.raises(CheckUnavailable, match="Kafka is not reachable"):
             check(Context(external, timeout=2))
+
+
+def test_parity_counts_each_sink_as_a_side_and_a_sink_difference_blocks_go(spec: PipelineSpec) -> None:
+    from migrate.spec import OutputSinkSpec
+
+    outputs = dict(spec.outputs)
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
+    spec = spec.model_copy(update={"outputs": outputs})
+    build_history(spec.history_path, "CCC")  # batch vs stream clean three times; the sink never compared
+    result = parity(Context(spec))
+    assert result.status == "fail" and "orders_enriched@sink never reconciled" in result.evidence
+    build_history(spec.history_path, "CCC", sinks="CCD")
+    result = parity(Context(spec))
+    assert result.status == "fail", result.evidence
+    assert "orders_enriched@sink latest run has 2 unexplained differences" in result.evidence
+    assert "orders_enriched streak 6" in result.evidence  # batch vs stream alone would pass
+    build_history(spec.history_path, "CCC", sinks="CCC")
+    assert parity(Context(spec)).status == "pass"
+    assert parity(Context(spec)).evidence.endswith("orders_enriched@sink streak 3")
+    build_history(spec.history_path, "C", sinks="-")  # the sink behind its read point in the latest run
+    result = parity(Context(spec))
+    assert result.status == "fail" and "orders_enriched@sink not compared in the latest run" in result.evidence

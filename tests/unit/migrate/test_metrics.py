@@ -4,6 +4,7 @@ tests/integration/migrate/test_monitoring.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -194,3 +195,45 @@ def test_on_a_secured_stack_the_exporter_logs_in_as_dualrun(tmp_path: Path) -> N
     switch_security(StackConfig.from_env(tmp_path), True)
     settings = collector.settings("127.0.0.1:9092")
     assert settings.properties["sasl.username"] == "dualrun" and settings.secrets["sasl.password"]
+
+
+def test_a_sink_is_published_as_its_own_output_with_its_verdict_or_why_not(tmp_path: Path) -> None:
+    """reconcile --spec publishes `<output>@sink` next to the output: a sink difference reaches
+    ParityBroken like any output's, a sink behind its read point ParityNotEvaluated."""
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate.asof import SpecReconciliation, _publish
+    from migrate.batch import BatchRun
+    from migrate.progress import StreamProgress
+    from migrate.sink import SinkAlignment, SinkParity
+    from migrate.spec import OutputSinkSpec
+    from tests.unit.report.builders import pipeline_run, sink_run
+
+    base = parity_spec(tmp_path, "shop")
+    outputs = {k: v for k, v in base.outputs.items() if k in ("orders_enriched", "daily_revenue")}
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
+    spec = base.model_copy(update={"outputs": outputs})
+    at = Position.binlog_snapshot("mysql-bin.000003", 9000)
+    run = BatchRun("r1", datetime(2024, 4, 30, tzinfo=UTC), datetime(2024, 4, 30, tzinfo=UTC), at)
+    aligned = SinkAlignment("s", "connect-s", "t", ((0, 3),), ((0, 3),), 0.5)
+    broken = SinkParity("orders_enriched", "oe", aligned, sink_run(True, 3))
+    result = SpecReconciliation("shop", run, StreamProgress(True, at, at, 0, 0.0, "running"),
+                                pipeline_run(False, "0-1-1"), sinks={"orders_enriched": broken})  # fmt: skip
+    assert result.verdict == "differences"  # batch vs stream clean, the sink not
+    _publish(spec, result)
+    registry = CollectorRegistry()
+    registry.register(TextfileCollector(monitoring_dir(tmp_path) / TEXTFILE_DIR))
+    got = samples(registry)
+    sink = (("output", "orders_enriched@sink"), ("spec", "shop"))
+    assert got[("dualrun_parity_unexplained_rows", sink)] == 2
+    assert got[("dualrun_parity_unexplained_rows", (("output", "orders_enriched"), ("spec", "shop")))] == 0
+    assert got[("dualrun_parity_verdict", (*sink, ("verdict", "differences")))] == 1
+
+    behind = SinkParity("orders_enriched", "oe", SinkAlignment("s", "connect-s", "t", ((0, 3),), ((0, 1),), 9), None)
+    _publish(spec, dataclasses.replace(result, sinks={"orders_enriched": behind}))
+    got = samples(registry)
+    verdicts = {dict(labels)["verdict"]: v for (name, labels), v in got.items()
+                if name == "dualrun_parity_verdict" and dict(labels)["output"] == "orders_enriched@sink"}  # fmt: skip
+    assert verdicts == {"clean": 0, "differences": 0, "sink_behind": 1}
+    assert ("dualrun_parity_unexplained_rows", sink) not in got  # never an older number for a sink not compared

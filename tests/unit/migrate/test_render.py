@@ -135,3 +135,35 @@ def test_a_checklist_that_could_not_run_says_so_in_one_line_never_no_go() -> Non
 
 def test_a_partly_evaluated_checklist_heads_with_could_not_evaluate() -> None:
     assert rendered(200).startswith("COULD NOT EVALUATE  shop-orders:")
+
+
+def test_a_spec_reconciliation_with_a_sink_matches_golden() -> None:
+    """batch vs stream clean, the sink's table not: a line per side, the verdict, the sink's report."""
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate.asof import SpecReconciliation
+    from migrate.batch import BatchRun
+    from migrate.progress import StreamProgress
+    from migrate.sink import SinkAlignment, SinkParity
+    from tests.unit.report.builders import pipeline_run, sink_run
+
+    at = Position.binlog_snapshot("mysql-bin.000003", 9000)
+    when = datetime(2024, 4, 30, 2, tzinfo=UTC)
+    run = BatchRun("20240430T020000-test01", when, when, at, {"orders_enriched": 12, "daily_revenue": 6})
+    aligned = SinkAlignment("shop-orders-oe-sink", "connect-shop-orders-oe-sink", "orders-enriched", ((0, 44),),
+                            ((0, 44),), 0.5, ((0, 44),))  # fmt: skip
+    sink = SinkParity("orders_enriched", "oe", aligned, dataclasses.replace(sink_run(True, 44), elapsed_s=0.25), 1)
+    outputs = {k: dataclasses.replace(r, elapsed_s=0.25) for k, r in pipeline_run(False, "0-1-1").items()}
+    result = SpecReconciliation("shop-orders", run, StreamProgress(True, at, at, 0, 0.0, "running"), outputs,
+                                sinks={"orders_enriched": sink})  # fmt: skip
+    for fmt, name in (("text", "reconcile-sink.txt"), ("markdown", "reconcile-sink.md")):
+        text = render.spec_reconciliation(result, fmt)
+        golden = GOLDEN / name
+        if REGEN:
+            golden.write_text(text)
+        assert text == golden.read_text(), f"{golden} differs; rerun with DUALRUN_REGEN_GOLDEN=1"
+    text = render.spec_reconciliation(result, "text")
+    assert text.startswith("dualrun reconcile shop-orders: DIFFERENCES")
+    assert "only in sink 1" in text and "== orders_enriched (sink oe) ==" in text and "[only_in_sink]" in text

@@ -7,6 +7,7 @@ import json
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 
 from comparators import FrameSource, reconcile
 from migrate.render import _sink_line
@@ -74,3 +75,43 @@ def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
     assert connector_name(variant, "orders_enriched") == "shop-orders-drop-deletes-oe_drop_deletes-sink".replace(
         "_", "-"
     )
+
+
+def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() -> None:
+    """A two-column output (daily_revenue: customer_id, order_day): the job writes the key struct
+    from the row, or from the key text `[customer, "day"]` for a tombstone; the sink side reads
+    the struct back into both key columns and compares on them."""
+    from datetime import date
+
+    from migrate.sink import sink_settings
+    from migrate.spec import OutputSinkSpec, load_spec
+    from migrate.stream import connectjson
+
+    schema = pa.schema([("customer_id", pa.int64()), ("order_day", pa.date32()),
+                        ("revenue", pa.decimal128(12, 2))])  # fmt: skip
+    keys = ("customer_id", "order_day")
+    key_schema = connectjson.struct_schema(schema, keys, key=True)
+    row = {"customer_id": 7, "order_day": date(2024, 4, 30), "revenue": Decimal("12.50")}
+    from_row = connectjson.wrap(connectjson.key_payload("ignored", row, key_schema), key_schema)
+    from_text = connectjson.wrap(connectjson.key_payload('[7, "2024-04-30"]', None, key_schema), key_schema)
+    assert from_row == from_text
+    assert record_key(from_text, keys) == (7, date(2024, 4, 30))
+    with pytest.raises(connectjson.UnsupportedType, match="JSON array of its values"):
+        connectjson.key_payload("7|2024-04-30", None, key_schema)
+
+    amounts = pa.array([Decimal("1.00"), Decimal("12.50"), Decimal("3.00")], pa.decimal128(12, 2))
+    days = [date(2024, 4, 29), date(2024, 4, 30), date(2024, 4, 30)]
+    topic = pa.table({"customer_id": [7, 7, 8], "order_day": days, "revenue": amounts})
+    sink = topic.filter(pa.array([True, True, False])).set_column(
+        2, "revenue", pa.array([Decimal("1.00"), Decimal("12.51")], pa.decimal128(12, 2))
+    )
+    result = reconcile(FrameSource(topic, "topic"), FrameSource(sink, "sink"), list(keys))
+    assert (result.only_in_left, result.mismatched_rows, result.matched_rows) == (1, 1, 2)
+
+    spec = load_spec(None)
+    outputs = dict(spec.outputs)
+    revenue = outputs["daily_revenue"]
+    stream = revenue.stream.model_copy(update={"topic": "daily-revenue"})
+    outputs["daily_revenue"] = revenue.model_copy(update={"sink": OutputSinkSpec(table="dr"), "stream": stream})
+    config = sink_settings(spec.model_copy(update={"outputs": outputs}), "daily_revenue").to_config()
+    assert config["primary.key.fields"] == ",".join(revenue.keys) and config["topics"] == "daily-revenue"

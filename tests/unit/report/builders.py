@@ -90,8 +90,28 @@ def pipeline_run(defect: bool, position: str, baseline: bool = True) -> dict[str
     }  # fmt: skip
 
 
-def build_history(path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE) -> list[list[str]]:
-    """Record one pipeline run per letter (C clean, D defect); returns the run ids per run."""
+def sink_run(defect: bool, offset: int, pipeline: str = PIPELINE) -> Reconciliation:
+    """orders_enriched's sink side (`<pipeline>/orders_enriched@sink`): the output topic (the stream's
+    rows) vs the sink's table at the topic's read point; with a defect, the table kept an aborted
+    transaction's rows (order 99 only in the sink, order 3's amount)."""
+    _, topic = orders(False)
+    table = topic.to_pydict()
+    if defect:
+        table["amount"][2] = D("999.99")
+        for column, value in zip(table, (99, 101, D("1.00"), "BRONZE", DAYS[0]), strict=True):
+            table[column].append(value)
+    return reconcile(
+        topic, pa.table(table, schema=topic.schema), ["order_id"], name=f"{pipeline}/orders_enriched@sink",
+        left_position=f"orders-enriched [0]@{offset}", right_position=f"group connect-sink committed [0]@{offset}",
+        settings=SETTINGS,
+    )  # fmt: skip
+
+
+def build_history(path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE, sinks: str = "") -> list[list[str]]:
+    """Record one pipeline run per letter (C clean, D defect); returns the run ids per run.
+
+    `sinks`, one letter per run: also record orders_enriched's sink side (C clean, D defect,
+    - not compared, the sink was behind), at its own position, after the outputs."""
     runs = []
     for i, letter in enumerate(pattern):
         position = f"0-1-{100 + 10 * i}"
@@ -99,6 +119,9 @@ def build_history(path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE) 
         for output, result in pipeline_run(letter == "D", position).items():
             named = dataclasses.replace(result, name=f"{pipeline}/{output}", elapsed_s=0.25)
             ids.append(history.record(path, named, recorded_at=T0 + timedelta(days=i, seconds=len(ids))))
+        if sinks[i : i + 1] in ("C", "D"):
+            sink = dataclasses.replace(sink_run(sinks[i] == "D", 40 + i, pipeline), elapsed_s=0.25)
+            ids.append(history.record(path, sink, recorded_at=T0 + timedelta(days=i, seconds=len(ids))))
         runs.append(ids)
     return runs
 
@@ -144,6 +167,21 @@ def rich_report() -> RunReport:
         title=PIPELINE, outputs=outputs, trend=trend, min_parity_streak=3, lag=lag, key_histories=histories,
         checks=checks, checks_verdict="NO-GO", generated_at=T0 + timedelta(days=4, minutes=5),
     )  # fmt: skip
+
+
+def sink_report() -> RunReport:
+    """rich_report's run with orders_enriched's sink side too: its table kept an aborted transaction."""
+    report = rich_report()
+    sink = OutputRun(
+        "orders_enriched@sink",
+        f"{PIPELINE}/orders_enriched@sink",
+        "run-03",
+        T0 + timedelta(days=4, seconds=2),
+        dataclasses.replace(sink_run(True, 44), elapsed_s=0.25),
+    )
+    trend = report.trend[:-1] + (TrendPoint("run-01", T0 + timedelta(days=4), 3, 9, 0),)
+    return dataclasses.replace(report, outputs=(*report.outputs, sink), trend=trend, checks=(), checks_verdict=None,
+                               lag=None)  # fmt: skip
 
 
 # -- a spec's on-disk state (warehouse, stream changelog, stream status), for checklist and notebook tests --

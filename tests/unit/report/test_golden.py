@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from comparators.report import render_run
-from tests.unit.report.builders import rich_report
+from tests.unit.report.builders import rich_report, sink_report
 
 GOLDEN = Path(__file__).parents[2] / "golden" / "report"
 REGEN = os.environ.get("DUALRUN_REGEN_GOLDEN") == "1"
@@ -55,3 +55,31 @@ def test_json_is_the_reports_to_dict() -> None:
     assert data["outputs"]["orders_enriched"]["result"]["causes"]["missing_in_stream"] == 1
     assert data["checks"]["verdict"] == "NO-GO" and len(data["checks"]["checks"]) == 4
     assert data["key_histories"][0]["events"][0]["values"]["amount"] == "200.25"  # exact, as a string
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("markdown", "run-sink.md"), ("junit", "run-sink.junit.xml")])
+def test_run_report_with_a_sink_side_matches_golden(fmt: str, name: str) -> None:
+    path = GOLDEN / name
+    rendered = render_run(sink_report(), fmt)
+    if REGEN:
+        path.write_text(rendered)
+    assert rendered == path.read_text(), f"{path} differs; rerun with DUALRUN_REGEN_GOLDEN=1"
+
+
+def test_the_sink_side_is_a_row_of_its_own_with_its_counts_and_causes_named_for_the_sink() -> None:
+    text = render_run(sink_report(), "markdown")
+    assert "| output | verdict | batch rows | stream rows | sink rows | unexplained | causes |" in text
+    assert "| `orders_enriched@sink` | differences | – | 12 | 13 | 2 | only in sink 1, value mismatch 1 |" in text
+    assert "| `orders_enriched` | differences | 12 | 11 | – | 5 |" in text
+    assert "| right (sink) | 13 |" in text and "- **only_in_sink** order_id=99" in text
+    assert text.splitlines()[0].endswith("DIFFERENCES: 9 unexplained")  # the sink's 2 count in the run's verdict
+    data = json.loads(render_run(sink_report(), "json"))
+    assert data["outputs"]["orders_enriched@sink"]["result"]["verdict"] == "differences"
+
+
+def test_html_shows_the_sink_side_with_its_own_column_and_side_names() -> None:
+    html = render_run(sink_report(), "html")
+    assert '<th class="n">sink rows</th>' in html and 'id="output-orders_enriched@sink"' in html
+    section = html[html.index('id="output-orders_enriched@sink"') :]
+    assert '<td class="left">stream</td>' in section and '<td class="right">sink</td>' in section
+    assert "only in sink" in section and "missing in stream" not in section

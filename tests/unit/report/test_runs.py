@@ -94,3 +94,29 @@ def test_unknown_run_and_pipeline_name_what_exists(recorded: tuple[Path, list[li
         load_run(path, run="nope")
     with pytest.raises(HistoryError, match=f"no runs of 'other'.*it has {PIPELINE}/"):
         load_run(path, pipeline="other")
+
+
+def test_a_sink_side_joins_the_run_of_its_output_and_counts_in_the_trend(tmp_path: Path) -> None:
+    """`<pipeline>/<output>@sink` is compared at the topic's read point, not the batch position: it
+    still belongs to the pipeline run that holds its output, and a sink difference breaks the streak."""
+    path = tmp_path / "h.duckdb"
+    ids = build_history(path, "CCC", sinks="CD-")
+    second = load_run(path, run=ids[1][0])
+    assert [o.output for o in second.outputs] == ["orders_enriched", "daily_revenue", "orders_enriched@sink"]
+    assert second.verdict == "differences" and second.unexplained == 2  # only the sink differs
+    assert second.outputs[2].result.left.position == "orders-enriched [0]@41"
+    latest = load_run(path)
+    assert [o.output for o in latest.outputs] == ["orders_enriched", "daily_revenue"]  # the sink was behind
+    assert [(p.outputs, p.clean) for p in latest.trend] == [(3, True), (3, False), (2, True)]
+    assert history.parity_streak(path, f"{PIPELINE}/orders_enriched@sink") == 0
+
+
+def test_a_sink_entry_whose_run_has_it_already_is_a_run_of_its_own(tmp_path: Path) -> None:
+    from tests.unit.report.builders import sink_run
+
+    path = tmp_path / "h.duckdb"
+    build_history(path, "C", sinks="C")
+    history.record(path, sink_run(True, 8))  # the sink compared again, on its own
+    report = load_run(path, pipeline=PIPELINE)
+    assert [p.outputs for p in report.trend] == [3, 1]
+    assert [o.output for o in report.outputs] == ["orders_enriched@sink"] and report.verdict == "differences"
