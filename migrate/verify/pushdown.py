@@ -29,7 +29,7 @@ from migrate.verify.fingerprint import (
     supported,
 )
 from migrate.verify.model import RangeStats, TableVerification
-from migrate.verify.values import canonical, key_text, string_decimals
+from migrate.verify.values import canonical, key_of_texts, key_text
 
 _FAMILIES = {
     **dict.fromkeys(("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"), "integer"),
@@ -114,9 +114,9 @@ def verify_ranges(
     names, key = shape.names, shape.key[0]
     dialect, table = MariaDB(), _quoted(shape.name)
     log = SideBuilder(names)
-    for logged in rebuilt.rows.values():
-        row = string_decimals(logged, shape.kinds, settings)
-        log.add(key_text((row.get(key),)), [canonical(row.get(c)) for c in names])
+    positions = [names.index(key)]
+    for texts in rebuilt.rows.values():  # row_texts(shape.names, ...)
+        log.add(key_of_texts(texts, positions), texts)
     texts = [f"c{i}" for i in range(len(names))]
     con = duckdb.connect()
     try:

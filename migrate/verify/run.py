@@ -39,7 +39,7 @@ from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, SideBuilder, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
 from migrate.verify.pushdown import TableShape, primary_key, table_shape, verify_ranges
-from migrate.verify.values import canonical, key_text, string_decimals
+from migrate.verify.values import canonical, key_of_texts, key_text, row_texts
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -196,9 +196,9 @@ def verify_table(
     extent = rebuilt.extent
     keys = read.key_columns
     log = SideBuilder(read.columns)
-    for logged in rebuilt.rows.values():
-        row = string_decimals(logged, read.kinds, settings)
-        log.add(key_text(tuple(row.get(c) for c in keys)), [canonical(row.get(c)) for c in read.columns])
+    positions = [read.columns.index(c) for c in keys]
+    for texts in rebuilt.rows.values():  # row_texts(read.columns, ...)
+        log.add(key_of_texts(texts, positions), texts)
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
     only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
@@ -286,7 +286,8 @@ def _verify_one(
                           f"{rows:,} rows can reach the log", left_out)  # fmt: skip
         return TableVerification(name, topic, rows, 0, 0, (finding,))
     key = plan.key_columns if isinstance(plan, DatabaseTable) else plan.key
-    rebuilt = reader.rebuild(topic, position, key_reader(key))
+    names, kinds = (plan.columns, plan.kinds) if isinstance(plan, DatabaseTable) else (plan.names, plan.kinds)
+    rebuilt = reader.rebuild(topic, position, key_reader(key), row_texts(names, kinds, settings))
     compacted = rebuilt.extent.exists and admin.describe(topic).compacted
     if isinstance(plan, TableShape):
         whole_log = not rebuilt.extent.truncated and not compacted
