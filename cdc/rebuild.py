@@ -63,10 +63,11 @@ class LogExtent:
 
 @dataclass(frozen=True)
 class RebuiltTable:
-    """The table as of `position`: key -> row (column -> decoded value), and which keys the log touched."""
+    """The table as of `position`: key -> row (column -> decoded value, or what `compact` made of
+    it), and which keys the log touched."""
 
     position: Position
-    rows: dict[tuple[Any, ...], dict[str, Any]]
+    rows: dict[tuple[Any, ...], Any]
     changed_keys: frozenset[tuple[Any, ...]]  # keys with an event at or before the position
     later_keys: frozenset[tuple[Any, ...]]  # keys with an event after it
     extent: LogExtent
@@ -106,9 +107,13 @@ def fold(
     *,
     earliest_offset: int = 0,
     end_offset: int = 0,
+    compact: Callable[[dict[str, Any]], Any] | None = None,
 ) -> RebuiltTable:
-    """The latest version per key at or before `at`, from events in topic order (per key)."""
-    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    """The latest version per key at or before `at`, from events in topic order (per key).
+
+    `compact` turns a row image into what is kept per key (default the image as a dict): a big
+    table's versions then cost what the caller needs of them, not a dict of decoded values each."""
+    rows: dict[tuple[Any, ...], Any] = {}
     changed: set[tuple[Any, ...]] = set()
     later: set[tuple[Any, ...]] = set()
     first: ChangeEvent | None = None
@@ -139,7 +144,7 @@ def fold(
         if event.op == "d":
             rows.pop(key, None)
         else:
-            rows[key] = dict(image)
+            rows[key] = compact(image) if compact is not None else dict(image)
     extent = LogExtent(
         topic, True, earliest_offset, end_offset, first.op if first else None, first.position if first else None,
         snapshot_reads, resnapshot, before, after,
@@ -172,8 +177,12 @@ class TopicReader:
             marks.append((partition, low, high))
         return marks, True
 
-    def rebuild(self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]]) -> RebuiltTable:
-        """The table of `topic` as of `at`. Raises CdcError when the topic cannot be read in time."""
+    def rebuild(
+        self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+        compact: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> RebuiltTable:  # fmt: skip
+        """The table of `topic` as of `at` (rows as `fold` keeps them with `compact`). Raises CdcError
+        when the topic cannot be read in time."""
         consumer = self._consumer()
         try:
             marks, exists = self.extent(consumer, topic)
@@ -181,7 +190,7 @@ class TopicReader:
                 return RebuiltTable(at, {}, frozenset(), frozenset(), LogExtent(topic, False))
             firsts: dict[int, int] = {}
             events = self._read(consumer, topic, marks, firsts)  # folded as read, never held whole
-            table = fold(topic, events, at, key_of, end_offset=sum(m[2] for m in marks))
+            table = fold(topic, events, at, key_of, end_offset=sum(m[2] for m in marks), compact=compact)
             # The earliest offset actually read: retention may have moved it while reading.
             earliest = sum(max(low, firsts.get(p, low)) for p, low, _ in marks)
             return replace(table, extent=replace(table.extent, earliest_offset=earliest))

@@ -23,8 +23,18 @@ from sqlalchemy.engine import Connection
 
 from cdc.position import Position
 from cdc.visibility import PgSnapshot
-from migrate.errors import DualrunError, SourceUnavailable
-from migrate.sourcedb import CHUNK_ROWS, check_columns, check_tables, chunks, describe_source, driver_sql, source_url
+from migrate.errors import DualrunError
+from migrate.snapshot import binlog_position as snapshot_position  # noqa: F401 - re-exported
+from migrate.snapshot import consistent_snapshot
+from migrate.snapshot import mariadb_error as translate  # noqa: F401 - re-exported
+from migrate.sourcedb import (
+    CHUNK_ROWS,
+    check_columns,
+    chunks,
+    describe_source,  # noqa: F401 - re-exported
+    driver_sql,
+    source_url,  # noqa: F401 - re-exported
+)
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
@@ -71,29 +81,6 @@ class BatchRun:
             "rows": dict(self.rows),
             **({"snapshot": self.snapshot.to_dict()} if self.snapshot is not None else {}),
         }
-
-
-def translate(exc: sa.exc.DBAPIError, spec: PipelineSpec) -> DualrunError:
-    """A database error -> one line saying what, where and what to do."""
-    code = exc.orig.args[0] if exc.orig is not None and exc.orig.args else None
-    detail = exc.orig.args[1] if exc.orig is not None and len(exc.orig.args) > 1 else str(exc.orig)
-    where = describe_source(spec)
-    if code == 1045:
-        return DualrunError(f"source {where} refused the login: {detail}; check ${spec.source.password_env}")
-    if code == 1146:
-        return DualrunError(f"source {where}: {detail}; is the source schema created?")
-    if code in (2003, 2005, 2013):
-        return SourceUnavailable(f"source {where} is not reachable: {detail}; is the database running?")
-    return DualrunError(f"source {where}: {detail}")
-
-
-def snapshot_position(conn: Connection) -> Position:
-    status = {str(k).lower(): str(v) for k, v in conn.exec_driver_sql("SHOW STATUS LIKE 'binlog_snapshot_%%'")}
-    file, pos = status.get("binlog_snapshot_file"), status.get("binlog_snapshot_position")
-    if not file or pos is None:
-        raise DualrunError("the source has no binary log: enable log_bin (row format) so positions can be recorded")
-    gtid = conn.exec_driver_sql("SELECT BINLOG_GTID_POS(%s, %s)", (file, int(pos))).scalar()
-    return Position.binlog_snapshot(file, int(pos), gtid=str(gtid) if gtid else None)
 
 
 # MySQL protocol column types (pymysql.constants.FIELD_TYPE) -> Arrow, by family.
@@ -191,21 +178,13 @@ def read_snapshot(
 
         snapshot, pg_tables = pgsource.read_snapshot(spec, queries, rerun=rerun, suffix=RERUN)
         return pgsource.batch_position(snapshot), pg_tables, snapshot
-    engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
-    try:
-        with engine.connect() as conn:
-            check_tables(conn, spec)
-            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            position = snapshot_position(conn)
-            for suffix in ("", RERUN) if rerun else ("",):
-                for name, output in queries.items():
-                    tables[name + suffix] = _read_output(conn, name, output)
-            conn.exec_driver_sql("COMMIT")
-    except sa.exc.DBAPIError as exc:
-        raise translate(exc, spec) from None
-    finally:
-        engine.dispose()
+    with consistent_snapshot(spec) as opened:
+        assert opened.position is not None  # MariaDB
+        position = opened.position
+        for suffix in ("", RERUN) if rerun else ("",):
+            for name, output in queries.items():
+                tables[name + suffix] = _read_output(opened.conn, name, output)
     return position, tables, None
 
 

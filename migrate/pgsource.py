@@ -18,10 +18,12 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cdc.position import Position, parse_lsn
+from cdc.position import Position
 from cdc.visibility import PgSnapshot, StreamCut, find_cut
-from migrate.errors import DualrunError, SourceUnavailable
-from migrate.sourcedb import CHUNK_ROWS, check_columns, check_tables, chunks, describe_source, driver_sql, source_url
+from migrate.errors import DualrunError
+from migrate.snapshot import consistent_snapshot, error_detail
+from migrate.snapshot import postgres_error as translate  # noqa: F401 - re-exported
+from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, driver_sql
 from migrate.spec import OutputSpec, PipelineSpec
 from migrate.spec.columns import MAX_DECIMAL_PRECISION, arrow_type
 
@@ -86,7 +88,7 @@ def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
         state = str(getattr(exc.orig, "sqlstate", "") or "")
         if not state.startswith(_QUERY_CLASSES):
             raise
-        raise DualrunError(f"outputs.{name}.batch: the source rejected the query: {_detail(exc)}") from None
+        raise DualrunError(f"outputs.{name}.batch: the source rejected the query: {error_detail(exc)}") from None
     columns = result.cursor.description if result.cursor is not None else None
     if not columns:
         raise DualrunError(f"outputs.{name}.batch: the query returns no result set; it must be one SELECT")
@@ -94,47 +96,17 @@ def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
     return pa.Table.from_batches(list(chunks(result, schema, name)), schema=schema)
 
 
-def _detail(exc: sa.exc.DBAPIError) -> str:
-    return str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
-
-
-def translate(exc: sa.exc.DBAPIError, spec: PipelineSpec) -> DualrunError:
-    """A PostgreSQL error -> one line saying what, where and what to do."""
-    state = str(getattr(exc.orig, "sqlstate", "") or "")
-    where, detail = describe_source(spec), _detail(exc)
-    if state == "28P01" or "password authentication failed" in detail:
-        return DualrunError(f"source {where} refused the login: {detail}; check ${spec.source.password_env}")
-    if state == "42P01":
-        return DualrunError(f"source {where}: {detail}; is the source schema created (and on the search_path)?")
-    if isinstance(exc, sa.exc.OperationalError) and not state:
-        return SourceUnavailable(f"source {where} is not reachable: {detail}; is the database running?")
-    return DualrunError(f"source {where}: {detail}")
-
-
 def read_snapshot(
     spec: PipelineSpec, queries: Mapping[str, OutputSpec], *, rerun: bool, suffix: str
 ) -> tuple[PgSnapshot, dict[str, pa.Table]]:
     """Every query in one REPEATABLE READ READ ONLY transaction; its snapshot with the WAL bracket."""
-    engine = sa.create_engine(source_url(spec), isolation_level="AUTOCOMMIT", pool_pre_ping=False)
     tables: dict[str, pa.Table] = {}
-    try:
-        with engine.connect() as conn:
-            check_tables(conn, spec)
-            before = str(conn.exec_driver_sql("SELECT pg_current_wal_insert_lsn()::text").scalar())
-            conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            # The transaction's first statement takes its snapshot; the LSN is read after it.
-            text, after = conn.exec_driver_sql(
-                "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text"
-            ).one()
-            snapshot = PgSnapshot.parse(str(text), parse_lsn(before), parse_lsn(str(after)))
-            for end in ("", suffix) if rerun else ("",):
-                for name, output in queries.items():
-                    tables[name + end] = _read_output(conn, name, output)
-            conn.exec_driver_sql("COMMIT")
-    except sa.exc.DBAPIError as exc:
-        raise translate(exc, spec) from None
-    finally:
-        engine.dispose()
+    with consistent_snapshot(spec) as opened:
+        assert opened.pg is not None  # PostgreSQL
+        snapshot = opened.pg
+        for end in ("", suffix) if rerun else ("",):
+            for name, output in queries.items():
+                tables[name + end] = _read_output(opened.conn, name, output)
     return snapshot, tables
 
 

@@ -111,6 +111,19 @@ class SourceSpec(_Model):
         return _password("source", self.password_env, self.default_password)
 
 
+class CdcVerifySpec(_Model):
+    """How `dualrun cdc verify` reads each captured table: whole, or by key-range fingerprints
+    computed inside the source (`migrate.verify.pushdown`) for tables above `fingerprint_above_rows`
+    (InnoDB's row estimate) or listed in `fingerprint_tables` (database.table)."""
+
+    fingerprint_above_rows: int = Field(default=1_000_000, ge=0)
+    fingerprint_tables: tuple[str, ...] = ()
+    rows_per_range: int = Field(default=10_000, gt=0)
+
+    def fingerprinted(self, table: str, estimated_rows: int) -> bool:
+        return table in self.fingerprint_tables or estimated_rows > self.fingerprint_above_rows
+
+
 class CdcSpec(_Model):
     """The Debezium connector on Kafka Connect."""
 
@@ -145,6 +158,7 @@ class CdcSpec(_Model):
     # PostgreSQL: the publication the tables' owner created (default `dualrun_<connector>`); the
     # replication slot is always derived from the connector name (one slot per connector).
     publication: str | None = None
+    verify: CdcVerifySpec = Field(default_factory=CdcVerifySpec)
 
     @field_validator("tables")
     @classmethod

