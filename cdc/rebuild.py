@@ -106,12 +106,15 @@ def fold(
     topic: str,
     events: Iterable[ChangeEvent | Tombstone],
     at: Position,
-    key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+    key_of: Callable[[dict[str, Any]], tuple[Any, ...]] | None,
     *,
     earliest_offset: int = 0,
     end_offset: int = 0,
 ) -> RebuiltTable:
-    """The latest version per key at or before `at`, from events in topic order (per key)."""
+    """The latest version per key at or before `at`, from events in topic order (per key).
+
+    `key_of` reads the key from a row; None keys each version by its record key (the primary
+    key as Debezium sends it, in the key schema's order), for callers that do not know the key."""
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     changed: set[tuple[Any, ...]] = set()
     later: set[tuple[Any, ...]] = set()
@@ -126,7 +129,9 @@ def fold(
         first = first or event
         image = event.after if event.op != "d" else event.before
         assert image is not None  # decode() refuses events without their row
-        key = key_of(image)
+        key = key_of(image) if key_of is not None else tuple(event.key.values())
+        if not key:
+            raise CdcError(f"{topic}: a change event without a record key; the table needs a primary key")
         if event.snapshot:
             snapshot_reads += 1
             if streamed and resnapshot is None:
@@ -186,8 +191,11 @@ class TopicReader:
             marks.append((partition, low, high))
         return marks, True
 
-    def rebuild(self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]]) -> RebuiltTable:
-        """The table of `topic` as of `at`. Raises CdcError when the topic cannot be read in time."""
+    def rebuild(
+        self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]] | None
+    ) -> RebuiltTable:
+        """The table of `topic` as of `at` (`key_of` as in `fold`). Raises CdcError when the topic
+        cannot be read in time."""
         consumer = self._consumer()
         try:
             marks, exists = self.extent(consumer, topic)

@@ -77,7 +77,8 @@ def _batch_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str,
         )
     found = {(row["__key"], row["__batch_run"]): row for row in rows}
     for run_id, started, pos_file, pos_offset, gtid in reversed(runs):
-        at = f"batch run {run_id} @ {pos_file}:{pos_offset}" + (f" gtid {gtid}" if gtid else "")
+        side = "log run" if run_id.endswith("~log") else "batch run"  # migrate.logbatch: over the change log
+        at = f"{side} {run_id} @ {pos_file}:{pos_offset}" + (f" gtid {gtid}" if gtid else "")
         when = started.astimezone(UTC).replace(tzinfo=None) if started.tzinfo else started
         for key_text, out in events.items():
             row = found.get((key_text, run_id))
