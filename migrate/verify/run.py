@@ -40,7 +40,7 @@ from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.values import canonical, key_text, string_decimals
+from migrate.verify.values import key_text, string_decimals, text_of
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -49,6 +49,7 @@ SETTINGS = (
     "column.include.list", "column.exclude.list",
 )  # fmt: skip
 _TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
+_BIT_TYPE = 16  # pymysql FIELD_TYPE.BIT
 
 
 class DatabaseTable:
@@ -59,11 +60,12 @@ class DatabaseTable:
         self.key_columns = key_columns
         self.kinds = kinds
         self.side = Side([], {c: [] for c in columns})
+        self.texts = {c: text_of(kinds.get(c, "other"), "database") for c in columns}
 
     def add(self, row: tuple[Any, ...], index: Mapping[str, int]) -> None:
         self.side.keys.append(key_text(tuple(row[index[c]] for c in self.key_columns)))
         for column, values in self.side.columns.items():
-            values.append(canonical(row[index[column]]))
+            values.append(self.texts[column](row[index[column]]))
 
 
 def _kind(field: Any) -> str:
@@ -74,7 +76,24 @@ def _kind(field: Any) -> str:
         return "temporal"
     if code == LONGLONG_TYPE and field.flags & UNSIGNED_FLAG:
         return "bigint_unsigned"
+    if code == _BIT_TYPE:
+        return "bit"
     return "other"
+
+
+def _select_list(conn: sa.Connection, database: str, table: str) -> tuple[str, frozenset[str]]:
+    """The columns to read and which are FLOAT: those are read as DOUBLE, which widens the stored
+    single exactly, where the text protocol would round it to 6 digits (`values.float32_text`)."""
+    rows = conn.exec_driver_sql(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "ORDER BY ordinal_position",
+        (database, table),
+    ).fetchall()
+    floats = frozenset(str(r[0]) for r in rows if str(r[1]).lower() == "float")
+    if not floats:
+        return "*", floats
+    names = [str(r[0]).replace("`", "``") for r in rows]
+    return ", ".join(f"CAST(`{n}` AS DOUBLE) AS `{n}`" if n in floats else f"`{n}`" for n in names), floats
 
 
 def _primary_key(conn: sa.Connection, database: str, table: str) -> tuple[str, ...]:
@@ -93,12 +112,14 @@ def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
         raise DualrunError(
             f"cdc.tables: {qualified} has no primary key (or does not exist); cdc verify matches rows by primary key"
         )
+    select, floats = _select_list(conn, database, table)
     result = conn.execution_options(stream_results=True, max_row_buffer=50_000).exec_driver_sql(
-        f"SELECT * FROM `{database}`.`{table}`"
+        f"SELECT {select} FROM `{database}`.`{table}`"
     )
     fields = result_fields(result) or []
     columns = tuple(f.name for f in fields)
-    read = DatabaseTable(qualified, keys, columns, {f.name: _kind(f) for f in fields})
+    kinds = {f.name: "float32" if f.name in floats else _kind(f) for f in fields}
+    read = DatabaseTable(qualified, keys, columns, kinds)
     index = {c: i for i, c in enumerate(columns)}
     while rows := result.fetchmany(50_000):
         for row in rows:
@@ -163,6 +184,32 @@ def connector_settings(spec: PipelineSpec) -> dict[str, str]:
     return {k: str(config[k]) for k in SETTINGS if config.get(k) not in (None, "")}
 
 
+def connector_position(offsets: list[dict[str, Any]]) -> Position | None:
+    """The position the connector's committed source offset names, outside a snapshot; None if none.
+
+    The offset's (file, pos) is where the connector restarts: every transaction before it is in
+    the topics. Its GTID set is left out on purpose: it may already name the transaction the
+    connector is inside, whose rows are not all published yet.
+
+    >>> str(connector_position([{"offset": {"file": "bin.000003", "pos": 812, "gtids": "0-1-9", "event": 2}}]))
+    'bin.000003:812'
+
+    >>> connector_position([{"offset": {"file": "bin.000003", "pos": 812, "snapshot": "true"}}]) is None
+    True
+    """
+    best: Position | None = None
+    for entry in offsets:
+        offset = entry.get("offset") or {}
+        if offset.get("file") is None or offset.get("pos") is None:
+            continue
+        if str(offset.get("snapshot", "false")).lower() not in ("false", "none", "last_in_data_collection"):
+            continue
+        at = Position.binlog_snapshot(str(offset["file"]), int(offset["pos"]))
+        if best is None or (at.major, at.minor) > (best.major, best.minor):
+            best = at
+    return best
+
+
 def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
     """The connector's committed source offset is at or past `position` and not inside a snapshot.
 
@@ -175,16 +222,8 @@ def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
     >>> log_reached([{"offset": {"file": "bin.000002", "pos": 900, "snapshot": "INITIAL"}}], at)
     False
     """
-    for entry in offsets:
-        offset = entry.get("offset") or {}
-        if offset.get("file") is None or offset.get("pos") is None:
-            continue
-        if str(offset.get("snapshot", "false")).lower() not in ("false", "none", "last_in_data_collection"):
-            continue
-        at = Position.binlog(str(offset["file"]), int(offset["pos"]))
-        if (at.major, at.minor) >= (position.major, position.minor):
-            return True
-    return False
+    reached = connector_position(offsets)
+    return reached is not None and (reached.major, reached.minor) >= (position.major, position.minor)
 
 
 def wait_for_log(spec: PipelineSpec, position: Position, timeout: float) -> bool:
@@ -214,11 +253,12 @@ def verify_table(
     extent = rebuilt.extent
     keys = read.key_columns
     log = Side([], {c: [] for c in read.side.columns})
+    texts = {c: text_of(read.kinds.get(c, "other"), "log") for c in read.side.columns}
     for logged in rebuilt.rows.values():
         row = string_decimals(logged, read.kinds, settings)
         log.keys.append(key_text(tuple(row.get(c) for c in keys)))
         for column, values in log.columns.items():
-            values.append(canonical(row.get(column)))
+            values.append(texts[column](row.get(column)))
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
     only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
