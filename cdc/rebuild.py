@@ -75,6 +75,9 @@ class RebuiltTable:
     later_keys: frozenset[tuple[Any, ...]]  # keys with an event after it
     extent: LogExtent
     columns: tuple[str, ...] = field(default=())
+    # Keys whose version as of the position is a snapshot read (op=r): the connector read it with
+    # a SELECT, not from the binlog, so its values are what the database prints (FLOAT: 6 digits).
+    snapshot_keys: frozenset[tuple[Any, ...]] = field(default=frozenset())
 
 
 def covers(at: Position, event: ChangeEvent) -> bool:
@@ -118,6 +121,7 @@ def fold(
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     changed: set[tuple[Any, ...]] = set()
     later: set[tuple[Any, ...]] = set()
+    read: set[tuple[Any, ...]] = set()
     first: ChangeEvent | None = None
     snapshot_reads = before = after = 0
     streamed = False
@@ -145,6 +149,10 @@ def fold(
         before += 1
         changed.add(key)
         columns = event.columns or columns
+        if event.snapshot and event.op != "d":
+            read.add(key)
+        else:
+            read.discard(key)
         if event.op == "d":
             rows.pop(key, None)
         else:
@@ -153,7 +161,7 @@ def fold(
         topic, True, earliest_offset, end_offset, first.op if first else None, first.position if first else None,
         snapshot_reads, resnapshot, before, after,
     )  # fmt: skip
-    return RebuiltTable(at, rows, frozenset(changed), frozenset(later), extent, columns)
+    return RebuiltTable(at, rows, frozenset(changed), frozenset(later), extent, columns, frozenset(read))
 
 
 class TopicReader:

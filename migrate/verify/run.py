@@ -40,7 +40,7 @@ from migrate.errors import DualrunError
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, Side, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.values import key_text, string_decimals, text_of
+from migrate.verify.values import float32_text, key_text, string_decimals, text_of
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -50,6 +50,7 @@ SETTINGS = (
 )  # fmt: skip
 _TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
 _BIT_TYPE = 16  # pymysql FIELD_TYPE.BIT
+PRINTED = "__printed__"  # prefix of the extra column holding a FLOAT as the database prints it
 
 
 class DatabaseTable:
@@ -59,13 +60,21 @@ class DatabaseTable:
         self.name = name
         self.key_columns = key_columns
         self.kinds = kinds
-        self.side = Side([], {c: [] for c in columns})
-        self.texts = {c: text_of(kinds.get(c, "other"), "database") for c in columns}
+        self.side = Side([], {c: [] for c in columns if not c.startswith(PRINTED)})
+        self.texts = {c: text_of(kinds.get(c, "other"), "database") for c in self.side.columns}
+        # FLOAT columns: the value as the database prints it (`_select_list`), per row.
+        self.printed: dict[str, list[str | None]] = {c[len(PRINTED) :]: [] for c in columns if c.startswith(PRINTED)}
 
     def add(self, row: tuple[Any, ...], index: Mapping[str, int]) -> None:
         self.side.keys.append(key_text(tuple(row[index[c]] for c in self.key_columns)))
         for column, values in self.side.columns.items():
             values.append(self.texts[column](row[index[column]]))
+        for column, printed in self.printed.items():
+            printed.append(float32_text(_as_float(row[index[PRINTED + column]])))
+
+
+def _as_float(text: Any) -> float | None:
+    return None if text is None else float(text)
 
 
 def _kind(field: Any) -> str:
@@ -93,7 +102,10 @@ def _select_list(conn: sa.Connection, database: str, table: str) -> tuple[str, f
     if not floats:
         return "*", floats
     names = [str(r[0]).replace("`", "``") for r in rows]
-    return ", ".join(f"CAST(`{n}` AS DOUBLE) AS `{n}`" if n in floats else f"`{n}`" for n in names), floats
+    columns = [f"CAST(`{n}` AS DOUBLE) AS `{n}`" if n in floats else f"`{n}`" for n in names]
+    # What a snapshot read gets (Debezium's snapshot SELECTs over the text protocol): the printed value.
+    columns += [f"CAST(`{n}` AS CHAR) AS `{PRINTED}{n}`" for n in names if n in floats]
+    return ", ".join(columns), floats
 
 
 def _primary_key(conn: sa.Connection, database: str, table: str) -> tuple[str, ...]:
@@ -254,11 +266,16 @@ def verify_table(
     keys = read.key_columns
     log = Side([], {c: [] for c in read.side.columns})
     texts = {c: text_of(read.kinds.get(c, "other"), "log") for c in read.side.columns}
+    printed = _printed_floats(read, rebuilt)
     for logged in rebuilt.rows.values():
         row = string_decimals(logged, read.kinds, settings)
-        log.keys.append(key_text(tuple(row.get(c) for c in keys)))
+        key = key_text(tuple(row.get(c) for c in keys))
+        log.keys.append(key)
         for column, values in log.columns.items():
             values.append(texts[column](row.get(column)))
+        for column, (stored, shown) in printed.get(key, {}).items():
+            if log.columns[column][-1] == shown:
+                log.columns[column][-1] = stored
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
     only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
@@ -280,6 +297,21 @@ def verify_table(
     if notes:
         result = replace(result, note="; ".join(notes))
     return result
+
+
+def _printed_floats(read: DatabaseTable, rebuilt: RebuiltTable) -> dict[str, dict[str, tuple[str | None, str | None]]]:
+    """Per key read by the connector's snapshot: FLOAT column -> (the stored single's text, the
+    printed value's text), from the database side.
+
+    A snapshot read carries what the database prints for a FLOAT (6 significant digits), not the
+    stored single. Such a log value is the database's when it equals the printed value of the
+    same row now: it is then compared as the stored single. A streamed value comes from the
+    binlog and is the single itself."""
+    if not read.printed or not rebuilt.snapshot_keys:
+        return {}
+    wanted = {key_text(k) for k in rebuilt.snapshot_keys}
+    index = {k: i for i, k in enumerate(read.side.keys) if k in wanted}
+    return {k: {c: (read.side.columns[c][i], shown[i]) for c, shown in read.printed.items()} for k, i in index.items()}
 
 
 def key_reader(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

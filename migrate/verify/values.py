@@ -8,8 +8,10 @@ offset); bytes in hex. No float arithmetic and no local time zone are involved.
 
 Two column kinds need their own rule (`text_of`): FLOAT (single precision) compares the float32
 both values round to (`float32_text`); BIT compares the bits, whatever byte order or boolean
-each side sends them in (`bits_text`). DOUBLE needs none: the database sends the shortest text
-that reads back as the stored double and Debezium sends the double itself.
+each side sends them in (`bits_text`). A FLOAT from the connector's snapshot (op=r) is what the
+database prints (6 significant digits), not the stored single: it counts as the database's value
+when it equals the printed value of the same row (`migrate.verify.run`). DOUBLE needs none: the
+database sends the shortest text that reads back as the stored double, Debezium the double itself.
 """
 
 from __future__ import annotations
