@@ -15,6 +15,7 @@ from markupsafe import Markup
 
 from comparators.report import charts
 from comparators.report._common import CAUSE_TITLES, cause_rows, headline, value, values
+from comparators.report.logcheck import sample_text
 from comparators.report.model import OutputRun, RunReport
 from comparators.result import EXPLAINED_CAUSES, Reconciliation, Sample
 
@@ -90,4 +91,5 @@ def render_html(report: RunReport) -> str:
         failed_checks=failed_checks,
         generated=(report.generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         explained=EXPLAINED_CAUSES,
+        sample_text=sample_text,
     )
