@@ -270,3 +270,27 @@ def run_from_log(
     if record:
         write_run(spec.warehouse_path, run, outputs)
     return LogBatchRun(run, source, tables, statements, notes), outputs
+
+
+def compare_with_batch(spec: PipelineSpec, log_run: LogBatchRun, outputs: dict[str, pa.Table]) -> dict[str, Any]:
+    """When the position is a batch run's: each output of that run (left) reconciled with the same
+    output computed from the log (right), exactly (no tolerances), as comparators Reconciliations;
+    {} otherwise. A difference is the log (a change it lacks or decodes differently) or a dialect
+    difference the transpiled SQL has (collation, NULL ordering, integer division)."""
+    from comparators import FrameSource, Settings, reconcile
+    from migrate.batch import run_output
+
+    prefix = "batch run "
+    if not log_run.position_source.startswith(prefix):
+        return {}
+    run_id = log_run.position_source.removeprefix(prefix)
+    at = str(log_run.run.position)
+    results = {}
+    for name, out in spec.outputs.items():
+        results[name] = reconcile(
+            FrameSource(run_output(spec.warehouse_path, run_id, name), name=f"batch {name} {run_id}"),
+            FrameSource(outputs[name], name=f"log {name} {log_run.run.run_id}"),
+            list(out.keys), ignore=out.ignore, left_position=at, right_position=at,
+            name=f"{spec.name}/{name} batch vs log", settings=Settings(allow_empty=True),
+        )  # fmt: skip
+    return results

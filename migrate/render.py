@@ -239,8 +239,9 @@ def batch_run(run: BatchRun, warehouse: str) -> str:
     return f"batch run {run.run_id} read the source at {run.where} in {run.seconds:.2f}s: {rows} -> {warehouse}"
 
 
-def log_batch_run(result: LogBatchRun, warehouse: str) -> str:
-    """`dualrun run batch --from-log`: the run over the change log, its position and what each topic held."""
+def log_batch_run(result: LogBatchRun, warehouse: str, compared: dict[str, Any] | None = None) -> str:
+    """`dualrun run batch --from-log`: the run over the change log, its position, what each topic held
+    and, when compared with the batch run at the same position, each output's verdict."""
     run = result.run
     rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
     lines = [
@@ -248,7 +249,9 @@ def log_batch_run(result: LogBatchRun, warehouse: str) -> str:
         f"in {run.seconds:.2f}s: {rows} -> {warehouse}",
         *(f"  {t.table}: {t.rows:,} rows from {t.events:,} change events on {t.topic}" for t in result.tables),
         *(f"  note: {note}" for note in result.notes),
-    ]
+        *(f"  batch vs log {name}: {r.verdict.upper()} ({r.unexplained:,} unexplained)" for name, r in
+          (compared or {}).items()),
+    ]  # fmt: skip
     return "\n".join(lines)
 
 

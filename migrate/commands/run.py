@@ -107,7 +107,8 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, externa
     history); the command then exits 1 when the change log has differences, 2 when it could not be
     verified. With --external: run COMMAND (your job) between two source positions, exit with its
     exit code. With --from-log: the same SQL, transpiled to DuckDB, over the tables rebuilt from
-    Kafka as of --position (no access to the source database).
+    Kafka as of --position (no access to the source database); when --position names a batch run,
+    each output is also reconciled with that run's, and the command exits 1 when they differ.
     """
     from migrate import render
     from migrate.batch import run_batch
@@ -116,12 +117,20 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, externa
     if position is not None and not from_log:
         raise DualrunError("run batch: --position applies only with --from-log")
     if from_log:
-        from migrate.logbatch import run_from_log
+        from migrate.logbatch import compare_with_batch, run_from_log
 
         if external or command:
             raise DualrunError("run batch: --from-log runs the spec's SQL; it takes no --external COMMAND")
-        log_run, _ = run_from_log(spec, position, wait_seconds=wait)
-        click.echo(render.as_json(log_run) if as_json else render.log_batch_run(log_run, str(spec.warehouse_path)))
+        log_run, tables = run_from_log(spec, position, wait_seconds=wait)
+        compared = compare_with_batch(spec, log_run, tables)
+        if as_json:
+            click.echo(
+                render.to_json({**log_run.to_dict(), "batch_vs_log": {n: r.verdict for n, r in compared.items()}})
+            )
+        else:
+            click.echo(render.log_batch_run(log_run, str(spec.warehouse_path), compared))
+        if any(r.exit_code for r in compared.values()):
+            raise SystemExit(1)
         return
     if command and not external:
         raise DualrunError(f"run batch: {command[0]!r} is a command; add --external to run your own batch job")
