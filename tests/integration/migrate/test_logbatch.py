@@ -9,12 +9,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from cdc.connect import ConnectClient
+from migrate.asof import reconcile_spec
 from migrate.batch import load_run, run_batch, run_output
 from migrate.connector import connector_settings
 from migrate.errors import DualrunError
@@ -22,7 +24,7 @@ from migrate.logbatch import LOG_SUFFIX, run_from_log
 from migrate.spec import PipelineSpec
 from migrate.verify.run import connector_position, log_reached
 from tests.integration.conftest import Database
-from tests.integration.migrate.conftest import workload_for
+from tests.integration.migrate.conftest import JobThread, workload_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[3]
@@ -83,9 +85,10 @@ def test_from_log_equals_the_batch_at_a_past_and_at_the_latest_position(pipeline
     assert load_run(pipeline.warehouse_path).run_id == second.run_id
 
 
-def test_from_log_at_the_connector_offset_equals_a_batch_run_with_no_change_since(
-    pipeline: PipelineSpec, db: Database
+def test_from_log_at_the_connector_offset_equals_a_batch_run_with_no_change_since_and_the_stream(
+    pipeline: PipelineSpec, db: Database, jobs: Callable[[PipelineSpec], JobThread]
 ) -> None:
+    job = jobs(pipeline)
     workload_for(pipeline).close()
     change(db, pipeline)
     run = run_batch(pipeline)
@@ -100,6 +103,11 @@ def test_from_log_at_the_connector_offset_equals_a_batch_run_with_no_change_sinc
     assert result.position_source == "connector offset" and at is not None
     assert (run.position.major, run.position.minor) <= (result.run.position.major, result.run.position.minor)
     assert_same(pipeline, batch_tables(pipeline, run.run_id), tables)
+    # The third side against the stream: `reconcile --spec --run ID~log`, as of the log run's position.
+    against_stream = reconcile_spec(pipeline, result.run.run_id, wait=90, record=False)
+    assert against_stream.verdict == "clean", {n: r.causes for n, r in against_stream.outputs.items()}
+    assert {n: r.left.rows for n, r in against_stream.outputs.items()} == {n: t.num_rows for n, t in tables.items()}
+    job.stop()
 
 
 def test_a_table_the_connector_does_not_capture_fails_with_one_line_and_exit_2(
