@@ -140,7 +140,9 @@ def resolve_position(spec: PipelineSpec, text: str | None, wait_seconds: float) 
     return run.position, f"batch run {run.run_id}"
 
 
-def _check_reach(table: str, rebuilt: RebuiltTable, compacted: bool) -> None:
+def check_reach(table: str, rebuilt: RebuiltTable, compacted: bool) -> None:
+    """DualrunError (what to do) when `rebuilt` cannot be the table as of its position: no topic,
+    a head removed by retention, or a compacted topic whose keys changed after the position."""
     extent = rebuilt.extent
     if not extent.exists:
         raise DualrunError(
@@ -177,7 +179,7 @@ def rebuild_tables(
             raise DualrunError(f"cdc.tables: the connector does not capture {name} ({left_out}); {topic} lacks it")
         rebuilt = reader.rebuild(topic, position, None)  # keyed by the record key: the primary key
         compacted = rebuilt.extent.exists and admin.describe(topic).compacted
-        _check_reach(name, rebuilt, compacted)
+        check_reach(name, rebuilt, compacted)
         if rebuilt.extent.snapshot_reads == 0:
             notes.append(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "

@@ -13,10 +13,11 @@ import yaml
 from click.testing import CliRunner
 
 from cdc.position import Position
+from cdc.rebuild import LogExtent, RebuiltTable
 from migrate.cli import cli
 from migrate.errors import DualrunError
 from migrate.examples import shop_orders
-from migrate.logbatch import exact_output, run_sql, transpile
+from migrate.logbatch import check_reach, exact_output, run_sql, transpile
 from migrate.logtypes import arrow_table
 from migrate.verify.run import connector_position
 from tests.unit.report.builders import local_spec
@@ -115,3 +116,20 @@ def test_position_applies_only_with_from_log(tmp_path: Path) -> None:
     (tmp_path / "dualrun.yaml").write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     result = CliRunner().invoke(cli, ["run", "batch", "--position", "batch", "--spec", str(tmp_path / "dualrun.yaml")])
     assert result.exit_code == 2 and "--position applies only with --from-log" in result.output
+
+
+def _rebuilt(extent: LogExtent, later: frozenset[tuple[object, ...]] = frozenset()) -> RebuiltTable:
+    return RebuiltTable(Position.binlog_snapshot("bin.000003", 10), {}, frozenset(), later, extent)
+
+
+def test_a_log_that_cannot_rebuild_the_table_is_refused_with_what_to_do() -> None:
+    with pytest.raises(DualrunError, match=r"^cdc.tables: shop.fees has no change topic p.shop.fees; is it in"):
+        check_reach("shop.fees", _rebuilt(LogExtent("p.shop.fees", False)), compacted=False)
+    head_cut = LogExtent("p.shop.orders", True, earliest_offset=310, first_position=Position.binlog("bin.000002", 4))
+    with pytest.raises(DualrunError, match=r"earliest offset 310, first event at bin.000002:4.*newer --position"):
+        check_reach("shop.orders", _rebuilt(head_cut), compacted=False)
+    whole = LogExtent("p.shop.orders", True)
+    with pytest.raises(DualrunError, match=r"is compacted and 2 key\(s\) changed after bin.000003:10"):
+        check_reach("shop.orders", _rebuilt(whole, frozenset({(1,), (2,)})), compacted=True)
+    check_reach("shop.orders", _rebuilt(whole, frozenset({(1,)})), compacted=False)  # later keys: fine uncompacted
+    check_reach("shop.orders", _rebuilt(whole), compacted=True)
