@@ -72,6 +72,9 @@ class RebuiltTable:
     later_keys: frozenset[tuple[Any, ...]]  # keys with an event after it
     extent: LogExtent
     columns: tuple[str, ...] = field(default=())
+    # Keys whose version as of the position is a snapshot read (op=r): the connector read it with
+    # a SELECT, not from the binlog, so its values are what the database prints (FLOAT: 6 digits).
+    snapshot_keys: frozenset[tuple[Any, ...]] = field(default=frozenset())
 
 
 def covers(at: Position, event: ChangeEvent) -> bool:
@@ -103,7 +106,7 @@ def fold(
     topic: str,
     events: Iterable[ChangeEvent | Tombstone],
     at: Position,
-    key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+    key_of: Callable[[dict[str, Any]], tuple[Any, ...]] | None,
     *,
     earliest_offset: int = 0,
     end_offset: int = 0,
@@ -111,11 +114,14 @@ def fold(
 ) -> RebuiltTable:
     """The latest version per key at or before `at`, from events in topic order (per key).
 
+    `key_of` reads the key from a row; None keys each version by its record key (the primary
+    key as Debezium sends it, in the key schema's order), for callers that do not know the key.
     `compact` turns a row image into what is kept per key (default the image as a dict): a big
     table's versions then cost what the caller needs of them, not a dict of decoded values each."""
     rows: dict[tuple[Any, ...], Any] = {}
     changed: set[tuple[Any, ...]] = set()
     later: set[tuple[Any, ...]] = set()
+    read: set[tuple[Any, ...]] = set()
     first: ChangeEvent | None = None
     snapshot_reads = before = after = 0
     streamed = False
@@ -127,7 +133,9 @@ def fold(
         first = first or event
         image = event.after if event.op != "d" else event.before
         assert image is not None  # decode() refuses events without their row
-        key = key_of(image)
+        key = key_of(image) if key_of is not None else tuple(event.key.values())
+        if not key:
+            raise CdcError(f"{topic}: a change event without a record key; the table needs a primary key")
         if event.snapshot:
             snapshot_reads += 1
             if streamed and resnapshot is None:
@@ -141,6 +149,10 @@ def fold(
         before += 1
         changed.add(key)
         columns = event.columns or columns
+        if event.snapshot and event.op != "d":
+            read.add(key)
+        else:
+            read.discard(key)
         if event.op == "d":
             rows.pop(key, None)
         else:
@@ -149,7 +161,7 @@ def fold(
         topic, True, earliest_offset, end_offset, first.op if first else None, first.position if first else None,
         snapshot_reads, resnapshot, before, after,
     )  # fmt: skip
-    return RebuiltTable(at, rows, frozenset(changed), frozenset(later), extent, columns)
+    return RebuiltTable(at, rows, frozenset(changed), frozenset(later), extent, columns, frozenset(read))
 
 
 class TopicReader:
@@ -178,10 +190,10 @@ class TopicReader:
         return marks, True
 
     def rebuild(
-        self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]],
+        self, topic: str, at: Position, key_of: Callable[[dict[str, Any]], tuple[Any, ...]] | None,
         compact: Callable[[dict[str, Any]], Any] | None = None,
     ) -> RebuiltTable:  # fmt: skip
-        """The table of `topic` as of `at` (rows as `fold` keeps them with `compact`). Raises CdcError
+        """The table of `topic` as of `at` (`key_of` and `compact` as in `fold`). Raises CdcError
         when the topic cannot be read in time."""
         consumer = self._consumer()
         try:

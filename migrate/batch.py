@@ -271,7 +271,10 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
         ).fetchone()
         columns = _RUN_COLUMNS if has_pg and has_pg[0] else _RUN_COLUMNS.replace("pg_snapshot", "NULL")
         query = f"SELECT {columns} FROM {RUNS_TABLE} " + (
-            "ORDER BY started_at DESC LIMIT 1" if run_id == "latest" else "WHERE run_id = ?"
+            # Runs over the change log (`migrate.logbatch`, ids ending ~log) are a side of their own.
+            "WHERE run_id NOT LIKE '%~log' ORDER BY started_at DESC LIMIT 1"
+            if run_id == "latest"
+            else "WHERE run_id = ?"
         )
         row = con.execute(query, [] if run_id == "latest" else [run_id]).fetchone()
     if row is None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from migrate.checklist.model import Checklist
     from migrate.demo import DemoResult
     from migrate.external import OutputCheck
+    from migrate.logbatch import LogBatchRun
     from migrate.sink import SinkParity
     from migrate.spec import PipelineSpec
     from migrate.stack import StackStatus
@@ -256,6 +257,22 @@ def cdc_verification(result: CdcVerification, fmt: str = "text") -> str:
 def batch_run(run: BatchRun, warehouse: str) -> str:
     rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
     return f"batch run {run.run_id} read the source at {run.where} in {run.seconds:.2f}s: {rows} -> {warehouse}"
+
+
+def log_batch_run(result: LogBatchRun, warehouse: str, compared: dict[str, Any] | None = None) -> str:
+    """`dualrun run batch --from-log`: the run over the change log, its position, what each topic held
+    and, when compared with the batch run at the same position, each output's verdict."""
+    run = result.run
+    rows = ", ".join(f"{name} {count}" for name, count in run.rows.items())
+    lines = [
+        f"log run {run.run_id} rebuilt the captured tables from Kafka at {run.position} ({result.position_source}) "
+        f"in {run.seconds:.2f}s: {rows} -> {warehouse}",
+        *(f"  {t.table}: {t.rows:,} rows from {t.events:,} change events on {t.topic}" for t in result.tables),
+        *(f"  note: {note}" for note in result.notes),
+        *(f"  batch vs log {name}: {r.verdict.upper()} ({r.unexplained:,} unexplained)" for name, r in
+          (compared or {}).items()),
+    ]  # fmt: skip
+    return "\n".join(lines)
 
 
 def bracketed_run(run: BatchRun, bracket: Bracket, warehouse: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import sqlalchemy as sa
 
+from comparators.report.logcheck import ChangeLogCheck
 from comparators.report.model import CheckOutcome, KeyEvent, KeyHistory, LagPoint, RunReport
 from comparators.report.runs import load_run as load_history_run
 from comparators.result import jsonable
@@ -77,7 +78,8 @@ def _batch_events(spec: PipelineSpec, output: str, keys: list[Key]) -> dict[str,
         )
     found = {(row["__key"], row["__batch_run"]): row for row in rows}
     for run_id, started, pos_file, pos_offset, gtid in reversed(runs):
-        at = f"batch run {run_id} @ {pos_file}:{pos_offset}" + (f" gtid {gtid}" if gtid else "")
+        side = "log run" if run_id.endswith("~log") else "batch run"  # migrate.logbatch: over the change log
+        at = f"{side} {run_id} @ {pos_file}:{pos_offset}" + (f" gtid {gtid}" if gtid else "")
         when = started.astimezone(UTC).replace(tzinfo=None) if started.tzinfo else started
         for key_text, out in events.items():
             row = found.get((key_text, run_id))
@@ -202,7 +204,8 @@ def build_report(
 ) -> RunReport:
     """A run of `spec` from its history, with key histories for every sampled key and the stream's latency.
 
-    `checks` is an evaluated `migrate.checklist.Checklist` to include, or None.
+    `checks` is an evaluated `migrate.checklist.Checklist` to include, or None. The latest
+    `dualrun cdc verify` of the pipeline recorded in the same history, if any, is included too.
     """
     path = history_path or spec.history_path
     report = load_history_run(
@@ -223,6 +226,9 @@ def build_report(
     if checks is not None:
         outcomes = tuple(CheckOutcome.from_dict(c.to_dict()) for c in checks.checks)
         verdict = checks.verdict
+    from migrate.verify import history as verify_history
+
+    verified = verify_history.latest(path, spec.name)
     return RunReport(
         title=report.title,
         outputs=report.outputs,
@@ -234,4 +240,5 @@ def build_report(
         checks=outcomes,
         checks_verdict=verdict,
         generated_at=datetime.now(UTC).replace(tzinfo=None),
+        change_log=ChangeLogCheck.from_dict(verified.result) if verified is not None else None,
     )

@@ -24,6 +24,7 @@ from comparators.report._common import (
     value,
     values,
 )
+from comparators.report.logcheck import sample_text
 from comparators.report.model import OutputRun, RunReport
 from comparators.result import EXPLAINED_CAUSES, Reconciliation, Sample
 
@@ -105,4 +106,5 @@ def render_html(report: RunReport) -> str:
         failed_checks=failed_checks,
         generated=(report.generated_at or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S %Z").strip(),
         explained=EXPLAINED_CAUSES,
+        sample_text=sample_text,
     )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from comparators.report.logcheck import ChangeLogCheck
 from comparators.result import (
     Aggregates,
     ColumnStats,
@@ -246,6 +247,7 @@ class RunReport:
     checks: tuple[CheckOutcome, ...] = ()
     checks_verdict: str | None = None  # "GO" / "NO-GO" when checks are included
     generated_at: datetime | None = None
+    change_log: ChangeLogCheck | None = None  # the latest `dualrun cdc verify`, when one was recorded
 
     @property
     def unexplained(self) -> int:
@@ -295,4 +297,5 @@ class RunReport:
             if self.checks or self.checks_verdict
             else None,
             "generated_at": None if self.generated_at is None else self.generated_at.isoformat(),
+            **({"change_log": self.change_log.to_dict()} if self.change_log is not None else {}),
         }

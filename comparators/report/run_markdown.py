@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from comparators.report._common import cause_title, row_counts
+from comparators.report.logcheck import ChangeLogCheck, sample_text
 from comparators.report.markdown import _body, _cell, _table
 from comparators.report.model import RunReport
 from comparators.result import UNEXPLAINED_CAUSES
@@ -45,6 +46,8 @@ def render_run_markdown(report: RunReport) -> str:
             ["status", "check", "evidence", "threshold"],
             [[_STATUS_MARK.get(c.status, c.status), f"`{c.name}`", c.evidence, c.threshold] for c in report.checks],
         )
+    if report.change_log is not None:
+        out += _change_log(report.change_log)
     if report.trend:
         marks = " ".join("✓" if p.clean else "✗" for p in report.trend)
         out += ["", f"Parity over the last {len(report.trend)} run(s), oldest first: {_cell(marks)}"]
@@ -55,3 +58,30 @@ def render_run_markdown(report: RunReport) -> str:
             out += ["", f"#### Noise baseline: {what}", ""] + _body(noise, "####")
         out += ["", "</details>"]
     return "\n".join(out) + "\n"
+
+
+def _change_log(log: ChangeLogCheck) -> list[str]:
+    """The latest change-log verification: a line per table, each cause with its setting and samples."""
+    out = ["", f"## Change log vs database: {log.verdict}", "",
+           f"as of `{log.position}`, connector `{log.connector}`, verified {log.verified_at}"]  # fmt: skip
+    if log.unevaluated:
+        out += ["", f"Not evaluated: {_cell(log.unevaluated)}"]
+    out.append("")
+    out += _table(
+        ["table", "status", "database rows", "log rows", "matched", "unverified", "coverage"],
+        [[f"`{t.table}`", "clean" if t.clean else "differences", f"{t.database_rows:,}", f"{t.log_rows:,}",
+          f"{t.matched_rows:,}", f"{t.unverified_rows:,}", t.coverage] for t in log.tables],
+    )  # fmt: skip
+    rows = [
+        [f"`{t.table}`", f"**{f.cause}**", f"{f.rows:,}", f.explanation, f"`{f.setting}`" if f.setting else "",
+         "; ".join(sample_text(s) for s in f.samples[:3])]
+        for t in log.tables for f in t.findings
+    ]  # fmt: skip
+    if rows:
+        out += ["", *_table(["table", "cause", "rows", "explanation", "connector setting", "samples"], rows)]
+    notes = [f"`{t.table}`: {t.note}" for t in log.tables if t.note]
+    if notes:
+        out += ["", *(f"- {n}" for n in notes)]
+    if log.settings:
+        out += ["", "Connector settings: " + ", ".join(f"`{k}={v}`" for k, v in log.settings)]
+    return out

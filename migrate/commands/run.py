@@ -92,20 +92,46 @@ def run() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--external", is_flag=True, help="Run your own batch job (the COMMAND after --) between two "
               "`batch mark`s and import its outputs from outputs.X.batch.import.")  # fmt: skip
+@click.option("--from-log", "from_log", is_flag=True, help="Run the batch SQL in DuckDB over the captured tables "
+              "rebuilt from their change topics, not over the source (recorded as run ID~log).")  # fmt: skip
+@click.option("--position", metavar="P", help="With --from-log: latest (the connector's committed offset, default), "
+              "batch (the latest batch run's position), a batch run id, or FILE:POS.")  # fmt: skip
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="With --from-log: seconds to wait for the change log to reach the position.")  # fmt: skip
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, external: bool,
-          command: tuple[str, ...]) -> None:  # fmt: skip
+def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, external: bool, from_log: bool,
+          position: str | None, wait: float, command: tuple[str, ...]) -> None:  # fmt: skip
     """Run the nightly batch job once, in one consistent snapshot, and record its source position.
 
     With `batch.verify_cdc: true` in the spec, `dualrun cdc verify` runs after it (recorded in the
     history); the command then exits 1 when the change log has differences, 2 when it could not be
     verified. With --external: run COMMAND (your job) between two source positions, exit with its
-    exit code.
+    exit code. With --from-log: the same SQL, transpiled to DuckDB, over the tables rebuilt from
+    Kafka as of --position (no access to the source database); when --position names a batch run,
+    each output is also reconciled with that run's, and the command exits 1 when they differ.
     """
     from migrate import render
     from migrate.batch import run_batch
 
     spec = spec_for(spec_path, state_dir)
+    if position is not None and not from_log:
+        raise DualrunError("run batch: --position applies only with --from-log")
+    if from_log:
+        from migrate.logbatch import compare_with_batch, run_from_log
+
+        if external or command:
+            raise DualrunError("run batch: --from-log runs the spec's SQL; it takes no --external COMMAND")
+        log_run, tables = run_from_log(spec, position, wait_seconds=wait)
+        compared = compare_with_batch(spec, log_run, tables)
+        if as_json:
+            click.echo(
+                render.to_json({**log_run.to_dict(), "batch_vs_log": {n: r.verdict for n, r in compared.items()}})
+            )
+        else:
+            click.echo(render.log_batch_run(log_run, str(spec.warehouse_path), compared))
+        if any(r.exit_code for r in compared.values()):
+            raise SystemExit(1)
+        return
     if command and not external:
         raise DualrunError(f"run batch: {command[0]!r} is a command; add --external to run your own batch job")
     if external:

@@ -39,7 +39,7 @@ from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, SideBuilder, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
 from migrate.verify.pushdown import TableShape, primary_key, table_shape, verify_ranges
-from migrate.verify.values import canonical, key_of_texts, key_text, row_texts
+from migrate.verify.values import float32_text, key_of_texts, key_text, row_texts, text_of
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -48,6 +48,8 @@ SETTINGS = (
     "column.include.list", "column.exclude.list",
 )  # fmt: skip
 _TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
+_BIT_TYPE = 16  # pymysql FIELD_TYPE.BIT
+PRINTED = "__printed__"  # prefix of the extra column holding a FLOAT as the database prints it
 
 
 class DatabaseTable:
@@ -57,14 +59,29 @@ class DatabaseTable:
     def __init__(self, name: str, key_columns: tuple[str, ...], columns: tuple[str, ...], kinds: dict[str, str]):
         self.name = name
         self.key_columns = key_columns
-        self.columns = columns
+        self.columns = tuple(c for c in columns if not c.startswith(PRINTED))
         self.kinds = kinds
-        self.side = SideBuilder(columns)
+        self.side = SideBuilder(self.columns)
         self.rows = 0
+        self.texts = [text_of(kinds.get(c, "other"), "database") for c in self.columns]
+        # FLOAT columns: the value as the database prints it (`_select_list`), per key.
+        self.floats = tuple(c[len(PRINTED) :] for c in columns if c.startswith(PRINTED))
+        self.printed: dict[str, dict[str, tuple[str | None, str | None]]] = {}
 
     def add(self, row: tuple[Any, ...], index: Mapping[str, int]) -> None:
-        self.side.add(key_text(tuple(row[index[c]] for c in self.key_columns)), [canonical(v) for v in row])
+        key = key_text(tuple(row[index[c]] for c in self.key_columns))
+        values = [text(row[index[c]]) for text, c in zip(self.texts, self.columns, strict=True)]
+        self.side.add(key, values)
         self.rows += 1
+        if self.floats:
+            self.printed[key] = {
+                c: (values[self.columns.index(c)], float32_text(_as_float(row[index[PRINTED + c]])))
+                for c in self.floats
+            }
+
+
+def _as_float(text: Any) -> float | None:
+    return None if text is None else float(text)
 
 
 def _kind(field: Any) -> str:
@@ -75,7 +92,27 @@ def _kind(field: Any) -> str:
         return "temporal"
     if code == LONGLONG_TYPE and field.flags & UNSIGNED_FLAG:
         return "bigint_unsigned"
+    if code == _BIT_TYPE:
+        return "bit"
     return "other"
+
+
+def _select_list(conn: sa.Connection, database: str, table: str) -> tuple[str, frozenset[str]]:
+    """The columns to read and which are FLOAT: those are read as DOUBLE, which widens the stored
+    single exactly, where the text protocol would round it to 6 digits (`values.float32_text`)."""
+    rows = conn.exec_driver_sql(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "ORDER BY ordinal_position",
+        (database, table),
+    ).fetchall()
+    floats = frozenset(str(r[0]) for r in rows if str(r[1]).lower() == "float")
+    if not floats:
+        return "*", floats
+    names = [str(r[0]).replace("`", "``") for r in rows]
+    columns = [f"CAST(`{n}` AS DOUBLE) AS `{n}`" if n in floats else f"`{n}`" for n in names]
+    # What a snapshot read gets (Debezium's snapshot SELECTs over the text protocol): the printed value.
+    columns += [f"CAST(`{n}` AS CHAR) AS `{PRINTED}{n}`" for n in names if n in floats]
+    return ", ".join(columns), floats
 
 
 def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
@@ -85,12 +122,14 @@ def _read_table(conn: sa.Connection, qualified: str) -> DatabaseTable:
         raise DualrunError(
             f"cdc.tables: {qualified} has no primary key (or does not exist); cdc verify matches rows by primary key"
         )
+    select, floats = _select_list(conn, database, table)
     result = conn.execution_options(stream_results=True, max_row_buffer=50_000).exec_driver_sql(
-        f"SELECT * FROM `{database}`.`{table}`"
+        f"SELECT {select} FROM `{database}`.`{table}`"
     )
     fields = result_fields(result) or []
     columns = tuple(f.name for f in fields)
-    read = DatabaseTable(qualified, keys, columns, {f.name: _kind(f) for f in fields})
+    kinds = {f.name: "float32" if f.name in floats else _kind(f) for f in fields}
+    read = DatabaseTable(qualified, keys, columns, kinds)
     index = {c: i for i, c in enumerate(columns)}
     while rows := result.fetchmany(50_000):
         for row in rows:
@@ -145,6 +184,32 @@ def connector_settings(spec: PipelineSpec) -> dict[str, str]:
     return {k: str(config[k]) for k in SETTINGS if config.get(k) not in (None, "")}
 
 
+def connector_position(offsets: list[dict[str, Any]]) -> Position | None:
+    """The position the connector's committed source offset names, outside a snapshot; None if none.
+
+    The offset's (file, pos) is where the connector restarts: every transaction before it is in
+    the topics. Its GTID set is left out on purpose: it may already name the transaction the
+    connector is inside, whose rows are not all published yet.
+
+    >>> str(connector_position([{"offset": {"file": "bin.000003", "pos": 812, "gtids": "0-1-9", "event": 2}}]))
+    'bin.000003:812'
+
+    >>> connector_position([{"offset": {"file": "bin.000003", "pos": 812, "snapshot": "true"}}]) is None
+    True
+    """
+    best: Position | None = None
+    for entry in offsets:
+        offset = entry.get("offset") or {}
+        if offset.get("file") is None or offset.get("pos") is None:
+            continue
+        if str(offset.get("snapshot", "false")).lower() not in ("false", "none", "last_in_data_collection"):
+            continue
+        at = Position.binlog_snapshot(str(offset["file"]), int(offset["pos"]))
+        if best is None or (at.major, at.minor) > (best.major, best.minor):
+            best = at
+    return best
+
+
 def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
     """The connector's committed source offset is at or past `position` and not inside a snapshot.
 
@@ -157,16 +222,8 @@ def log_reached(offsets: list[dict[str, Any]], position: Position) -> bool:
     >>> log_reached([{"offset": {"file": "bin.000002", "pos": 900, "snapshot": "INITIAL"}}], at)
     False
     """
-    for entry in offsets:
-        offset = entry.get("offset") or {}
-        if offset.get("file") is None or offset.get("pos") is None:
-            continue
-        if str(offset.get("snapshot", "false")).lower() not in ("false", "none", "last_in_data_collection"):
-            continue
-        at = Position.binlog(str(offset["file"]), int(offset["pos"]))
-        if (at.major, at.minor) >= (position.major, position.minor):
-            return True
-    return False
+    reached = connector_position(offsets)
+    return reached is not None and (reached.major, reached.minor) >= (position.major, position.minor)
 
 
 def wait_for_log(spec: PipelineSpec, position: Position, timeout: float) -> bool:
@@ -197,8 +254,19 @@ def verify_table(
     keys = read.key_columns
     log = SideBuilder(read.columns)
     positions = [read.columns.index(c) for c in keys]
-    for texts in rebuilt.rows.values():  # row_texts(read.columns, ...)
-        log.add(key_of_texts(texts, positions), texts)
+    floats = [(read.columns.index(c), c) for c in read.floats] if rebuilt.snapshot_keys else []
+    for logged_key, logged in rebuilt.rows.items():  # row_texts(read.columns, ...)
+        texts = list(logged)
+        key = key_of_texts(texts, positions)
+        if floats and logged_key in rebuilt.snapshot_keys:
+            # A snapshot read carries what the database prints for a FLOAT (6 significant digits),
+            # not the stored single: such a value is the database's when it equals the printed
+            # value of the same row now, and is then compared as the stored single.
+            stored = read.printed.get(key, {})
+            for i, column in floats:
+                if column in stored and texts[i] == stored[column][1]:
+                    texts[i] = stored[column][0]
+        log.add(key, texts)
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
     only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None

@@ -51,3 +51,18 @@ def test_a_snapshot_after_streamed_changes_is_a_resnapshot_and_a_head_cut_by_ret
     assert table.extent.first_op == "u" and table.extent.truncated
     assert table.extent.resnapshot_at == Position.binlog("bin.000003", 700)
     assert table.rows == {(1,): {"id": 1, "v": "b"}, (4,): {"id": 4, "v": "c"}}
+
+
+def test_snapshot_keys_are_those_whose_version_at_the_position_is_a_snapshot_read() -> None:
+    table = rebuild([
+        event("r", {"id": 1, "v": "a"}, 200), event("r", {"id": 2, "v": "b"}, 200),
+        event("r", {"id": 3, "v": "c"}, 200),
+        event("u", {"id": 2, "v": "b2"}, 500, "0-1-19"), event("u", {"id": 3, "v": "late"}, 1100, "0-1-22"),
+    ])  # fmt: skip
+    assert table.snapshot_keys == {(1,), (3,)}
+
+
+def test_without_key_of_the_record_key_keys_the_versions() -> None:
+    events = [event("r", {"id": 1, "v": "a"}, 200), event("u", {"id": 1, "v": "b"}, 500, "0-1-19")]
+    table = fold("t", events, AT, None)
+    assert table.rows == {(1,): {"id": 1, "v": "b"}}

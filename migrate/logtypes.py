@@ -1,0 +1,101 @@
+"""Arrow types for rows decoded from a change log, so DuckDB computes on them exactly.
+
+Debezium's JSON carries no SQL type beside its logical names, so each column's type follows
+from its decoded values (`cdc.envelope`): Decimal -> DECIMAL(p,s) with the values' largest scale
+(Debezium scales every value of a DECIMAL column to the column's scale) and p 18 or 38;
+timestamps with an offset -> UTC, without time zone; ints -> BIGINT (DECIMAL(20,0) past its
+range: BIGINT UNSIGNED); BIT(1) booleans stay BOOLEAN and BIT(n>1) bytes BLOB; floats DOUBLE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from migrate.errors import DualrunError
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _decimal_type(values: list[Decimal]) -> pa.DataType:
+    """DECIMAL(p,s): s the largest scale among the values, p 18 when the widest integer part and s
+    fit in 18 digits (DuckDB's BIGINT-backed decimals), else 38."""
+    scale = whole = 0
+    for value in values:
+        sign, digits, exponent = value.as_tuple()
+        assert isinstance(exponent, int)  # finite: Debezium sends no NaN for DECIMAL
+        scale = max(scale, -exponent)
+        whole = max(whole, len(digits) + exponent)
+    if whole + scale > 38:
+        raise DualrunError(f"a DECIMAL value needs {whole + scale} digits; DuckDB holds at most 38")
+    return pa.decimal128(18 if whole + scale <= 18 else 38, scale)
+
+
+def column_type(table: str, column: str, values: list[Any]) -> tuple[pa.DataType, list[Any]]:
+    """The Arrow type of one column and its values made fit for it (timestamps to naive UTC).
+
+    >>> column_type("t", "c", [Decimal("1.50"), Decimal("-12.25"), None])[0]
+    Decimal128Type(decimal128(18, 2))
+    >>> column_type("t", "c", [datetime(2024, 1, 1, 2, tzinfo=UTC)])[1]
+    [datetime.datetime(2024, 1, 1, 2, 0)]
+    """
+    present = [v for v in values if v is not None]
+    kinds = {type(v) for v in present}
+    if not kinds:
+        return pa.string(), values
+    if kinds == {bool}:
+        return pa.bool_(), values
+    if kinds <= {int}:
+        if all(_INT64[0] <= v <= _INT64[1] for v in present):
+            return pa.int64(), values
+        return pa.decimal128(20, 0), [None if v is None else Decimal(v) for v in values]
+    if kinds <= {Decimal, int}:
+        decimals = [Decimal(v) for v in present]
+        return _decimal_type(decimals), [None if v is None else Decimal(v) for v in values]
+    if kinds <= {float, int}:
+        return pa.float64(), [None if v is None else float(v) for v in values]
+    if kinds == {datetime}:
+        return pa.timestamp("us"), [_utc(v) for v in values]
+    if kinds == {date}:
+        return pa.date32(), values
+    if kinds == {time}:
+        return pa.time64("us"), values
+    if kinds <= {timedelta, time}:
+        return pa.duration("us"), [_duration(v) for v in values]
+    if kinds == {str}:
+        return pa.string(), values
+    if kinds <= {bytes, bytearray}:
+        return pa.binary(), [None if v is None else bytes(v) for v in values]
+    if kinds <= {dict, list}:
+        return pa.string(), [None if v is None else orjson.dumps(v).decode() for v in values]
+    names = ", ".join(sorted(k.__name__ for k in kinds))
+    raise DualrunError(f"{table}.{column}: the log holds values of mixed types ({names}); cannot type the column")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _duration(value: timedelta | time | None) -> timedelta | None:
+    if isinstance(value, time):
+        return timedelta(hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond)
+    return value
+
+
+def arrow_table(table: str, rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
+    """Rows (column -> decoded value) as one Arrow table, columns in `columns` order (the change
+    events' schema order), each typed by `column_type`."""
+    listed = list(rows)
+    names = list(columns) or list(dict.fromkeys(c for row in listed for c in row))
+    arrays = {}
+    for name in names:
+        kind, values = column_type(table, name, [row.get(name) for row in listed])
+        arrays[name] = pa.array(values, kind)
+    return pa.table(arrays) if arrays else pa.table({})

@@ -1,0 +1,54 @@
+"""Column types for rows decoded from the log: exact and independent of the machine's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from migrate.errors import DualrunError
+from migrate.logtypes import arrow_table, column_type
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([Decimal("129.9900"), Decimal("-0.0001")], pa.decimal128(18, 4)),
+        ([Decimal("99999999999999.9999")], pa.decimal128(18, 4)),
+        ([Decimal("123456789012345678.9")], pa.decimal128(38, 1)),
+        ([1, -(2**63)], pa.int64()),
+        ([2**64 - 1], pa.decimal128(20, 0)),  # BIGINT UNSIGNED past BIGINT
+        ([True, False], pa.bool_()),  # BIT(1)
+        ([b"\x01\x02"], pa.binary()),  # BIT(n>1)
+        ([1.5, 2], pa.float64()),
+        ([date(2024, 3, 31)], pa.date32()),
+        ([time(1, 2, 3, 4)], pa.time64("us")),
+        ([timedelta(hours=-800)], pa.duration("us")),
+        ([None, None], pa.string()),
+    ],
+)
+def test_types(values: list[object], expected: pa.DataType) -> None:
+    kind, fitted = column_type("t", "c", values)
+    assert kind == expected
+    assert pa.array(fitted, kind).to_pylist() == [
+        Decimal(v) if isinstance(v, int) and kind == pa.decimal128(20, 0) else v for v in values
+    ]
+
+
+def test_zoned_timestamps_become_naive_utc_whatever_their_offset() -> None:
+    plus2 = timezone(timedelta(hours=2))
+    kind, fitted = column_type("t", "c", [datetime(2024, 3, 31, 3, 30, tzinfo=plus2), datetime(2024, 1, 1, tzinfo=UTC)])
+    assert kind == pa.timestamp("us")
+    assert fitted == [datetime(2024, 3, 31, 1, 30), datetime(2024, 1, 1)]
+
+
+def test_mixed_types_are_refused_naming_the_column() -> None:
+    with pytest.raises(DualrunError, match=r"^t.c: the log holds values of mixed types \(Decimal, str\)"):
+        column_type("t", "c", [Decimal("1"), "x"])
+
+
+def test_a_table_keeps_the_events_column_order() -> None:
+    table = arrow_table("t", [{"b": 1, "a": "x"}], ("a", "b"))
+    assert table.column_names == ["a", "b"] and table.to_pylist() == [{"a": "x", "b": 1}]
