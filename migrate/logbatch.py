@@ -166,6 +166,13 @@ def rebuild_tables(
 ) -> tuple[dict[str, pa.Table], tuple[LogTable, ...], tuple[str, ...]]:
     """Every captured table as of `position`, as Arrow (exact types), with what each topic held."""
     settings = connector_settings(spec)
+    mode = settings.get("decimal.handling.mode", "precise")
+    if mode != "precise":  # doubles or text in the topics: the batch's DECIMAL arithmetic cannot be rebuilt exactly
+        raise DualrunError(
+            f"connector {spec.cdc.connector}: decimal.handling.mode={mode} puts DECIMAL columns in the topics as "
+            f"{'doubles' if mode == 'double' else 'text'}; --from-log needs decimal.handling.mode=precise "
+            "(re-register the connector with it)"
+        )
     prefix = settings.get("topic.prefix", spec.cdc.topic_prefix)
     reader = TopicReader(spec.kafka.client(), timeout=read_timeout)
     admin = TopicAdmin(spec.kafka.client(), timeout=30)

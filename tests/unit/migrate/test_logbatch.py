@@ -133,3 +133,17 @@ def test_a_log_that_cannot_rebuild_the_table_is_refused_with_what_to_do() -> Non
         check_reach("shop.orders", _rebuilt(whole, frozenset({(1,), (2,)})), compacted=True)
     check_reach("shop.orders", _rebuilt(whole, frozenset({(1,)})), compacted=False)  # later keys: fine uncompacted
     check_reach("shop.orders", _rebuilt(whole), compacted=True)
+
+
+@pytest.mark.parametrize("mode", ["double", "string"])
+def test_a_connector_that_does_not_send_exact_decimals_is_refused_before_anything_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """With doubles (or text) in the topics, the batch's DECIMAL arithmetic cannot be rebuilt
+    exactly: --from-log says so and what to change, instead of summing money as floats."""
+    from migrate import logbatch
+
+    monkeypatch.setattr(logbatch, "connector_settings", lambda spec: {"decimal.handling.mode": mode})
+    spec = local_spec(tmp_path)
+    with pytest.raises(DualrunError, match=f"decimal.handling.mode={mode} .*needs decimal.handling.mode=precise"):
+        logbatch.rebuild_tables(spec, Position.binlog("mysql-bin.000001", 4), read_timeout=1)

@@ -53,3 +53,14 @@ def test_connect_refusing_the_credentials_is_an_access_error_not_a_log_behind(tm
         assert time.monotonic() - clock < 10  # not polled until the deadline
     finally:
         server.shutdown()
+
+
+def test_cdc_verify_refuses_a_postgres_source_in_one_line(tmp_path: Path) -> None:
+    from migrate.errors import DualrunError
+    from migrate.verify.run import verify
+    from tests.unit.report.builders import local_spec
+
+    spec = local_spec(tmp_path)
+    pg = spec.model_copy(update={"source": spec.source.model_copy(update={"kind": "postgres"})})
+    with pytest.raises(DualrunError, match="MariaDB/MySQL sources only"):
+        verify(pg, wait_seconds=0)
