@@ -172,20 +172,20 @@ def read_snapshot(
     (outputs `NAME~rerun`): the same data, so any difference is the job's own noise (unordered
     LIMITs, float sums, NOW()).
     """
-    queries = spec.outputs if outputs is None else outputs
-    if spec.source.kind == "postgres":
-        from migrate import pgsource
+    from migrate import pgsource
 
-        snapshot, pg_tables = pgsource.read_snapshot(spec, queries, rerun=rerun, suffix=RERUN)
-        return pgsource.batch_position(snapshot), pg_tables, snapshot
+    queries = spec.outputs if outputs is None else outputs
+    # Each source kind types its result sets its own way; the snapshot and the loop are shared.
+    read = pgsource.read_output if spec.source.kind == "postgres" else _read_output
     tables: dict[str, pa.Table] = {}
     with consistent_snapshot(spec) as opened:
-        assert opened.position is not None  # MariaDB
-        position = opened.position
         for suffix in ("", RERUN) if rerun else ("",):
             for name, output in queries.items():
-                tables[name + suffix] = _read_output(opened.conn, name, output)
-    return position, tables, None
+                tables[name + suffix] = read(opened.conn, name, output)
+    if opened.pg is not None:  # PostgreSQL: the snapshot, placed in the stream later
+        return pgsource.batch_position(opened.pg), tables, opened.pg
+    assert opened.position is not None  # MariaDB
+    return opened.position, tables, None
 
 
 def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:

@@ -10,7 +10,6 @@ before the batch iff its transaction is visible in the snapshot (`cdc.visibility
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from sqlalchemy.engine import Connection
 from cdc.position import Position
 from cdc.visibility import PgSnapshot, StreamCut, find_cut
 from migrate.errors import DualrunError
-from migrate.snapshot import consistent_snapshot, error_detail
+from migrate.snapshot import error_detail
 from migrate.snapshot import postgres_error as translate  # noqa: F401 - re-exported
 from migrate.sourcedb import CHUNK_ROWS, check_columns, chunks, driver_sql
 from migrate.spec import OutputSpec, PipelineSpec
@@ -77,7 +76,8 @@ def result_schema(columns: list[Any], output: str, overrides: dict[str, str]) ->
     )
 
 
-def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
+def read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
+    """One output's query on PostgreSQL, typed from its result set (`result_schema`)."""
     try:
         # Per statement: Connection.execution_options would make the COMMIT a server-side cursor too.
         result = conn.exec_driver_sql(
@@ -94,20 +94,6 @@ def _read_output(conn: Connection, name: str, output: OutputSpec) -> pa.Table:
         raise DualrunError(f"outputs.{name}.batch: the query returns no result set; it must be one SELECT")
     schema = result_schema(list(columns), name, output.batch.columns)
     return pa.Table.from_batches(list(chunks(result, schema, name)), schema=schema)
-
-
-def read_snapshot(
-    spec: PipelineSpec, queries: Mapping[str, OutputSpec], *, rerun: bool, suffix: str
-) -> tuple[PgSnapshot, dict[str, pa.Table]]:
-    """Every query in one REPEATABLE READ READ ONLY transaction; its snapshot with the WAL bracket."""
-    tables: dict[str, pa.Table] = {}
-    with consistent_snapshot(spec) as opened:
-        assert opened.pg is not None  # PostgreSQL
-        snapshot = opened.pg
-        for end in ("", suffix) if rerun else ("",):
-            for name, output in queries.items():
-                tables[name + end] = _read_output(opened.conn, name, output)
-    return snapshot, tables
 
 
 def batch_position(snapshot: PgSnapshot) -> Position:
