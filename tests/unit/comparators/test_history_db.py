@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from comparators import history
 from comparators.errors import HistoryError
@@ -14,6 +18,7 @@ from tests.unit.comparators.conftest import rec, table
 
 CLEAN = rec(table(id=[1, 2], v=[1, 2]), table(id=[1, 2], v=[1, 2]), name="orders")
 DIRTY = rec(table(id=[1, 2], v=[1, 2]), table(id=[1, 2], v=[1, 3]), name="orders")
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def test_streak_counts_clean_runs_since_the_last_failure(tmp_path: Path) -> None:
@@ -51,3 +56,111 @@ def test_unopenable_history_is_one_clear_error(tmp_path: Path) -> None:
     bad.write_text("garbage" * 100)
     with pytest.raises(HistoryError, match="cannot open history database"):
         history.record(bad, CLEAN)
+
+
+def test_rechecks_of_one_batch_run_count_once_and_the_latest_check_judges_it(tmp_path: Path) -> None:
+    db = tmp_path / "history.duckdb"
+    for _ in range(3):  # one night checked three times (a bracket's `batch check`, reconcile re-runs)
+        history.record(db, CLEAN, batch_run="night-1")
+    assert history.parity_streak(db, "orders") == 1
+    history.record(db, CLEAN, batch_run="night-2")
+    history.record(db, DIRTY, batch_run="night-3")
+    assert history.parity_streak(db, "orders") == 0
+    history.record(db, CLEAN, batch_run="night-3")  # the re-check after a fix replaces the verdict
+    assert history.parity_streak(db, "orders") == 3
+    history.record(db, DIRTY, batch_run="night-1")  # an old run re-checked dirty breaks the streak behind it
+    assert history.parity_streak(db, "orders") == 2
+    latest = history.runs(db, "orders", limit=3)
+    assert [r.batch_run for r in latest] == ["night-1", "night-3", "night-3"]
+    assert history.streak_runs(db, "orders") == [latest[1].run_id, history.runs(db, "orders")[3].run_id]
+
+
+def test_an_old_run_rechecked_clean_does_not_hide_a_newer_dirty_run(tmp_path: Path) -> None:
+    db = tmp_path / "history.duckdb"
+    history.record(db, CLEAN, batch_run="night-1")
+    history.record(db, DIRTY, batch_run="night-2")
+    history.record(db, CLEAN, batch_run="night-1")
+    assert history.parity_streak(db, "orders") == 0
+
+
+def test_without_a_batch_run_the_left_position_then_the_reconciliation_itself_stands_for_it(tmp_path: Path) -> None:
+    db = tmp_path / "history.duckdb"
+    at = dataclasses.replace(CLEAN, left=dataclasses.replace(CLEAN.left, position="0-1-42"))
+    history.record(db, at)
+    history.record(db, at)
+    assert history.parity_streak(db, "orders") == 1 and history.runs(db, "orders")[0].batch_run == "0-1-42"
+    history.record(db, CLEAN)
+    history.record(db, CLEAN)
+    assert history.parity_streak(db, "orders") == 3
+    assert history.runs(db, "orders")[0].batch_run == history.runs(db, "orders")[0].run_id
+
+
+# The `runs` table as dualrun wrote it before `batch_run` existed: the same columns without it.
+OLD_RUNS = history.SCHEMA[0].replace(", batch_run VARCHAR", "")
+
+
+def test_a_history_of_the_old_schema_gains_batch_run_from_the_left_position(tmp_path: Path) -> None:
+    db = tmp_path / "old.duckdb"
+    assert "batch_run" not in OLD_RUNS
+    con = duckdb.connect(str(db))
+    con.execute(OLD_RUNS)
+    # one batch run (position 0-1-7) reconciled three times, then a comparison without a position
+    for seq, position in enumerate(["0-1-7", "0-1-7", "0-1-7", None], start=1):
+        con.execute(
+            "INSERT INTO runs (seq, run_id, recorded_at, name, verdict, unexplained, left_position, mismatched_rows,"
+            " only_in_left, only_in_right) VALUES (?, ?, TIMESTAMP '2026-11-01 03:00:00', 'orders', 'clean', 0, ?,"
+            " 0, 0, 0)",
+            [seq, f"old-{seq}", position],
+        )
+    con.close()
+    # the report reader opens it read-only, unmigrated, and gives the same meaning
+    con = duckdb.connect(str(db), read_only=True)
+    assert not history.has_batch_run(con)
+    con.close()
+    assert history.parity_streak(db, "orders") == 2  # migrates: 0-1-7 and old-4
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT run_id, batch_run FROM runs ORDER BY seq").fetchall() == [
+        ("old-1", "0-1-7"), ("old-2", "0-1-7"), ("old-3", "0-1-7"), ("old-4", "old-4"),
+    ]  # fmt: skip
+    con.close()
+    history.record(db, CLEAN, batch_run="night-9")  # a new row goes in after the migration
+    assert history.parity_streak(db, "orders") == 3
+    assert history.runs(db, "orders", limit=1)[0].batch_run == "night-9"
+
+
+def model_streak(checks: list[tuple[int, bool]]) -> int:
+    """Distinct batch runs, newest (first judged last) first, each judged by its latest check,
+    counted until the first one whose latest check is not clean."""
+    first: dict[int, int] = {}
+    latest: dict[int, bool] = {}
+    for i, (run, clean) in enumerate(checks):
+        first.setdefault(run, i)
+        latest[run] = clean
+    streak = 0
+    for run in sorted(first, key=first.__getitem__, reverse=True):
+        if not latest[run]:
+            break
+        streak += 1
+    return streak
+
+
+# Checks of up to five batch runs, re-checks interleaved in any order.
+checks_strategy = st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=1, max_size=10)
+
+
+@PROPERTY
+@given(checks=checks_strategy, recheck=st.integers(0, 4))
+def test_streak_matches_the_model_and_rechecks_never_exceed_the_distinct_runs(
+    tmp_path: Path, checks: list[tuple[int, bool]], recheck: int
+) -> None:
+    db = tmp_path / f"{uuid.uuid4().hex}.duckdb"
+    for run, clean in checks:
+        history.record(db, CLEAN if clean else DIRTY, batch_run=f"run-{run}")
+    distinct = len({run for run, _ in checks})
+    streak = history.parity_streak(db, "orders")
+    assert streak == model_streak(checks)
+    assert streak <= distinct
+    for _ in range(2):  # re-checking a run clean, again and again
+        history.record(db, CLEAN, batch_run=f"run-{checks[recheck % len(checks)][0]}")
+        assert history.parity_streak(db, "orders") <= distinct
+    assert history.parity_streak(db, "orders") == model_streak(checks + [(checks[recheck % len(checks)][0], True)] * 2)
