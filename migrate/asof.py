@@ -135,7 +135,9 @@ def reconcile_spec(
             parity = reconcile_sink(spec, output, spec.compare.wait_seconds if wait is None else wait)
             sinks[output] = parity
             if record and parity.reconciliation is not None:
-                ids[side_output(output)] = run_history.record(spec.history_path, parity.reconciliation)
+                ids[side_output(output)] = run_history.record(
+                    spec.history_path, parity.reconciliation, batch_run=result.run.run_id
+                )
         result = replace(result, sinks=sinks, history_ids=ids)
     if record:
         _publish(spec, result)
@@ -225,7 +227,7 @@ def _reconcile_spec(
                 time.sleep(0.2)
         results[output] = result
         if record:
-            ids[output] = run_history.record(spec.history_path, result)
+            ids[output] = run_history.record(spec.history_path, result, batch_run=run.run_id)
     return SpecReconciliation(spec.name, run, reached, results, ids)
 
 

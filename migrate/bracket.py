@@ -421,18 +421,19 @@ def check_bracket(
             partition=out.partition, name=f"{spec.name}/{output}",
             positions=(f"bracket {bracket.begin.position} .. {bracket.end.position}", str(run.position)),
         )  # fmt: skip
-    ids = record_bracket(spec, decided) if record else {}
+    ids = record_bracket(spec, run.run_id, decided) if record else {}
     return BracketCheck(run, bracket, reached, window, decided, where, ids)
 
 
-def record_bracket(spec: PipelineSpec, decided: Mapping[str, BracketClassification]) -> dict[str, str]:
+def record_bracket(spec: PipelineSpec, run_id: str, decided: Mapping[str, BracketClassification]) -> dict[str, str]:
     """Record each output's result in the run history (named `<spec>/<output>`, as `dualrun
-    reconcile --spec` names it, so the checklist's parity streak counts it) and its window keys in
+    reconcile --spec` names it, and as a check of batch run `run_id`, so the checklist's parity
+    streak counts the bracketed run once however often it is checked) and its window keys in
     the coverage ledger (in flight: the coverage gate counts them), then publish parity as
     metrics. Returns the history run id per output."""
     ids: dict[str, str] = {}
     for output, c in decided.items():
-        ids[output] = run_history.record(spec.history_path, c.reconciliation)
+        ids[output] = run_history.record(spec.history_path, c.reconciliation, batch_run=run_id)
         record_coverage(spec, output, ids[output], c.coverage, c.in_flight)
     _publish(spec, {name: c.reconciliation for name, c in decided.items()})
     return ids

@@ -232,7 +232,7 @@ def reconcile_external(
                 results[output] = compared
     if record:
         for output, result in results.items():
-            ids[output] = run_history.record(spec.history_path, result)
+            ids[output] = run_history.record(spec.history_path, result, batch_run=run.run_id)
             check = checks[output]
             if check.coverage is not None and check.in_flight is not None:
                 record_coverage(spec, output, ids[output], check.coverage, check.in_flight)

@@ -202,7 +202,10 @@ def write_parity(
         registry=registry,
     )
     streak = Gauge(
-        "dualrun_parity_streak", "Consecutive clean reconciliations, newest first.", labels, registry=registry
+        "dualrun_parity_streak",
+        "Clean batch runs in a row, newest first, each judged by its latest reconciliation.",
+        labels,
+        registry=registry,
     )
     verdict = Gauge(
         "dualrun_parity_verdict", "1 for the latest reconciliation's verdict.", [*labels, "verdict"], registry=registry

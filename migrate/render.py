@@ -88,17 +88,19 @@ def to_json(value: Any) -> str:
 
 def history_runs(runs: Sequence[RunSummary], path: Path, console: Console) -> None:
     """`dualrun history list`: one row per recorded run, newest first; the run id is what
-    `dualrun report --run` takes."""
+    `dualrun report --run` takes, the batch run what it judged (re-checks of one batch run share
+    it, and the parity streak counts it once)."""
     if not runs:
         console.print(f"no runs recorded in {path}", highlight=False)
         return
     # One line a run, never truncated: the run id is what the user copies.
-    console.print("run id                            recorded at (UTC)    verdict      unexplained  comparison",
-                  style="bold", highlight=False, soft_wrap=True)  # fmt: skip
+    width = max(len("batch run"), *(len(run.batch_run) for run in runs))
+    console.print(f"run id                            recorded at (UTC)    {'batch run':<{width}}  verdict      "
+                  "unexplained  comparison", style="bold", highlight=False, soft_wrap=True)  # fmt: skip
     for run in runs:
         at = run.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
-        console.print(f"{run.run_id:<32}  {at}  {run.verdict:<11}  {run.unexplained:>11,}  {run.name}",
-                      highlight=False, soft_wrap=True)  # fmt: skip
+        console.print(f"{run.run_id:<32}  {at}  {run.batch_run:<{width}}  {run.verdict:<11}  {run.unexplained:>11,}"
+                      f"  {run.name}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def connector_config(stored: dict[str, Any], console: Console) -> None:
@@ -343,8 +345,8 @@ def demo_footer(result: DemoResult, spec: PipelineSpec, report: Path) -> str:
     lines = [
         f"workload: {w.events} operations at {w.rate:.0f}/s; batch snapshot {result.batch.position}",
         f"HTML report: {report}",
-        f"GO needs {spec.checklist.min_parity_streak} clean runs in a row (the parity check above counts them); "
-        "each `dualrun demo` adds one, `dualrun checklist` re-evaluates",
+        f"GO needs {spec.checklist.min_parity_streak} clean batch runs in a row (the parity check above counts "
+        "them; re-checking a run counts it once); each `dualrun demo` adds one, `dualrun checklist` re-evaluates",
     ]
     if result.defect:
         lines.append(f"injected defect: {result.defect} (this run is expected to be non-clean)")

@@ -103,7 +103,8 @@ def differences_by_column(outputs: Sequence[OutputRun]) -> str:
 
 
 def parity_trend(trend: Sequence[TrendPoint], min_streak: int | None) -> str:
-    """The parity streak after each run; red markers for runs with unexplained differences."""
+    """The parity streak (clean batch runs in a row) after each run; red markers for runs with
+    unexplained differences."""
     fig = _figure(6.0, 2.4)
     if not trend:
         _empty(fig, "no data: no runs recorded")
@@ -116,7 +117,7 @@ def parity_trend(trend: Sequence[TrendPoint], min_streak: int | None) -> str:
         ax.axhline(min_streak, color=GREY, linestyle="--", linewidth=1)
         ax.text(0.55, min_streak, f"required {min_streak}", va="bottom", fontsize=8, color=GREY)
     ax.set_xlabel("run (oldest to latest)")
-    ax.set_ylabel("parity streak")
+    ax.set_ylabel("clean batch runs in a row")
     ax.set_xlim(0.5, len(trend) + 0.5)
     if len(trend) <= 15:
         ax.set_xticks(x)

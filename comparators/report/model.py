@@ -144,7 +144,10 @@ class TrendPoint:
     recorded_at: datetime
     outputs: int
     unexplained: int
-    streak: int  # consecutive clean runs up to and including this one
+    # Clean batch runs in a row as of this point, each judged by its latest pipeline run so far
+    # (re-checks of one batch run count once; see comparators.history.parity_streak).
+    streak: int
+    batch_run: str | None = None  # the batch run this pipeline run judged
 
     @property
     def clean(self) -> bool:
@@ -158,6 +161,7 @@ class TrendPoint:
             "unexplained": self.unexplained,
             "clean": self.clean,
             "streak": self.streak,
+            "batch_run": self.batch_run,
         }
 
 
@@ -263,6 +267,7 @@ class RunReport:
 
     @property
     def parity_streak(self) -> int:
+        """Clean batch runs in a row as of this run (its trend point); without a trend, this run alone."""
         return self.trend[-1].streak if self.trend else (0 if self.unexplained else 1)
 
     @property

@@ -25,7 +25,9 @@ def render_run_markdown(report: RunReport) -> str:
         facts.append(f"run recorded {report.recorded_at:%Y-%m-%d %H:%M:%S} UTC")
     streak = f"parity streak **{report.parity_streak}**"
     if report.min_parity_streak:
-        streak += f" of {report.min_parity_streak} required"
+        streak += f" of {report.min_parity_streak} clean batch runs required"
+    else:
+        streak += " clean batch runs"
     facts.append(streak)
     if report.checks_verdict:
         facts.append(f"cutover checklist **{report.checks_verdict}**")

@@ -6,6 +6,8 @@ while they share the pipeline prefix and the left (batch) position and no
 output repeats; comparisons recorded without a prefix are runs of their own. A further side of an
 output, `<pipeline>/<output>@<side>` (e.g. the table a sink writes, compared at its own position),
 belongs to the run that holds `<pipeline>/<output>`.
+The trend's streak means what `comparators.history.parity_streak` means: clean batch runs in a row,
+each judged by its latest pipeline run, so re-checking one batch run never counts twice.
 The database is opened read-only, so reading a report never creates or changes it.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from comparators.errors import HistoryError
+from comparators.history import batch_run_of
 from comparators.report.model import OutputRun, RunReport, TrendPoint, reconciliation_from_dict
 
 
@@ -31,6 +34,7 @@ class _Entry:
     name: str
     unexplained: int
     left_position: str | None
+    batch_run: str
 
 
 def prefix_of(name: str) -> str:
@@ -68,11 +72,11 @@ def _entries(con: duckdb.DuckDBPyConnection, prefix: str) -> list[_Entry]:
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = like + "%" if prefix.endswith("/") else like
     rows = con.execute(
-        "SELECT seq, run_id, recorded_at, name, unexplained, left_position FROM runs"
+        f"SELECT seq, run_id, recorded_at, name, unexplained, left_position, {batch_run_of(con)} FROM runs"
         " WHERE name LIKE ? ESCAPE '\\' ORDER BY seq",
         [pattern],
     ).fetchall()
-    return [_Entry(int(r[0]), r[1], r[2], r[3], int(r[4]), r[5]) for r in rows]
+    return [_Entry(int(r[0]), r[1], r[2], r[3], int(r[4]), r[5], r[6]) for r in rows]
 
 
 def side_of(name: str) -> str | None:
@@ -107,12 +111,21 @@ def group_runs(entries: Sequence[_Entry]) -> list[list[_Entry]]:
 
 
 def _trend(groups: list[list[_Entry]]) -> list[TrendPoint]:
+    """One point per pipeline run; its streak counts the batch runs judged so far (in the order
+    they were first judged, newest first), each by its latest pipeline run, up to the first one
+    that is not clean, as `history.parity_streak` does for one output."""
     points: list[TrendPoint] = []
-    streak = 0
+    latest_clean: dict[str, bool] = {}  # insertion order: the order batch runs were first judged
     for group in groups:
         unexplained = sum(e.unexplained for e in group)
-        streak = 0 if unexplained else streak + 1
-        points.append(TrendPoint(group[0].run_id, group[0].recorded_at, len(group), unexplained, streak))
+        batch_run = group[0].batch_run
+        latest_clean[batch_run] = not unexplained
+        streak = 0
+        for clean in reversed(latest_clean.values()):
+            if not clean:
+                break
+            streak += 1
+        points.append(TrendPoint(group[0].run_id, group[0].recorded_at, len(group), unexplained, streak, batch_run))
     return points
 
 

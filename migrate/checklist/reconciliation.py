@@ -1,4 +1,4 @@
-"""Checks on the reconciliation history: a streak of clean runs per output, and a quiet noise baseline."""
+"""Checks on the reconciliation history: a streak of clean batch runs per output, and a quiet noise baseline."""
 
 from __future__ import annotations
 
@@ -15,15 +15,17 @@ from migrate.errors import CheckUnavailable
 
 def parity(ctx: Context) -> CheckResult:
     """The latest reconciliation of every output, and of every output's sink (`<output>@sink`: its
-    table vs the output topic), is clean and each has a streak of clean runs; a sink must have been
-    compared in the latest pipeline run (a sink behind its read point was not, and is not clean).
+    table vs the output topic), is clean and each has a streak of clean batch runs (distinct batch
+    runs, each judged by its latest reconciliation: re-checking one run counts it once); a sink must
+    have been compared in the latest pipeline run (a sink behind its read point was not, and is not
+    clean).
 
     Example: `orders_enriched streak 3, orders_enriched@sink streak 3, daily_revenue streak 4`
     passes at 3; `daily_revenue latest run has differences (streak 0)` fails, and so does
     `orders_enriched@sink not compared in the latest run`.
     """
     need = ctx.spec.checklist.min_parity_streak
-    r = ctx.begin("parity", f"latest run clean and >= {need} consecutive clean runs per output")
+    r = ctx.begin("parity", f"latest run clean and >= {need} clean batch runs in a row per output")
     path = ctx.spec.history_path
     if not path.exists():
         return r.failed(f"no run history at {path}; reconcile with `dualrun reconcile --spec` first")
@@ -59,10 +61,11 @@ def parity(ctx: Context) -> CheckResult:
 def coverage(ctx: Context) -> CheckResult:
     """Outputs compared through a window (no positions): enough keys verified over the parity streak.
 
-    A key in flight in every run of the streak was never compared; the share of the latest run's
-    keys that were verified at least once must reach `checklist.min_coverage`. Outputs compared
-    exactly at a position verify every key. Example: `orders_enriched 124 keys, 2 never verified
-    over 3 run(s) (98.4%)` passes at 0.95; `daily_revenue 60 keys, 60 never verified` fails.
+    The streak's batch runs are each read at their latest check (as the parity streak counts them);
+    a key in flight in every one of them was never compared; the share of the latest run's keys
+    that were verified at least once must reach `checklist.min_coverage`. Outputs compared exactly
+    at a position verify every key. Example: `orders_enriched 124 keys, 2 never verified over 3
+    run(s) (98.4%)` passes at 0.95; `daily_revenue 60 keys, 60 never verified` fails.
     """
     need = ctx.spec.checklist.min_coverage
     r = ctx.begin("coverage", f">= {need:.0%} of keys verified over the parity streak")
@@ -73,8 +76,9 @@ def coverage(ctx: Context) -> CheckResult:
     try:
         for name in ctx.output_names:
             output = name.rpartition("/")[2]
-            streak = max(1, history.parity_streak(path, name))
-            runs = [load_coverage(ctx.spec, output, run.run_id) for run in history.runs(path, name, limit=streak)]
+            # No streak (the latest batch run is not clean): its latest check alone.
+            checks = history.streak_runs(path, name) or [run.run_id for run in history.runs(path, name, limit=1)]
+            runs = [load_coverage(ctx.spec, output, run_id) for run_id in checks]
             latest = runs[0] if runs else None
             if latest is None:
                 continue  # never reconciled (parity says so), or compared exactly at a position

@@ -21,7 +21,8 @@ def history() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True, help="At most this many runs.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def list_runs(spec_path: Path | None, state_dir: Path | None, output: str | None, limit: int, fmt: str) -> None:
-    """The recorded runs, newest first: run id, when, comparison, verdict and unexplained rows.
+    """The recorded runs, newest first: run id, when, the batch run it judged, verdict, unexplained
+    rows and comparison.
     Exit 0 (an empty history too), 2 for an unknown --output or an unreadable spec."""
     from rich.console import Console
 

@@ -213,9 +213,13 @@ def reconcile(
             progress=progress,
         )
     if history_db is not None:
+        # Two tables, no batch run: `record` takes --as-of (the left position) as the batch run
+        # judged, so re-running at one position counts once; without it each run is its own.
         run_id = history.record(history_db, result)
         streak = history.parity_streak(history_db, history.default_name(result))
-        click.echo(f"recorded run {run_id} in {history_db}; parity streak {streak}", err=True)
+        click.echo(
+            f"recorded run {run_id} in {history_db}; parity streak {streak} (clean batch runs in a row)", err=True
+        )
     _emit(render(result, fmt), output, result.verdict)
     ctx.exit(result.exit_code)
 

@@ -272,7 +272,7 @@ class CompareSpec(_Model):
 class ChecklistSpec(_Model):
     max_consumer_lag: int = Field(default=1000, ge=0)
     max_event_age_seconds: float = Field(default=60.0, gt=0)
-    min_parity_streak: int = Field(default=3, ge=1)
+    min_parity_streak: int = Field(default=3, ge=1)  # clean batch runs in a row (re-checks count once)
     # Outputs compared through a window (no positions, migrate.window): the share of keys verified
     # (compared exactly, outside the window) at least once over the parity streak.
     min_coverage: float = Field(default=0.99, ge=0, le=1)

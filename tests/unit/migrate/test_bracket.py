@@ -128,7 +128,7 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
     def table(amounts: dict[int, str]) -> pa.Table:
         return pa.Table.from_pylist([{"order_id": k, "amount": Decimal(v)} for k, v in amounts.items()], schema=schema)
 
-    def bracketed_run(changed_ids: list[int], batch_amount_2: str) -> None:
+    def bracketed_run(run_id: str, changed_ids: list[int], batch_amount_2: str) -> None:
         # Orders 1..4; the stream as of the end mark holds 2.00 for order 2, which changed 1.00 -> 2.00.
         events = tuple(WindowEvent(orders, {"id": i, "amount": Decimal("1.00")}, {"id": i, "amount": Decimal("2.00")},
                                    row=(i,)) for i in changed_ids)  # fmt: skip
@@ -142,11 +142,12 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
         )
         decided = classify_bracket("orders_enriched", ["order_id"], batch, stream, changed, versions,
                                    name=f"{spec.name}/orders_enriched")  # fmt: skip
-        record_bracket(spec, {"orders_enriched": decided})
+        record_bracket(spec, run_id, {"orders_enriched": decided})
 
     # Order 2 changes during every batch window (always in flight), order 3 during one.
-    for changed_ids in ([2], [2, 3], [2]):
-        bracketed_run(changed_ids, "1.00")
+    for night, changed_ids in enumerate(([2], [2, 3], [2]), start=1):
+        bracketed_run(f"night-{night}", changed_ids, "1.00")
+    bracketed_run("night-3", [2], "1.00")  # `batch check` of the last run again: it counts once
     ctx = Context(spec)
     assert parity(ctx).status == "pass", parity(ctx).evidence
     assert "orders_enriched streak 3" in parity(ctx).evidence
@@ -155,7 +156,7 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
     assert "orders_enriched 4 keys, 1 never verified over 3 run(s) (75.0%), 1 in flight in the latest" in gate.evidence
     assert coverage(Context(spec.with_changes(checklist={"min_coverage": 0.75}))).status == "pass"
     # A window defect (order 2 read as 9.99, a value it never had) breaks the streak.
-    bracketed_run([2], "9.99")
+    bracketed_run("night-4", [2], "9.99")
     assert parity(Context(spec)).status == "fail"
     assert "orders_enriched latest run has 1 unexplained differences (streak 0)" in parity(Context(spec)).evidence
 

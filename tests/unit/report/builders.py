@@ -8,6 +8,7 @@ wrong transform would. Nothing here is a canned result: the engine computes it.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
@@ -111,17 +112,20 @@ def build_history(path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE, 
     """Record one pipeline run per letter (C clean, D defect); returns the run ids per run.
 
     `sinks`, one letter per run: also record orders_enriched's sink side (C clean, D defect,
-    - not compared, the sink was behind), at its own position, after the outputs."""
+    - not compared, the sink was behind), at its own position, after the outputs. Each letter is a
+    batch run of its own (as `dualrun reconcile --spec` records a new batch run), also when a later
+    call repeats the positions."""
     runs = []
     for i, letter in enumerate(pattern):
         position = f"0-1-{100 + 10 * i}"
+        batch_run = f"batch-{uuid.uuid4().hex[:12]}"
         ids = []
         for output, result in pipeline_run(letter == "D", position).items():
             named = dataclasses.replace(result, name=f"{pipeline}/{output}", elapsed_s=0.25)
-            ids.append(history.record(path, named, recorded_at=T0 + timedelta(days=i, seconds=len(ids))))
+            ids.append(history.record(path, named, T0 + timedelta(days=i, seconds=len(ids)), batch_run))
         if sinks[i : i + 1] in ("C", "D"):
             sink = dataclasses.replace(sink_run(sinks[i] == "D", 40 + i, pipeline), elapsed_s=0.25)
-            ids.append(history.record(path, sink, recorded_at=T0 + timedelta(days=i, seconds=len(ids))))
+            ids.append(history.record(path, sink, T0 + timedelta(days=i, seconds=len(ids)), batch_run))
         runs.append(ids)
     return runs
 

@@ -27,7 +27,7 @@ def test_notebook_runs_and_shows_runs_trend_causes_and_a_key_history(tmp_path: P
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert errors == []
     text = notebook_text(notebook)
-    assert "latest run: differences; parity streak 0 of 3 required" in text
+    assert "latest run: differences; parity streak 0 of 3 clean batch runs required" in text
     assert "missing_in_stream" in text and "value_mismatch" in text  # the causes table
     # order 2 as the batch run and the stream changelog saw it
     assert "batch run 20240430T020000-test01" in text and "mysql-bin.000003:1001" in text

@@ -41,6 +41,20 @@ def test_trend_and_streak_follow_the_recorded_verdicts(recorded: tuple[Path, lis
     assert history.parity_streak(path, f"{PIPELINE}/orders_enriched") == 0
 
 
+def test_rechecks_of_one_batch_run_count_once_in_the_trend_as_in_the_history(tmp_path: Path) -> None:
+    path = tmp_path / "h.duckdb"
+    clean, dirty = pipeline_run(False, "0-1-5", baseline=False), pipeline_run(True, "0-1-5", baseline=False)
+    # night-1 checked twice, night-2 once, then night-2 re-checked dirty and, after a fix, clean
+    for batch_run, results in [("night-1", clean), ("night-1", clean), ("night-2", clean), ("night-2", dirty),
+                               ("night-2", clean)]:  # fmt: skip
+        for result in results.values():
+            history.record(path, result, batch_run=batch_run)
+    report = load_run(path)
+    assert [p.batch_run for p in report.trend] == ["night-1", "night-1", "night-2", "night-2", "night-2"]
+    assert [p.streak for p in report.trend] == [1, 1, 2, 0, 2]
+    assert report.parity_streak == 2 == history.parity_streak(path, f"{PIPELINE}/orders_enriched")
+
+
 def test_a_run_id_selects_its_own_pipeline_run_and_the_trend_up_to_it(recorded: tuple[Path, list[list[str]]]) -> None:
     path, ids = recorded
     report = load_run(path, run=ids[1][1])  # the second output of the second run
@@ -78,7 +92,14 @@ def test_comparisons_recorded_without_a_pipeline_are_runs_of_their_own(tmp_path:
     for _ in range(3):
         history.record(path, dataclasses.replace(result, name="batch.parquet vs stream.parquet"))
     report = load_run(path)
-    assert len(report.outputs) == 1 and report.parity_streak == 3
+    assert len(report.outputs) == 1 and len(report.trend) == 3
+    # all three judged the batch side at one position (0-1-1): one batch run, checked three times
+    assert report.parity_streak == 1 == history.parity_streak(path, "batch.parquet vs stream.parquet")
+    later = dataclasses.replace(
+        result, name="batch.parquet vs stream.parquet", left=dataclasses.replace(result.left, position="0-1-2")
+    )
+    history.record(path, later)
+    assert load_run(path).parity_streak == 2
 
 
 def test_missing_history_is_a_user_error_and_creates_nothing(tmp_path: Path) -> None:

@@ -23,17 +23,22 @@ def test_history_list_shows_recorded_runs_newest_first_and_filters_by_output(tmp
     for day, (name, right) in enumerate([(output, [1, 2]), (output, [1]), ("other", [1, 2])], start=1):
         result = reconcile(left, FrameSource(pa.table({"id": right}), name="stream"), ["id"],
                            name=f"{spec.name}/{name}")  # fmt: skip
-        ids.append(record(spec.history_path, result, datetime(2026, 11, day, 3, 0, tzinfo=UTC)))
+        ids.append(record(spec.history_path, result, datetime(2026, 11, day, 3, 0, tzinfo=UTC),
+                          batch_run=f"20261101T0200{day:02d}-abc123"))  # fmt: skip
 
     runner = CliRunner()
     text = runner.invoke(cli, ["history", "list", "--state-dir", str(tmp_path)])
     assert text.exit_code == 0, text.output
     assert text.output.index(ids[2]) < text.output.index(ids[1]) < text.output.index(ids[0])
     assert "2026-11-02 03:00:00" in text.output and "differences" in text.output
+    assert "batch run" in text.output.splitlines()[0]
+    assert f"{ids[1]}  2026-11-02 03:00:00  20261101T020002-abc123  differences" in text.output
 
     data = json.loads(runner.invoke(cli, ["history", "list", "--state-dir", str(tmp_path), "--output", output,
                                           "--limit", "1", "--format", "json"]).output)  # fmt: skip
-    assert [(r["run_id"], r["verdict"], r["unexplained"]) for r in data] == [(ids[1], "differences", 1)]
+    assert [(r["run_id"], r["batch_run"], r["verdict"], r["unexplained"]) for r in data] == [
+        (ids[1], "20261101T020002-abc123", "differences", 1)
+    ]
 
 
 def test_history_list_on_an_empty_history_and_an_unknown_output(tmp_path: Path) -> None:
