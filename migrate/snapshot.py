@@ -49,16 +49,24 @@ def binlog_position(conn: sa.Connection) -> Position:
 
 
 @contextmanager
-def consistent_snapshot(spec: PipelineSpec, *, utc: bool = False) -> Iterator[Snapshot]:
+def consistent_snapshot(
+    spec: PipelineSpec, *, utc: bool = False, connect_timeout: int | None = None
+) -> Iterator[Snapshot]:
     """Open one consistent read snapshot of the spec's source; committed (read-only) on exit.
 
     `utc`: the session's time zone is UTC (MariaDB), so TIMESTAMP values read as UTC.
+    `connect_timeout`: seconds to wait for the connection (both drivers take it), for a check that
+    must answer quickly; the driver's default otherwise.
     Raises DualrunError (SourceUnavailable when the database cannot be reached).
     """
     postgres = spec.source.kind == "postgres"
+    connect_args = {} if connect_timeout is None else {"connect_timeout": connect_timeout}
     # PostgreSQL: AUTOCOMMIT so the WAL position before the snapshot is read outside it.
     engine = sa.create_engine(
-        source_url(spec), isolation_level="AUTOCOMMIT" if postgres else "REPEATABLE READ", pool_pre_ping=False
+        source_url(spec),
+        isolation_level="AUTOCOMMIT" if postgres else "REPEATABLE READ",
+        pool_pre_ping=False,
+        connect_args=connect_args,
     )
     try:
         with engine.connect() as conn:
