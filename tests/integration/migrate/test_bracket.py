@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from comparators import history
 from migrate.asof import reconcile_spec
 from migrate.batch import run_output
 from migrate.bracket import check_bracket, run_external
@@ -102,14 +103,27 @@ def test_bracketed_external_batch_under_load(
     window_keys = sum(len(out.window) for out in result.outputs.values())
     assert window_keys > 0, report
     assert result.verdict == "clean"
-    # `reconcile --spec` routes the bracketed run to the same decision, recorded like any reconcile:
-    # after three recorded runs the checklist's parity streak holds and the coverage gate evaluates.
+    # `reconcile --spec` routes the bracketed run to the same decision, recorded like any reconcile.
+    # With a second `batch check` that makes three checks of ONE batch run: the parity streak counts
+    # it once (each batch run is judged by its latest check), so the checklist does not say GO yet.
     routed = reconcile_spec(spec, run.run_id, wait=120)
     assert routed.bracket is not None and routed.verdict == "clean", routed.to_dict()
     assert routed.coverage is not None and routed.coverage.in_flight > 0
     check_bracket(spec, run.run_id, wait=120)
+    checks = history.runs(spec.history_path, f"{spec.name}/orders_enriched")
+    assert len(checks) == 3 and {c.batch_run for c in checks} == {run.run_id}
+    ctx = Context(spec)
+    assert history.parity_streak(spec.history_path, f"{spec.name}/orders_enriched") == 1
+    assert parity(ctx).status == "fail" and "orders_enriched streak 1 < 3" in parity(ctx).evidence, parity(ctx).evidence
+    assert "never verified over 1 run(s)" in coverage(ctx).evidence, coverage(ctx).evidence
+    # Two more bracketed runs of the job (the workload has stopped) make three batch runs: GO on parity.
+    for _ in range(2):
+        code, more, _ = run_external(spec, job_command(spec, tmp_path / "out"))
+        assert code == 0 and more is not None and more.run_id != run.run_id
+        assert check_bracket(spec, more.run_id, wait=120).verdict == "clean"
     ctx = Context(spec)
     assert parity(ctx).status == "pass", parity(ctx).evidence
+    assert "orders_enriched streak 3" in parity(ctx).evidence, parity(ctx).evidence
     gate = coverage(ctx)
     assert "never verified over 3 run(s)" in gate.evidence, gate.evidence
     print("coverage gate", gate.status, gate.evidence)

@@ -297,3 +297,37 @@ def test_a_batch_on_a_quiet_postgresql_is_placed_once_debezium_passes_its_wal_po
         assert cut.exact and cut.first_invisible is None and cut.last_visible is not None
     finally:
         job.stop()
+
+
+def test_rollback_ready_opens_a_postgresql_snapshot_and_rechecks_of_one_batch_run_count_once(
+    pg_pipeline: PipelineSpec,
+) -> None:
+    """rollback_ready reads a PostgreSQL source through the one snapshot loop (`migrate.snapshot`),
+    not MariaDB's statement; reconciling one batch run again never lengthens the parity streak."""
+    from comparators import history
+    from migrate.checklist import Context
+    from migrate.checklist.rollback import rollback_ready
+
+    spec = pg_pipeline
+    job = JobThread(spec).start()
+    try:
+        run = run_batch(spec)
+        for _ in range(2):  # the same batch run reconciled twice
+            assert_clean(reconcile_spec(spec, run.run_id))
+        name = f"{spec.name}/orders_enriched"
+        assert [c.batch_run for c in history.runs(spec.history_path, name)] == [run.run_id] * 2
+        assert history.parity_streak(spec.history_path, name) == 1
+        result = rollback_ready(Context(spec))
+        assert result.status == "pass", result.evidence
+        assert f"({len(spec.outputs)} batch queries prepared)" in result.evidence
+        assert result.evidence.startswith("batch snapshot at lsn "), result.evidence
+        assert f"last batch run {run.run_id}" in result.evidence
+    finally:
+        job.stop()
+    # A query PostgreSQL cannot plan: the batch job cannot run, said in PostgreSQL's words.
+    alerts = spec.outputs["order_alerts"].model_dump(by_alias=True)
+    alerts["batch"] = {"sql": "SELECT no_such_column FROM orders"}
+    broken = spec.with_changes(outputs={"order_alerts": alerts})
+    result = rollback_ready(Context(broken))
+    assert result.status == "fail" and "the batch job cannot run" in result.evidence, result.evidence
+    assert "no_such_column" in result.evidence, result.evidence
