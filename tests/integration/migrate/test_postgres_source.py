@@ -311,9 +311,11 @@ def test_rollback_ready_opens_a_postgresql_snapshot_and_rechecks_of_one_batch_ru
     spec = pg_pipeline
     job = JobThread(spec).start()
     try:
+        with Writers(spec) as writers:
+            writers.wait_for(30)
         run = run_batch(spec)
         for _ in range(2):  # the same batch run reconciled twice
-            assert_clean(reconcile_spec(spec, run.run_id))
+            assert_clean(reconcile_spec(spec, run.run_id, wait=60))
         name = f"{spec.name}/orders_enriched"
         assert [c.batch_run for c in history.runs(spec.history_path, name)] == [run.run_id] * 2
         assert history.parity_streak(spec.history_path, name) == 1
