@@ -200,7 +200,7 @@ def test_rollback_ready_needs_the_batch_queries_to_run_on_the_source(
 def test_a_live_pipeline_goes_from_go_to_no_go_as_conditions_break(
     pipeline: PipelineSpec, jobs: Callable[[PipelineSpec], JobThread], connect: ConnectClient
 ) -> None:
-    """The whole checklist on a real dual run: GO after three clean runs, then NO-GO for each break."""
+    """The whole checklist on a real dual run: GO after three clean batch runs, then NO-GO for each break."""
     spec = pipeline.with_changes(checklist={"max_consumer_lag": 50})
     workload = workload_for(spec)
     job = jobs(spec)
