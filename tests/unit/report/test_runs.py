@@ -141,3 +141,21 @@ def test_a_sink_entry_whose_run_has_it_already_is_a_run_of_its_own(tmp_path: Pat
     report = load_run(path, pipeline=PIPELINE)
     assert [p.outputs for p in report.trend] == [3, 1]
     assert [o.output for o in report.outputs] == ["orders_enriched@sink"] and report.verdict == "differences"
+
+
+def test_a_history_without_batch_run_reads_read_only_with_the_left_position_standing_for_it(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "h.duckdb"
+    build_history(path, "CCC")  # batch positions 0-1-100, 0-1-110, 0-1-120
+    for result in pipeline_run(False, "0-1-120").values():  # the last batch run reconciled again
+        history.record(path, result)
+    con = duckdb.connect(str(path))
+    con.execute("ALTER TABLE runs DROP COLUMN batch_run")  # as a history written before the column
+    con.close()
+    report = load_run(path)  # read-only: nothing migrated, the left position stands for the batch run
+    assert [p.streak for p in report.trend] == [1, 2, 3, 3]
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert not history.has_batch_run(con)
+    assert history.parity_streak(path, f"{PIPELINE}/orders_enriched") == 3  # migrates, same meaning
+    assert [p.batch_run for p in load_run(path).trend] == ["0-1-100", "0-1-110", "0-1-120", "0-1-120"]
