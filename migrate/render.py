@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from comparators.history import RunSummary
     from migrate.asof import SpecReconciliation
     from migrate.batch import BatchRun
-    from migrate.bracket import Bracket, BracketCheck
+    from migrate.bracket import BracketCheck
     from migrate.checklist.model import Checklist
     from migrate.demo import DemoResult
     from migrate.external import OutputCheck
     from migrate.logbatch import LogBatchRun
+    from migrate.marks import Bracket
     from migrate.sink import SinkParity
     from migrate.spec import PipelineSpec
     from migrate.stack import StackStatus

@@ -24,9 +24,9 @@ def batch() -> None:
 def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, as_json: bool) -> None:
     """Record the source position before (--begin) or after (--end) your batch job."""
     from migrate import render
-    from migrate.bracket import mark_begin, mark_end
     from migrate.commands.run import spec_for
     from migrate.errors import DualrunError
+    from migrate.marks import mark_begin, mark_end
 
     if which is None:
         raise DualrunError("batch mark: give --begin (before your job starts) or --end (after it ended)")

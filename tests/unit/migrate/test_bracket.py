@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from migrate.bracket import import_output
 from migrate.errors import SpecError
+from migrate.intake import import_output
 from migrate.spec import load_spec
 from tests.unit.migrate.spec.test_load import changed, load_fails, write
 
@@ -99,7 +99,7 @@ def test_a_begin_mark_keeps_its_offsets_and_an_older_mark_reads_without() -> Non
     from datetime import UTC, datetime
 
     from cdc.position import Position
-    from migrate.bracket import Mark
+    from migrate.marks import Mark
 
     at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     mark = Mark("begin", Position.binlog_snapshot("mysql-bin.000003", 1234, "0-1-42"), at,
@@ -172,7 +172,7 @@ def test_an_import_url_that_cannot_be_read_is_one_line_saying_so_once(tmp_path: 
 def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_path: Path) -> None:
     # An empty first CSV stores every column as text; appending typed rows would cast them silently.
     from migrate.batch import BatchRun, write_run
-    from migrate.bracket import _same_types
+    from migrate.intake import _same_types
 
     spec = load_spec(write(tmp_path, changed(BATCH, {"import": {"csv": "out.csv"}})))
     (tmp_path / "out.csv").write_text("account_id,balance\n")
