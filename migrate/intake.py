@@ -5,8 +5,10 @@ like the spec's `columns` (exact: a value that does not fit fails). `migrate.mar
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
@@ -16,7 +18,7 @@ import sqlalchemy as sa
 from comparators.errors import SourceError
 from comparators.sources import CsvSource, ParquetSource, SqlSource
 from comparators.sql import describe
-from migrate.errors import SpecError
+from migrate.errors import DualrunError, SpecError
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
 from migrate.spec.model import BatchImportSpec
@@ -102,3 +104,26 @@ def import_outputs(spec: PipelineSpec) -> dict[str, pa.Table]:
     tables = {name: import_output(spec, name) for name in spec.outputs}
     _same_types(spec, tables)
     return tables
+
+
+def refuse_stale(spec: PipelineSpec, begun: datetime) -> None:
+    """DualrunError (exit 2) when an output's Parquet or CSV file was last written before the bracket
+    began (`begun`): a previous run's output, which the job of this bracket did not write. A table
+    behind a URL carries no such evidence and is imported as it is."""
+    for name, out in spec.outputs.items():
+        where = out.batch.import_
+        path = None if where is None else where.parquet or where.csv
+        if path is None:
+            continue
+        for found in sorted(glob.glob(path)) if glob.has_magic(path) else [path]:
+            try:
+                written = datetime.fromtimestamp(os.stat(found).st_mtime, UTC)
+            except OSError:
+                continue  # missing: the import says so, in its own words
+            if written < begun:
+                raise DualrunError(
+                    f"batch mark --end: outputs.{name}.batch.import: {found} was last written at "
+                    f"{written.isoformat(timespec='seconds')}, before the bracket began at "
+                    f"{begun.isoformat(timespec='seconds')}: a previous run's output; run the job, then "
+                    "`dualrun batch mark --end` again"
+                )

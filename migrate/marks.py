@@ -32,7 +32,7 @@ from cdc.fence import Partition, partition_ends
 from cdc.position import Position
 from migrate.batch import BatchRun, translate, write_run
 from migrate.errors import DualrunError
-from migrate.intake import import_outputs
+from migrate.intake import import_outputs, refuse_stale
 from migrate.sourcedb import source_url
 from migrate.spec import PipelineSpec
 
@@ -129,9 +129,23 @@ def change_offsets(spec: PipelineSpec, timeout: float = 15.0) -> dict[Partition,
         ) from None
 
 
-def mark_begin(spec: PipelineSpec) -> Mark:
-    """Record P_lo, before the external job starts (replaces an unfinished earlier bracket): the
-    change topics' end offsets first, then the source position (see the module docstring)."""
+def open_mark(spec: PipelineSpec) -> Mark | None:
+    """The begin mark of a bracket not ended yet; None when no bracket is open."""
+    begun = _marks_dir(spec) / "begin.json"
+    return Mark.from_dict(json.loads(begun.read_text())) if begun.exists() else None
+
+
+def mark_begin(spec: PipelineSpec, *, abandon: bool = False) -> Mark:
+    """Record P_lo, before the external job starts: the change topics' end offsets first, then the
+    source position (see the module docstring). DualrunError when a bracket is open already (its
+    job's outputs would be imported against the wrong P_lo) unless `abandon` discards it."""
+    found = open_mark(spec)
+    if found is not None and not abandon:
+        raise DualrunError(
+            f"batch mark --begin: a bracket is open already, begun at {found.at.isoformat(timespec='seconds')} "
+            f"(position {found.position}); run `dualrun batch mark --end` once its job ended, or "
+            "`dualrun batch mark --begin --abandon` to discard it and begin anew"
+        )
     offsets = change_offsets(spec)
     mark = Mark("begin", current_position(spec), datetime.now(UTC), offsets)
     _write_json(_marks_dir(spec) / "begin.json", mark.to_dict())
@@ -141,10 +155,10 @@ def mark_begin(spec: PipelineSpec) -> Mark:
 def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     """Record P_hi after the job ended, import its outputs and record the batch run at P_hi.
     DualrunError when no `--begin` was recorded; SpecError when an output cannot be imported."""
-    begun = _marks_dir(spec) / "begin.json"
-    if not begun.exists():
+    begin = open_mark(spec)
+    if begin is None:
         raise DualrunError("batch mark --end: no bracket was begun; run `dualrun batch mark --begin` before the job")
-    begin = Mark.from_dict(json.loads(begun.read_text()))
+    refuse_stale(spec, begin.at)
     end = Mark("end", current_position(spec), datetime.now(UTC))
     if end.position < begin.position:
         raise DualrunError(f"batch mark --end: the source position went back ({begin.position} -> {end.position})")
@@ -157,7 +171,7 @@ def mark_end(spec: PipelineSpec) -> tuple[BatchRun, Bracket]:
     write_run(spec.warehouse_path, run, tables)
     bracket = Bracket(run.run_id, begin, end)
     _write_json(_marks_dir(spec) / "runs" / f"{run.run_id}.json", bracket.to_dict())
-    begun.unlink()
+    (_marks_dir(spec) / "begin.json").unlink()
     return run, bracket
 
 
@@ -170,6 +184,10 @@ def load_bracket(spec: PipelineSpec, run_id: str) -> Bracket | None:
     return Bracket(data["run_id"], Mark.from_dict(data["begin"]), Mark.from_dict(data["end"]))
 
 
+def _abandon(spec: PipelineSpec) -> None:
+    (_marks_dir(spec) / "begin.json").unlink(missing_ok=True)
+
+
 def run_external(spec: PipelineSpec, command: Sequence[str]) -> tuple[int, BatchRun | None, Bracket | None]:
     """Run the user's `command` between the two marks: (its exit code, the run, its bracket); no run
     is recorded when the command fails (its output may be half written)."""
@@ -179,8 +197,10 @@ def run_external(spec: PipelineSpec, command: Sequence[str]) -> tuple[int, Batch
     try:
         code = subprocess.call(list(command))
     except OSError as exc:
+        _abandon(spec)
         raise DualrunError(f"run batch --external: cannot run {command[0]!r}: {exc.strerror}") from None
     if code != 0:
+        _abandon(spec)  # no run to end: the next `run batch --external` begins a bracket of its own
         return code, None, None
     run, bracket = mark_end(spec)
     return 0, run, bracket

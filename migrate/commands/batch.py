@@ -20,9 +20,14 @@ def batch() -> None:
 @state_option
 @click.option("--begin", "which", flag_value="begin", help="Before the job starts: record the source position.")
 @click.option("--end", "which", flag_value="end", help="After the job ended: record the position, import outputs.")
+@click.option("--abandon", is_flag=True, help="With --begin: discard a bracket still open (its job never ended).")
 @click.option("--json", "as_json", is_flag=True)
-def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, as_json: bool) -> None:
-    """Record the source position before (--begin) or after (--end) your batch job."""
+def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, abandon: bool, as_json: bool) -> None:
+    """Record the source position before (--begin) or after (--end) your batch job.
+
+    A second --begin while a bracket is open is refused (exit 2): --end it, or --begin --abandon.
+    --end refuses an output file written before the begin mark (a previous run's output, exit 2).
+    """
     from migrate import render
     from migrate.commands.run import spec_for
     from migrate.errors import DualrunError
@@ -30,9 +35,11 @@ def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, as_j
 
     if which is None:
         raise DualrunError("batch mark: give --begin (before your job starts) or --end (after it ended)")
+    if abandon and which != "begin":
+        raise DualrunError("batch mark: --abandon goes with --begin (it discards an open bracket and begins anew)")
     spec = spec_for(spec_path, state_dir)
     if which == "begin":
-        begun = mark_begin(spec)
+        begun = mark_begin(spec, abandon=abandon)
         click.echo(render.as_json(begun) if as_json else f"bracket begun at {begun.position}")
         return
     run, bracket = mark_end(spec)
