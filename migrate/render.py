@@ -305,6 +305,8 @@ def bracket_check(result: BracketCheck) -> str:
 
 def _bracket_lines(result: BracketCheck) -> list[str]:
     """The window (where it was read from) and, per output, its keys outside and inside it."""
+    from comparators.report import key_text
+
     lines = []
     window = result.window
     if window is not None:
@@ -322,10 +324,14 @@ def _bracket_lines(result: BracketCheck) -> list[str]:
             f"in batch {rec.only_in_right}, mismatched {rec.mismatched_rows}, within tolerance "
             f"{rec.within_tolerance_rows}"
         )
+        keys = out.reconciliation.keys
         for key in out.window_defects[:5]:
-            lines.append(f"    defect in the window (matches no stream version inside the bracket): key {list(key)}")
+            shown = key_text(zip(keys, key, strict=True))
+            lines.append(f"    defect in the window (matches no stream version inside the bracket): {shown}")
         for key in out.outcome("unresolvable")[:5]:
-            lines.append(f"    unresolvable, the batch did not read at one point: key {list(key)}")
+            lines.append(
+                f"    unresolvable, the batch did not read at one point: {key_text(zip(keys, key, strict=True))}"
+            )
     return lines
 
 
