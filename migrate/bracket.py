@@ -64,7 +64,9 @@ class BracketCheck:
 
     @property
     def exit_code(self) -> int:
-        return {"clean": 0, "differences": 1}.get(self.verdict, 3)
+        """The exit-code contract of `dualrun reconcile`: 0 clean, 1 anything else (differences, or
+        the stream behind: not compared, so never clean)."""
+        return 0 if self.verdict == "clean" else 1
 
     def to_dict(self) -> dict[str, Any]:
         return {

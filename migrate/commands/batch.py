@@ -55,7 +55,7 @@ def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, aban
 def check(spec_path: Path | None, state_dir: Path | None, run_id: str, wait: float | None, as_json: bool) -> None:
     """Decide every key of a bracketed batch run: exact outside the window, tested inside it.
 
-    Exit 0 clean, 1 defects, 3 when the stream has not passed the end mark yet, 2 on config errors.
+    Exit 0 clean, 1 defects or the stream not past the end mark yet (as `reconcile --spec`), 2 on config errors.
     """
     from migrate import render
     from migrate.bracket import check_bracket

@@ -182,3 +182,25 @@ def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_pat
     (tmp_path / "out.csv").write_text("account_id,balance\n1,2.50\n")
     with pytest.raises(SpecError, match="column account_id is BIGINT now but VARCHAR in earlier runs"):
         _same_types(spec, {"account_balance": import_output(spec, "account_balance")})
+
+
+def test_batch_check_exits_as_reconcile_does_when_the_stream_is_behind() -> None:
+    """Issue 13 trial: `batch check` exited 3 where `reconcile --spec` exits 1 for the same state; the
+    contract (README, `--help`) is 0 clean, 1 anything not clean, 2 config errors."""
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate.batch import BatchRun
+    from migrate.bracket import BracketCheck
+    from migrate.marks import Bracket, Mark
+    from migrate.progress import StreamProgress
+
+    at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    lo, hi = Position.binlog_snapshot("mysql-bin.000003", 100), Position.binlog_snapshot("mysql-bin.000003", 900)
+    run = BatchRun("r1", at, at, hi)
+    bracket = Bracket("r1", Mark("begin", lo, at), Mark("end", hi, at))
+    behind = BracketCheck(run, bracket, StreamProgress(False, hi, None, 0, None, "running"), None, {})
+    assert (behind.verdict, behind.exit_code) == ("stream behind", 1)
+    assert "by 0" not in (behind.behind or "")
+    passed = BracketCheck(run, bracket, StreamProgress(True, hi, hi, 0, None, "running"), None, {})
+    assert (passed.verdict, passed.exit_code) == ("clean", 0)
