@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from cdc.position import format_lsn
 from comparators.errors import PositionError
 
 _GTID = re.compile(r"^\s*(\d+)-(\d+)-(\d+)\s*$")
@@ -140,7 +141,7 @@ class Lsn:
         return self.value
 
     def __str__(self) -> str:
-        return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"
+        return format_lsn(self.value)
 
 
 @dataclass(frozen=True)
