@@ -4,7 +4,10 @@ issue 13 item 1).
 When dualrun cannot run the batch SQL itself, the job is bracketed by `batch mark --begin` and
 `--end` (`migrate.marks`): it read the source at unknown times inside [P_lo, P_hi]. `check_bracket`
 waits for the stream to pass P_hi, reads the change events inside the bracket (the window) and
-decides every key (`migrate.consistency`).
+decides every key (`migrate.consistency`). First, per output, the **lineage self-check**: every
+record the stream wrote at a position inside the bracket was written for a change inside it, so
+the window's lineage must name its key; one it does not name makes the lineage incomplete, a spec
+error (`self_check`), and nothing is decided.
 
 `dualrun reconcile --spec` routes a bracketed run here (`migrate.asof`); each output's result is
 recorded in the run history, and its window keys in the coverage ledger, as a reconcile's are.
@@ -12,28 +15,30 @@ recorded in the run history, and its window keys in the coverage ledger, as a re
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from cdc.fence import partition_ends, read_changes
 from cdc.progress import GroupProgress
 from comparators import history as run_history
 from comparators.changelog import ChangelogSource
 from comparators.positions import PosOrder
-from comparators.sql import describe
+from comparators.report import key_text
+from comparators.sql import describe, ident, idents
 from migrate.batch import BatchRun, load_run, run_output
 from migrate.consistency import BracketClassification, classify_bracket, versions_in_bracket
 from migrate.coverage import record_coverage
-from migrate.errors import DualrunError
+from migrate.errors import DualrunError, SpecError
 from migrate.marks import Bracket, load_bracket
 from migrate.metrics import publish_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
-from migrate.spec import PipelineSpec
-from migrate.window import Window, WindowEvent, lineage_rows
+from migrate.spec import OutputSpec, PipelineSpec
+from migrate.window import Window, WindowEvent, lineage_rows, unpredicted_keys
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,9 @@ def check_bracket(
             changed = lineage_rows(output, keys, (batch, stream), window, out.lineage)
             positioned = "__pos_order" in {c for c, _ in describe(con, "log")}
             versions = versions_in_bracket(con, "log", keys, changed, lo, hi) if positioned else None
+            written = written_in_bracket(con, "log", lo, hi) if positioned else None
+        if written is not None:
+            self_check(output, out, (batch, stream), written, window)
         decided[output] = classify_bracket(
             output, keys, batch, stream, changed, versions, rules=dict(out.tolerances) or None, ignore=out.ignore,
             partition=out.partition, name=f"{spec.name}/{output}",
@@ -178,6 +186,31 @@ def check_bracket(
         )  # fmt: skip
     ids = record_bracket(spec, decided) if record else {}
     return BracketCheck(run, bracket, reached, window, decided, where, ids)
+
+
+def written_in_bracket(con: duckdb.DuckDBPyConnection, log: str, lo: int, hi: int) -> pa.Table:
+    """The value columns of the records the stream wrote at a position inside [lo, hi] (deletes
+    left out: their images may lack the columns the lineage maps)."""
+    values = idents([c for c, _ in describe(con, log) if not c.startswith("__")])
+    return con.sql(
+        f"""SELECT {values} FROM {ident(log)} WHERE "__pos_order" BETWEEN $lo AND $hi AND "__op" <> 'd'""",
+        params={"lo": lo, "hi": hi},
+    ).to_arrow_table()
+
+
+def self_check(output: str, out: OutputSpec, sides: Sequence[pa.Table], written: pa.Table, window: Window) -> None:
+    """The lineage self-check (issue 13): every record the stream wrote inside the bracket was written
+    for a change inside it, so the window's lineage must name its key. SpecError (exit 2) when it
+    does not: an incomplete lineage would leave changed keys out of the window and call them defects
+    or, worse, compare them as if unchanged."""
+    missed = unpredicted_keys(output, list(out.keys), sides, written, window, out.lineage)
+    if missed.num_rows:
+        first = key_text(missed.slice(0, 1).to_pylist()[0].items())
+        raise SpecError(
+            f"outputs.{output}.lineage: the lineage is incomplete: {missed.num_rows:,} key(s) of {output} were "
+            f"written inside the bracket by changes it does not name, e.g. {first}; add the table their changes "
+            f"come from to outputs.{output}.lineage (or map it to `all`)"
+        )
 
 
 def record_bracket(spec: PipelineSpec, decided: Mapping[str, BracketClassification]) -> dict[str, str]:

@@ -204,3 +204,28 @@ def test_batch_check_exits_as_reconcile_does_when_the_stream_is_behind() -> None
     assert "by 0" not in (behind.behind or "")
     passed = BracketCheck(run, bracket, StreamProgress(True, hi, hi, 0, None, "running"), None, {})
     assert (passed.verdict, passed.exit_code) == ("clean", 0)
+
+
+def test_the_lineage_self_check_names_records_written_in_the_bracket_it_did_not_predict() -> None:
+    """Issue 13: an enriched order rewritten for a customer change inside the bracket, with a lineage
+    that names orders only, is a spec error said as such; with customers named it passes."""
+    from migrate.bracket import self_check
+    from migrate.spec import OutputSpec
+    from migrate.window import Window, WindowEvent
+
+    schema = pa.schema([("order_id", pa.int64()), ("customer_id", pa.int64()), ("tier", pa.string())])
+    sides = pa.Table.from_pylist([{"order_id": 1, "customer_id": 10, "tier": "gold"},
+                                  {"order_id": 2, "customer_id": 20, "tier": "gold"}], schema=schema)  # fmt: skip
+    written = pa.Table.from_pylist([{"order_id": 2, "customer_id": 20, "tier": "gold"}], schema=schema)
+    event = WindowEvent("shop.customers", {"id": 20, "tier": "basic"}, {"id": 20, "tier": "gold"}, row=(20,))
+    window = Window("positions", {"source": "a"}, {"source": "b"}, (event,))
+    orders_only: dict[str, Any] = {"shop.orders": {"order_id": "id"}}
+    out = OutputSpec.model_validate({"keys": ["order_id"], "batch": {"sql": "SELECT 1"}, "stream": {"topic": "t"},
+                                     "lineage": orders_only})  # fmt: skip
+    with pytest.raises(SpecError) as raised:
+        self_check("orders_enriched", out, (sides, sides), written, window)
+    message = str(raised.value)
+    assert message.startswith("outputs.orders_enriched.lineage: the lineage is incomplete: 1 key(s) of orders_enriched")
+    assert "e.g. order_id=2;" in message and "\n" not in message and raised.value.exit_code == 2
+    complete = out.model_copy(update={"lineage": {**orders_only, "shop.customers": {"customer_id": "id"}}})
+    self_check("orders_enriched", complete, (sides, sides), written, window)  # no error
