@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from migrate.commands.options import spec_option, state_option
+from migrate.commands.options import emit_report, spec_option, state_option
 
 
 @click.group()
@@ -52,7 +52,10 @@ def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, aban
 @click.option("--run", "run_id", default="latest", show_default=True, help="The bracketed batch run to check.")
 @click.option("--wait", type=float, help="Seconds to wait for the stream to pass the end mark.")
 @click.option("--json", "as_json", is_flag=True)
-def check(spec_path: Path | None, state_dir: Path | None, run_id: str, wait: float | None, as_json: bool) -> None:
+@click.option("--output", type=click.Path(path_type=Path), metavar="FILE", help="Write the report here, not to stdout.")
+def check(
+    spec_path: Path | None, state_dir: Path | None, run_id: str, wait: float | None, as_json: bool, output: Path | None
+) -> None:
     """Decide every key of a bracketed batch run: exact outside the window, tested inside it.
 
     Exit 0 clean, 1 defects or the stream not past the end mark yet (as `reconcile --spec`), 2 on config errors.
@@ -62,5 +65,5 @@ def check(spec_path: Path | None, state_dir: Path | None, run_id: str, wait: flo
     from migrate.commands.run import spec_for
 
     result = check_bracket(spec_for(spec_path, state_dir), run_id, wait=wait)
-    click.echo(render.as_json(result) if as_json else render.bracket_check(result), nl=False)
+    emit_report(render.as_json(result) + "\n" if as_json else render.bracket_check(result), output, result.verdict)
     click.get_current_context().exit(result.exit_code)

@@ -4,6 +4,7 @@ stream behind, and an incomplete lineage is caught by the self-check as a spec e
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -91,6 +92,11 @@ def test_batch_check_and_reconcile_agree_when_the_stream_is_behind(pipeline: Pip
     assert (checked.returncode, reconciled.returncode) == (1, 1), (checked, reconciled)
     assert checked.stdout.startswith("STREAM BEHIND: batch run") and "not compared:" in checked.stdout
     assert "by 0 events" not in checked.stdout + reconciled.stdout
+    report = tmp_path / "check.json"
+    written = cli("batch", "check", "--spec", str(path), "--wait", "2", "--json", "--output", str(report))
+    assert written.returncode == 1 and written.stdout == "", written
+    assert written.stderr.strip() == f"stream behind: report written to {report}"
+    assert json.loads(report.read_text())["verdict"] == "stream behind"
 
 
 def test_an_incomplete_lineage_is_a_spec_error_found_by_the_self_check(
