@@ -112,6 +112,8 @@ def _window_outcomes(
 ) -> list[WindowKey]:
     """Each window key's test, in the order of `changed`'s rows (see the module docstring)."""
     counts = dict(zip(_tuples(changed, keys), changed.column("changed_rows").to_pylist(), strict=True))
+    if not counts:
+        return []  # no window key; an empty output's key columns may even be untyped (null), unjoinable
     if versions is None:
         return [WindowKey(key, "untested", n, 0) for key, n in counts.items()]
     wanted = batch.join(changed.select(list(keys)), list(keys), join_type="left semi")
