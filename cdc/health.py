@@ -172,7 +172,7 @@ def _stall(
     age = None if newest is None else now - newest / 1000
     if not stalled(age, behind, limit_s):
         return None
-    last = "no record" if age is None else f"the last record {age:.0f}s ago"
+    last = "no record" if age is None else f"the last record {max(0.0, age):.0f}s ago"
     committed = offsets[0].get("transaction_id") or offsets[0].get("gtids")
     return (
         f"RUNNING but delivering nothing: {last} on its topics, while the source is at GTID {source} and the "

@@ -65,7 +65,14 @@ def parse_lsn(text: str | int) -> int:
 
 
 def format_lsn(value: int) -> str:
-    return f"{value >> 32:X}/{value & 0xFFFFFFFF:X}"
+    """The one form every LSN is shown in: PostgreSQL's own `%X/%08X` (as `pg_current_wal_lsn()`
+    prints it since PostgreSQL 18; older servers leave out the low half's leading zeros, which
+    `parse_lsn` reads alike).
+
+    >>> format_lsn(parse_lsn("0/16B3748")), format_lsn(parse_lsn("16/B374D848")), format_lsn(0)
+    ('0/016B3748', '16/B374D848', '0/00000000')
+    """
+    return f"{value >> 32:X}/{value & 0xFFFFFFFF:08X}"
 
 
 def parse_gtid_set(text: str) -> dict[int, int]:

@@ -88,7 +88,7 @@ class GroupProgress:
             for p in behind[:5]
         )
         more = f" and {len(behind) - 5} more" if len(behind) > 5 else ""
-        total = "" if self.lag is None else f" by {self.lag} events"
+        total = f" by {self.lag:,} event(s)" if self.lag else ""  # unknown or 0 (no partitions): no count
         return f"stream behind the batch position {self.target}{total}: group {self.group!r} at {parts}{more}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from cdc import client
 from cdc.client import Kafka, PartitionReader
 from cdc.errors import CdcError, PositionError
+from cdc.position import format_lsn
 
 XID32 = 1 << 32
 _SNAPSHOT = re.compile(r"^\s*(\d+):(\d+):([\d,\s]*)$")
@@ -107,7 +108,8 @@ class PgSnapshot:
     def to_dict(self) -> dict[str, Any]:
         return {
             "snapshot": str(self), "xmin": self.xmin, "xmax": self.xmax, "xip": list(self.xip),
-            "lsn_before": self.lsn_before, "lsn_after": self.lsn_after,
+            "lsn_before": None if self.lsn_before is None else format_lsn(self.lsn_before),
+            "lsn_after": None if self.lsn_after is None else format_lsn(self.lsn_after),
         }  # fmt: skip
 
 

@@ -18,8 +18,9 @@ what the streaming job writes as `__pos_order` (see `comparators.changelog`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from cdc.position import format_lsn
 from comparators.errors import PositionError
 
 _GTID = re.compile(r"^\s*(\d+)-(\d+)-(\d+)\s*$")
@@ -140,7 +141,7 @@ class Lsn:
         return self.value
 
     def __str__(self) -> str:
-        return f"{self.value >> 32:X}/{self.value & 0xFFFFFFFF:X}"
+        return format_lsn(self.value)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,8 @@ class PosOrder:
     """
 
     value: int
+    # How people know the position (a PostgreSQL cut: its LSN, `lsn 0/016B3748`); else the number.
+    shown: str | None = field(default=None, compare=False)
 
     @classmethod
     def parse(cls, text: str) -> PosOrder:
@@ -164,7 +167,7 @@ class PosOrder:
         return self.value
 
     def __str__(self) -> str:
-        return str(self.value)
+        return self.shown if self.shown is not None else str(self.value)
 
 
 Position = GtidSet | BinlogPosition | Lsn | PosOrder

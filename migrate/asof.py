@@ -152,7 +152,8 @@ def _reconcile_spec(
     record: bool = True,
     progress: Callable[[str], None] = lambda _: None,
 ) -> SpecReconciliation:
-    from migrate.bracket import check_bracket, load_bracket
+    from migrate.bracket import check_bracket
+    from migrate.marks import load_bracket
 
     run = load_run(spec.warehouse_path, run_id)
     if load_bracket(spec, run.run_id) is not None:

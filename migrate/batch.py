@@ -21,7 +21,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from cdc.position import Position
+from cdc.position import Position, parse_lsn
 from cdc.visibility import PgSnapshot
 from migrate.errors import DualrunError
 from migrate.snapshot import binlog_position as snapshot_position  # noqa: F401 - re-exported
@@ -282,9 +282,14 @@ def load_run(warehouse: Path, run_id: str = "latest") -> BatchRun:
     run_id_, started, finished, file, offset, gtid, _, rows, pg = row
     if pg is not None:
         data = json.loads(pg)
-        snapshot = PgSnapshot.parse(data["snapshot"], data.get("lsn_before"), data.get("lsn_after"))
+        snapshot = PgSnapshot.parse(data["snapshot"], *(_lsn(data.get(k)) for k in ("lsn_before", "lsn_after")))
         return BatchRun(run_id_, started, finished, Position.lsn(int(offset)), json.loads(rows), snapshot)
     return BatchRun(run_id_, started, finished, Position.binlog_snapshot(file, offset, gtid), json.loads(rows))
+
+
+def _lsn(stored: str | int | None) -> int | None:
+    """An LSN of a stored snapshot: text (`format_lsn`) or, written before, its integer."""
+    return None if stored is None else parse_lsn(stored)
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, output: str) -> bool:

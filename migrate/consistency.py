@@ -28,7 +28,7 @@ The stream side is given as its versions; `versions_in_bracket` computes them fr
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -112,6 +112,8 @@ def _window_outcomes(
 ) -> list[WindowKey]:
     """Each window key's test, in the order of `changed`'s rows (see the module docstring)."""
     counts = dict(zip(_tuples(changed, keys), changed.column("changed_rows").to_pylist(), strict=True))
+    if not counts:
+        return []  # no window key; an empty output's key columns may even be untyped (null), unjoinable
     if versions is None:
         return [WindowKey(key, "untested", n, 0) for key, n in counts.items()]
     wanted = batch.join(changed.select(list(keys)), list(keys), join_type="left semi")
@@ -153,7 +155,11 @@ def classify_bracket(
     stream carries no positions (window keys are then untested). `rules` and `ignore` are the
     output's `tolerances` and `ignore`, applied as `dualrun reconcile` applies them, to the keys
     outside the window and to the window keys' versions alike. Raises what `reconcile` raises."""
-    tested = _window_outcomes(keys, batch, changed, versions, rules, ignore)
+    duplicated = set(_tuples(_duplicated(batch, keys), keys))
+    tested = [
+        replace(w, outcome="defect") if w.key in duplicated else w
+        for w in _window_outcomes(keys, batch, changed, versions, rules, ignore)
+    ]
     flying = changed.select(list(keys))
     keep = pa.array([w.outcome != "defect" for w in tested], pa.bool_())
     skip = flying.filter(keep)
@@ -163,8 +169,21 @@ def classify_bracket(
         list(keys), rules=dict(rules or {}) or None, ignore=tuple(ignore), partition=partition,
         left_position=positions[0], right_position=positions[1], name=name, settings=Settings(allow_empty=True),
     )  # fmt: skip
+    # Rows read, not rows compared: the window keys left out count as in flight (one row each a side).
+    result = replace(
+        result, left=replace(result.left, rows=batch.num_rows), right=replace(result.right, rows=stream.num_rows),
+        in_flight_rows=result.in_flight_rows + skip.num_rows,
+    )  # fmt: skip
     outside = key_coverage(keys, (batch, stream), flying).verified
     return BracketClassification(output, result, outside, tuple(tested), flying)
+
+
+def _duplicated(table: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The keys that occur more than once in `table`: a window key among them is a defect (an output
+    holds one row per key), never left out as in flight."""
+    with duckdb.connect() as con:
+        con.register("t", table.select(list(keys)))
+        return con.sql(f"SELECT {idents(keys)} FROM t GROUP BY ALL HAVING count(*) > 1").to_arrow_table()
 
 
 def versions_in_bracket(

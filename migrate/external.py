@@ -31,6 +31,7 @@ from cdc.chain import wait_job_progress
 from cdc.progress import GroupProgress
 from comparators import ChangelogSource, FrameSource, Reconciliation, Settings, Source, reconcile
 from comparators import history as run_history
+from comparators.report import key_text
 from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
@@ -274,7 +275,8 @@ def _through_window(
         span = "the previous run's" if fenced.span.previous else "this run's"
         detail = (
             f"the lineage of {output} is incomplete: {unexplained.num_rows:,} key(s) written since {span} offset "
-            f"fence that no change since then names, e.g. {unexplained.slice(0, 1).to_pylist()[0]}; add the table "
+            f"fence that no change since then names, e.g. {key_text(unexplained.slice(0, 1).to_pylist()[0].items())}; "
+            f"add the table "
             f"their changes come from to outputs.{output}.lineage (or map it to `all`)"
         )
         return replace(check, cause="lineage_incomplete", detail=detail, window=window), None

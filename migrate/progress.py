@@ -29,12 +29,17 @@ class StreamProgress:
             return f"stream has committed every change up to {self.target}"
         if self.state is None:
             return "the streaming job has never run for this state directory; start it with `dualrun run stream`"
-        parts = [f"stream behind the batch position {self.target}"]
-        if self.lag_events is not None:
-            parts.append(f"by {self.lag_events} events")
-        if self.behind_seconds is not None:
-            parts.append(f"/ {self.behind_seconds:.1f} s")
-        return " ".join(parts) + f" (job {self.state}, last committed position {self.last_position or 'none'})"
+        # The job's lag counts events already in Kafka it has not committed; 0 says the rest has not
+        # reached Kafka yet (Debezium behind), a count nobody knows: said so, never "by 0 events".
+        seconds = f"{self.behind_seconds:.1f} s" if self.behind_seconds is not None else None
+        if self.lag_events:
+            by = f" by {self.lag_events:,} event(s)" + (f" / {seconds}" if seconds else "")
+        elif self.lag_events == 0:
+            by = ": the job has consumed every change in Kafka; Debezium has not published the rest yet"
+        else:
+            by = f" by {seconds}" if seconds else ""
+        last = self.last_position or "none"
+        return f"stream behind the batch position {self.target}{by} (job {self.state}, last committed position {last})"
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -26,11 +26,12 @@ if TYPE_CHECKING:
     from comparators.history import RunSummary
     from migrate.asof import SpecReconciliation
     from migrate.batch import BatchRun
-    from migrate.bracket import Bracket, BracketCheck
+    from migrate.bracket import BracketCheck
     from migrate.checklist.model import Checklist
     from migrate.demo import DemoResult
     from migrate.external import OutputCheck
     from migrate.logbatch import LogBatchRun
+    from migrate.marks import Bracket
     from migrate.sink import SinkParity
     from migrate.spec import PipelineSpec
     from migrate.stack import StackStatus
@@ -306,6 +307,8 @@ def bracket_check(result: BracketCheck) -> str:
 
 def _bracket_lines(result: BracketCheck) -> list[str]:
     """The window (where it was read from) and, per output, its keys outside and inside it."""
+    from comparators.report import key_text
+
     lines = []
     window = result.window
     if window is not None:
@@ -323,10 +326,14 @@ def _bracket_lines(result: BracketCheck) -> list[str]:
             f"in batch {rec.only_in_right}, mismatched {rec.mismatched_rows}, within tolerance "
             f"{rec.within_tolerance_rows}"
         )
+        keys = out.reconciliation.keys
         for key in out.window_defects[:5]:
-            lines.append(f"    defect in the window (matches no stream version inside the bracket): key {list(key)}")
+            shown = key_text(zip(keys, key, strict=True))
+            lines.append(f"    defect in the window (matches no stream version inside the bracket): {shown}")
         for key in out.outcome("unresolvable")[:5]:
-            lines.append(f"    unresolvable, the batch did not read at one point: key {list(key)}")
+            lines.append(
+                f"    unresolvable, the batch did not read at one point: {key_text(zip(keys, key, strict=True))}"
+            )
     return lines
 
 

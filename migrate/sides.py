@@ -87,7 +87,9 @@ def stream_side(spec: PipelineSpec, output: str, position: Position, schema: pa.
     job, what the tap read of the output topic (`migrate.external`)."""
     # PostgreSQL: the stream cut's order value (migrate.pgsource); the changelog has __pos_order.
     at: PosOrder | str = (
-        PosOrder(position.order_value) if position.kind == "lsn" else f"{position.file}:{position.minor}"
+        PosOrder(position.order_value, shown=str(position))
+        if position.kind == "lsn"
+        else f"{position.file}:{position.minor}"
     )
     root = spec.changelog_path
     taps = segment_files(tap_dir(spec.path("."), spec.stream.group, output)) if spec.is_external else []

@@ -196,6 +196,27 @@ def in_flight_keys(
     return lineage_rows(output, keys, sides, window, lineage).select(list(keys))
 
 
+def unpredicted_keys(
+    output: str,
+    keys: Sequence[str],
+    sides: Sequence[pa.Table],
+    written: pa.Table,
+    window: Window,
+    lineage: Mapping[str, TableLineage],
+) -> pa.Table:
+    """The lineage self-check: the distinct keys of `written` (output records written inside the
+    window, so by its change events) that the window's lineage, evaluated on `sides` and `written`,
+    does not name. Any means the lineage is incomplete (a table missing, a wrong expression). Sorted."""
+    named = in_flight_keys(output, keys, (*sides, written), window, lineage)
+    cols = idents(keys)
+    with duckdb.connect() as con:
+        con.register("written", written.select(list(keys)))
+        con.register("named", named)
+        return con.sql(
+            f"SELECT DISTINCT {cols} FROM written ANTI JOIN named USING ({cols}) ORDER BY ALL"
+        ).to_arrow_table()
+
+
 def key_coverage(keys: Sequence[str], sides: Sequence[pa.Table], flying: pa.Table) -> Coverage:
     """Coverage of one output: its distinct keys over `sides`, less the `flying` ones (in flight)."""
     with duckdb.connect() as con:

@@ -6,6 +6,7 @@ import json as jsonlib  # the package has a `json` submodule, which would shadow
 from collections.abc import Callable
 
 from comparators.errors import SpecError
+from comparators.report._common import key_text
 from comparators.report.json import render_json
 from comparators.report.markdown import render_markdown
 from comparators.report.model import RunReport
@@ -51,6 +52,7 @@ __all__ = [
     "FORMATS",
     "RUN_FORMATS",
     "RunReport",
+    "key_text",
     "render",
     "render_json",
     "render_markdown",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from decimal import Decimal  # noqa: F401 (doctest)
 from typing import Any
 
@@ -134,6 +135,16 @@ def value(v: Any) -> str:
     return out if isinstance(out, str) else str(out)
 
 
+def key_text(key: Iterable[tuple[str, Any]]) -> str:
+    """A key as every renderer and the CLI show it: `column=value` pairs (values as `value` shows
+    them), never a Python tuple.
+
+    >>> key_text([("order_id", "A-1")]), key_text([("customer_id", 7), ("day", None)])
+    ('order_id=A-1', 'customer_id=7, day=NULL')
+    """
+    return ", ".join(f"{column}={value(v)}" for column, v in key)
+
+
 def values(left: Any, right: Any) -> tuple[str, str]:
     """Two values shown side by side: when they would look the same but differ (a DECIMAL
     and its text, a float and a string), each also says its type.
@@ -167,7 +178,7 @@ def cause_rows(result: Reconciliation) -> list[tuple[str, int, str]]:
 
 
 def sample_line(s: Sample) -> str:
-    key = ", ".join(f"{k}={value(v)}" for k, v in s.key)
+    key = key_text(s.key)
     if s.cause == "duplicate_key":
         return f"{key}: {s.left_count} rows in left, {s.right_count} in right"
     if s.cause == "missing_in_stream":

@@ -19,6 +19,7 @@ from comparators.report._common import (
     cause_title,
     further_side,
     headline,
+    key_text,
     row_counts,
     side_titles,
     value,
@@ -47,7 +48,7 @@ def _sample_rows(output: OutputRun, report: RunReport) -> list[dict[str, Any]]:
             "cause": s.cause,
             "title": cause_title(s.cause, output.result.name).split(" (")[0],
             "unexplained": s.cause not in EXPLAINED_CAUSES,
-            "key": ", ".join(f"{k}={value(v)}" for k, v in s.key),
+            "key": key_text(s.key),
             "values": _values(s),
             "history": report.history_for(owner, s.key),
         })  # fmt: skip

@@ -50,7 +50,7 @@ def _last_run(ctx: Context) -> tuple[list[str], list[str]]:
     """(facts, problems) about the batch run to go back to. For outputs an external job writes
     (`batch.import`), dualrun runs no SQL: the last run must be bracketed by `batch mark`, and the
     evidence names what each output imports."""
-    from migrate.bracket import load_bracket
+    from migrate.marks import load_bracket
 
     run = ctx.batch_run
     if run is None:

@@ -15,7 +15,20 @@ from migrate.stream.status import StreamStatus, status_path
 HEARTBEAT_LIMIT_S = 30.0
 
 
-def _ago(seconds: float) -> str:
+# A stamp this far ahead of the checklist's clock is the clocks disagreeing, not rounding.
+CLOCK_SKEW_S = 1.0
+
+
+def ago(seconds: float) -> str:
+    """An age for people: a stamp up to CLOCK_SKEW_S in the future is "0s ago" (never "-0s"); one
+    further ahead says the clocks disagree.
+
+    >>> [ago(s) for s in (-0.4, 0.0, 3.6, 150.0, -5.0)]
+    ['0s ago', '0s ago', '4s ago', '2 min ago', '5s in the future (clocks disagree)']
+    """
+    if seconds < -CLOCK_SKEW_S:
+        return f"{-seconds:.0f}s in the future (clocks disagree)"
+    seconds = max(0.0, seconds)
     return f"{seconds:.0f}s ago" if seconds < 120 else f"{seconds / 60:.0f} min ago"
 
 
@@ -38,12 +51,12 @@ def dead_or_hung(ctx: Context, status: StreamStatus) -> str | None:
     restarts = f"; restarted {status.restarts} time(s)" if status.restarts else ""
     error = f": {status.error}" if status.error else ""
     if status.state in ("crash_loop", "restarting", "failed", "stopped"):
-        return f"streaming job is {status.state} (pid {status.pid}), last report {_ago(age)}{error}{restarts}"
+        return f"streaming job is {status.state} (pid {status.pid}), last report {ago(age)}{error}{restarts}"
     if not pid_alive(status.pid):
-        return f"streaming job pid {status.pid} is not running (last report {_ago(age)}, state {status.state}){error}"
+        return f"streaming job pid {status.pid} is not running (last report {ago(age)}, state {status.state}){error}"
     beat = status.heartbeat_at if status.heartbeat_at is not None else status.updated_at
     if ctx.now - beat > HEARTBEAT_LIMIT_S:
-        return f"streaming job (pid {status.pid}) main loop last turned {_ago(ctx.now - beat)}: it is hung{error}"
+        return f"streaming job (pid {status.pid}) main loop last turned {ago(ctx.now - beat)}: it is hung{error}"
     if status.state == "retrying":
         return f"streaming job (pid {status.pid}) cannot reach Kafka and is retrying{error}"
     return None
@@ -76,8 +89,8 @@ def events_fresh(ctx: Context) -> CheckResult:
     if problem is not None:
         return r.failed(problem)
     if age > limit:
-        return r.failed(f"streaming job (pid {status.pid}) last reported {_ago(age)}; it is hung or gone")
-    job = f"job running (pid {status.pid}), reported {_ago(age)}"
+        return r.failed(f"streaming job (pid {status.pid}) last reported {ago(age)}; it is hung or gone")
+    job = f"job running (pid {status.pid}), reported {ago(age)}"
     waiting = status.lag
     if waiting is None and status.lag_measured_at is not None:
         # The job tried and could not ask the broker: whether anything waits is unknown, not zero.
@@ -95,11 +108,11 @@ def events_fresh(ctx: Context) -> CheckResult:
         return r.warned(f"{job}; no change event processed yet ({waiting if waiting is not None else '?'} waiting)")
     event_age = ctx.now - status.last_event_ts_ms / 1000
     if event_age <= limit:
-        return passed(f"{job}; last event {_ago(event_age)}")
+        return passed(f"{job}; last event {ago(event_age)}")
     if waiting == 0:
-        return passed(f"{job}; last event {_ago(event_age)} but nothing is waiting: the source is quiet")
+        return passed(f"{job}; last event {ago(event_age)} but nothing is waiting: the source is quiet")
     behind = f"{waiting:,} records waiting" if waiting is not None else "lag unknown"
-    return r.failed(f"{job}; last event {_ago(event_age)} with {behind}")
+    return r.failed(f"{job}; last event {ago(event_age)} with {behind}")
 
 
 def job_alive(ctx: Context) -> CheckResult:
@@ -126,7 +139,7 @@ def job_alive(ctx: Context) -> CheckResult:
         return r.failed(problem)
     progress = status.committed_at if status.committed_at is not None else status.started_at
     idle = ctx.now - progress
-    last = f"last commit {_ago(idle)}" if status.committed_at is not None else f"no commit since start {_ago(idle)}"
+    last = f"last commit {ago(idle)}" if status.committed_at is not None else f"no commit since start {ago(idle)}"
     # Measured now by the checklist: the job's own last report of its lag may predate an outage.
     try:
         topics = [t for t in ctx.change_topics if ctx.topic_exists(t)]
@@ -139,7 +152,7 @@ def job_alive(ctx: Context) -> CheckResult:
     beat = status.heartbeat_at if status.heartbeat_at is not None else status.updated_at
     lag = f"lag {waiting:,}" if waiting is not None else "lag not measured yet"
     restarts = f", restarted {status.restarts} time(s)" if status.restarts else ""
-    return r.passed(f"pid {status.pid} alive, heartbeat {_ago(ctx.now - beat)}, {last}, {lag}{restarts}")
+    return r.passed(f"pid {status.pid} alive, heartbeat {ago(ctx.now - beat)}, {last}, {lag}{restarts}")
 
 
 def consumer_lag(ctx: Context) -> CheckResult:
@@ -261,7 +274,7 @@ def _external_events_fresh(ctx: Context, r: CheckResult, limit: float) -> CheckR
     if oldest is None:
         raise CheckUnavailable(f"group {group} is {lag.total:,} records behind but none could be read to date them")
     age = max(0.0, ctx.now - oldest / 1000)
-    waiting = f"the oldest change event not committed is from {_ago(age)} ({lag.total:,} waiting)"
+    waiting = f"the oldest change event not committed is from {ago(age)} ({lag.total:,} waiting)"
     if age > limit:
         return r.failed(f"group {group}: {waiting}: the job is stopped or not keeping up")
     return r.passed(f"group {group}: {waiting}")

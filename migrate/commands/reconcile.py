@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migrate.commands.options import MEMORY_LIMIT, REPORT_FORMATS
+from migrate.commands.options import MEMORY_LIMIT, REPORT_FORMATS, emit_report
 
 if TYPE_CHECKING:
     from comparators.spec import InFlight
@@ -220,7 +219,7 @@ def reconcile(
         click.echo(
             f"recorded run {run_id} in {history_db}; parity streak {streak} (clean batch runs in a row)", err=True
         )
-    _emit(render(result, fmt), output, result.verdict)
+    emit_report(render(result, fmt), output, result.verdict)
     ctx.exit(result.exit_code)
 
 
@@ -259,20 +258,6 @@ def _refuse_pair_options(ctx: click.Context) -> None:
         raise SpecError(f"{_flag(ctx, name)} does not apply with --spec: {hint}")
 
 
-def _emit(report: str, output: Path | None, verdict: str) -> None:
-    """Write `report` to `output` (SpecError, exit 2, when it cannot be written) or stdout."""
-    from comparators.errors import SpecError
-
-    if output is None:
-        sys.stdout.write(report)
-        return
-    try:
-        output.write_text(report)
-    except OSError as exc:
-        raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
-    click.echo(f"{verdict}: report written to {output}", err=True)
-
-
 def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
     from rich.console import Console
 
@@ -284,7 +269,7 @@ def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, 
     console = Console(stderr=True)
     with console.status("reconciling") as status:
         result = reconcile_spec(spec, run_id, wait=wait, progress=status.update)
-    _emit(migrate_render.spec_reconciliation(result, fmt), output, result.verdict)
+    emit_report(migrate_render.spec_reconciliation(result, fmt), output, result.verdict)
     click.get_current_context().exit(result.exit_code)
 
 

@@ -135,7 +135,7 @@ def batch(spec_path: Path | None, state_dir: Path | None, as_json: bool, externa
     if command and not external:
         raise DualrunError(f"run batch: {command[0]!r} is a command; add --external to run your own batch job")
     if external:
-        from migrate.bracket import run_external
+        from migrate.marks import run_external
 
         code, ran, bracket = run_external(spec, command)
         if ran is None or bracket is None:

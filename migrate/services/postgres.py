@@ -17,6 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from cdc.position import format_lsn, parse_lsn
 from migrate.artifacts import stack_dir
 from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, RunAs, wait_until
@@ -332,7 +333,9 @@ class Postgres:
                 assert row is not None
                 version = str(row[0])
                 healthy = row[1] == "logical"
-                detail = f"wal_level {row[1]}, {row[2]} replication slots, current LSN {row[3]}"
+                detail = (
+                    f"wal_level {row[1]}, {row[2]} replication slots, current LSN {format_lsn(parse_lsn(str(row[3])))}"
+                )
                 if self.relocated:
                     detail += f"; data in {self.data_home} (its account cannot enter the state dir)"
             except psycopg.Error as exc:

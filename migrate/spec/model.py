@@ -6,8 +6,9 @@ compare rules, checklist thresholds, runner settings derived from the group). Se
 the file: `password_env` names the environment variable that holds each password; only a spec with
 `local: true` (the local stack's example) falls back to the stack's local passwords.
 
-Relative paths resolve against `state_dir`, which resolves against the current directory;
-`sql_file` resolves against the spec file's folder (see `migrate.spec.load`).
+Files the spec names for dualrun to read (`sql_file`, `batch.import` Parquet and CSV files) resolve
+against the spec file's folder (see `migrate.spec.load`); `state_dir` resolves against the current
+directory, and the files dualrun writes (warehouse, history, changelogs) against `state_dir`.
 """
 
 from __future__ import annotations

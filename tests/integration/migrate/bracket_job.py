@@ -11,26 +11,15 @@ import os
 import sys
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-import sqlalchemy as sa
+from migrate.examples.shop_orders.nightly import write_outputs
+
+OUTPUTS = ("orders_enriched", "order_alerts", "daily_revenue")
 
 
 def main(url: str, sql_dir: str, out_dir: str, defect: bool) -> None:
-    engine = sa.create_engine(sa.engine.make_url(url).set(password=os.environ["DUALRUN_DB_PASSWORD"]),
-                              isolation_level="AUTOCOMMIT")  # fmt: skip
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    with engine.connect() as conn:
-        for output in ("orders_enriched", "order_alerts", "daily_revenue"):
-            sql = (Path(sql_dir) / f"{output}.sql").read_text()
-            if defect and output == "order_alerts":
-                sql = sql.replace("amount > 500", "amount > 400")
-            result = conn.exec_driver_sql(sql)
-            columns = list(result.keys())
-            rows = [dict(zip(columns, row, strict=True)) for row in result]
-            pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({c: [] for c in columns}),
-                           Path(out_dir) / f"{output}.parquet")  # fmt: skip
-    engine.dispose()
+    assert Path(sql_dir).samefile(Path(__file__).parents[3] / "migrate" / "examples" / "shop_orders" / "sql")
+    paths = {output: Path(out_dir) / f"{output}.parquet" for output in OUTPUTS}
+    write_outputs(url, os.environ["DUALRUN_DB_PASSWORD"], paths, defect=defect)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,12 @@ import yaml
 from comparators import history
 from migrate.asof import reconcile_spec
 from migrate.batch import run_output
-from migrate.bracket import check_bracket, run_external
+from migrate.bracket import check_bracket
 from migrate.checklist import Context, parity
 from migrate.checklist.reconciliation import coverage
 from migrate.examples import shop_orders
 from migrate.examples.shop_orders.workload import Workload
+from migrate.marks import run_external
 from migrate.spec import OutputSpec, PipelineSpec
 from tests.integration.migrate.conftest import JobThread
 

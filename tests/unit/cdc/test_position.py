@@ -93,3 +93,20 @@ def test_from_dict_inverts_to_dict() -> None:
     for position in (Position.binlog("mysql-bin.000007", 1234, 2, "0-1-9"), Position.lsn("0/16B3748", "0/16B3750")):
         again = Position.from_dict(position.to_dict())
         assert again == position and again.order_value == position.order_value and str(again) == str(position)
+
+
+def test_every_lsn_renders_in_one_form_postgresql_s_own() -> None:
+    """Issue 13 trial: LSNs showed as `0/16B3748` in one place and other forms elsewhere. One form,
+    `%X/%08X`, for positions, the changelog, comparators and a snapshot's evidence; stored runs with
+    integer LSNs still load."""
+    from cdc.visibility import PgSnapshot
+    from comparators.positions import Lsn
+    from migrate.batch import _lsn
+
+    value = parse_lsn("0/16B3748")
+    assert format_lsn(value) == str(Lsn.parse("0/16B3748")) == "0/016B3748"
+    assert str(Position.lsn("0/16B3748")) == "lsn 0/016B3748"
+    assert Position.lsn("0/16B3748").to_dict()["commit_lsn"] == "0/016B3748"
+    shown = PgSnapshot.parse("100:105:", value, value + 8).to_dict()
+    assert (shown["lsn_before"], shown["lsn_after"]) == ("0/016B3748", "0/016B3750")
+    assert _lsn(shown["lsn_after"]) == _lsn(value + 8) == value + 8 and _lsn(None) is None

@@ -60,3 +60,14 @@ def test_binlog_order_needs_a_sequence_number() -> None:
         binlog_order("b.000001", 2**40)
     with pytest.raises(PositionError):
         binlog_order("mysql-bin", 4)
+
+
+def test_a_postgresql_cut_shows_as_its_lsn_not_its_order_number() -> None:
+    """A report's `changelog ... as of` names a PostgreSQL position in the one LSN form."""
+    from comparators.changelog import ChangelogSource
+    from comparators.positions import PosOrder
+    from comparators.sources import ParquetSource
+
+    cut = PosOrder(0x16B3748, shown="lsn 0/016B3748")
+    assert str(cut) == "lsn 0/016B3748" and cut == PosOrder(0x16B3748) and cut.order == 0x16B3748
+    assert ChangelogSource(ParquetSource("log.parquet"), cut).label.endswith(" as of lsn 0/016B3748")

@@ -12,8 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from migrate.bracket import import_output
 from migrate.errors import SpecError
+from migrate.intake import import_output
 from migrate.spec import load_spec
 from tests.unit.migrate.spec.test_load import changed, load_fails, write
 
@@ -99,7 +99,7 @@ def test_a_begin_mark_keeps_its_offsets_and_an_older_mark_reads_without() -> Non
     from datetime import UTC, datetime
 
     from cdc.position import Position
-    from migrate.bracket import Mark
+    from migrate.marks import Mark
 
     at = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
     mark = Mark("begin", Position.binlog_snapshot("mysql-bin.000003", 1234, "0-1-42"), at,
@@ -173,7 +173,7 @@ def test_an_import_url_that_cannot_be_read_is_one_line_saying_so_once(tmp_path: 
 def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_path: Path) -> None:
     # An empty first CSV stores every column as text; appending typed rows would cast them silently.
     from migrate.batch import BatchRun, write_run
-    from migrate.bracket import _same_types
+    from migrate.intake import _same_types
 
     spec = load_spec(write(tmp_path, changed(BATCH, {"import": {"csv": "out.csv"}})))
     (tmp_path / "out.csv").write_text("account_id,balance\n")
@@ -183,3 +183,50 @@ def test_an_import_typed_otherwise_than_earlier_runs_is_refused_not_cast(tmp_pat
     (tmp_path / "out.csv").write_text("account_id,balance\n1,2.50\n")
     with pytest.raises(SpecError, match="column account_id is BIGINT now but VARCHAR in earlier runs"):
         _same_types(spec, {"account_balance": import_output(spec, "account_balance")})
+
+
+def test_batch_check_exits_as_reconcile_does_when_the_stream_is_behind() -> None:
+    """Issue 13 trial: `batch check` exited 3 where `reconcile --spec` exits 1 for the same state; the
+    contract (README, `--help`) is 0 clean, 1 anything not clean, 2 config errors."""
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate.batch import BatchRun
+    from migrate.bracket import BracketCheck
+    from migrate.marks import Bracket, Mark
+    from migrate.progress import StreamProgress
+
+    at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    lo, hi = Position.binlog_snapshot("mysql-bin.000003", 100), Position.binlog_snapshot("mysql-bin.000003", 900)
+    run = BatchRun("r1", at, at, hi)
+    bracket = Bracket("r1", Mark("begin", lo, at), Mark("end", hi, at))
+    behind = BracketCheck(run, bracket, StreamProgress(False, hi, None, 0, None, "running"), None, {})
+    assert (behind.verdict, behind.exit_code) == ("stream behind", 1)
+    assert "by 0" not in (behind.behind or "")
+    passed = BracketCheck(run, bracket, StreamProgress(True, hi, hi, 0, None, "running"), None, {})
+    assert (passed.verdict, passed.exit_code) == ("clean", 0)
+
+
+def test_the_lineage_self_check_names_records_written_in_the_bracket_it_did_not_predict() -> None:
+    """Issue 13: an enriched order rewritten for a customer change inside the bracket, with a lineage
+    that names orders only, is a spec error said as such; with customers named it passes."""
+    from migrate.bracket import self_check
+    from migrate.spec import OutputSpec
+    from migrate.window import Window, WindowEvent
+
+    schema = pa.schema([("order_id", pa.int64()), ("customer_id", pa.int64()), ("tier", pa.string())])
+    sides = pa.Table.from_pylist([{"order_id": 1, "customer_id": 10, "tier": "gold"},
+                                  {"order_id": 2, "customer_id": 20, "tier": "gold"}], schema=schema)  # fmt: skip
+    written = pa.Table.from_pylist([{"order_id": 2, "customer_id": 20, "tier": "gold"}], schema=schema)
+    event = WindowEvent("shop.customers", {"id": 20, "tier": "basic"}, {"id": 20, "tier": "gold"}, row=(20,))
+    window = Window("positions", {"source": "a"}, {"source": "b"}, (event,))
+    orders_only: dict[str, Any] = {"shop.orders": {"order_id": "id"}}
+    out = OutputSpec.model_validate({"keys": ["order_id"], "batch": {"sql": "SELECT 1"}, "stream": {"topic": "t"},
+                                     "lineage": orders_only})  # fmt: skip
+    with pytest.raises(SpecError) as raised:
+        self_check("orders_enriched", out, (sides, sides), written, window)
+    message = str(raised.value)
+    assert message.startswith("outputs.orders_enriched.lineage: the lineage is incomplete: 1 key(s) of orders_enriched")
+    assert "e.g. order_id=2;" in message and "\n" not in message and raised.value.exit_code == 2
+    complete = out.model_copy(update={"lineage": {**orders_only, "shop.customers": {"customer_id": "id"}}})
+    self_check("orders_enriched", complete, (sides, sides), written, window)  # no error

@@ -225,3 +225,20 @@ def test_versions_in_bracket_from_a_changelog() -> None:
         (3, Decimal("4.00")),
         (4, None),
     ], key=repr)  # fmt: skip
+
+
+def test_counts_are_of_every_row_read_and_a_duplicated_window_key_is_a_defect() -> None:
+    """Issue 13 trial: the summary said batch rows without the window keys and 0 duplicate keys
+    while the batch held order 2 twice. Rows read count; a duplicated key is never left out."""
+    w = window(order_event(2, 20, "7.00", "7.50"), order_event(3, 20, "1.00", "1.50"))
+    batch = rows((1, 10, "5.00", "gold"), (2, 20, "7.00", "basic"), (2, 20, "7.50", "basic"), (3, 20, "1.00", "basic"))
+    stream = rows((1, 10, "5.00", "gold"), (2, 20, "7.50", "basic"), (3, 20, "1.50", "basic"))
+    found = {(2,): [row(2, 20, "7.00", "basic"), row(2, 20, "7.50", "basic")],
+             (3,): [row(3, 20, "1.00", "basic"), row(3, 20, "1.50", "basic")]}  # fmt: skip
+    result = decide(batch, stream, found, w)
+    rec = result.reconciliation
+    assert (rec.left.rows, rec.right.rows) == (4, 3)  # all rows read, window keys included
+    assert (rec.left.duplicate_keys, rec.left.duplicate_rows) == (1, 2)
+    assert rec.causes["duplicate_key"] == 1 and rec.causes["in_flight"] == 1  # order 3, consistent, left out
+    assert [(k.key, k.outcome) for k in result.window] == [((2,), "defect"), ((3,), "consistent")]
+    assert result.verdict == "differences"

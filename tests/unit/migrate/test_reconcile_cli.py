@@ -176,9 +176,11 @@ def test_run_and_wait_need_spec(pair: tuple[str, str, str], args: list[str]) -> 
 
 
 def test_unwritable_output_is_one_line_exit_2(pair: tuple[str, str, str], tmp_path: Path) -> None:
-    from migrate.commands.reconcile import _emit
+    from migrate.commands.options import emit_report
 
     code, _, err = invoke(pair[0], pair[2], "--key", "id", "--output", str(tmp_path / "no" / "r.txt"))
     assert code == 2 and "cannot write report to" in err and "Traceback" not in err
-    with pytest.raises(Exception, match="cannot write report to"):  # the --spec form writes through it too
-        _emit("report", tmp_path / "no" / "r.txt", "clean")
+    with pytest.raises(
+        Exception, match="cannot write report to"
+    ):  # the --spec form and `batch check` write through it too
+        emit_report("report", tmp_path / "no" / "r.txt", "clean")

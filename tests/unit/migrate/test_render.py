@@ -6,7 +6,9 @@ import io
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
+import pyarrow as pa
 import pytest
 from rich.console import Console
 
@@ -167,3 +169,22 @@ def test_a_spec_reconciliation_with_a_sink_matches_golden() -> None:
     text = render.spec_reconciliation(result, "text")
     assert text.startswith("dualrun reconcile shop-orders: DIFFERENCES")
     assert "only in sink 1" in text and "== orders_enriched (sink oe) ==" in text and "[only_in_sink]" in text
+
+
+def test_window_keys_print_as_column_value_pairs_never_a_python_tuple() -> None:
+    from migrate.consistency import classify_bracket
+    from migrate.window import Window, WindowEvent, lineage_rows
+
+    schema = pa.schema([("sku", pa.string()), ("qty", pa.int64())])
+    batch = pa.Table.from_pylist([{"sku": "A-1", "qty": 5}], schema=schema)
+    stream = pa.Table.from_pylist([{"sku": "A-1", "qty": 7}], schema=schema)
+    event = WindowEvent("shop.stock", {"sku": "A-1", "qty": 6}, {"sku": "A-1", "qty": 7}, row=("A-1",))
+    w = Window("positions", {"source": "a"}, {"source": "b"}, (event,))
+    changed = lineage_rows("stock", ["sku"], (batch, stream), w, {"shop.stock": {"sku": "sku"}})
+    versions = pa.Table.from_pylist([{"sku": "A-1", "qty": q, "__present": True} for q in (6, 7)],
+                                    schema=schema.append(pa.field("__present", pa.bool_())))  # fmt: skip
+    decided = classify_bracket("stock", ["sku"], batch, stream, changed, versions)
+    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided})
+    lines = render._bracket_lines(check)  # type: ignore[arg-type]
+    assert lines[-1] == "    defect in the window (matches no stream version inside the bracket): sku=A-1"
+    assert "('A-1',)" not in "\n".join(lines) and "['A-1']" not in "\n".join(lines)

@@ -12,9 +12,9 @@ import pyarrow as pa
 
 from cdc.position import Position
 from migrate.batch import BatchRun, write_run
-from migrate.bracket import Bracket, Mark, _marks_dir
 from migrate.checklist import Context
 from migrate.checklist.rollback import _last_run
+from migrate.marks import Bracket, Mark, _marks_dir
 from migrate.spec import load_spec
 from tests.unit.migrate.spec.test_load import changed, write
 

@@ -50,7 +50,7 @@ def test_form_b_the_whole_debezium_source_block_in_one_json_header() -> None:
 
 def test_form_b_postgresql_orders_by_previous_commit_then_change_lsn() -> None:
     located = decode_position(header(PG), "dbz.source")
-    assert located is not None and located.lsn == "0/16E9058" and located.pos_file is None
+    assert located is not None and located.lsn == "0/016E9058" and located.pos_file is None
     assert located.pos_order == Position.lsn(24023119, 24023128).order_value
 
 
