@@ -10,8 +10,9 @@ from migrate.artifacts import Artifacts
 from migrate.errors import StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
-from migrate.services.kafka import java, jvm_args, write_properties
+from migrate.services.kafka import java, jvm_args
 from migrate.services.monitoring import jmx_agent
+from migrate.services.properties import write_properties
 from migrate.services.security import SecureStack
 from migrate.stackconfig import StackConfig
 

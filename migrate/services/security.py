@@ -32,6 +32,7 @@ from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, R
 
 from cdc.client import KafkaSettings
 from migrate.errors import MissingTool, StackError
+from migrate.services.properties import write_properties
 
 USERS = ("admin", "connect", "debezium", "stream", "dualrun")
 MECHANISM = "SCRAM-SHA-256"
@@ -213,10 +214,7 @@ class SecureStack:
         """What the Connect worker reads at start: Debezium's secrets for its FileConfigProvider
         (`cdc.kafka_secrets_file`, `cdc.password_file`) and the REST API's login and JAAS file."""
         jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
-        _private(
-            self.secrets_file,
-            f"sasl.jaas.config={java_escape(jaas)}\ndatabase.password={java_escape(database_password)}\n",
-        )
+        write_properties(self.secrets_file, {"sasl.jaas.config": jaas, "database.password": database_password})
         _private(self.rest_passwords, f"{REST_USER}: {self.passwords()[REST_PASSWORD_KEY]}\n")
         _private(
             self.rest_jaas,
@@ -244,11 +242,6 @@ class SecureStack:
     def connect_auth(self) -> tuple[str, str]:
         """(user, password) of Connect's REST API (HTTP basic auth)."""
         return REST_USER, self.passwords()[REST_PASSWORD_KEY]
-
-
-def java_escape(value: str) -> str:
-    """`value` as a Java properties value (backslashes, and what would end or split the line)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def acls() -> list[AclBinding]:
