@@ -57,6 +57,16 @@ def is_reference(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("${") and value.endswith("}")
 
 
+def file_reference(path: Any, key: str) -> str:
+    """A FileConfigProvider reference to `key` of the Java properties file `path`, resolved by a
+    worker with `config.providers=file`.
+
+    >>> file_reference("/s/secrets.properties", "connection.password")
+    '${file:/s/secrets.properties:connection.password}'
+    """
+    return f"${{file:{path}:{key}}}"
+
+
 @dataclass(frozen=True)
 class ConnectorSettings:
     """What a Debezium source connector needs; `to_config()` renders Connect's flat string map.

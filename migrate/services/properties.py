@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 # The characters `java.util.Properties.load` gives a meaning to: `\` escapes, `=`/`:` end a key,
@@ -48,3 +49,48 @@ def write_properties(path: Path, settings: dict[str, object]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as out:
         out.write("".join(f"{java_escape(key, key=True)}={java_escape(value)}\n" for key, value in settings.items()))
+
+
+def read_properties(path: Path) -> dict[str, str]:
+    r"""A Java properties file as `Properties.load` reads it: comments, `k=v`, `k: v`, `k v`,
+    continuation lines, escapes and `\uXXXX` (UTF-8 text, as FileConfigProvider reads it).
+
+    Raises OSError when the file cannot be read."""
+    entries: dict[str, str] = {}
+    pending = ""
+    for natural in path.read_text(encoding="utf-8").splitlines():
+        line = natural.lstrip(" \t\f")  # also a continuation's leading whitespace
+        if not pending and (not line or line[0] in "#!"):
+            continue
+        if (len(line) - len(line.rstrip("\\"))) % 2:  # an odd number of trailing backslashes continues
+            pending += line[:-1]
+            continue
+        key, value = _split(pending + line)
+        entries[key] = value
+        pending = ""
+    if pending:
+        key, value = _split(pending)
+        entries[key] = value
+    return entries
+
+
+def _split(line: str) -> tuple[str, str]:
+    end = 0
+    while end < len(line) and line[end] not in "=: \t\f":
+        end += 2 if line[end] == "\\" else 1
+    rest = line[end:].lstrip(" \t\f")
+    if rest[:1] in ("=", ":"):
+        rest = rest[1:].lstrip(" \t\f")
+    return _unescape(line[:end]), _unescape(rest)
+
+
+_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
+
+
+def _unescape(text: str) -> str:
+    def one(match: re.Match[str]) -> str:
+        code = match.group(1)
+        return chr(int(code[1:], 16)) if len(code) == 5 else _UNESCAPES.get(code, code)
+
+    joined = re.sub(r"\\(u[0-9a-fA-F]{4}|.?)", one, text)
+    return joined.encode("utf-16-le", "surrogatepass").decode("utf-16-le")  # pairs of \u units: one character
