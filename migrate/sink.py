@@ -144,7 +144,8 @@ def password_reference(spec: PipelineSpec, output: str) -> str | None:
     if sink.password_file is not None:
         return file_reference(sink.password_file, PASSWORD_KEY)
     if sink.url is None and spec.local:
-        return file_reference(secrets_file(StackConfig.from_env(spec.path("."))), PASSWORD_KEY)
+        # The stack's home (DUALRUN_HOME), where its worker runs, as for cdc.password_file: not the spec's state dir.
+        return file_reference(secrets_file(StackConfig.from_env()), PASSWORD_KEY)
     return None
 
 
@@ -171,7 +172,7 @@ def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | Non
     from migrate.stackconfig import StackConfig
 
     settings = sink_settings(spec, output, read_committed=read_committed)
-    stack = StackConfig.from_env(spec.path("."))
+    stack = StackConfig.from_env()
     if settings.password_ref == file_reference(secrets_file(stack), PASSWORD_KEY):
         write_secrets(stack)  # the local worker resolves it at the connector's start
     connect = spec.cdc.connect_client(secrets=(settings.password,))
