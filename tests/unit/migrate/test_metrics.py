@@ -238,6 +238,16 @@ def test_a_sink_is_published_as_its_own_output_with_its_verdict_or_why_not(tmp_p
     assert verdicts == {"clean": 0, "differences": 0, "sink_behind": 1}
     assert ("dualrun_parity_unexplained_rows", sink) not in got  # never an older number for a sink not compared
 
+    # The one publisher: a caller that compares no sink (bracket) publishes no sink side; one that
+    # compares sinks but got none for an output says why.
+    from migrate.metrics import publish_parity
+
+    publish_parity(spec, result.outputs)
+    assert not [labels for _, labels in samples(registry) if ("output", "orders_enriched@sink") in labels]
+    publish_parity(spec, result.outputs, sinks={})
+    got = samples(registry)
+    assert got[("dualrun_parity_verdict", (*sink, ("verdict", "stream_behind")))] == 1
+
 
 def test_a_lag_worker_failure_is_a_dualrun_error_with_exit_2() -> None:
     """The lag could not be measured (nothing listens on port 1): one line, caught by the CLI's one handler."""
