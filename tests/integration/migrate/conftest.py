@@ -14,6 +14,7 @@ import yaml
 from migrate.connector import ensure_connector
 from migrate.examples import shop_orders
 from migrate.examples.shop_orders.workload import Workload
+from migrate.services.connect import secrets_file
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig
 from migrate.stream.job import StreamJob
@@ -37,7 +38,8 @@ def pipeline_spec(
             password_env="DUALRUN_DEBEZIUM_PASSWORD",
             default_password=stack.debezium_password,
             tables=tables,
-            **cdc,  # type: ignore[arg-type]
+            # As a loaded local spec: the stack's worker resolves the password from its secrets file.
+            **{"password_file": str(secrets_file(stack)), **cdc},  # type: ignore[arg-type]
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(
