@@ -137,7 +137,6 @@ def password_reference(spec: PipelineSpec, output: str) -> str | None:
     """What the connector config carries as `connection.password`: a FileConfigProvider reference to
     `password_file`, else on the local stack's PostgreSQL to the stack's secrets file; None: the
     password itself (a secret in clear in Connect's config, which the checklist flags)."""
-    from migrate.services.connect import secrets_file
     from migrate.stackconfig import StackConfig
 
     sink = sink_of(spec, output)
@@ -145,7 +144,7 @@ def password_reference(spec: PipelineSpec, output: str) -> str | None:
         return file_reference(sink.password_file, PASSWORD_KEY)
     if sink.url is None and spec.local:
         # The stack's home (DUALRUN_HOME), where its worker runs, as for cdc.password_file: not the spec's state dir.
-        return file_reference(secrets_file(StackConfig.from_env()), PASSWORD_KEY)
+        return file_reference(StackConfig.from_env().connect_secrets_file, PASSWORD_KEY)
     return None
 
 
@@ -168,13 +167,8 @@ def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | Non
 
 def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
     """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
-    from migrate.services.connect import secrets_file, write_secrets
-    from migrate.stackconfig import StackConfig
-
+    # A local sink's reference names the stack's secrets file, which `stack up` writes (Connect.start).
     settings = sink_settings(spec, output, read_committed=read_committed)
-    stack = StackConfig.from_env()
-    if settings.password_ref == file_reference(secrets_file(stack), PASSWORD_KEY):
-        write_secrets(stack)  # the local worker resolves it at the connector's start
     connect = spec.cdc.connect_client(secrets=(settings.password,))
     connect.put(settings.name, settings.to_config())
     return settings

@@ -37,15 +37,9 @@ def probe_plugins(url: str, **http: Any) -> dict[str, str] | None:
     return plugins if all(cls in plugins for cls in DEBEZIUM_CLASSES) else None
 
 
-def secrets_file(config: StackConfig) -> Path:
-    """The local stack's secrets for Connect's FileConfigProvider: the sink's `connection.password`
-    (the stack's PostgreSQL) and Debezium's `database.password` (the stack's source databases)."""
-    return config.state_dir / "connect" / "secrets.properties"
-
-
 def write_secrets(config: StackConfig) -> Path:
-    """(Re)write `secrets_file`, readable by its owner only (the worker runs as the same user)."""
-    path = secrets_file(config)
+    """(Re)write `config.connect_secrets_file`, readable by its owner only (the worker runs as the same user)."""
+    path = config.connect_secrets_file
     write_properties(path, {"connection.password": config.db_password, "database.password": config.debezium_password})
     return path
 
@@ -95,8 +89,8 @@ class Connect:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 3000,
             "scheduled.rebalance.max.delay.ms": 0,
-            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file (`secrets_file`),
-            # never in Connect's config topic nor on GET /connectors/<name>/config.
+            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file (the stack's is
+            # `StackConfig.connect_secrets_file`), never in Connect's config topic nor on its REST API.
             "config.providers": "file",
             "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
             **self.security(),

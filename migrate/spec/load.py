@@ -67,7 +67,6 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
     `dualrun demo` works when 3306 or 9092 is taken. A port the spec sets otherwise is kept."""
     from sqlalchemy.engine import make_url
 
-    from migrate.services.connect import secrets_file
     from migrate.stackconfig import Ports, StackConfig
 
     stack = StackConfig.from_env()
@@ -85,7 +84,7 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
         cdc["connect_url"] = stack.connect_url
         # The stack's worker resolves ${file:...} from its secrets file (migrate.services.connect):
         # Debezium's database password never sits in Connect's config topic.
-        cdc.setdefault("password_file", str(secrets_file(stack)))
+        cdc.setdefault("password_file", str(stack.connect_secrets_file))
         if stack.secure:
             # The secured stack's Connect: HTTPS (the local CA) with basic auth.
             user, password = stack.connect_http()["auth"]

@@ -14,7 +14,6 @@ import yaml
 from migrate.connector import ensure_connector
 from migrate.examples import shop_orders
 from migrate.examples.shop_orders.workload import Workload
-from migrate.services.connect import secrets_file
 from migrate.spec import CdcSpec, KafkaSpec, PipelineSpec, SourceSpec, StreamSpec
 from migrate.stackconfig import StackConfig
 from migrate.stream.job import StreamJob
@@ -39,7 +38,7 @@ def pipeline_spec(
             default_password=stack.debezium_password,
             tables=tables,
             # As a loaded local spec: the stack's worker resolves the password from its secrets file.
-            **{"password_file": str(secrets_file(stack)), **cdc},  # type: ignore[arg-type]
+            **{"password_file": str(stack.connect_secrets_file), **cdc},  # type: ignore[arg-type]
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(

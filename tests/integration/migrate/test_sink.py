@@ -27,7 +27,6 @@ from migrate.checklist.reconciliation import parity as parity_check
 from migrate.checklist.security import connector_secrets
 from migrate.checklist.sink import sink_isolation
 from migrate.reporting import build_report
-from migrate.services.connect import secrets_file
 from migrate.sink import reconcile_sink, register_sink
 from migrate.spec import OutputSinkSpec, PipelineSpec
 from migrate.stackconfig import StackConfig
@@ -114,7 +113,7 @@ def test_sink_reconciled_as_third_side(
     # The password reaches Connect as a FileConfigProvider reference: its REST API (read raw here,
     # not through dualrun's masking client) never shows it, and the sink still logs in and writes.
     raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
-    assert raw["connection.password"] == f"${{file:{secrets_file(postgres_stack)}:connection.password}}"
+    assert raw["connection.password"] == f"${{file:{postgres_stack.connect_secrets_file}:connection.password}}"
     assert not _holding(raw, postgres_stack.db_password)
     assert connector_secrets(Context(spec)).status == "pass"
 
@@ -280,7 +279,7 @@ def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
     assert f"connector {settings.name}: connection.password in clear" in check.evidence
     assert postgres_stack.db_password not in check.evidence and "password_file" in check.evidence
     # The same sink with a password file on the worker's host: a reference, and the check passes.
-    outputs["orders_enriched"]["sink"] = {**own, "password_file": str(secrets_file(postgres_stack))}
+    outputs["orders_enriched"]["sink"] = {**own, "password_file": str(postgres_stack.connect_secrets_file)}
     fixed = PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
     register_sink(fixed, "orders_enriched")
     raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()

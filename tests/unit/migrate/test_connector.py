@@ -35,14 +35,15 @@ def test_a_password_file_sends_a_reference_never_the_database_password(
 ) -> None:
     from cdc.connector import file_reference
     from migrate.connector import connector_settings
-    from migrate.services.connect import secrets_file
     from migrate.stackconfig import StackConfig
 
     monkeypatch.setenv(local_spec(tmp_path).cdc.password_env, "s3cr3t-Db")
     # The local stack's worker holds the password in its own secrets file; a user's own Connect
     # without cdc.password_file gets the password itself (the connector_secrets check flags that).
     stack = connector_settings(local_spec(tmp_path)).to_config()
-    assert stack["database.password"] == file_reference(secrets_file(StackConfig.from_env()), "database.password")
+    assert stack["database.password"] == file_reference(
+        StackConfig.from_env().connect_secrets_file, "database.password"
+    )
     own_connect = {"connect_url": "http://connect.example:18083", "password_file": None}
     plain = connector_settings(local_spec(tmp_path, cdc=own_connect))
     assert plain.to_config()["database.password"] == plain.password

@@ -133,14 +133,13 @@ def _with_sink(spec_sink: dict[str, object], *, local: bool = True) -> PipelineS
 def test_the_sink_password_reaches_connect_as_a_file_reference_never_in_clear(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from migrate.services.connect import secrets_file
     from migrate.sink import sink_settings, sink_url
     from migrate.stackconfig import StackConfig
 
     # The local stack's PostgreSQL: the stack's own secrets file.
     monkeypatch.setenv("DUALRUN_DB_PASSWORD", "l0cal-Pg")
     local = sink_settings(_with_sink({"table": "oe"}), "orders_enriched")
-    stack_file = secrets_file(StackConfig.from_env())
+    stack_file = StackConfig.from_env().connect_secrets_file
     assert local.to_config()["connection.password"] == f"${{file:{stack_file}:connection.password}}"
     assert local.password == "l0cal-Pg" and "l0cal-Pg" not in json.dumps(local.to_config())
     # A user's database and Connect: password_file on the worker's host; dualrun reads with password_env.

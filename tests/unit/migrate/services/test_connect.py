@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migrate.services.connect import Connect, secrets_file, write_secrets
+from migrate.services.connect import Connect, write_secrets
 from migrate.services.properties import read_properties, write_properties
 from migrate.services.security import SecureStack
 from migrate.stackconfig import StackConfig
@@ -29,7 +29,7 @@ def test_a_plaintext_worker_resolves_file_references_and_the_stack_writes_the_se
     assert props["config.providers"] == "file" and props["config.providers.file.class"] == PROVIDER
     assert props["listeners"].startswith("http://") and not any(k.startswith("listeners.https.") for k in props)
     path = write_secrets(config)
-    assert path == secrets_file(config) == tmp_path / "connect" / "secrets.properties"
+    assert path == config.connect_secrets_file == tmp_path / "connect" / "secrets.properties"
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     assert read_properties(path) == {"connection.password": "pg=p:w#d", "database.password": "dbz pw"}
 
