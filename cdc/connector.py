@@ -53,8 +53,22 @@ def redact(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def is_reference(value: Any) -> bool:
-    """A Connect config provider reference (`${provider:[path:]key}`), resolved by the worker."""
-    return isinstance(value, str) and value.startswith("${") and value.endswith("}")
+    """A Connect config provider reference (`${provider:[path:]key}`), resolved by the worker.
+
+    >>> is_reference("${file:/s.properties:k}"), is_reference("${nocolon}"), is_reference("pw${x:y}")
+    (True, False, False)
+    """
+    return isinstance(value, str) and re.fullmatch(r"\$\{[A-Za-z0-9_.-]+:[^}]+\}", value) is not None
+
+
+def file_reference(path: Any, key: str) -> str:
+    """A FileConfigProvider reference to `key` of the Java properties file `path`, resolved by a
+    worker with `config.providers=file`.
+
+    >>> file_reference("/s/secrets.properties", "connection.password")
+    '${file:/s/secrets.properties:connection.password}'
+    """
+    return f"${{file:{path}:{key}}}"
 
 
 @dataclass(frozen=True)

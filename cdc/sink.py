@@ -35,6 +35,10 @@ class JdbcSinkSettings:
     # The table's primary key: the record key struct's fields (`primary.key.fields`, in key order);
     # () leaves it to the key struct, every field of it.
     key_fields: tuple[str, ...] = ()
+    # A config provider reference sent as `connection.password` instead of the password
+    # (`${file:PATH:connection.password}`, Connect's FileConfigProvider on the worker): Connect
+    # stores and shows the reference, never the password. None: the password itself.
+    password_ref: str | None = None
 
     def to_config(self) -> dict[str, str]:
         config = {
@@ -43,7 +47,7 @@ class JdbcSinkSettings:
             "topics": ",".join(self.topics),
             "connection.url": self.jdbc_url,
             "connection.username": self.user,
-            "connection.password": self.password,
+            "connection.password": self.password_ref or self.password,
             "insert.mode": "upsert",
             "delete.enabled": "true",
             "primary.key.mode": "record_key",

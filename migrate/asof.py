@@ -16,7 +16,7 @@ from comparators.errors import SpecError as ComparatorSpecError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
 from migrate.errors import DualrunError, SpecError
 from migrate.external import OutputCheck, reconcile_external
-from migrate.metrics import write_parity
+from migrate.metrics import publish_parity
 from migrate.progress import StreamProgress, wait_for_stream
 from migrate.sides import stream_side
 from migrate.sink import SinkParity, reconcile_sink, side_output
@@ -233,20 +233,6 @@ def _reconcile_spec(
 
 
 def _publish(spec: PipelineSpec, result: SpecReconciliation) -> None:
-    """Parity per output and per sink (`<output>@sink`) as Prometheus metrics, for the exporter to
-    serve (see migrate.metrics). Every side of every output is published: one not compared says why
-    (its check's cause, "sink_behind", else "stream_behind"), so a monitor never keeps showing an
-    older clean."""
-    results = dict(result.outputs)
-    causes = {out: "stream_behind" for out in spec.outputs if out not in results}
-    causes.update({out: c.cause for out, c in result.checks.items() if c.cause is not None and out not in results})
-    for output, out in spec.outputs.items():
-        if out.sink is None:
-            continue
-        parity = result.sinks.get(output)
-        if parity is not None and parity.reconciliation is not None:
-            results[side_output(output)] = parity.reconciliation
-        else:  # never compared: the sink behind its read point, or the stream not yet past the batch
-            causes[side_output(output)] = parity.verdict if parity is not None else "stream_behind"
-    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in [*results, *causes]}
-    write_parity(spec, results, streaks, causes)
+    """Parity per output and per sink (`<output>@sink`) as Prometheus metrics (migrate.metrics)."""
+    causes = {out: c.cause for out, c in result.checks.items() if c.cause is not None}
+    publish_parity(spec, result.outputs, causes, result.sinks)

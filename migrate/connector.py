@@ -6,7 +6,7 @@ The spec's `cdc.position_header` (default `dbz.source`) adds the position-header
 
 from __future__ import annotations
 
-from cdc.connector import ConnectorSettings
+from cdc.connector import ConnectorSettings, file_reference
 from migrate.errors import DualrunError, SpecError
 from migrate.spec import PipelineSpec
 
@@ -27,7 +27,7 @@ def connector_settings(spec: PipelineSpec) -> ConnectorSettings:
         databases = tuple(dict.fromkeys(t.split(".", 1)[0] for t in spec.cdc.tables))
         optional.update(pg_database=url.database or "", publication=spec.cdc.publication)
     if spec.cdc.password_file is not None:
-        optional["password_ref"] = f"${{file:{spec.cdc.password_file}:database.password}}"
+        optional["password_ref"] = file_reference(spec.cdc.password_file, "database.password")
     return ConnectorSettings(
         name=spec.cdc.connector, kind=spec.source.kind, hostname=url.host or "127.0.0.1",
         port=url.port or DEFAULT_PORTS.get(spec.source.kind, 3306), user=spec.cdc.user,
@@ -52,7 +52,7 @@ def schema_history_properties(spec: PipelineSpec) -> dict[str, str]:
                 "config topic; write `sasl.jaas.config=...` to a file on the Connect worker (FileConfigProvider "
                 "enabled) and name it there"
             )
-        java["sasl.jaas.config"] = f"${{file:{spec.cdc.kafka_secrets_file}:sasl.jaas.config}}"
+        java["sasl.jaas.config"] = file_reference(spec.cdc.kafka_secrets_file, "sasl.jaas.config")
     return java
 
 

@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from cdc import client
 from cdc.client import Kafka, KafkaSettings
 from cdc.progress import committed_offsets
+from migrate.errors import DualrunError
 from migrate.metrics import TEXTFILE_DIR, monitoring_dir
 from migrate.stackconfig import StackConfig
 
@@ -72,8 +73,11 @@ def group_lag(
     return lag
 
 
-class LagWorkerError(Exception):
-    """The lag worker process failed a request: an error it reported, no answer in time, or it died."""
+class LagWorkerError(DualrunError):
+    """The lag worker process failed a request: an error it reported, no answer in time, or it died.
+    The lag could not be measured, as a check that could not reach its system: exit 2."""
+
+    exit_code = 2
 
 
 def _serve_lag(conn: Connection, timeout: float) -> None:

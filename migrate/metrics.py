@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
     from comparators.result import Reconciliation
+    from migrate.sink import SinkParity
     from migrate.spec import PipelineSpec
     from migrate.stream.status import StreamStatus
     from migrate.stream.tap import TapRun
@@ -272,14 +273,31 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def publish_parity(
-    spec: PipelineSpec, results: Mapping[str, Reconciliation], causes: Mapping[str, str] | None = None
+    spec: PipelineSpec,
+    results: Mapping[str, Reconciliation],
+    causes: Mapping[str, str] | None = None,
+    sinks: Mapping[str, SinkParity] | None = None,
 ) -> Path:
-    """Parity per output after a reconciliation recorded its runs, for the exporter to serve. Every
-    output of the spec is published: one not in `results` says why (`causes`, else "stream_behind"),
-    so a monitor never keeps showing an older clean; streaks come from the run history."""
-    from comparators import history as run_history
+    """Parity per output after a reconciliation recorded its runs, for the exporter to serve; streaks
+    come from the run history. Every output of the spec is published: one not in `results` says why
+    (`causes`, else "stream_behind"), so a monitor never keeps showing an older clean.
 
+    `sinks` (output -> its sink's parity), from a caller that compares sinks: every output with a sink
+    gets its own side, `<output>@sink`, with its verdict, or why not ("sink_behind", else
+    "stream_behind"); None publishes no sink side.
+    """
+    from comparators import history as run_history
+    from migrate.sink import side_output
+
+    published = dict(results)
     why = {out: "stream_behind" for out in spec.outputs if out not in results}
     why.update({out: c for out, c in (causes or {}).items() if out not in results})
-    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in spec.outputs}
-    return write_parity(spec, dict(results), streaks, why)
+    if sinks is not None:
+        for output in (name for name, out in spec.outputs.items() if out.sink is not None):
+            parity = sinks.get(output)
+            if parity is not None and parity.reconciliation is not None:
+                published[side_output(output)] = parity.reconciliation
+            else:  # never compared: the sink behind its read point, or the stream not yet past the batch
+                why[side_output(output)] = parity.verdict if parity is not None else "stream_behind"
+    streaks = {out: run_history.parity_streak(spec.history_path, f"{spec.name}/{out}") for out in [*published, *why]}
+    return write_parity(spec, published, streaks, why)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -28,6 +29,7 @@ import pyarrow as pa
 
 from cdc import client
 from cdc.client import PartitionReader
+from cdc.connector import file_reference
 from cdc.errors import CdcError
 from cdc.sink import JdbcSinkSettings
 from cdc.topics import TopicAdmin
@@ -38,6 +40,7 @@ from migrate.spec import OutputSinkSpec, PipelineSpec
 from migrate.stream.connectjson import unwrap
 
 SIDE = "sink"  # the side's name in results, the run history and metrics
+PASSWORD_KEY = "connection.password"  # the key in `password_file` (the connector property's name)
 
 
 class SinkError(DualrunError):
@@ -87,13 +90,7 @@ def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:
     if sink.url is not None:
         url = sink.url
         if password:
-            import os
-
-            secret = os.environ.get(sink.password_env)
-            if secret is None and not spec.local:
-                raise SpecError(
-                    f"outputs.{output}.sink.password_env: environment variable {sink.password_env} is not set"
-                )
+            secret = _password(spec, output)
             parts = urlsplit(url)
             user, _, host = parts.netloc.rpartition("@")
             secret = secret if secret is not None else StackConfig.from_env(spec.path(".")).db_password
@@ -104,6 +101,51 @@ def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:
             f"outputs.{output}.sink.url is not set; give the sink database's URL (postgresql+psycopg://...)"
         )
     return StackConfig.from_env(spec.path(".")).postgres_url(password=password)
+
+
+def _password(spec: PipelineSpec, output: str) -> str | None:
+    """The sink database's password for dualrun: `password_env`'s variable, else `connection.password`
+    of `password_file` when dualrun can read it; None on the local stack (its own password)."""
+    import os
+
+    from migrate.services.properties import read_properties
+
+    sink = sink_of(spec, output)
+    secret = os.environ.get(sink.password_env)
+    if secret is not None:
+        return secret
+    where = f"outputs.{output}.sink"
+    if sink.password_file is not None:
+        try:
+            found = read_properties(Path(sink.password_file)).get(PASSWORD_KEY)
+        except OSError as exc:
+            if spec.local:
+                return None
+            raise SpecError(
+                f"{where}: environment variable {sink.password_env} is not set and password_file "
+                f"{sink.password_file} is not readable here ({exc.strerror}); export {sink.password_env}"
+            ) from None
+        if found is None:
+            raise SpecError(f"{where}.password_file: {sink.password_file} has no {PASSWORD_KEY}; add that key")
+        return found
+    if not spec.local:
+        raise SpecError(f"{where}.password_env: environment variable {sink.password_env} is not set")
+    return None
+
+
+def password_reference(spec: PipelineSpec, output: str) -> str | None:
+    """What the connector config carries as `connection.password`: a FileConfigProvider reference to
+    `password_file`, else on the local stack's PostgreSQL to the stack's secrets file; None: the
+    password itself (a secret in clear in Connect's config, which the checklist flags)."""
+    from migrate.stackconfig import StackConfig
+
+    sink = sink_of(spec, output)
+    if sink.password_file is not None:
+        return file_reference(sink.password_file, PASSWORD_KEY)
+    if sink.url is None and spec.local:
+        # The stack's home (DUALRUN_HOME), where its worker runs, as for cdc.password_file: not the spec's state dir.
+        return file_reference(StackConfig.from_env().connect_secrets_file, PASSWORD_KEY)
+    return None
 
 
 def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
@@ -119,12 +161,13 @@ def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | Non
         jdbc_url=f"jdbc:postgresql://{url.host}:{url.port or 5432}/{url.database}",
         user=url.username or "", password=url.password or "",
         read_committed=sink.read_committed if read_committed is None else read_committed,
-        key_fields=tuple(spec.outputs[output].keys),
+        key_fields=tuple(spec.outputs[output].keys), password_ref=password_reference(spec, output),
     )  # fmt: skip
 
 
 def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
     """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
+    # A local sink's reference names the stack's secrets file, which `stack up` writes (Connect.start).
     settings = sink_settings(spec, output, read_committed=read_committed)
     connect = spec.cdc.connect_client(secrets=(settings.password,))
     connect.put(settings.name, settings.to_config())

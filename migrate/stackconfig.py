@@ -88,6 +88,12 @@ class StackConfig:
         return SecureStack(self.state_dir).client(self.bootstrap_servers, user)
 
     @property
+    def connect_secrets_file(self) -> Path:
+        """The secrets Connect's FileConfigProvider resolves: the sink's `connection.password` (the
+        stack's PostgreSQL) and Debezium's `database.password`; written by `services.connect`."""
+        return self.state_dir / "connect" / "secrets.properties"
+
+    @property
     def connect_url(self) -> str:
         """Connect's REST API: HTTPS with basic auth on the secured stack (see `connect_http`)."""
         return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.ports.connect}"

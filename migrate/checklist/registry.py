@@ -13,7 +13,7 @@ from migrate.checklist.protocol import Check
 from migrate.checklist.quality import data_quality
 from migrate.checklist.reconciliation import coverage, noise_baseline, parity
 from migrate.checklist.rollback import rollback_ready
-from migrate.checklist.security import kafka_security
+from migrate.checklist.security import connector_secrets, kafka_security
 from migrate.checklist.sink import sink_isolation
 from migrate.checklist.streaming import consumer_lag, dead_letters_empty, events_fresh, exactly_once, job_alive
 from migrate.checklist.topics import replication, state_topics_compacted, topic_retention
@@ -31,6 +31,7 @@ CHECKS: tuple[Check, ...] = (
     state_topics_compacted,
     replication,
     kafka_security,
+    connector_secrets,
     exactly_once,
     sink_isolation,
     outputs_carry_positions,

@@ -25,9 +25,9 @@ STREAM_DEFECTS: dict[str, tuple[str, ...]] = {
 }
 CHECK_NAMES = (  # migrate.checklist.CHECK_NAMES, in registry order
     "connector_running", "job_alive", "events_fresh", "consumer_lag", "dead_letters_empty", "topic_retention",
-    "state_topics_compacted", "replication", "kafka_security", "exactly_once", "sink_isolation",
-    "outputs_carry_positions", "positions_monotone", "cdc_complete", "parity", "coverage", "noise_baseline",
-    "data_quality", "rollback_ready",
+    "state_topics_compacted", "replication", "kafka_security", "connector_secrets", "exactly_once",
+    "sink_isolation", "outputs_carry_positions", "positions_monotone", "cdc_complete", "parity", "coverage",
+    "noise_baseline", "data_quality", "rollback_ready",
 )  # fmt: skip
 MEMORY_LIMIT = "1536MB"  # comparators.engine.Settings.memory_limit
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -10,8 +11,9 @@ from migrate.artifacts import Artifacts
 from migrate.errors import StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
-from migrate.services.kafka import java, jvm_args, write_properties
+from migrate.services.kafka import java, jvm_args
 from migrate.services.monitoring import jmx_agent
+from migrate.services.properties import write_properties
 from migrate.services.security import SecureStack
 from migrate.stackconfig import StackConfig
 
@@ -33,6 +35,13 @@ def probe_plugins(url: str, **http: Any) -> dict[str, str] | None:
         return None
     plugins = {p["class"]: p.get("version", "") for p in response.json()}
     return plugins if all(cls in plugins for cls in DEBEZIUM_CLASSES) else None
+
+
+def write_secrets(config: StackConfig) -> Path:
+    """(Re)write `config.connect_secrets_file`, readable by its owner only (the worker runs as the same user)."""
+    path = config.connect_secrets_file
+    write_properties(path, {"connection.password": config.db_password, "database.password": config.debezium_password})
+    return path
 
 
 class Connect:
@@ -80,10 +89,14 @@ class Connect:
             "session.timeout.ms": 10000,
             "heartbeat.interval.ms": 3000,
             "scheduled.rebalance.max.delay.ms": 0,
+            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file (the stack's is
+            # `StackConfig.connect_secrets_file`), never in Connect's config topic nor on its REST API.
+            "config.providers": "file",
+            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
             **self.security(),
         }
 
-    def security(self) -> dict[str, str]:
+    def security(self) -> dict[str, object]:
         """A secured stack's client settings for the worker as user `connect`, repeated for the
         producers, consumers and admin clients it makes for connectors (they do not inherit them)."""
         if not self.config.secure:
@@ -93,13 +106,16 @@ class Connect:
         return {
             **material.connect_rest_settings(self.port),
             **{f"{prefix}{k}": v for prefix in ("", "producer.", "consumer.", "admin.") for k, v in java.items()},
-            # Connector configs may say ${file:PATH:KEY}: the secret stays in the file, not in Connect's topics.
-            "config.providers": "file",
-            "config.providers.file.class": "org.apache.kafka.common.config.provider.FileConfigProvider",
         }
 
     def start(self) -> None:
         if self.process.running():
+            write_secrets(self.config)
+            if "config.providers=file" not in self.properties.read_text():
+                raise StackError(
+                    f"Connect on port {self.port} was started without config.providers=file (an older dualrun), "
+                    "so it cannot resolve the ${file:...} passwords; restart it: `dualrun stack down` then `stack up`"
+                )
             return
         if self.artifacts is None:
             raise StackError("the Connect and Debezium jars are missing; run `dualrun stack up`")
@@ -108,6 +124,7 @@ class Connect:
         if self.monitored:
             claim_port("Connect's JMX exporter", self.config.ports.connect_jmx, "DUALRUN_CONNECT_JMX_PORT")
             agent = jmx_agent(self.artifacts.jmx_agent, self.config.ports.connect_jmx)
+        write_secrets(self.config)
         login: list[str] = []
         if self.config.secure:
             material = SecureStack(self.config.state_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 import uuid
@@ -15,6 +14,7 @@ from migrate.errors import MissingTool, StackError
 from migrate.process import ManagedProcess, wait_until
 from migrate.services.base import ServiceStatus, claim_port
 from migrate.services.monitoring import jmx_agent
+from migrate.services.properties import write_properties
 from migrate.services.security import SecureStack, apply_acls
 from migrate.stackconfig import StackConfig
 
@@ -26,20 +26,6 @@ def java() -> str:
     if found is None:
         raise MissingTool(JAVA_HINT)
     return found
-
-
-def write_properties(path: Path, settings: dict[str, object]) -> None:
-    """Write a Java properties file readable by its owner only (a secured stack's hold passwords)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write("".join(f"{key}={_escaped(value)}\n" for key, value in settings.items()))
-
-
-def _escaped(value: object) -> str:
-    # Java properties: a backslash escapes the next character (JAAS configs hold quotes, not backslashes).
-    return str(value).replace("\\", "\\\\")
 
 
 def jvm_args(heap: str, log_dir: Path) -> list[str]:

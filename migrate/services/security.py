@@ -4,6 +4,8 @@ Layout under `<state_dir>/secure/` (folder 0700; every file holding a secret 060
   ca.pem           the local CA's certificate (clients verify the broker with it; not secret)
   ca.key           the CA's private key (kept to sign a new broker certificate)
   broker.p12       the broker's key and certificate (CN=dualrun-broker, SAN IP:127.0.0.1, localhost)
+  truststore.p12   the CA as a trusted certificate: Connect's REST client (a worker calling another's
+                   HTTPS API) trusts the other workers with it; Jetty reads no PEM truststore
   users.json       the random SCRAM-SHA-256 passwords of each user and the keystore's password
   client.properties  librdkafka settings of the `dualrun` user, password included (for tools)
   kafka.yaml       the spec snippet a user pastes: no secret, `sasl.password_env` names the variable
@@ -32,6 +34,7 @@ from confluent_kafka.admin import AclBinding, AclOperation, AclPermissionType, R
 
 from cdc.client import KafkaSettings
 from migrate.errors import MissingTool, StackError
+from migrate.services.properties import write_properties
 
 USERS = ("admin", "connect", "debezium", "stream", "dualrun")
 MECHANISM = "SCRAM-SHA-256"
@@ -75,6 +78,7 @@ class SecureStack:
         self.home = state_dir / "secure"
         self.ca = self.home / "ca.pem"
         self.keystore = self.home / "broker.p12"
+        self.truststore = self.home / "truststore.p12"
         self.users_file = self.home / "users.json"
         self.marker = self.home / "enabled"
         self.secrets_file = self.home / "debezium.properties"
@@ -96,6 +100,8 @@ class SecureStack:
             _private(self.users_file, json.dumps(passwords, indent=2) + "\n")
         if not (self.ca.exists() and self.keystore.exists()):
             self._certificates()
+        if not self.truststore.exists():  # also for material made before Connect's REST client needed it
+            self._truststore()
         self._client_files(bootstrap_servers, connect_url)
         self.marker.write_text("secured by `dualrun stack up --secure`; `dualrun stack up --plaintext` undoes it\n")
 
@@ -136,6 +142,23 @@ class SecureStack:
             (work / leftover).unlink(missing_ok=True)
         for private in ("ca.key", "broker.p12"):
             os.chmod(work / private, 0o600)
+
+    def _truststore(self) -> None:
+        """The CA in a PKCS#12 truststore as a trusted certificate entry (keytool: openssl's PKCS#12
+        files carry no Java trust attribute), under the keystore's password."""
+        keytool = shutil.which("keytool")
+        if keytool is None:
+            raise MissingTool("keytool not found: it comes with Java (`apt-get install openjdk-17-jre-headless`)")
+        env_name = "DUALRUN_TRUSTSTORE_PASSWORD"  # through the environment: ps shows a command line
+        self.truststore.unlink(missing_ok=True)
+        run = subprocess.run(
+            [keytool, "-importcert", "-noprompt", "-alias", "dualrun-local-ca", "-file", str(self.ca),
+             "-keystore", str(self.truststore), "-storetype", "PKCS12", "-storepass:env", env_name],
+            capture_output=True, text=True, env={**os.environ, env_name: self.passwords()["keystore"]},
+        )  # fmt: skip
+        if run.returncode != 0:
+            raise StackError(f"keytool could not make {self.truststore}: {' '.join(run.stdout.split())[-300:]}")
+        os.chmod(self.truststore, 0o600)
 
     # -- settings ------------------------------------------------------------------------------
     def client(self, bootstrap_servers: str, user: str = "dualrun") -> KafkaSettings:
@@ -213,10 +236,7 @@ class SecureStack:
         """What the Connect worker reads at start: Debezium's secrets for its FileConfigProvider
         (`cdc.kafka_secrets_file`, `cdc.password_file`) and the REST API's login and JAAS file."""
         jaas = self.client(bootstrap_servers, "debezium").java_properties()["sasl.jaas.config"]
-        _private(
-            self.secrets_file,
-            f"sasl.jaas.config={java_escape(jaas)}\ndatabase.password={java_escape(database_password)}\n",
-        )
+        write_properties(self.secrets_file, {"sasl.jaas.config": jaas, "database.password": database_password})
         _private(self.rest_passwords, f"{REST_USER}: {self.passwords()[REST_PASSWORD_KEY]}\n")
         _private(
             self.rest_jaas,
@@ -225,8 +245,11 @@ class SecureStack:
 
     def connect_rest_settings(self, port: int) -> dict[str, object]:
         """The worker's REST listener on HTTPS (the broker's key and certificate) with basic auth.
-        `listeners.https.`-prefixed TLS settings apply to the REST server alone, so the worker's
-        own `ssl.*` (its Kafka clients') stay apart. The JVM needs `connect_jvm_args()` too."""
+        `listeners.https.`-prefixed TLS settings apply to the REST server and to the worker's own
+        REST client, which forwards requests to the leader and calls the other workers at their
+        advertised https listener (Kafka's SSLUtils reads that prefix all or nothing): so the
+        truststore and hostname verification are set there too, and the worker's own `ssl.*` (its
+        Kafka clients') stay apart. The JVM needs `connect_jvm_args()` too."""
         password = self.passwords()["keystore"]
         return {
             "listeners": f"https://127.0.0.1:{port}",
@@ -235,6 +258,10 @@ class SecureStack:
             "listeners.https.ssl.keystore.location": self.keystore,
             "listeners.https.ssl.keystore.password": password,
             "listeners.https.ssl.key.password": password,
+            "listeners.https.ssl.truststore.type": "PKCS12",
+            "listeners.https.ssl.truststore.location": self.truststore,
+            "listeners.https.ssl.truststore.password": password,
+            "listeners.https.ssl.endpoint.identification.algorithm": "https",
             "rest.extension.classes": REST_EXTENSION,
         }
 
@@ -244,11 +271,6 @@ class SecureStack:
     def connect_auth(self) -> tuple[str, str]:
         """(user, password) of Connect's REST API (HTTP basic auth)."""
         return REST_USER, self.passwords()[REST_PASSWORD_KEY]
-
-
-def java_escape(value: str) -> str:
-    """`value` as a Java properties value (backslashes, and what would end or split the line)."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def acls() -> list[AclBinding]:

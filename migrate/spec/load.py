@@ -82,6 +82,9 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
     cdc = {**raw.get("cdc", {}), "default_password": stack.debezium_password}
     if _names_default_port(cdc.get("connect_url"), defaults.connect):
         cdc["connect_url"] = stack.connect_url
+        # The stack's worker resolves ${file:...} from its secrets file (migrate.services.connect):
+        # Debezium's database password never sits in Connect's config topic.
+        cdc.setdefault("password_file", str(stack.connect_secrets_file))
         if stack.secure:
             # The secured stack's Connect: HTTPS (the local CA) with basic auth.
             user, password = stack.connect_http()["auth"]

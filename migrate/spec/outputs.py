@@ -136,6 +136,12 @@ class OutputSinkSpec(_Model):
     # SQLAlchemy URL of the sink's database without the password; None: the local stack's PostgreSQL.
     url: str | None = None
     password_env: str = "DUALRUN_DB_PASSWORD"
+    # A Java properties file on the Connect worker's host holding `connection.password`: the
+    # connector config then says `${file:PATH:connection.password}` (the worker needs
+    # `config.providers=file`), so Connect's config topic and REST API never hold the password.
+    # dualrun reads the table with `password_env`, else with this file when it can read it.
+    # None: the local stack's own secrets file, or the password itself in the config.
+    password_file: str | None = None
     read_committed: bool = True  # register with consumer.override.isolation.level=read_committed
 
     @field_validator("url")

@@ -166,3 +166,44 @@ def test_the_jmx_agent_the_compose_file_names_is_the_pinned_one() -> None:
     assert "/opt/dualrun-monitoring/jmx-exporter.yml" in text
     mounts = " ".join(" ".join(s.get("volumes", [])) for s in compose()["services"].values())
     assert "/opt/dualrun-monitoring" in mounts, "the JMX rules file the agent reads must be mounted"
+
+
+def test_connect_resolves_file_references_like_the_local_stack() -> None:
+    env = compose()["services"]["connect"]["environment"]
+    local = Connect(StackConfig(), None).settings()
+    assert env["CONNECT_CONFIG_PROVIDERS"] == local["config.providers"] == "file"
+    assert env["CONNECT_CONFIG_PROVIDERS_FILE_CLASS"] == local["config.providers.file.class"]
+
+
+# The local-only defaults the README documents (its "local-only defaults" paragraph and the
+# monitoring note): each may appear only as the default of an overridable variable.
+DOCUMENTED_DEFAULTS = {"DUALRUN_DB_PASSWORD": "dualrun", "DUALRUN_ROOT_PASSWORD": "dualrun-root"}
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|JAAS|_KEY$", re.IGNORECASE)
+
+
+def _settings(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every (path, scalar) of the document, lists and mappings walked."""
+    if isinstance(node, dict):
+        return [item for key, value in node.items() for item in _settings(value, f"{path}.{key}")]
+    if isinstance(node, list):
+        return [item for i, value in enumerate(node) for item in _settings(value, f"{path}[{i}]")]
+    return [(path, str(node))]
+
+
+def test_no_secret_literal_but_the_documented_local_defaults() -> None:
+    services = compose()["services"]
+    assert {"kafka", "connect", "mariadb", "postgres", "prometheus", "grafana"} <= set(services)
+    secrets = [(path, value) for path, value in _settings(services) if SECRET_NAME.search(path.rsplit(".", 1)[-1])]
+    assert secrets, "the databases need passwords: the walk found none, so it checks nothing"
+    for path, value in secrets:
+        found = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", value)
+        assert found, f"{path}: a literal secret; use ${{VARIABLE:-documented default}}"
+        variable, default = found.groups()
+        assert DOCUMENTED_DEFAULTS.get(variable) == default, f"{path}: {variable} default {default!r} is not documented"
+    readme = (ROOT / "README.md").read_text()
+    for variable, default in DOCUMENTED_DEFAULTS.items():
+        assert variable in readme and f"`{default}`" in readme, f"README does not document {variable}={default}"
+    # Nothing else in the file (commands, healthchecks, comments) spells a password out.
+    literal = re.compile(r"(?i)password[\"']?\s*(=|:(?!-))\s*(?!\$\{)\S")  # `:-` opens a variable's default
+    lines = (ROOT / "docker-compose.yml").read_text().splitlines()
+    assert not [line for line in lines if literal.search(line)], "a password given literally"

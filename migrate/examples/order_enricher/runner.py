@@ -9,7 +9,6 @@ the group has assigned it its partitions: polled, no fixed sleeps.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 from migrate.errors import DualrunError, MissingTool, SpecError, StackError
 from migrate.examples.order_enricher.build import MAIN_CLASS, ensure_enricher
 from migrate.process import ManagedProcess, wait_until
-from migrate.services.security import java_escape
+from migrate.services.properties import write_properties
 from migrate.spec import PipelineSpec
 
 LOG_PREFIX = "order-enricher: "
@@ -151,10 +150,7 @@ class EnricherJob:
         """The job's client settings in a file only its owner reads (it holds the SASL password)."""
         self.home.mkdir(parents=True, exist_ok=True)
         path = self.home.parent / f"{self.settings.application_id}.client.properties"
-        path.unlink(missing_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.writelines(f"{key}={java_escape(value)}\n" for key, value in self.settings.client_properties.items())
+        write_properties(path, dict(self.settings.client_properties))
         return path
 
     def _ready(self, offset: int) -> bool | None:

@@ -37,7 +37,8 @@ def pipeline_spec(
             password_env="DUALRUN_DEBEZIUM_PASSWORD",
             default_password=stack.debezium_password,
             tables=tables,
-            **cdc,  # type: ignore[arg-type]
+            # As a loaded local spec: the stack's worker resolves the password from its secrets file.
+            **{"password_file": str(stack.connect_secrets_file), **cdc},  # type: ignore[arg-type]
         ),  # fmt: skip
         kafka=KafkaSpec(bootstrap_servers=stack.bootstrap_servers),
         stream=StreamSpec(

@@ -213,7 +213,8 @@ def test_a_live_pipeline_goes_from_go_to_no_go_as_conditions_break(
     statuses = {c.name: c.status for c in checklist.checks}
     assert checklist.verdict == "GO" and checklist.exit_code == 0, [c.to_dict() for c in checklist.checks]
     # The batch job reruns its queries in the same snapshot: the noise baseline is measured, and zero.
-    # Never verified against the source yet (`cdc verify`) only warns; no output has a sink here.
+    # Never verified against the source yet (`cdc verify`) only warns; no output has a sink here;
+    # the local stack's connector holds its database password as a ${file:...} reference.
     assert statuses == {**dict.fromkeys(CHECK_NAMES, "pass"), "replication": "warn", "kafka_security": "warn",
                         "cdc_complete": "warn", "sink_isolation": "skipped"}  # fmt: skip
     security = next(c for c in checklist.checks if c.name == "kafka_security")

@@ -23,6 +23,7 @@ import pytest
 import requests
 import yaml
 
+from migrate.services.properties import read_properties
 from migrate.spec import example_spec_path
 from migrate.stackconfig import StackConfig
 
@@ -175,7 +176,8 @@ def test_the_kafka_streams_demo_runs_clean_on_the_secured_stack(secure_home: Pat
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)["reconciliation"]["verdict"] == "clean", done.stdout[-2000:]
     settings = secure_home / KSTREAMS_SETTINGS
-    assert stat.S_IMODE(settings.stat().st_mode) == 0o600 and 'username="stream"' in settings.read_text()
+    assert stat.S_IMODE(settings.stat().st_mode) == 0o600
+    assert 'username="stream"' in read_properties(settings)["sasl.jaas.config"]  # escaped in the file: `\=`
     log = (secure_home / "stream" / "kstreams-order-enricher.log").read_text()
     assert not any(secret in log for secret in passwords(secure_home).values())
 

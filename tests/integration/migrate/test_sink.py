@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from cdc import client
 from cdc.connect import ConnectClient
@@ -23,6 +24,7 @@ from migrate import render
 from migrate.asof import reconcile_spec
 from migrate.checklist.context import Context
 from migrate.checklist.reconciliation import parity as parity_check
+from migrate.checklist.security import connector_secrets
 from migrate.checklist.sink import sink_isolation
 from migrate.reporting import build_report
 from migrate.sink import reconcile_sink, register_sink
@@ -89,6 +91,12 @@ def _rows(stack: StackConfig, table: str) -> dict[int, tuple[Any, ...]]:
         return {r[0]: r for r in con.execute(f'SELECT order_id, status, amount FROM "{table}"').fetchall()}
 
 
+def _holding(config: dict[str, str], password: str) -> list[str]:
+    """The properties whose value holds `password` (the local stack's user name is its password:
+    that property is public by nature and left out)."""
+    return [key for key, value in config.items() if password in str(value) and key != "connection.username"]
+
+
 @pytest.mark.parametrize("read_committed", [True, False], ids=["read_committed", "read_uncommitted"])
 def test_sink_reconciled_as_third_side(
     postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str], read_committed: bool
@@ -102,6 +110,12 @@ def test_sink_reconciled_as_third_side(
     assert connect.config(settings.name).get("consumer.override.isolation.level") == (
         "read_committed" if read_committed else None
     )
+    # The password reaches Connect as a FileConfigProvider reference: its REST API (read raw here,
+    # not through dualrun's masking client) never shows it, and the sink still logs in and writes.
+    raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
+    assert raw["connection.password"] == f"${{file:{postgres_stack.connect_secrets_file}:connection.password}}"
+    assert not _holding(raw, postgres_stack.db_password)
+    assert connector_secrets(Context(spec)).status == "pass"
 
     _transaction(postgres_stack, topic, f"{name}-t1", [_record(1, "new", "10.50"), _record(2, "new", "7.25"),
                                                          _record(3, "new", "1.00")], commit=True)  # fmt: skip
@@ -238,3 +252,38 @@ def test_a_two_column_key_is_the_sink_tables_primary_key(
         ).fetchall()
     assert rows == [(7, d1, Decimal("10.00")), (7, d2, Decimal("25.50"))]
     assert [r[0] for r in pk] == ["customer_id", "order_day"]
+
+
+def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A sink of a user's own database (sink.url, password_env) without password_file sends the
+    password itself: connector_secrets warns, naming the connector and the property only; with
+    password_file the config holds a reference and the check passes."""
+    name = unique("sinkpw").replace("-", "_")
+    topic = f"{name}-enriched"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=1)
+    spec = _sink_spec(postgres_stack, db, tmp_path, name, topic)
+    monkeypatch.setenv("DUALRUN_TEST_SINK_PASSWORD", postgres_stack.db_password)
+    url = postgres_stack.postgres_url(password=False)
+    own = {"table": f"{name}_enriched", "url": url, "password_env": "DUALRUN_TEST_SINK_PASSWORD"}
+    outputs = spec.model_dump(mode="json")["outputs"]
+    outputs["orders_enriched"]["sink"] = own
+    clear = PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
+    settings = register_sink(clear, "orders_enriched")
+    raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
+    assert raw["connection.password"] == postgres_stack.db_password  # what Connect shows anyone who asks
+    check = connector_secrets(Context(clear))
+    assert check.status == "warn", check.evidence
+    assert f"connector {settings.name}: connection.password in clear" in check.evidence
+    assert postgres_stack.db_password not in check.evidence and "password_file" in check.evidence
+    # The same sink with a password file on the worker's host: a reference, and the check passes.
+    outputs["orders_enriched"]["sink"] = {**own, "password_file": str(postgres_stack.connect_secrets_file)}
+    fixed = PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
+    register_sink(fixed, "orders_enriched")
+    raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
+    assert not _holding(raw, postgres_stack.db_password)
+    check = connector_secrets(Context(fixed))
+    assert check.status == "pass" and settings.name in check.evidence, check.evidence
+    ConnectClient(postgres_stack.connect_url).delete(settings.name)

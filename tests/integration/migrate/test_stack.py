@@ -90,7 +90,8 @@ def test_missing_maven_says_how_to_install_it(tmp_path: Path) -> None:
 
 def test_kafka_storage_formats_with_a_cluster_id_that_starts_with_a_dash(stack: StackConfig, tmp_path: Path) -> None:
     # base64url ids start with '-' about once in 64 formats; argparse once took that for a flag.
-    from migrate.services.kafka import Kafka, write_properties
+    from migrate.services.kafka import Kafka
+    from migrate.services.properties import write_properties
 
     kafka = Kafka(StackConfig(state_dir=tmp_path), Stack(stack)._artifacts())
     write_properties(kafka.properties, kafka.settings())

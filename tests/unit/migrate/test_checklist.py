@@ -79,7 +79,7 @@ def status(**changes: object) -> StreamStatus:
 
 def test_registry_is_ordered_documented_and_named() -> None:
     assert CHECK_NAMES[0] == "connector_running" and CHECK_NAMES[-1] == "rollback_ready"
-    assert len(set(CHECK_NAMES)) == len(CHECKS) == 19
+    assert len(set(CHECK_NAMES)) == len(CHECKS) == 20
     for check in CHECKS:
         assert check.__doc__ and "Example:" in check.__doc__, f"{check.__name__} needs a docstring example"
     assert select(("parity", "connector_running")) == (CHECKS[0], parity)

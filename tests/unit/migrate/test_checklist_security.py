@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migrate.checklist.security import broker_findings, client_findings, first_broker
+from migrate.checklist.security import broker_findings, clear_secrets, client_findings, first_broker
 from migrate.errors import CheckUnavailable
 
 SECURED = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "ssl.ca.location": "/ca.pem"}
@@ -56,3 +56,37 @@ def test_a_cluster_listing_no_brokers_leaves_the_check_unavailable_not_a_crash()
     assert first_broker({3: "b3", 1: "b1"}, "k:9092") == "1"
     with pytest.raises(CheckUnavailable, match="k:9092 listed no brokers"):
         first_broker({}, "k:9092")
+
+
+# Connector configs as Connect's REST API returns them (our client masks clear secrets as ********).
+SOURCE = {"connector.class": "io.debezium.connector.mariadb.MariaDbConnector", "database.user": "debezium",
+          "database.password": "********", "topic.prefix": "dbserver1",
+          "schema.history.internal.producer.sasl.jaas.config": "${file:/etc/connect/dbz.properties:sasl.jaas.config}",
+          "schema.history.internal.consumer.sasl.jaas.config": "********"}  # fmt: skip
+SINK = {"connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector", "connection.username": "app",
+        "connection.password": "${file:/etc/connect/sink.properties:connection.password}",
+        "consumer.override.isolation.level": "read_committed"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("config", "flagged"),
+    [
+        (SOURCE, ["database.password", "schema.history.internal.consumer.sasl.jaas.config"]),
+        (SINK, []),
+        ({**SINK, "connection.password": "hunter2"}, ["connection.password"]),
+        (
+            {"aws.secret": "x", "api.Secret": "y", "sasl.jaas.config": "z", "ssl.truststore.password": "w"},
+            ["api.Secret", "aws.secret", "sasl.jaas.config", "ssl.truststore.password"],
+        ),
+        # Not a reference: no provider, or text around it; empty: nothing held.
+        (
+            {"a.password": "${nocolon}", "b.password": "pre${file:/x:y}", "c.password": "", "d.password": None},
+            ["a.password", "b.password"],
+        ),
+        # Names that merely contain the words are not credentials by this rule.
+        ({"password.encoder.note": "x", "secret.manager.region": "eu", "database.user": "u"}, []),
+    ],
+    ids=["source", "sink-reference", "sink-clear", "endings", "not-references", "not-endings"],
+)
+def test_clear_secrets_names_the_properties(config: dict[str, object], flagged: list[str]) -> None:
+    assert clear_secrets(config) == flagged

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from migrate.checklist.security import connector_findings
 from migrate.connector import schema_history_properties
 from migrate.errors import SpecError
 from tests.unit.report.builders import local_spec
@@ -31,27 +30,22 @@ def test_a_sasl_login_without_a_secrets_file_is_refused_in_one_line(
     assert not any("s3cr3t-Pw" in v for v in java.values())
 
 
-def test_the_checklist_names_a_kafka_secret_in_clear_in_the_connector_config() -> None:
-    config = {
-        "schema.history.internal.producer.sasl.jaas.config": "********",  # Connect's answer, masked by our client
-        "schema.history.internal.consumer.sasl.jaas.config": "${file:/etc/connect/dbz.properties:sasl.jaas.config}",
-        "database.password": "********",  # Debezium's only way to log in to the database
-        "topic.prefix": "dbserver1",
-    }
-    assert connector_findings(config) == [
-        "the connector config holds schema.history.internal.producer.sasl.jaas.config in clear "
-        "(Connect's config topic); set cdc.kafka_secrets_file"
-    ]
-    assert connector_findings({"topic.prefix": "dbserver1", "database.password": "pw"}) == []
-
-
 def test_a_password_file_sends_a_reference_never_the_database_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from cdc.connector import file_reference
     from migrate.connector import connector_settings
+    from migrate.stackconfig import StackConfig
 
     monkeypatch.setenv(local_spec(tmp_path).cdc.password_env, "s3cr3t-Db")
-    plain = connector_settings(local_spec(tmp_path))
+    # The local stack's worker holds the password in its own secrets file; a user's own Connect
+    # without cdc.password_file gets the password itself (the connector_secrets check flags that).
+    stack = connector_settings(local_spec(tmp_path)).to_config()
+    assert stack["database.password"] == file_reference(
+        StackConfig.from_env().connect_secrets_file, "database.password"
+    )
+    own_connect = {"connect_url": "http://connect.example:18083", "password_file": None}
+    plain = connector_settings(local_spec(tmp_path, cdc=own_connect))
     assert plain.to_config()["database.password"] == plain.password
     spec = local_spec(tmp_path, cdc={"password_file": "/etc/connect/dbz.properties"})
     config = connector_settings(spec).to_config()

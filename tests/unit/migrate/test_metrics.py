@@ -237,3 +237,29 @@ def test_a_sink_is_published_as_its_own_output_with_its_verdict_or_why_not(tmp_p
                 if name == "dualrun_parity_verdict" and dict(labels)["output"] == "orders_enriched@sink"}  # fmt: skip
     assert verdicts == {"clean": 0, "differences": 0, "sink_behind": 1}
     assert ("dualrun_parity_unexplained_rows", sink) not in got  # never an older number for a sink not compared
+
+    # The one publisher: a caller that compares no sink (bracket) publishes no sink side; one that
+    # compares sinks but got none for an output says why.
+    from migrate.metrics import publish_parity
+
+    publish_parity(spec, result.outputs)
+    assert not [labels for _, labels in samples(registry) if ("output", "orders_enriched@sink") in labels]
+    publish_parity(spec, result.outputs, sinks={})
+    got = samples(registry)
+    assert got[("dualrun_parity_verdict", (*sink, ("verdict", "stream_behind")))] == 1
+
+
+def test_a_lag_worker_failure_is_a_dualrun_error_with_exit_2() -> None:
+    """The lag could not be measured (nothing listens on port 1): one line, caught by the CLI's one handler."""
+    from cdc.client import KafkaSettings
+    from migrate.errors import DualrunError
+    from migrate.exporter import LagWorker, LagWorkerError
+
+    worker = LagWorker(timeout=0.5)
+    try:
+        with pytest.raises(LagWorkerError) as caught:
+            worker.measure(KafkaSettings("127.0.0.1:1"), "dualrun-nobody")
+    finally:
+        worker.close()
+    assert isinstance(caught.value, DualrunError) and caught.value.exit_code == 2
+    assert "\n" not in str(caught.value) and str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from comparators import FrameSource, reconcile
 from migrate.render import _sink_line
 from migrate.sink import SinkAlignment, SinkParity, decode_json, record_key
+from migrate.spec import PipelineSpec
 
 
 def _decimal_field() -> dict[str, object]:
@@ -115,3 +117,64 @@ def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() 
     outputs["daily_revenue"] = revenue.model_copy(update={"sink": OutputSinkSpec(table="dr"), "stream": stream})
     config = sink_settings(spec.model_copy(update={"outputs": outputs}), "daily_revenue").to_config()
     assert config["primary.key.fields"] == ",".join(revenue.keys) and config["topics"] == "daily-revenue"
+
+
+def _with_sink(spec_sink: dict[str, object], *, local: bool = True) -> PipelineSpec:
+    from migrate.spec import OutputSinkSpec, load_spec
+
+    spec = load_spec(None)
+    outputs = dict(spec.outputs)
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(
+        update={"sink": OutputSinkSpec.model_validate(spec_sink)}
+    )
+    return spec.model_copy(update={"outputs": outputs, "local": local})
+
+
+def test_the_sink_password_reaches_connect_as_a_file_reference_never_in_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migrate.sink import sink_settings, sink_url
+    from migrate.stackconfig import StackConfig
+
+    # The local stack's PostgreSQL: the stack's own secrets file.
+    monkeypatch.setenv("DUALRUN_DB_PASSWORD", "l0cal-Pg")
+    local = sink_settings(_with_sink({"table": "oe"}), "orders_enriched")
+    stack_file = StackConfig.from_env().connect_secrets_file
+    assert local.to_config()["connection.password"] == f"${{file:{stack_file}:connection.password}}"
+    assert local.password == "l0cal-Pg" and "l0cal-Pg" not in json.dumps(local.to_config())
+    # A user's database and Connect: password_file on the worker's host; dualrun reads with password_env.
+    monkeypatch.setenv("SINK_PW", "s3cr3t=:#!")
+    user = {"table": "oe", "url": "postgresql+psycopg://app@db.example:5432/shop", "password_env": "SINK_PW",
+            "password_file": "/etc/kafka/connect-secrets.properties"}  # fmt: skip
+    spec = _with_sink(user, local=False)
+    config = sink_settings(spec, "orders_enriched").to_config()
+    assert config["connection.password"] == "${file:/etc/kafka/connect-secrets.properties:connection.password}"
+    assert "s3cr3t" not in json.dumps(config)
+    assert sink_url(spec, "orders_enriched", password=True).startswith("postgresql+psycopg://app:s3cr3t%3D")
+    # Without password_file the password itself goes (what the connector_secrets check flags).
+    bare = sink_settings(_with_sink({**user, "password_file": None}, local=False), "orders_enriched")
+    assert (
+        bare.to_config()["connection.password"] == "s3cr3t=:#!" and bare.to_dict()["connection.password"] == "********"
+    )
+
+
+def test_password_file_is_an_alternative_to_password_env_when_dualrun_can_read_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from migrate.errors import SpecError
+    from migrate.services.properties import write_properties
+    from migrate.sink import sink_url
+
+    monkeypatch.delenv("SINK_PW", raising=False)
+    secrets = tmp_path / "connect-secrets.properties"
+    write_properties(secrets, {"connection.password": "p@ss w=rd"})
+    user = {"table": "oe", "url": "postgresql+psycopg://app@db.example:5432/shop", "password_env": "SINK_PW",
+            "password_file": str(secrets)}  # fmt: skip
+    url = sink_url(_with_sink(user, local=False), "orders_enriched", password=True)
+    assert url == "postgresql+psycopg://app:p%40ss%20w%3Drd@db.example:5432/shop"
+    missing = _with_sink({**user, "password_file": str(tmp_path / "absent.properties")}, local=False)
+    with pytest.raises(SpecError, match=r"SINK_PW is not set and password_file .*absent.properties is not readable"):
+        sink_url(missing, "orders_enriched", password=True)
+    write_properties(secrets, {"other": "x"})
+    with pytest.raises(SpecError, match="has no connection.password"):
+        sink_url(_with_sink(user, local=False), "orders_enriched", password=True)

@@ -110,12 +110,14 @@ def test_a_spec_without_the_outputs_the_job_writes_is_refused_naming_the_output(
 def test_a_secured_clusters_settings_reach_the_job_in_a_private_file_not_its_command_line(tmp_path: Path) -> None:
     import stat
 
+    from migrate.services.properties import java_escape, read_properties
+
     jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="stream" password="pw\\x";'
     secured = {"security.protocol": "SASL_SSL", "sasl.jaas.config": jaas}
     job = EnricherJob(tmp_path, EnricherSettings("k:9092", application_id="enricher-s", client_properties=secured))
     assert "pw" not in " ".join(job.settings.argv()) and "pw" not in repr(job.settings)
     written = job._client_file()
     assert stat.S_IMODE(written.stat().st_mode) == 0o600
-    # Java's Properties.load reads a doubled backslash as one: the JAAS line arrives as given.
-    escaped = jaas.replace("\\", "\\\\")
-    assert written.read_text().splitlines() == ["security.protocol=SASL_SSL", f"sasl.jaas.config={escaped}"]
+    # Written with the one Java properties escaper: Properties.load gives the JAAS line back as given.
+    assert read_properties(written) == secured
+    assert written.read_text().splitlines()[1] == f"sasl.jaas.config={java_escape(jaas)}"

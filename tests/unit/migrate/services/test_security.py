@@ -48,6 +48,7 @@ def test_a_users_file_from_before_the_rest_login_keeps_its_passwords(tmp_path: P
     old.users_file.write_text(json.dumps(kept))
     old.ca.write_text("x")  # no new certificates: only the users file matters here
     old.keystore.write_text("x")
+    old.truststore.write_text("x")
     old.enable("127.0.0.1:9092", "https://127.0.0.1:8083")
     passwords = old.passwords()
     assert {k: passwords[k] for k in kept} == kept and len(passwords["connect-rest"]) >= 24
