@@ -24,20 +24,14 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from cdc import client
 from cdc.envelope import ChangeEvent, decode
 from cdc.errors import EnvelopeError, TopicError
-from cdc.position import Position
-from cdc.topics import TopicAdmin
 from migrate.errors import StreamJobError
 from migrate.metrics import serve_stream_metrics
 from migrate.pipeline.contract import Pipeline
@@ -46,6 +40,7 @@ from migrate.pipeline.registry import pipeline_for
 from migrate.spec import PipelineSpec
 from migrate.stream import connectjson
 from migrate.stream.changelog import ChangelogWriter
+from migrate.stream.counters import Counters
 from migrate.stream.kafka import (
     Action,
     KafkaFatal,
@@ -53,81 +48,26 @@ from migrate.stream.kafka import (
     TransactionalProducer,
     backoff,
     classify,
+    consumer_config,
     describe,
     error_of,
+    producer_config,
 )
+from migrate.stream.lag import LAG_EVERY_S, inputs_drained, measure_lag
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
+from migrate.stream.restore import PROGRESS_KEY, restore_state, resumed
 from migrate.stream.status import StreamStatus, write_status
 from migrate.stream.supervisor import RESTARTS_ENV, SUPERVISOR_ENV
+from migrate.stream.topics import JobTopics
+from migrate.stream.wire import POSITION_HEADER, Envelope, Headers, dead_letter_headers, encode, envelope, keyed
 
-WEEK_MS = 7 * 24 * 3600 * 1000
 STATUS_EVERY_S = 2.0
 # librdkafka calls can block past their timeout (send_offsets_to_transaction after a broker restart,
 # librdkafka issues #5456 and #5511): a main loop silent this long ends the process, so that the
 # supervisor starts a fresh one. More than four times the longest call the loop makes on purpose.
 WATCHDOG_S = 45.0
-LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
-POSITION_HEADER = "dualrun.position"
 WATCHDOG_EXIT = 3  # the exit code when the watchdog ends the job (1: a fatal Kafka error, 2: usage)
-RESTORE_STALL_S = 20.0  # restoring state with nothing read this long: the broker is away, start over
-PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)  # money stays exact on the wire
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def _header_position(msg: Message) -> int | None:
-    for header in msg.headers() or []:
-        if header[0] == POSITION_HEADER and header[1] is not None:
-            return int(header[1])
-    return None
-
-
-def _resumed(progress: dict[str, Any]) -> tuple[str, int]:
-    """(where, order value) of the committed progress, for ChangelogWriter.claim."""
-    position = Position.from_dict(progress)
-    return str(position), position.order_value
-
-
-def encode(value: dict[str, Any] | str | None) -> bytes | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value.encode()
-    return orjson.dumps(value, default=_json_default)
-
-
-@dataclass
-class Counters:
-    events_in: int = 0
-    events_out: int = 0
-    dead_letters: int = 0
-    transactions: int = 0
-    last_event_ts_ms: int | None = None  # as committed
-    last_position: dict[str, Any] | None = None  # as committed
-    pending_ts_ms: int | None = None
-    pending_position: Position | None = None  # serialised only when committed: to_dict per event is costly
-    last_transaction: str | None = None  # as committed
-    pending_transaction: str | None = None
-    rate_window: deque[tuple[float, int, float]] = field(default_factory=deque)  # (when, events_in, waited)
-    input_wait_s: float = 0.0  # time spent waiting for input records
-
-    def rate(self, now: float) -> tuple[float, float]:
-        """Events per second and the share of time spent waiting for input, over the last ~10 s.
-
-        A job that keeps up waits most of the time; one that never waits is the bottleneck.
-        """
-        self.rate_window.append((now, self.events_in, self.input_wait_s))
-        while len(self.rate_window) > 2 and now - self.rate_window[0][0] > 10:
-            self.rate_window.popleft()
-        (t0, n0, w0), (t1, n1, w1) = self.rate_window[0], self.rate_window[-1]
-        if t1 <= t0:
-            return 0.0, 0.0
-        return (n1 - n0) / (t1 - t0), min(1.0, (w1 - w0) / (t1 - t0))
 
 
 class StreamJob:
@@ -151,29 +91,19 @@ class StreamJob:
         self.pipeline = pipeline if pipeline is not None else pipeline_for(spec)
         self.report = report
         self.eos = spec.stream.exactly_once
-        self.inputs = [spec.cdc.topic(t) for t in spec.cdc.tables]
-        self.marker_topic = f"{spec.cdc.topic_prefix}.transaction"
+        self.layout = JobTopics.of(spec, self.pipeline)
+        self.inputs, self.marker_topic = list(self.layout.inputs), self.layout.marker
         self.order = TransactionOrder(
             self.marker_topic, {spec.cdc.topic(t): t for t in spec.cdc.tables}, stall_after=stall_after,
             drained=self._inputs_drained,
         )  # fmt: skip
-        # Output name -> its topic (outputs the spec names no topic for go to the changelog only);
-        # "state" -> the job's own state topic.
-        self.topics = {
-            name: out.stream.topic
-            for name, out in spec.outputs.items()
-            if out.stream.topic is not None and name in self.pipeline.outputs
-        }
-        self.topics["state"] = spec.stream.state_topic
-        # Topic -> output name, for the outputs the transform restores its state from.
-        self.restore_topics = {
-            topic: name
-            for name, topic in self.topics.items()
-            if name != "state" and self.pipeline.outputs[name].restore
-        }
+        self.topics, self.restore_topics = self.layout.outputs, self.layout.restore
         # Outputs a Connect sink reads (outputs.X.sink): Connect's JSON with schemas, (key, value) schemas.
-        self.envelopes = {name: self._envelope(name) for name in self.topics
-                          if name != "state" and spec.outputs[name].sink is not None}  # fmt: skip
+        self.envelopes: dict[str, Envelope] = {
+            name: envelope(name, self.pipeline.outputs[name])
+            for name in self.topics
+            if name != "state" and spec.outputs[name].sink is not None
+        }
         self.stopping = False
         self.counters = Counters()
         self.started_at = time.time()
@@ -187,32 +117,13 @@ class StreamJob:
         self.lag: int | None = None
         self.lag_measured_at: float | None = None  # epoch seconds
         self._header_pos = -1
-        self._header: list[tuple[str, str | bytes | None]] = []
+        self._header: Headers = []
         self.last_status = 0.0
         # The user's cluster settings (credentials included) stay in self.kafka; these are the job's
         # own properties, published in the status file with the settings' secrets masked.
         self.kafka = spec.stream_kafka()
-        self.consumer_config: dict[str, Any] = {
-            "group.id": spec.stream.group,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "session.timeout.ms": 10000,
-            "heartbeat.interval.ms": 2000,
-            "fetch.wait.max.ms": 50,
-            # When the job is behind, the prefetch queue fills up and librdkafka then postpones the
-            # next fetch by this much (default 1000 ms): the job drained the queue and sat idle for
-            # a third of its time in bench/stream. Checking again every 10 ms keeps it fed.
-            "fetch.queue.backoff.ms": 10,
-        }
-        self.producer_config: dict[str, Any] = {
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-        }
-        if self.eos:
-            self.producer_config["transactional.id"] = spec.stream.transactional_id
+        self.consumer_config = consumer_config(spec.stream.group)
+        self.producer_config = producer_config(spec.stream.transactional_id if self.eos else None)
         self.consumer = client.consumer(self.kafka, self.consumer_config)
         self.producer = TransactionalProducer(
             self.kafka.config(**self.producer_config),
@@ -230,84 +141,19 @@ class StreamJob:
 
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
-        admin = TopicAdmin(self.kafka)
-        for name, topic in self.topics.items():
-            if name == "state":
-                admin.create(topic, compact=True)
-            elif self.pipeline.outputs[name].restore:
-                # Tombstones are the transform's memory of where a key was deleted (state is restored
-                # from this topic): kept four weeks, not compaction's default one day.
-                admin.create(topic, compact=True, configs={"delete.retention.ms": str(4 * WEEK_MS)})
-            elif self.pipeline.outputs[name].topic_role == "compacted":
-                admin.create(topic, compact=True)
-            else:
-                admin.create(topic, retention_ms=WEEK_MS)
-        admin.create(self.spec.stream.dead_letter_topic, retention_ms=4 * WEEK_MS)
-        for topic in [*self.inputs, self.marker_topic]:
-            # Debezium creates these on its first event; the job may start before that.
-            admin.create(topic, retention_ms=WEEK_MS)
+        self.layout.ensure(self.kafka, self.pipeline)
 
     def restore_state(self) -> int:
-        """Rebuild state from the committed contents of the state topic (the transform's records and
-        the progress) and of the pipeline's restore topics: all are written in the job's transactions."""
+        """Rebuild state from what the job's transactions committed (`migrate.stream.restore`)."""
         self.transform = self.pipeline.transform()
-        reader = client.consumer(
-            self.kafka,
-            {**self.consumer_config, "group.id": f"{self.spec.stream.group}-restore", "enable.partition.eof": True},
-        )
-        try:
-            topics = reader.list_topics(timeout=10).topics
-            partitions = [
-                TopicPartition(topic, p, 0)
-                for topic in (self.topics["state"], *self.restore_topics)
-                if topic in topics
-                for p in topics[topic].partitions
-            ]
-            ends = {(tp.topic, tp.partition): reader.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions}
-            pending = {tp for tp, end in ends.items() if end > 0}
-            reader.assign(partitions)
-            restored = 0
-            last_read = time.monotonic()
-            while pending:
-                self.heartbeat_at = time.time()  # a large state takes a while: the loop is alive
-                msgs = reader.consume(num_messages=10000, timeout=1.0)
-                if msgs:
-                    last_read = time.monotonic()
-                elif time.monotonic() - last_read > RESTORE_STALL_S:
-                    # The broker went away mid-restore: start over once it is back (retried by the caller).
-                    stalled = f"restoring state: nothing read for {RESTORE_STALL_S:g}s"
-                    raise KafkaException(KafkaError(KafkaError._TIMED_OUT, stalled, retriable=True))
-                for msg in msgs:
-                    error, where, offset = msg.error(), (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(where)
-                        continue
-                    key, value = (msg.key() or b"").decode(), msg.value()
-                    parsed = orjson.loads(value) if value is not None else None
-                    output = self.restore_topics.get(where[0])
-                    if output in self.envelopes:  # back to the bare JSON the transform wrote
-                        key = str(next(iter(connectjson.unwrap(msg.key()).values())))
-                        wrapped = connectjson.unwrap(value)
-                        parsed = None if wrapped is None else orjson.loads(encode(wrapped) or b"null")
-                    if output is not None:
-                        order = _header_position(msg)
-                        if order is None:
-                            raise StreamJobError(
-                                f"record {where[0]}/{where[1]}@{offset} has no {POSITION_HEADER} header; "
-                                "the job writes one on every record: was the topic written by something else?"
-                            )
-                        self.transform.restore(output, key, parsed, order)
-                    elif key == PROGRESS_KEY and parsed is not None:
-                        self._restore_progress(parsed)
-                    else:
-                        self.transform.restore("state", key, parsed, _header_position(msg))
-                    restored += 1
-                    if offset + 1 >= ends[where]:
-                        pending.discard(where)
-            return restored
-        finally:
-            reader.close()
+        return restore_state(
+            self.kafka, self.consumer_config, state_topic=self.topics["state"],
+            restore_topics=self.restore_topics, enveloped=self.envelopes, transform=self.transform,
+            counters=self.counters, alive=self._alive,
+        )  # fmt: skip
+
+    def _alive(self) -> None:
+        self.heartbeat_at = time.time()
 
     @staticmethod
     def _tune_gc() -> None:
@@ -344,8 +190,8 @@ class StreamJob:
             self.producer.close()
             raise
         endpoint = serve_stream_metrics(self.spec, lambda: self.latest_status, self.metrics_port)
-        resumed = self.counters.last_position
-        self.changelog.claim(self.spec.stream.group, _resumed(resumed) if resumed else None)
+        progress = self.counters.last_position
+        self.changelog.claim(self.spec.stream.group, resumed(progress) if progress else None)
         self._tune_gc()
         self.consumer.subscribe([*self.inputs, self.marker_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
@@ -533,25 +379,6 @@ class StreamJob:
             counters.pending_ts_ms = applied.source_ts_ms
             counters.pending_position = applied.position
 
-    def _envelope(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        output = self.pipeline.outputs[name]
-        try:
-            return (connectjson.struct_schema(output.schema, output.keys, key=True),
-                    connectjson.struct_schema(output.schema, output.keys, key=False))  # fmt: skip
-        except connectjson.UnsupportedType as exc:
-            raise StreamJobError(f"outputs.{name}.sink: {exc}") from None
-
-    def _keyed(self, name: str, key: str, value: dict[str, Any] | None) -> dict[str, Any]:
-        """The record's key as the key struct's typed columns (`connectjson.key_payload`)."""
-        schema = self.envelopes[name][0]
-        if len(schema["fields"]) == 1:  # the key text is the value: as before, whatever the value holds
-            field = schema["fields"][0]
-            return {field["field"]: int(key) if field["type"] == "int64" else key}
-        try:
-            return connectjson.key_payload(key, value, schema)
-        except connectjson.UnsupportedType as exc:
-            raise StreamJobError(f"outputs.{name}: {exc}") from None
-
     def _produce(self, record: KafkaRecord) -> None:
         # The position header lets any reader check that no change was delivered twice.
         topic = self.topics.get(record.topic)
@@ -559,43 +386,28 @@ class StreamJob:
             return  # an output the spec gives no topic: its changelog is all dualrun keeps
         if record.pos != self._header_pos:  # the records of one event share it: encode once
             self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
-        envelope = self.envelopes.get(record.topic)
-        if envelope is not None and not isinstance(record.value, str):
-            key = connectjson.wrap(self._keyed(record.topic, record.key, record.value), envelope[0])
-            self.producer.produce(topic, key, connectjson.wrap(record.value, envelope[1]), self._header)
+        wrapped = self.envelopes.get(record.topic)
+        if wrapped is not None and not isinstance(record.value, str):
+            key = connectjson.wrap(keyed(record.topic, record.key, record.value, wrapped[0]), wrapped[0])
+            self.producer.produce(topic, key, connectjson.wrap(record.value, wrapped[1]), self._header)
             return
         self.producer.produce(topic, record.key.encode(), encode(record.value), self._header)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
         msg = item.message
-        headers: list[tuple[str, str | bytes | None]] = [
-            ("dualrun.error", reason.encode()),
-            ("dualrun.source.topic", item.topic.encode()),
-            ("dualrun.source.partition", str(item.partition).encode()),
-            ("dualrun.source.offset", str(item.offset).encode()),
-        ]
         self.producer.produce(
             self.spec.stream.dead_letter_topic,
             msg.key() if msg is not None else None,
             msg.value() if msg is not None else None,
-            headers,
+            dead_letter_headers(item, reason),
         )
         self.counters.dead_letters += 1
 
-    def _restore_progress(self, progress: dict[str, Any]) -> None:
-        self.counters.last_position = progress.get("position")
-        self.counters.last_transaction = progress.get("transaction")
-        self.counters.last_event_ts_ms = progress.get("ts_ms")
-
     def _commit(self) -> None:
         pending = self.counters.pending_position
-        if pending is not None or self.counters.pending_transaction is not None:
+        progress = self.counters.progress()
+        if progress is not None:
             # Progress travels in the same transaction, so a restarted job knows what it has covered.
-            progress = {
-                "position": pending.to_dict() if pending is not None else self.counters.last_position,
-                "transaction": self.counters.pending_transaction or self.counters.last_transaction,
-                "ts_ms": self.counters.pending_ts_ms or self.counters.last_event_ts_ms,
-            }
             self._produce(KafkaRecord("state", PROGRESS_KEY, progress))
         self.changelog.flush(upto=pending.order_value if pending is not None else None)
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
@@ -607,13 +419,7 @@ class StreamJob:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         self.in_txn = False
         self.committed_at = time.time()
-        self.counters.transactions += 1
-        if pending is not None:
-            # Only what Kafka has committed counts as reached: reconciliation waits on it.
-            self.counters.last_position = pending.to_dict()
-            self.counters.last_event_ts_ms = self.counters.pending_ts_ms
-        if self.counters.pending_transaction is not None:
-            self.counters.last_transaction = self.counters.pending_transaction
+        self.counters.committed()  # only what Kafka has committed counts as reached
         if time.monotonic() - self.last_status > 0.5:
             self._publish_status("running")
         for output in self.spec.outputs:
@@ -628,8 +434,7 @@ class StreamJob:
         """State and input positions back to what Kafka committed (the open transaction is gone)."""
         self.in_txn = False
         self.changelog.pending.clear()
-        self.counters.pending_position = None
-        self.counters.pending_transaction = None
+        self.counters.rewound()
         self.order.clear()
         self.next_offsets.clear()
         self.restore_state()
@@ -657,45 +462,20 @@ class StreamJob:
             self.next_offsets.pop((tp.topic, tp.partition), None)
 
     # -- reporting ---------------------------------------------------------------------------
-    def _input_partitions(self) -> list[TopicPartition]:
-        topics = self.consumer.list_topics(timeout=5).topics
-        return [
-            TopicPartition(topic, p)
-            for topic in [*self.inputs, self.marker_topic]
-            if topic in topics
-            for p in topics[topic].partitions
-        ]
-
     def _measure_lag(self) -> int | None:
-        """Input records the group has not committed, over every input partition.
-
-        Measured against the broker's committed offsets, not this member's assignment: while a
-        restarted job waits to be assigned its partitions, the lag is still what it is.
-        """
+        """The group's lag over every input (`migrate.stream.lag`); None when the broker is away."""
         try:
-            lag = 0
-            for tp in self.consumer.committed(self._input_partitions(), timeout=5):
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                lag += max(0, high - max(tp.offset, 0))
-            self.broker_unreachable = False
-            return lag
+            lag = measure_lag(self.consumer, [*self.inputs, self.marker_topic])
         except KafkaException as exc:
             # An idle job meets no error of its own while the broker is away: this is how it notices.
             self.kafka_error = describe(error_of(exc))
             self.broker_unreachable = True
             return None
+        self.broker_unreachable = False
+        return lag
 
     def _inputs_drained(self) -> bool:
-        """Nothing left to fetch on any input, the marker topic included (so a missing event or END
-        is really missing, not merely behind)."""
-        try:
-            for tp in self.consumer.position(self.consumer.assignment()):
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-                if tp.offset < high:
-                    return False
-            return True
-        except KafkaException:
-            return False
+        return inputs_drained(self.consumer)
 
     def _publish_status(self, state: str, error: str | None = None) -> None:
         now = time.time()
