@@ -42,6 +42,21 @@ class Counters:
             return 0.0, 0.0
         return (n1 - n0) / (t1 - t0), min(1.0, (w1 - w0) / (t1 - t0))
 
+    def measures(self, now: float) -> dict[str, Any]:
+        """The counters' fields of the job's status (`StreamStatus`), the rate measured at `now`."""
+        rate, idle = self.rate(now)
+        return {
+            "events_in": self.events_in,
+            "events_out": self.events_out,
+            "dead_letters": self.dead_letters,
+            "transactions": self.transactions,
+            "last_event_ts_ms": self.last_event_ts_ms,
+            "last_position": self.last_position,
+            "last_transaction": self.last_transaction,
+            "events_per_second": round(rate, 1),
+            "idle_share": round(idle, 3),
+        }
+
     def progress(self) -> dict[str, Any] | None:
         """The progress record the open transaction commits; None when it covers nothing new."""
         pending = self.pending_position

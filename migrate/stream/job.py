@@ -21,8 +21,6 @@ import concurrent.futures
 import gc
 import os
 import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +36,6 @@ from migrate.pipeline.contract import Pipeline
 from migrate.pipeline.records import KafkaRecord
 from migrate.pipeline.registry import pipeline_for
 from migrate.spec import PipelineSpec
-from migrate.stream import connectjson
 from migrate.stream.changelog import ChangelogWriter
 from migrate.stream.counters import Counters
 from migrate.stream.kafka import (
@@ -46,12 +43,12 @@ from migrate.stream.kafka import (
     KafkaFatal,
     KafkaInterrupted,
     TransactionalProducer,
-    backoff,
     classify,
     consumer_config,
     describe,
     error_of,
     producer_config,
+    with_retries,
 )
 from migrate.stream.lag import LAG_EVERY_S, inputs_drained, measure_lag
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
@@ -59,15 +56,11 @@ from migrate.stream.restore import PROGRESS_KEY, restore_state, resumed
 from migrate.stream.status import StreamStatus, write_status
 from migrate.stream.supervisor import RESTARTS_ENV, SUPERVISOR_ENV
 from migrate.stream.topics import JobTopics
-from migrate.stream.wire import POSITION_HEADER, Envelope, Headers, dead_letter_headers, encode, envelope, keyed
+from migrate.stream.watchdog import start_watchdog
+from migrate.stream.wire import Envelope, RecordWriter, envelope
 
 STATUS_EVERY_S = 2.0
-# librdkafka calls can block past their timeout (send_offsets_to_transaction after a broker restart,
-# librdkafka issues #5456 and #5511): a main loop silent this long ends the process, so that the
-# supervisor starts a fresh one. More than four times the longest call the loop makes on purpose.
-WATCHDOG_S = 45.0
 GC_YOUNG_THRESHOLD = 100_000  # allocations between young collections (CPython's default: 700)
-WATCHDOG_EXIT = 3  # the exit code when the watchdog ends the job (1: a fatal Kafka error, 2: usage)
 
 
 class StreamJob:
@@ -104,6 +97,7 @@ class StreamJob:
             for name in self.topics
             if name != "state" and spec.outputs[name].sink is not None
         }
+        self.writer = RecordWriter(self.topics, self.envelopes, spec.stream.dead_letter_topic)
         self.stopping = False
         self.counters = Counters()
         self.started_at = time.time()
@@ -116,8 +110,6 @@ class StreamJob:
         self.txn_started = 0.0
         self.lag: int | None = None
         self.lag_measured_at: float | None = None  # epoch seconds
-        self._header_pos = -1
-        self._header: Headers = []
         self.last_status = 0.0
         # The user's cluster settings (credentials included) stay in self.kafka; these are the job's
         # own properties, published in the status file with the settings' secrets masked.
@@ -179,10 +171,10 @@ class StreamJob:
         self.heartbeat_at = time.time()
         self.finished = False
         if install_signals:  # the job owns its process: only then may the watchdog end it
-            self._start_watchdog()
+            start_watchdog(self, lambda reason: self._publish_status("failed", error=reason))
         try:
             # The broker may be away at start (a restart racing ours): wait for it like for any outage.
-            self._with_retries("start", self._start)
+            with_retries("start", self._start, self._on_retry, self.timeouts)
         except StreamJobError as exc:
             self.finished = True
             self._publish_status("stopped" if isinstance(exc, KafkaInterrupted) else "failed", error=str(exc))
@@ -240,54 +232,13 @@ class StreamJob:
         self.restore_state()
 
     # -- faults ------------------------------------------------------------------------------
-    def _start_watchdog(self, limit_s: float = WATCHDOG_S) -> None:
-        """A thread that ends the process when the main loop stops turning (a call that never returns).
-
-        Nothing is lost: what was not committed is read again by the next instance, and the broker
-        aborts the open transaction when that instance fences this one.
-        """
-
-        def watch() -> None:
-            while not self.finished:
-                time.sleep(1.0)
-                silent, where = time.time() - self.heartbeat_at, self.producer.calling
-                if silent > limit_s or self.producer.stuck_for() > 0:
-                    reason = (
-                        f"streaming job stuck for {silent:.0f}s in {where or 'the main loop'}"
-                        f"{' (past its timeout)' if where else ''}; exiting so it is started afresh"
-                    )
-                    if self.kafka_error:
-                        reason += f" (last Kafka error {self.kafka_error})"
-                    try:
-                        self._publish_status("failed", error=reason)
-                    finally:
-                        print(f"error: {reason}", file=sys.stderr, flush=True)
-                        os._exit(WATCHDOG_EXIT)
-
-        threading.Thread(target=watch, name="dualrun-watchdog", daemon=True).start()
-
     def _recover(self, error: KafkaError) -> None:
         """After a Kafka error in the loop: fatal ends the job; anything else aborts the open
         transaction and rewinds to what Kafka committed (retried while the broker is away)."""
         self.kafka_error = describe(error)
         if classify(error) is Action.FATAL:
             raise KafkaFatal(f"streaming job cannot continue: {self.kafka_error}")
-        self._with_retries("rewind", self._abort_and_rewind)
-
-    def _with_retries(self, what: str, call: Callable[[], object]) -> None:
-        """`call` again after retriable or abortable Kafka errors, with backoff; fatal ones raise."""
-        attempt = 0
-        while True:
-            try:
-                call()
-                return
-            except KafkaException as exc:
-                error = error_of(exc)
-                if classify(error) is Action.FATAL:
-                    raise KafkaFatal(f"streaming job {what} failed: {describe(error)}") from exc
-                self._on_retry(error, attempt)
-                time.sleep(backoff(attempt, self.timeouts))
-                attempt += 1
+        with_retries("rewind", self._abort_and_rewind, self._on_retry, self.timeouts)
 
     def _on_retry(self, error: KafkaError, attempt: int) -> None:
         """Before each backoff: keep the heartbeat and say what is retried; a stop request ends the wait."""
@@ -350,7 +301,7 @@ class StreamJob:
     def _process(self, items: list[Item]) -> None:
         """Apply released items in order; one call per batch, with the hot lookups bound once."""
         next_offsets, marker_topic, counters = self.next_offsets, self.marker_topic, self.counters
-        apply, add, produce = self.transform.apply, self.changelog.add, self._produce
+        apply, add, write, producer = self.transform.apply, self.changelog.add, self.writer.write, self.producer
         applied: ChangeEvent | None = None
         for item in items:
             next_offsets[(item.topic, item.partition)] = item.offset + 1
@@ -372,7 +323,7 @@ class StreamJob:
                 continue
             add(changes)
             for record in records:
-                produce(record)
+                write(producer, record)
             counters.events_out += len(changes)
             applied = event
         if applied is not None:
@@ -380,27 +331,10 @@ class StreamJob:
             counters.pending_position = applied.position
 
     def _produce(self, record: KafkaRecord) -> None:
-        # The position header lets any reader check that no change was delivered twice.
-        topic = self.topics.get(record.topic)
-        if topic is None:
-            return  # an output the spec gives no topic: its changelog is all dualrun keeps
-        if record.pos != self._header_pos:  # the records of one event share it: encode once
-            self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
-        wrapped = self.envelopes.get(record.topic)
-        if wrapped is not None and not isinstance(record.value, str):
-            key = connectjson.wrap(keyed(record.topic, record.key, record.value, wrapped[0]), wrapped[0])
-            self.producer.produce(topic, key, connectjson.wrap(record.value, wrapped[1]), self._header)
-            return
-        self.producer.produce(topic, record.key.encode(), encode(record.value), self._header)
+        self.writer.write(self.producer, record)
 
     def _dead_letter(self, item: Item, reason: str) -> None:
-        msg = item.message
-        self.producer.produce(
-            self.spec.stream.dead_letter_topic,
-            msg.key() if msg is not None else None,
-            msg.value() if msg is not None else None,
-            dead_letter_headers(item, reason),
-        )
+        self.writer.dead_letter(self.producer, item, reason)
         self.counters.dead_letters += 1
 
     def _commit(self) -> None:
@@ -413,7 +347,7 @@ class StreamJob:
         offsets = [TopicPartition(t, p, o) for (t, p), o in self.next_offsets.items()]
         group = self.consumer.consumer_group_metadata() if self.eos else None
         if self.producer.commit(offsets, group) == "aborted":
-            self._with_retries("rewind", self._rewind)
+            with_retries("rewind", self._rewind, self._on_retry, self.timeouts)
             return
         if not self.eos and offsets:
             self.consumer.commit(offsets=offsets, asynchronous=False)
@@ -479,7 +413,7 @@ class StreamJob:
 
     def _publish_status(self, state: str, error: str | None = None) -> None:
         now = time.time()
-        rate, idle = self.counters.rate(time.monotonic())
+        measures = self.counters.measures(time.monotonic())
         self.last_status = time.monotonic()
         if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
             self.lag, self.lag_measured_at = self._measure_lag(), now
@@ -493,16 +427,7 @@ class StreamJob:
             exactly_once=self.eos,
             producer=self.kafka.masked_config(**self.producer_config),
             consumer=self.kafka.masked_config(**self.consumer_config),
-            events_in=self.counters.events_in,
-            events_out=self.counters.events_out,
-            dead_letters=self.counters.dead_letters,
-            transactions=self.counters.transactions,
             stalled_transactions=self.order.stalled,
-            last_event_ts_ms=self.counters.last_event_ts_ms,
-            last_position=self.counters.last_position,
-            last_transaction=self.counters.last_transaction,
-            events_per_second=round(rate, 1),
-            idle_share=round(idle, 3),
             lag=self.lag,
             lag_measured_at=self.lag_measured_at,
             error=error,
@@ -511,6 +436,7 @@ class StreamJob:
             committed_at=self.committed_at,
             restarts=self.restarts,
             supervisor_pid=int(os.environ[SUPERVISOR_ENV]) if os.environ.get(SUPERVISOR_ENV) else None,
+            **measures,
         )
         write_status(self.spec, status)
         self.latest_status = status

@@ -191,6 +191,25 @@ Headers = list[tuple[str, str | bytes | None]] | None
 OnRetry = Callable[[KafkaError, int], None]  # (error, attempt): heartbeat, or raise to give up
 
 
+def with_retries(
+    what: str, call: Callable[[], object], on_retry: Callable[[KafkaError, int], None], timeouts: Timeouts
+) -> None:
+    """`call` again after retriable or abortable Kafka errors, with backoff (`on_retry` before each
+    wait); fatal ones raise KafkaFatal."""
+    attempt = 0
+    while True:
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            error = error_of(exc)
+            if classify(error) is Action.FATAL:
+                raise KafkaFatal(f"streaming job {what} failed: {describe(error)}") from exc
+            on_retry(error, attempt)
+            time.sleep(backoff(attempt, timeouts))
+            attempt += 1
+
+
 class TransactionalProducer:
     """confluent_kafka.Producer, transactional when `transactional_id` is set; connects on first use.
 

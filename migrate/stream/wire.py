@@ -8,6 +8,7 @@ was delivered twice and the job can restore its state in order.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +17,9 @@ from confluent_kafka import Message
 
 from migrate.errors import StreamJobError
 from migrate.pipeline.contract import Output
+from migrate.pipeline.records import KafkaRecord
 from migrate.stream import connectjson
+from migrate.stream.kafka import TransactionalProducer
 from migrate.stream.ordering import Item
 
 POSITION_HEADER = "dualrun.position"
@@ -83,3 +86,36 @@ def dead_letter_headers(item: Item, reason: str) -> Headers:
         ("dualrun.source.partition", str(item.partition).encode()),
         ("dualrun.source.offset", str(item.offset).encode()),
     ]
+
+
+class RecordWriter:
+    """Writes the job's records: each output's records to its topic (Connect's JSON for the outputs
+    in `envelopes`), with the position header; failed input records to the dead-letter topic."""
+
+    def __init__(self, topics: Mapping[str, str], envelopes: Mapping[str, Envelope], dead_letters: str) -> None:
+        self.topics, self.envelopes, self.dead_letters = topics, envelopes, dead_letters
+        self._header_pos = -1
+        self._header: Headers = []
+
+    def write(self, producer: TransactionalProducer, record: KafkaRecord) -> None:
+        # The position header lets any reader check that no change was delivered twice.
+        topic = self.topics.get(record.topic)
+        if topic is None:
+            return  # an output the spec gives no topic: its changelog is all dualrun keeps
+        if record.pos != self._header_pos:  # the records of one event share it: encode once
+            self._header_pos, self._header = record.pos, [(POSITION_HEADER, str(record.pos).encode())]
+        wrapped = self.envelopes.get(record.topic)
+        if wrapped is not None and not isinstance(record.value, str):
+            key = connectjson.wrap(keyed(record.topic, record.key, record.value, wrapped[0]), wrapped[0])
+            producer.produce(topic, key, connectjson.wrap(record.value, wrapped[1]), self._header)
+            return
+        producer.produce(topic, record.key.encode(), encode(record.value), self._header)
+
+    def dead_letter(self, producer: TransactionalProducer, item: Item, reason: str) -> None:
+        msg = item.message
+        producer.produce(
+            self.dead_letters,
+            msg.key() if msg is not None else None,
+            msg.value() if msg is not None else None,
+            dead_letter_headers(item, reason),
+        )

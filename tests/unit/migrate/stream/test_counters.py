@@ -38,3 +38,12 @@ def test_a_rewind_drops_what_is_pending_and_keeps_what_was_committed() -> None:
     counters.rewound()
     assert counters.progress() is None
     assert (counters.last_transaction, counters.last_event_ts_ms) == ("t1", 5)
+
+
+def test_the_status_measures_round_the_rate_and_carry_what_was_committed() -> None:
+    counters = Counters(events_in=3, dead_letters=1, last_transaction="t1")
+    counters.rate(0.0)
+    counters.events_in, counters.input_wait_s = 30_003, 1.0
+    measures = counters.measures(3.0)
+    assert (measures["events_per_second"], measures["idle_share"]) == (10000.0, 0.333)
+    assert (measures["events_in"], measures["dead_letters"], measures["last_transaction"]) == (30_003, 1, "t1")
