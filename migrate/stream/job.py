@@ -17,7 +17,6 @@ snapshot sees them.
 
 from __future__ import annotations
 
-import concurrent.futures
 import gc
 import os
 import signal
@@ -29,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from cdc import client
 from cdc.envelope import ChangeEvent, decode
-from cdc.errors import EnvelopeError, TopicError
+from cdc.errors import EnvelopeError
 from migrate.errors import StreamJobError
 from migrate.metrics import serve_stream_metrics
 from migrate.pipeline.contract import Pipeline
@@ -50,7 +49,7 @@ from migrate.stream.kafka import (
     producer_config,
     with_retries,
 )
-from migrate.stream.lag import LAG_EVERY_S, inputs_drained, measure_lag
+from migrate.stream.lag import LagGauge, inputs_drained
 from migrate.stream.ordering import Item, TransactionOrder, parse_marker
 from migrate.stream.restore import PROGRESS_KEY, restore_state, resumed
 from migrate.stream.status import StreamStatus, write_status
@@ -108,8 +107,7 @@ class StreamJob:
         self.next_offsets: dict[tuple[str, int], int] = {}
         self.in_txn = False
         self.txn_started = 0.0
-        self.lag: int | None = None
-        self.lag_measured_at: float | None = None  # epoch seconds
+        self.lag = LagGauge([*self.inputs, self.marker_topic])
         self.last_status = 0.0
         # The user's cluster settings (credentials included) stay in self.kafka; these are the job's
         # own properties, published in the status file with the settings' secrets masked.
@@ -127,7 +125,6 @@ class StreamJob:
         self.finished = False  # run() has returned: the watchdog stands down
         self.committed_at: float | None = None  # the last committed transaction (epoch seconds)
         self.kafka_error: str | None = None  # the last Kafka error met, retried or not
-        self.broker_unreachable = False  # the last lag measurement could not reach the broker
         self.restarts = int(os.environ.get(RESTARTS_ENV, "0"))
         self._last_retry_report = 0.0
 
@@ -219,15 +216,7 @@ class StreamJob:
         return self.counters
 
     def _start(self) -> None:
-        try:
-            self.ensure_topics()
-        except TopicError as exc:  # the admin client's Kafka error inside: classified like any other
-            if isinstance(exc.__cause__, KafkaException):
-                raise exc.__cause__ from exc
-            raise
-        except concurrent.futures.TimeoutError as exc:
-            timed_out = KafkaError(KafkaError._TIMED_OUT, "creating topics timed out", retriable=True)
-            raise KafkaException(timed_out) from exc
+        self.ensure_topics()
         _ = self.producer.producer  # connects, and fences an older instance of this transactional.id
         self.restore_state()
 
@@ -396,18 +385,6 @@ class StreamJob:
             self.next_offsets.pop((tp.topic, tp.partition), None)
 
     # -- reporting ---------------------------------------------------------------------------
-    def _measure_lag(self) -> int | None:
-        """The group's lag over every input (`migrate.stream.lag`); None when the broker is away."""
-        try:
-            lag = measure_lag(self.consumer, [*self.inputs, self.marker_topic])
-        except KafkaException as exc:
-            # An idle job meets no error of its own while the broker is away: this is how it notices.
-            self.kafka_error = describe(error_of(exc))
-            self.broker_unreachable = True
-            return None
-        self.broker_unreachable = False
-        return lag
-
     def _inputs_drained(self) -> bool:
         return inputs_drained(self.consumer)
 
@@ -415,9 +392,9 @@ class StreamJob:
         now = time.time()
         measures = self.counters.measures(time.monotonic())
         self.last_status = time.monotonic()
-        if state == "running" and (self.lag_measured_at is None or now - self.lag_measured_at >= LAG_EVERY_S):
-            self.lag, self.lag_measured_at = self._measure_lag(), now
-        if state == "running" and self.broker_unreachable:
+        if state == "running" and self.lag.refresh(self.consumer, now) and self.lag.unreachable:
+            self.kafka_error = self.lag.error
+        if state == "running" and self.lag.unreachable:
             state, error = "retrying", f"cannot reach Kafka: {self.kafka_error}"
         status = StreamStatus(
             pid=os.getpid(),
@@ -428,8 +405,8 @@ class StreamJob:
             producer=self.kafka.masked_config(**self.producer_config),
             consumer=self.kafka.masked_config(**self.consumer_config),
             stalled_transactions=self.order.stalled,
-            lag=self.lag,
-            lag_measured_at=self.lag_measured_at,
+            lag=self.lag.lag,
+            lag_measured_at=self.lag.measured_at,
             error=error,
             pipeline=self.spec.stream.pipeline,
             heartbeat_at=self.heartbeat_at,

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from migrate.stream.kafka import describe, error_of
 
 LAG_EVERY_S = 2.0  # the lag costs broker round trips: measured at most this often
 
@@ -40,3 +43,27 @@ def inputs_drained(consumer: Consumer) -> bool:
         return True
     except KafkaException:
         return False
+
+
+@dataclass
+class LagGauge:
+    """The lag as last measured, for the job's status: at most every LAG_EVERY_S, since each
+    measurement costs broker round trips. An idle job meets no error of its own while the broker
+    is away: a failed measurement is how it notices (`unreachable`, with the Kafka error)."""
+
+    topics: Sequence[str]
+    lag: int | None = None
+    measured_at: float | None = None  # epoch seconds
+    unreachable: bool = False
+    error: str | None = None  # the Kafka error of the last failed measurement
+
+    def refresh(self, consumer: Consumer, now: float) -> bool:
+        """Measure again if due; True when it measured (the broker answered or not)."""
+        if self.measured_at is not None and now - self.measured_at < LAG_EVERY_S:
+            return False
+        try:
+            self.lag, self.unreachable = measure_lag(consumer, self.topics), False
+        except KafkaException as exc:
+            self.lag, self.unreachable, self.error = None, True, describe(error_of(exc))
+        self.measured_at = now
+        return True

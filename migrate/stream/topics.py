@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 from dataclasses import dataclass
 
+from confluent_kafka import KafkaError, KafkaException
+
 from cdc import client
+from cdc.errors import TopicError
 from cdc.topics import TopicAdmin
 from migrate.pipeline.contract import Pipeline
 from migrate.spec import PipelineSpec
@@ -41,8 +45,19 @@ class JobTopics:
         )
 
     def ensure(self, kafka: client.Kafka, pipeline: Pipeline) -> None:
-        """Create whichever topics are missing, each with the retention its role needs."""
-        admin = TopicAdmin(kafka)
+        """Create whichever topics are missing, each with the retention its role needs. Kafka's
+        errors come out as KafkaException, to be classified like any other (`migrate.stream.kafka`)."""
+        try:
+            self._create(TopicAdmin(kafka), pipeline)
+        except TopicError as exc:  # the admin client's Kafka error inside
+            if isinstance(exc.__cause__, KafkaException):
+                raise exc.__cause__ from exc
+            raise
+        except concurrent.futures.TimeoutError as exc:
+            timed_out = KafkaError(KafkaError._TIMED_OUT, "creating topics timed out", retriable=True)
+            raise KafkaException(timed_out) from exc
+
+    def _create(self, admin: TopicAdmin, pipeline: Pipeline) -> None:
         for name, topic in self.outputs.items():
             if name == "state":
                 admin.create(topic, compact=True)
