@@ -83,13 +83,13 @@ class StreamJob:
         self.pipeline = pipeline if pipeline is not None else pipeline_for(spec)
         self.report = report
         self.eos = spec.stream.exactly_once
-        self.layout = JobTopics.of(spec, self.pipeline)
-        self.inputs, self.marker_topic = list(self.layout.inputs), self.layout.marker
+        self.job_topics = JobTopics.of(spec, self.pipeline)
+        self.inputs, self.marker_topic = list(self.job_topics.inputs), self.job_topics.marker
         self.order = TransactionOrder(
             self.marker_topic, {spec.cdc.topic(t): t for t in spec.cdc.tables}, stall_after=stall_after,
             drained=self._inputs_drained,
         )  # fmt: skip
-        self.topics, self.restore_topics = self.layout.outputs, self.layout.restore
+        self.topics, self.restore_topics = self.job_topics.outputs, self.job_topics.restore
         # Outputs a Connect sink reads (outputs.X.sink): Connect's JSON with schemas, (key, value) schemas.
         self.envelopes: dict[str, Envelope] = {
             name: envelope(name, self.pipeline.outputs[name])
@@ -130,7 +130,7 @@ class StreamJob:
 
     # -- set-up ------------------------------------------------------------------------------
     def ensure_topics(self) -> None:
-        self.layout.ensure(self.kafka, self.pipeline)
+        self.job_topics.ensure(self.kafka, self.pipeline)
 
     def restore_state(self) -> int:
         """Rebuild state from what the job's transactions committed (`migrate.stream.restore`)."""
