@@ -5,7 +5,7 @@ candidates per key: an external batch job read the source at an unknown point in
 so its row is right when it equals any version the stream held there. `matching_keys` answers
 that with the same plan as `reconcile` (`comparators.plan`: key and column pairing, comparison
 types, `ignore`, tolerance rules, lossy conversions compared as they are) and the same per-column
-status (`comparators.engine.column_status`): a candidate matches when no compared column is a
+status (`comparators.comparison.column_status`): a candidate matches when no compared column is a
 mismatch (equal, or different within a rule).
 """
 
@@ -16,13 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 import duckdb
 import pyarrow as pa
 
+from comparators.candidates import row_exprs
+from comparators.comparison import column_status
 from comparators.conversions import check_options, check_rules
-from comparators.engine import LEFT, RIGHT, column_status, row_exprs
 from comparators.errors import ComparatorError
 from comparators.plan import make_plan
 from comparators.rules import Rule
 from comparators.spec import build_spec
 from comparators.sql import Params, describe, ident
+from comparators.tables import LEFT, RIGHT
 
 
 def matching_keys(

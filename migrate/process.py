@@ -121,12 +121,8 @@ class ManagedProcess:
         while time.monotonic() < deadline and self.pid() is not None:
             _reap(pid)
             time.sleep(0.1)
-        if self.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
-            while self.pid() is not None:
-                _reap(pid)
-                time.sleep(0.05)
-        self.pid_file.unlink(missing_ok=True)
+        if not self.kill():  # kill() SIGKILLs what is still running and removes the pid file
+            self.pid_file.unlink(missing_ok=True)
         return True
 
     def kill(self) -> bool:

@@ -34,7 +34,8 @@ from confluent_kafka import Consumer, TopicPartition  # noqa: E402
 from bench.stream.run import make_spec  # noqa: E402
 from migrate.examples.shop_orders import PIPELINE  # noqa: E402
 from migrate.stackconfig import StackConfig  # noqa: E402
-from migrate.stream.job import GC_YOUNG_THRESHOLD, Counters, StreamJob  # noqa: E402
+from migrate.stream.counters import Counters  # noqa: E402
+from migrate.stream.job import GC_YOUNG_THRESHOLD, StreamJob  # noqa: E402
 
 RECORDING = ROOT / ".dualrun" / "bench" / "replay.pickle"
 Record = tuple[str, int, int, bytes | None, bytes | None]  # topic, partition, offset, key, value

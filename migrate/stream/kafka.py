@@ -122,6 +122,31 @@ def describe(error: KafkaError) -> str:
     return f"{error.name()}: {error.str()} ({classify(error)})"
 
 
+def consumer_config(group: str) -> dict[str, Any]:
+    """The streaming job's own consumer properties (the user's cluster settings go under them)."""
+    return {
+        "group.id": group,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "isolation.level": "read_committed",
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 2000,
+        "fetch.wait.max.ms": 50,
+        # When the job is behind, the prefetch queue fills up and librdkafka then postpones the
+        # next fetch by this much (default 1000 ms): the job drained the queue and sat idle for
+        # a third of its time in bench/stream. Checking again every 10 ms keeps it fed.
+        "fetch.queue.backoff.ms": 10,
+    }
+
+
+def producer_config(transactional_id: str | None) -> dict[str, Any]:
+    """The streaming job's own producer properties; `transactional_id` None: exactly-once off."""
+    config: dict[str, Any] = {"enable.idempotence": True, "acks": "all", "linger.ms": 5, "compression.type": "lz4"}
+    if transactional_id is not None:
+        config["transactional.id"] = transactional_id
+    return config
+
+
 class KafkaFatal(StreamJobError):
     """This producer or consumer cannot continue; the process exits and its supervisor restarts it."""
 
@@ -164,6 +189,25 @@ def error_of(exc: BaseException) -> KafkaError:
 Outcome = Literal["committed", "aborted"]
 Headers = list[tuple[str, str | bytes | None]] | None
 OnRetry = Callable[[KafkaError, int], None]  # (error, attempt): heartbeat, or raise to give up
+
+
+def with_retries(
+    what: str, call: Callable[[], object], on_retry: Callable[[KafkaError, int], None], timeouts: Timeouts
+) -> None:
+    """`call` again after retriable or abortable Kafka errors, with backoff (`on_retry` before each
+    wait); fatal ones raise KafkaFatal."""
+    attempt = 0
+    while True:
+        try:
+            call()
+            return
+        except KafkaException as exc:
+            error = error_of(exc)
+            if classify(error) is Action.FATAL:
+                raise KafkaFatal(f"streaming job {what} failed: {describe(error)}") from exc
+            on_retry(error, attempt)
+            time.sleep(backoff(attempt, timeouts))
+            attempt += 1
 
 
 class TransactionalProducer:

@@ -43,8 +43,8 @@ from migrate.services.kafka import Kafka
 from migrate.services.mariadb import MariaDB
 from migrate.spec import PipelineSpec, load_spec
 from migrate.stackconfig import Ports, StackConfig
-from migrate.stream.job import POSITION_HEADER
 from migrate.stream.status import StreamStatus, read_status
+from migrate.stream.wire import POSITION_HEADER
 from tests.integration.conftest import Database
 from tests.integration.migrate.conftest import make_pipeline
 

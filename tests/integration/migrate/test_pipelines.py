@@ -28,8 +28,8 @@ from migrate.examples.shop_orders.defects import DEFECTS
 from migrate.examples.shop_orders.transform import ShopOrdersTransform
 from migrate.spec import PipelineSpec
 from migrate.stream.changelog import output_glob
-from migrate.stream.job import POSITION_HEADER
 from migrate.stream.status import read_status
+from migrate.stream.wire import POSITION_HEADER
 from tests.integration.conftest import Database
 from tests.integration.migrate.conftest import JobThread, workload_for
 

@@ -1,4 +1,4 @@
-"""The job's self-measurement: rate and idle share over a sliding window (no broker needed)."""
+"""The job's status line shows its self-measurement (the counters: test_counters.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,7 @@ import io
 from rich.console import Console
 
 from migrate import render
-from migrate.stream.job import Counters
 from migrate.stream.status import StreamStatus
-
-
-def test_rate_and_idle_share_cover_the_last_ten_seconds() -> None:
-    counters = Counters()
-    assert counters.rate(100.0) == (0.0, 0.0)  # one sample: nothing to divide by
-    counters.events_in, counters.input_wait_s = 20_000, 1.0
-    assert counters.rate(104.0) == (5000.0, 0.25)  # busy three quarters of the time
-    counters.events_in, counters.input_wait_s = 20_100, 12.0
-    rate, idle = counters.rate(116.0)  # the first sample has left the window
-    assert (rate, idle) == (100 / 12, 11 / 12)
 
 
 def test_the_status_line_shows_rate_and_idle_share() -> None:

@@ -142,7 +142,7 @@ def test_state_restored_from_the_state_and_enriched_records_equals_the_live_stat
     """What a restarted job rebuilds from its two compacted topics (as they would serialise)."""
     import orjson
 
-    from migrate.stream.job import encode
+    from migrate.stream.wire import encode
 
     live = ShopOrdersTransform()
     latest_record: dict[tuple[str, str], Any] = {}

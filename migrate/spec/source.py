@@ -1,0 +1,49 @@
+"""The spec's `source` section: the legacy OLTP database both pipelines read."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+
+from migrate.spec.base import _Model, env_password
+
+SUPPORTED_SOURCES = ("mariadb", "postgres")
+
+
+class SourceSpec(_Model):
+    """The legacy OLTP database both pipelines read."""
+
+    kind: str = "mariadb"
+    url: str
+    password_env: str
+    # Set only by `local: true` (the local stack's passwords) or by code; never read from YAML and
+    # never dumped.
+    default_password: str | None = Field(default=None, repr=False, exclude=True)
+
+    @field_validator("kind")
+    @classmethod
+    def _supported(cls, kind: str) -> str:
+        if kind not in SUPPORTED_SOURCES:
+            raise ValueError(
+                f"source kind {kind!r} is not supported yet: dualrun takes consistent snapshots of "
+                f"{', '.join(SUPPORTED_SOURCES)} only"
+            )
+        return kind
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_no_password(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.scheme or not parts.hostname:
+            raise ValueError("expected a SQLAlchemy URL like mysql+pymysql://user@host:3306/db")
+        if parts.password:
+            raise ValueError("put the password in the environment variable named by password_env, not in the URL")
+        return url
+
+    @property
+    def database(self) -> str:
+        return urlsplit(self.url).path.lstrip("/")
+
+    def password(self) -> str:
+        return env_password("source", self.password_env, self.default_password)
