@@ -151,7 +151,7 @@ def check_bracket(
     reached = _stream_reached(spec, run, timeout)
     if not reached.reached:
         if record:
-            _publish(spec, {})
+            publish_parity(spec, {})
         return BracketCheck(run, bracket, reached, None, {})
     progress("reading the change events inside the bracket")
     window, where = bracket_window(spec, bracket, timeout)
@@ -223,9 +223,5 @@ def record_bracket(spec: PipelineSpec, run_id: str, decided: Mapping[str, Bracke
     for output, c in decided.items():
         ids[output] = run_history.record(spec.history_path, c.reconciliation, batch_run=run_id)
         record_coverage(spec, output, ids[output], c.coverage, c.in_flight)
-    _publish(spec, {name: c.reconciliation for name, c in decided.items()})
+    publish_parity(spec, {name: c.reconciliation for name, c in decided.items()})
     return ids
-
-
-def _publish(spec: PipelineSpec, results: Mapping[str, Any]) -> None:
-    publish_parity(spec, results)
