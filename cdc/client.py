@@ -10,6 +10,7 @@ from the other properties, never printed by `repr`/`to_dict`, and `scrub` masks 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -23,34 +24,87 @@ from cdc.errors import CdcError, KafkaAccessError, PartitionReadError, ReadDeadl
 
 MASK = "********"
 
-# librdkafka properties whose value is a credential (CONFIGURATION.md). Any other property whose
-# name says password or secret counts too (see is_secret).
-SECRET_PROPERTIES = frozenset(
-    {
-        "sasl.password",
-        "ssl.key.password",
-        "ssl.keystore.password",
-        "ssl.key.pem",
-        "ssl_key",
-        "sasl.oauthbearer.client.secret",
-        "sasl.oauthbearer.config",
-    }
+# The one rule for which setting holds a credential, shared by `redact` (what dualrun prints) and the
+# checklist's `clear_secrets` (what Connect stores). A name counts by its ending, whatever prefix routes
+# it (`producer.override.`, `consumer.override.`, `admin.`, `database.`, `schema.history.internal.`...):
+# its last part names a password, secret, token or credentials, or it ends with one of SECRET_TAILS
+# (the JAAS line carries the SASL password, `*.ssl.key.pem` a private key). A value counts too when it
+# is a URL carrying a password (`jdbc:mysql://u:pw@h/db`, `...?user=u&password=pw`).
+SECRET_WORDS = ("password", "passwd", "secret", "token", "credentials")
+SECRET_TAILS = (
+    "jaas.config",
+    "sasl.oauthbearer.config",
+    "ssl.key.pem",
+    "ssl.keystore.key",
+    "ssl_key",
+    "secret.access.key",
+    "secret.key",
+    "private.key",
+)
+# A password in a URL: the userinfo's (scheme://user:PW@host) or a query/JDBC parameter's (password=PW).
+_URL_PASSWORDS = (
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@", re.IGNORECASE),
+    re.compile(r"[?&;]\s*(?:password|passwd|pwd)\s*=\s*([^&;\s]+)", re.IGNORECASE),
 )
 
 
-# Parts of a Kafka/Connect/Debezium setting name that mark a credential: the Java clients' JAAS
-# line carries the SASL password, tokens and cloud credentials are secrets too.
-SECRET_MARKERS = ("password", "secret", "sasl.jaas.config", "token", "credentials")
-
-
 def is_secret(name: str) -> bool:
-    """True for a librdkafka, Java client or connector setting that holds a credential
-    (`sasl.password`, `ssl.key.pem`, `sasl.jaas.config`, `*.password`, ...). An address
-    (`*.url`, such as `sasl.oauthbearer.token.endpoint.url`) is not one."""
+    """True for a librdkafka, Java client or connector setting whose name says it holds a credential
+    (`sasl.password`, `producer.override.sasl.jaas.config`, `database.ssl.key.pem`, `aws.session.token`,
+    ...). An address (`sasl.oauthbearer.token.endpoint.url`) or a name that merely starts with such a
+    word (`password.encoder.note`) is not one.
+
+    >>> [is_secret(n) for n in ("consumer.override.sasl.oauthbearer.config", "secret.manager.region")]
+    [True, False]
+    """
     lowered = name.lower()
-    if lowered.endswith(".url"):
+    last = lowered.rsplit(".", 1)[-1]
+    return any(word in last for word in SECRET_WORDS) or any(
+        lowered == tail or lowered.endswith("." + tail) for tail in SECRET_TAILS
+    )
+
+
+def is_reference(value: Any) -> bool:
+    """A Connect config provider reference (`${provider:[path:]key}`), resolved by the worker.
+
+    >>> is_reference("${file:/s.properties:k}"), is_reference("${nocolon}"), is_reference("pw${x:y}")
+    (True, False, False)
+    """
+    return isinstance(value, str) and re.fullmatch(r"\$\{[A-Za-z0-9_.-]+:[^}]+\}", value) is not None
+
+
+def holds_secret(name: str, value: Any) -> bool:
+    """True when setting `name` = `value` holds a credential in clear: a secret name with a value that
+    is neither empty nor a config provider reference, or any value that is a URL carrying a password.
+
+    >>> holds_secret("connection.url", "jdbc:mysql://db:3306/app?user=app&password=pw"), holds_secret(
+    ...     "database.password", "${file:/s:database.password}")
+    (True, False)
+    """
+    if value in (None, "") or is_reference(value):
         return False
-    return name in SECRET_PROPERTIES or any(marker in lowered for marker in SECRET_MARKERS)
+    return is_secret(name) or (isinstance(value, str) and any(p.search(value) for p in _URL_PASSWORDS))
+
+
+def masked(name: str, value: Any) -> Any:
+    """`value` safe to show: MASK for a secret name, the URL with its password masked, else as is.
+
+    >>> masked("connection.url", "postgresql://app:pw@db/app"), masked("topic.prefix", "p")
+    ('postgresql://app:********@db/app', 'p')
+    """
+    if not holds_secret(name, value):
+        return value
+    if is_secret(name) or not isinstance(value, str):
+        return MASK
+    for pattern in _URL_PASSWORDS:
+        value = pattern.sub(_mask_group, value)
+    return value
+
+
+def _mask_group(match: re.Match[str]) -> str:
+    """The whole match with its group 1 (the password) masked."""
+    head, tail = match.start(1) - match.start(0), match.end(1) - match.start(0)
+    return match.group(0)[:head] + MASK + match.group(0)[tail:]
 
 
 def quiet_logger() -> logging.Logger:

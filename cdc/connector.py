@@ -7,7 +7,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdc.client import is_secret
+from cdc.client import masked
 from cdc.errors import CdcError
 
 CONNECTOR_CLASSES = {
@@ -43,22 +43,14 @@ TOMBSTONE_DETOUR = ".dualrun-tombstone"
 
 
 def redact(config: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to log or print: every secret-looking value masked, except a config provider
-    reference (`${file:PATH:KEY}`), which names where the secret is and holds none.
+    """A copy safe to log or print: every secret value masked (`cdc.client.masked`: by the name, or
+    the password of a URL), except a config provider reference (`${file:PATH:KEY}`), which names
+    where the secret is and holds none.
 
     >>> redact({"database.password": "pw", "sasl.jaas.config": "${file:/s:j}", "name": "c"})
     {'database.password': '********', 'sasl.jaas.config': '${file:/s:j}', 'name': 'c'}
     """
-    return {k: (MASK if is_secret(k) and v not in (None, "") and not is_reference(v) else v) for k, v in config.items()}
-
-
-def is_reference(value: Any) -> bool:
-    """A Connect config provider reference (`${provider:[path:]key}`), resolved by the worker.
-
-    >>> is_reference("${file:/s.properties:k}"), is_reference("${nocolon}"), is_reference("pw${x:y}")
-    (True, False, False)
-    """
-    return isinstance(value, str) and re.fullmatch(r"\$\{[A-Za-z0-9_.-]+:[^}]+\}", value) is not None
+    return {k: masked(k, v) for k, v in config.items()}
 
 
 def file_reference(path: Any, key: str) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import ConfigResource
 
-from cdc.connector import is_reference
+from cdc.client import holds_secret
 from cdc.errors import ConnectorNotFound, ConnectUnreachable
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
@@ -42,23 +42,17 @@ def client_findings(properties: dict[str, str], connect_url: str, connect_user: 
     return found
 
 
-# A property holding a credential by its name's ending; a value `${provider:...}` is a reference.
-SECRET_ENDINGS = ("password", "secret", ".jaas.config")
-
-
 def clear_secrets(config: Mapping[str, Any]) -> list[str]:
     """The properties of a connector config that hold a secret in clear, by name only (never a value):
     Connect keeps the config in its config topic and shows it on GET /connectors/<name>/config.
-    A value that is a config provider reference (`${file:PATH:KEY}`) holds no secret.
+    The rule is `cdc.client.holds_secret` (the one `redact` masks by): a secret name, whatever its
+    prefix, or a URL carrying a password; a config provider reference (`${file:PATH:KEY}`) holds none.
 
     >>> clear_secrets({"database.password": "pw", "connection.password": "${file:/s:connection.password}",
     ...                "producer.override.sasl.jaas.config": "x", "client.secret": "", "topic.prefix": "p"})
     ['database.password', 'producer.override.sasl.jaas.config']
     """
-    return sorted(
-        key for key, value in config.items()
-        if key.lower().endswith(SECRET_ENDINGS) and value not in (None, "") and not is_reference(value)
-    )  # fmt: skip
+    return sorted(key for key, value in config.items() if holds_secret(key, value))
 
 
 def broker_findings(configs: dict[str, Any]) -> list[str]:
