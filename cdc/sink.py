@@ -10,7 +10,7 @@ read_committed consumer ever sees.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cdc.connector import redact
@@ -27,9 +27,10 @@ class JdbcSinkSettings:
     name: str
     topics: tuple[str, ...]
     table: str
-    jdbc_url: str  # jdbc:postgresql://host:port/db
+    # jdbc:postgresql://host:port/db; out of repr, as the password: a URL may carry one (?password=).
+    jdbc_url: str = field(repr=False)
     user: str
-    password: str
+    password: str = field(repr=False)
     read_committed: bool = True
     tasks: int = 1
     # The table's primary key: the record key struct's fields (`primary.key.fields`, in key order);

@@ -24,7 +24,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import duckdb
 
@@ -158,7 +158,7 @@ class DuckDBSource:
 class SqlSource:
     """A table or query behind a SQLAlchemy URL, fetched once in chunks into DuckDB."""
 
-    url: str
+    url: str = field(repr=False)  # holds the password: `label` is what to show
     table: str | None = None
     query: str | None = None
     schema: str | None = None
@@ -173,6 +173,16 @@ class SqlSource:
             shown = "<unparsable URL>"
         return f"{shown} ({'table ' + self.table if self.table else 'query'})"
 
+    def hide_secret(self, text: str) -> str:
+        """`text` (a driver's or SQLAlchemy's message) with the URL's password, and the URL itself,
+        masked: a message built from the URL must never carry the password."""
+        text = text.replace(self.url, self.label)
+        # urlsplit, not make_url: it finds the password even where SQLAlchemy refuses the URL (a bad port).
+        spelled = urlsplit(self.url).password
+        for secret in sorted({spelled, unquote(spelled)} if spelled else (), key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
     def register(self, con: duckdb.DuckDBPyConnection, name: str, keys: Sequence[str]) -> None:
         import sqlalchemy as sa
 
@@ -182,7 +192,9 @@ class SqlSource:
         try:
             engine = sa.create_engine(self.url)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
-            raise SourceError(f"bad database URL {where}: {exc}; expected e.g. mysql+pymysql://user@host/db") from exc
+            raise SourceError(
+                self.hide_secret(f"bad database URL {where}: {exc}; expected e.g. mysql+pymysql://user@host/db")
+            ) from exc
         try:
             with engine.connect() as conn:
                 if self.table is not None:
@@ -198,7 +210,7 @@ class SqlSource:
         except sa.exc.NoSuchTableError as exc:
             raise SourceError(f"table {self.table!r} not found at {where}; check the name") from exc
         except sa.exc.SQLAlchemyError as exc:
-            msg = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            msg = self.hide_secret(str(getattr(exc, "orig", None) or exc).splitlines()[0])
             raise SourceError(f"cannot read {where}: {msg}; check host, credentials and table") from exc
         finally:
             engine.dispose()
@@ -348,7 +360,8 @@ def _sql_source(text: str) -> SqlSource:
         url = make_url(text)
     except Exception as exc:
         scheme = urlsplit(text).scheme
-        raise SourceError(f"bad database URL ({scheme}://...): {exc}") from exc
+        reason = str(exc).replace(text, f"{scheme}://...")  # the whole URL may hold a password
+        raise SourceError(f"bad database URL ({scheme}://...): {reason}") from exc
     params = {k: (v[-1] if isinstance(v, tuple) else v) for k, v in url.query.items()}
     table, query, schema = params.get("table"), params.get("query"), params.get("schema")
     if table is None and query is None:

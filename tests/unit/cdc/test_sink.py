@@ -36,3 +36,10 @@ def test_a_composite_key_names_its_fields_as_the_tables_primary_key() -> None:
     assert config["primary.key.mode"] == "record_key"
     assert config["primary.key.fields"] == "customer_id,order_day"
     assert "primary.key.fields" not in settings().to_config()  # the whole key struct
+
+
+def test_repr_and_dict_never_show_the_password() -> None:
+    sink = settings(password="Sink-Pw-91", jdbc_url="jdbc:postgresql://db:5432/shop?password=Url-Pw-92")
+    for text in (repr(sink), str(sink), str(sink.to_dict())):
+        assert "Sink-Pw-91" not in text and "Url-Pw-92" not in text
+    assert "name='s'" in repr(sink)  # still says which sink it is

@@ -118,3 +118,29 @@ def test_file_that_is_not_parquet(tmp_path: Path) -> None:
 def test_csv_and_parquet_labels() -> None:
     assert CsvSource("a.csv").label == "a.csv"
     assert SqlSource("mysql+pymysql://u:pw@h/db", table="t").label.count("pw") == 0
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql+pymysql://app:Src-Pw-77@127.0.0.1:{_closed_port()}/shop",  # the driver's connect error
+        "mysql+pymysql://app:Src-Pw-77@127.0.0.1:Src-Pw-77/shop",  # SQLAlchemy's message quotes the URL's text
+        "mysql+pymysql://app:Src%2DPw%2D77@127.0.0.1:Src%2DPw%2D77/shop",  # the password as the URL spells it
+    ],
+    ids=["connect-error", "bad-port", "quoted"],
+)
+def test_sql_source_never_shows_its_password(url: str) -> None:
+    src = SqlSource(url, table="orders")
+    assert "Pw" not in repr(src) and "Pw" not in src.label
+    with pytest.raises(SourceError) as caught, duckdb.connect() as con:
+        src.register(con, "orders", ["id"])
+    assert "Src-Pw-77" not in str(caught.value) and "Src%2DPw%2D77" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value) or "<unparsable URL>" in str(caught.value)  # still says where
