@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import click
 import pyarrow as pa
 
 from cdc import client
@@ -165,10 +166,26 @@ def sink_settings(spec: PipelineSpec, output: str, *, read_committed: bool | Non
     )  # fmt: skip
 
 
+def clear_password_warning(output: str, settings: JdbcSinkSettings) -> str | None:
+    """One line when `settings` send the sink's password itself to Connect (no password_file):
+    what, where the fix goes; never the value. None: a reference, or no password at all."""
+    if settings.password_ref is not None or not settings.password:
+        return None
+    return (
+        f"warning: outputs.{output}.sink has no password_file: connector {settings.name} gets the password "
+        f"in clear (Connect's config topic and GET /connectors/{settings.name}/config show it); "
+        f"set outputs.{output}.sink.password_file to a properties file on the Connect worker"
+    )
+
+
 def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
-    """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
+    """Create or update the sink connector on Connect (PUT /connectors/<name>/config); a password
+    sent in clear is warned about on stderr at once (the checklist's connector_secrets flags it too)."""
     # A local sink's reference names the stack's secrets file, which `stack up` writes (Connect.start).
     settings = sink_settings(spec, output, read_committed=read_committed)
+    warning = clear_password_warning(output, settings)
+    if warning is not None:
+        click.echo(warning, err=True)  # as the CLI's other warnings (migrate.tail): stderr, one line
     connect = spec.cdc.connect_client(secrets=(settings.password,))
     connect.put(settings.name, settings.to_config())
     return settings

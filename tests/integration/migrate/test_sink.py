@@ -256,7 +256,7 @@ def test_a_two_column_key_is_the_sink_tables_primary_key(
 
 def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
     postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
     """A sink of a user's own database (sink.url, password_env) without password_file sends the
     password itself: connector_secrets warns, naming the connector and the property only; with
@@ -272,6 +272,8 @@ def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
     outputs["orders_enriched"]["sink"] = own
     clear = PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
     settings = register_sink(clear, "orders_enriched")
+    warned = capsys.readouterr().err  # at register time, before any checklist
+    assert "outputs.orders_enriched.sink.password_file" in warned and postgres_stack.db_password not in warned
     raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
     assert raw["connection.password"] == postgres_stack.db_password  # what Connect shows anyone who asks
     check = connector_secrets(Context(clear))
@@ -282,6 +284,7 @@ def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
     outputs["orders_enriched"]["sink"] = {**own, "password_file": str(postgres_stack.connect_secrets_file)}
     fixed = PipelineSpec.model_validate({**spec.model_dump(mode="json"), "outputs": outputs, "origin": spec.origin})
     register_sink(fixed, "orders_enriched")
+    assert "password_file" not in capsys.readouterr().err
     raw = requests.get(f"{postgres_stack.connect_url}/connectors/{settings.name}/config", timeout=10).json()
     assert not _holding(raw, postgres_stack.db_password)
     check = connector_secrets(Context(fixed))

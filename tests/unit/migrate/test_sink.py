@@ -178,3 +178,24 @@ def test_password_file_is_an_alternative_to_password_env_when_dualrun_can_read_i
     write_properties(secrets, {"other": "x"})
     with pytest.raises(SpecError, match="has no connection.password"):
         sink_url(_with_sink(user, local=False), "orders_enriched", password=True)
+
+
+def test_a_password_sent_in_clear_is_warned_about_by_its_setting_never_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from migrate.sink import clear_password_warning, sink_settings
+
+    monkeypatch.setenv("SINK_PW", "Warn-Pw-55")
+    user = {"table": "oe", "url": "postgresql+psycopg://app@db.example:5432/shop", "password_env": "SINK_PW"}
+    bare = sink_settings(_with_sink(user, local=False), "orders_enriched")
+    warning = clear_password_warning("orders_enriched", bare)
+    assert warning is not None and warning.startswith("warning: ") and "\n" not in warning
+    assert "outputs.orders_enriched.sink.password_file" in warning and bare.name in warning
+    assert "Warn-Pw-55" not in warning
+    referenced = sink_settings(
+        _with_sink({**user, "password_file": "/etc/kafka/connect-secrets.properties"}, local=False), "orders_enriched"
+    )
+    assert clear_password_warning("orders_enriched", referenced) is None
+    monkeypatch.setenv("DUALRUN_DB_PASSWORD", "l0cal-Pg")  # the local stack's PostgreSQL: its own secrets file
+    local = sink_settings(_with_sink({"table": "oe"}), "orders_enriched")
+    assert clear_password_warning("orders_enriched", local) is None
