@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdc.errors import ConnectorNotFound, ConnectUnreachable
+from cdc.errors import ConnectError, ConnectorNotFound
 from cdc.health import diagnose
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
@@ -48,7 +48,7 @@ def connector_running(ctx: Context) -> CheckResult:
         )
     except ConnectorNotFound:
         return r.failed(f"no connector named {name!r} is registered on {ctx.spec.cdc.connect_url}")
-    except ConnectUnreachable as exc:
+    except ConnectError as exc:  # unreachable, 401/403, 5xx: this check only, not the checklist
         raise CheckUnavailable(str(exc)) from exc
     status = health.status
     if health.unchecked is not None:

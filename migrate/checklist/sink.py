@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cdc.errors import ConnectorNotFound, ConnectUnreachable
+from cdc.errors import ConnectError, ConnectorNotFound
 from cdc.sink import isolation_problem, sink_topics
 from migrate.checklist.context import Context
 from migrate.checklist.model import CheckResult
@@ -35,7 +35,7 @@ def sink_isolation(ctx: Context) -> CheckResult:
         except ConnectorNotFound:
             problems.append(f"no sink connector {name!r} on {ctx.spec.cdc.connect_url}: `dualrun cdc register-sink`")
             continue
-        except ConnectUnreachable as exc:
+        except ConnectError as exc:  # unreachable, 401/403, 5xx: this check only, not the checklist
             raise CheckUnavailable(str(exc)) from exc
         problem = isolation_problem(name, config, transactional)
         if problem:

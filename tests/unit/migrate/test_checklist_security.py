@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from migrate.checklist.security import broker_findings, clear_secrets, client_findings, first_broker
@@ -90,3 +92,47 @@ SINK = {"connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector", "conn
 )
 def test_clear_secrets_names_the_properties(config: dict[str, object], flagged: list[str]) -> None:
     assert clear_secrets(config) == flagged
+
+
+@pytest.mark.parametrize(("status", "reason"), [(401, "HTTP 401"), (403, "HTTP 403"), (500, "HTTP 500")])
+def test_connect_refusing_leaves_connector_secrets_unevaluated_not_the_checklist_aborted(
+    tmp_path: Path, status: int, reason: str
+) -> None:
+    """A real HTTP server answering every request with `status`: the check is not evaluated (with
+    Connect's answer, its password scrubbed); the checks after it still run."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from migrate.checklist.registry import evaluate, select
+    from tests.unit.report.builders import local_spec
+
+    spec = local_spec(tmp_path)
+    secret = spec.source.password()
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.dumps({"error_code": status, "message": f"config has database.password={secret}"}).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        checked = local_spec(tmp_path, cdc={"connect_url": url})
+        result = evaluate(checked, select(("connector_secrets", "sink_isolation")), timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [c.name for c in result.checks] == ["connector_secrets", "sink_isolation"]
+    assert result.unevaluated[0] == "connector_secrets"
+    evidence = result.checks[0].evidence
+    assert evidence.startswith("could not evaluate: ") and reason in evidence and url in evidence
+    assert secret and secret not in evidence
