@@ -82,6 +82,9 @@ class Counters:
             self.last_event_ts_ms = self.pending_ts_ms
         if self.pending_transaction is not None:
             self.last_transaction = self.pending_transaction
+        # Reached now, so no longer pending: the next transaction writes a progress record only if
+        # it covers something new (`progress` is None otherwise), not the same one on every commit.
+        self.pending_position, self.pending_ts_ms, self.pending_transaction = None, None, None
 
     def rewound(self) -> None:
         """The open transaction is gone: nothing is pending."""

@@ -31,6 +31,25 @@ def test_only_a_commit_makes_the_pending_position_reached() -> None:
     assert resumed(counters.last_position) == (str(at), at.order_value)
 
 
+def test_a_transaction_covering_nothing_new_writes_no_progress_record() -> None:
+    """The job writes the progress record only when `progress()` is not None: after a commit, a
+    transaction with no new event or transaction marker must not rewrite what was committed."""
+    counters = Counters()
+    at = Position("binlog", 7, 1234, 2, "mysql-bin.000007", "0-1-9")
+    counters.pending_position, counters.pending_ts_ms, counters.pending_transaction = at, 1_000, "0-1-9"
+    counters.committed()
+    assert counters.progress() is None  # only dead letters or tombstones since: nothing to record
+    assert (counters.last_position, counters.last_transaction, counters.last_event_ts_ms) == (
+        at.to_dict(),
+        "0-1-9",
+        1_000,
+    )
+    counters.pending_transaction = "0-1-10"  # a transaction marker alone is something new
+    assert counters.progress() == {"position": at.to_dict(), "transaction": "0-1-10", "ts_ms": 1_000}
+    counters.committed()
+    assert counters.progress() is None and counters.transactions == 2 and counters.last_transaction == "0-1-10"
+
+
 def test_a_rewind_drops_what_is_pending_and_keeps_what_was_committed() -> None:
     counters = Counters()
     counters.restore_progress({"position": {"kind": "binlog"}, "transaction": "t1", "ts_ms": 5})
