@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from migrate.commands.options import emit_report, spec_option, state_option
+from migrate.commands.options import spec_option, state_option
+from migrate.commands.output import emit_report
 
 
 @click.group()

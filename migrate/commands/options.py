@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,17 +63,3 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         wrapper = option(wrapper)
     return wrapper
-
-
-def emit_report(report: str, output: Path | None, verdict: str) -> None:
-    """Write `report` to `output` (SpecError, exit 2, when it cannot be written) or stdout."""
-    from comparators.errors import SpecError
-
-    if output is None:
-        sys.stdout.write(report)
-        return
-    try:
-        output.write_text(report)
-    except OSError as exc:
-        raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
-    click.echo(f"{verdict}: report written to {output}", err=True)

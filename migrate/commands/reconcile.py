@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from migrate.commands.options import MEMORY_LIMIT, REPORT_FORMATS, emit_report
+from migrate.commands.options import MEMORY_LIMIT, REPORT_FORMATS
+from migrate.commands.output import emit_report
 
 if TYPE_CHECKING:
     from comparators.spec import InFlight

@@ -176,7 +176,7 @@ def test_run_and_wait_need_spec(pair: tuple[str, str, str], args: list[str]) -> 
 
 
 def test_unwritable_output_is_one_line_exit_2(pair: tuple[str, str, str], tmp_path: Path) -> None:
-    from migrate.commands.options import emit_report
+    from migrate.commands.output import emit_report
 
     code, _, err = invoke(pair[0], pair[2], "--key", "id", "--output", str(tmp_path / "no" / "r.txt"))
     assert code == 2 and "cannot write report to" in err and "Traceback" not in err
