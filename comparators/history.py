@@ -58,7 +58,7 @@ class RunSummary:
     mismatched_rows: int
     only_in_left: int
     only_in_right: int
-    batch_run: str  # the batch run this reconciliation judged (see `record`)
+    batch_run: str | None  # the batch run this reconciliation judged (see `record`); read with its fallback
 
     def to_dict(self) -> dict[str, Any]:
         return {k: jsonable(v) for k, v in self.__dict__.items()}

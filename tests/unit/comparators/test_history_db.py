@@ -188,3 +188,33 @@ def test_batch_runs_at_one_source_position_count_once(tmp_path: Path) -> None:
     assert [r.batch_run for r in history.runs(db, "orders")] == ["night-3", "night-2", "night-1"]
     history.record(db, at(CLEAN, 43), batch_run="night-4")
     assert history.parity_streak(db, "orders") == 2
+
+
+def test_rows_without_a_batch_run_read_through_the_fallback(tmp_path: Path) -> None:
+    """A row whose batch_run is NULL (an interrupted migration of an old history, or a hand-made row)
+    reads as its left position, else itself: in `runs()` (what `history list` shows) and the streak."""
+    db = tmp_path / "history.duckdb"
+    history.record(db, dataclasses.replace(CLEAN, left=dataclasses.replace(CLEAN.left, position="0-1-5")))
+    history.record(db, CLEAN)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET batch_run = NULL")
+    con.close()
+    listed = history.runs(db, "orders")
+    assert [r.batch_run for r in listed] == [listed[0].run_id, "0-1-5"]
+    assert history.parity_streak(db, "orders") == 2
+
+
+def test_the_old_schema_migration_is_one_transaction(tmp_path: Path) -> None:
+    """ALTER and UPDATE commit together: after the migration every row has its batch run."""
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(OLD_RUNS)
+    con.execute(
+        "INSERT INTO runs (seq, run_id, recorded_at, name, verdict, unexplained, left_position) VALUES"
+        " (1, 'old-1', TIMESTAMP '2026-11-01 03:00:00', 'orders', 'clean', 0, NULL)"
+    )
+    con.close()
+    history.runs(db)  # opens, so migrates
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT batch_run FROM runs").fetchall() == [("old-1",)]
+    con.close()
