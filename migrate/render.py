@@ -315,6 +315,10 @@ def _bracket_lines(result: BracketCheck) -> list[str]:
         per_table = ", ".join(f"{t} {n}" for t, n in window.per_table().items()) or "none"
         lines.append(f"  window: {window.size} change event(s) inside the bracket ({per_table})")
         lines.append(f"  window read from {result.window_from}")
+    if result.self_check_not_run:
+        lines.append(
+            f"  lineage self-check not run: the stream carries no positions ({', '.join(result.self_check_not_run)})"
+        )
     for name, out in result.outputs.items():
         counts = out.to_dict()["window_keys"]
         rec = out.reconciliation
