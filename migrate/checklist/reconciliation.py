@@ -49,15 +49,15 @@ def parity(ctx: Context) -> CheckResult:
                 bad += 1
                 continue
             streak = history.parity_streak(path, name)
-            if name in ctx.output_names and latest[0].batch_run != latest_batch.run_id:
+            if latest[0].verdict != "clean":
+                parts.append(f"{output} latest run has {latest[0].unexplained:,} unexplained differences (streak 0)")
+            elif name in ctx.output_names and latest[0].batch_run != latest_batch.run_id:
                 parts.append(
                     f"{output} batch run {latest_batch.run_id} not reconciled yet (the stream was behind?); "
                     "run `dualrun reconcile --spec`"
                 )
             elif name in ctx.sink_names and name not in in_latest:
                 parts.append(f"{output} not compared in the latest run (the sink was behind its read point)")
-            elif latest[0].verdict != "clean":
-                parts.append(f"{output} latest run has {latest[0].unexplained:,} unexplained differences (streak 0)")
             elif streak < need:
                 parts.append(f"{output} streak {streak} < {need}")
             else:
