@@ -75,7 +75,8 @@ def coverage(ctx: Context) -> CheckResult:
     The streak's batch runs are each read at their latest check (as the parity streak counts them);
     a key in flight in every one of them was never compared; the share of the latest run's keys
     that were verified at least once must reach `checklist.min_coverage`. Outputs compared exactly
-    at a position verify every key. Example: `orders_enriched 124 keys, 2 never verified over 3
+    at a position verify every key (their ledger says so); a run whose ledger is missing cannot be
+    evaluated (never read as exact). Example: `orders_enriched 124 keys, 2 never verified over 3
     run(s) (98.4%)` passes at 0.95; `daily_revenue 60 keys, 60 never verified` fails.
     """
     need = ctx.spec.checklist.min_coverage
