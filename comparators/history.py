@@ -187,10 +187,9 @@ def record(
     """Store one reconciliation; returns its run id.
 
     `batch_run` identifies the batch run it judged (the caller's run id: a batch run, an imported or
-    bracketed one), so re-checks of one run count once in the parity streak. Without one, the left
-    side's position stands for it (two tables compared as of one source position judge one state of
-    the source); without that either, nothing ties this reconciliation to another, so it is a run
-    of its own.
+    bracketed one); `history list` shows it. Without one, the left side's position stands for it;
+    without that either, this reconciliation is a run of its own. The parity streak counts source
+    states, not batch runs: see `evidence_of` (the left position first, then the batch run).
     """
     run_id = uuid.uuid4().hex
     judged = batch_run if batch_run is not None else (result.left.position or run_id)
