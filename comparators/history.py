@@ -3,14 +3,20 @@
 Tables: `runs` (one row per reconciliation, with the spec, both positions, the
 batch run it judged, the counts and the full result as JSON), `column_stats` and
 `samples`. A comparison is identified by its name (default "LEFT vs RIGHT"); its
-parity streak counts clean batch runs in a row, newest first, each judged by its
-latest reconciliation: re-checking one batch run never counts twice.
+parity streak counts clean pieces of evidence in a row, newest first, each judged by its
+latest reconciliation. One piece of evidence is one state of the source: the batch side's
+position when known (a batch run's position; a bracketed run's bracket), else the batch run,
+else the reconciliation itself. Re-checking one batch run, or re-running the batch at one
+source position (a quiet source), never counts twice: batch runs at one source position count
+once. `streaks` is the one streak algorithm; the checklist, the metrics and the report use it.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +58,7 @@ class RunSummary:
     mismatched_rows: int
     only_in_left: int
     only_in_right: int
-    batch_run: str  # the batch run this reconciliation judged (see `record`)
+    batch_run: str | None  # the batch run this reconciliation judged (see `record`); read with its fallback
 
     def to_dict(self) -> dict[str, Any]:
         return {k: jsonable(v) for k, v in self.__dict__.items()}
@@ -78,8 +84,16 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     run at their left (batch) position, the same fallback `record` uses."""
     if has_batch_run(con):
         return
-    con.execute("ALTER TABLE runs ADD COLUMN batch_run VARCHAR")
-    con.execute(f"UPDATE runs SET batch_run = {OLD_BATCH_RUN}")
+    # One transaction: a crash between the two statements must not leave NULL batch runs behind
+    # (readers fall back through `batch_run_of` anyway).
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("ALTER TABLE runs ADD COLUMN batch_run VARCHAR")
+        con.execute(f"UPDATE runs SET batch_run = {OLD_BATCH_RUN}")
+        con.execute("COMMIT")
+    except duckdb.Error:
+        con.execute("ROLLBACK")
+        raise
 
 
 # What an old row (no batch_run column) judged; readers that open the history read-only use it too.
@@ -100,6 +114,69 @@ def batch_run_of(con: duckdb.DuckDBPyConnection) -> str:
     return f"coalesce(batch_run, {OLD_BATCH_RUN})" if has_batch_run(con) else OLD_BATCH_RUN
 
 
+def evidence_of(con: duckdb.DuckDBPyConnection) -> str:
+    """The SQL expression for the piece of evidence a `runs` row is about: the batch side's position
+    when known, else its batch run, else the row itself (see the module docstring)."""
+    return f"coalesce(left_position, {batch_run_of(con)}, run_id)"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One recorded reconciliation as the streak reads it."""
+
+    seq: int
+    run_id: str
+    recorded_at: datetime
+    name: str
+    verdict: str
+    unexplained: int
+    left_position: str | None
+    batch_run: str
+    evidence: str  # see `evidence_of`
+
+
+def read_checks(con: duckdb.DuckDBPyConnection, where: str = "TRUE", params: Sequence[object] = ()) -> list[Check]:
+    """The recorded checks matching `where` (SQL on `runs`), in the order they were recorded; works
+    on a new or an old, read-only history."""
+    rows = con.execute(
+        f"SELECT seq, run_id, recorded_at, name, verdict, unexplained, left_position, {batch_run_of(con)},"
+        f" {evidence_of(con)} FROM runs WHERE {where} ORDER BY seq",
+        list(params),
+    ).fetchall()
+    return [Check(int(r[0]), r[1], r[2], r[3], r[4], int(r[5]), r[6], r[7], r[8]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Point:
+    """One judgement of one piece of evidence: a check of one output, or a whole pipeline run."""
+
+    evidence: str
+    clean: bool
+    run_id: str
+
+
+def streaks(points: Iterable[Point]) -> Iterator[list[Point]]:
+    """THE parity streak, after each point in recorded order: the points behind it, newest first.
+
+    Points group by evidence (one source state); each group is judged by its LATEST point and aged
+    by its FIRST (re-checking an old state must not hide a newer state's differences). The streak
+    runs from the newest group back to the first whose latest point is not clean.
+
+    >>> [len(s) for s in streaks([Point("p1", True, "a"), Point("p1", True, "b"), Point("p2", False, "c"),
+    ...                           Point("p2", True, "d"), Point("p1", False, "e")])]
+    [1, 1, 0, 2, 1]
+    """
+    latest: dict[str, Point] = {}  # insertion order: the order the evidence was first judged
+    for point in points:
+        latest[point.evidence] = point  # updating a key keeps its place
+        behind: list[Point] = []
+        for judged in reversed(latest.values()):
+            if not judged.clean:
+                break
+            behind.append(judged)
+        yield behind
+
+
 def default_name(result: Reconciliation) -> str:
     return result.name or f"{result.left.label} vs {result.right.label}"
 
@@ -110,10 +187,9 @@ def record(
     """Store one reconciliation; returns its run id.
 
     `batch_run` identifies the batch run it judged (the caller's run id: a batch run, an imported or
-    bracketed one), so re-checks of one run count once in the parity streak. Without one, the left
-    side's position stands for it (two tables compared as of one source position judge one state of
-    the source); without that either, nothing ties this reconciliation to another, so it is a run
-    of its own.
+    bracketed one); `history list` shows it. Without one, the left side's position stands for it;
+    without that either, this reconciliation is a run of its own. The parity streak counts source
+    states, not batch runs: see `evidence_of` (the left position first, then the batch run).
     """
     run_id = uuid.uuid4().hex
     judged = batch_run if batch_run is not None else (result.left.position or run_id)
@@ -156,46 +232,32 @@ def record(
     return run_id
 
 
-# The latest check of each batch run of a comparison, newest batch run first, up to (not including)
-# the first batch run whose latest check is not clean. A batch run's age is when it was first
-# judged: re-checking an old run must not hide a newer run's differences. `{batch_run}` is
-# `batch_run_of(con)`.
-_STREAK_SQL = """
-WITH checks AS (
-    SELECT seq, run_id, verdict, {batch_run} AS batch_run FROM runs WHERE name = $name
-), judged AS (
-    SELECT batch_run, min(seq) AS first_seq, arg_max(run_id, seq) AS latest_run,
-           arg_max(verdict, seq) AS latest_verdict
-    FROM checks GROUP BY batch_run
-), ordered AS (
-    SELECT latest_run, first_seq,
-           count(*) FILTER (WHERE latest_verdict <> 'clean')
-               OVER (ORDER BY first_seq DESC ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS unclean
-    FROM judged
-)
-SELECT latest_run FROM ordered WHERE unclean = 0 ORDER BY first_seq DESC
-"""
+def _read(path: str | Path, where: str, params: Sequence[object]) -> list[Check]:
+    con = _open(path)
+    try:
+        return read_checks(con, where, params)
+    except duckdb.Error as exc:
+        raise HistoryError(f"cannot read history database {path}: {str(exc).splitlines()[0]}") from exc
+    finally:
+        con.close()
 
 
 def streak_runs(path: str | Path, name: str) -> list[str]:
-    """The history run ids behind `name`'s parity streak, newest batch run first: for each batch run
+    """The history run ids behind `name`'s parity streak, newest first: for each piece of evidence
     in the streak, the run id of its latest check. Their number is `parity_streak`."""
-    con = _open(path)
-    try:
-        rows = con.execute(_STREAK_SQL.format(batch_run=batch_run_of(con)), {"name": name}).fetchall()
-    finally:
-        con.close()
-    return [r[0] for r in rows]
+    checks = _read(path, "name = ?", [name])
+    last = deque(streaks(Point(c.evidence, c.verdict == "clean", c.run_id) for c in checks), maxlen=1)
+    return [p.run_id for p in last[0]] if last else []
 
 
 def parity_streak(path: str | Path, name: str) -> int:
-    """Clean batch runs of `name` in a row, newest first.
+    """Clean pieces of evidence of `name` in a row, newest first (see `streaks`).
 
-    Counts DISTINCT batch runs (see `record`), each judged by its LATEST check, from the newest
-    (the one first judged most recently) back to the first batch run whose latest check is not
-    clean. Re-checking a run (reconcile re-run, `batch check` of a bracketed run) replaces its
-    verdict and never adds to the streak; 0 when the newest batch run's latest check has
-    differences or nothing is recorded.
+    Counts DISTINCT source states: the batch side's position when known, else the batch run (see
+    `record`), else the check itself. Batch runs at one source position count once, and
+    re-checking a run (reconcile re-run, `batch check` of a bracketed run) replaces its verdict and
+    never adds to the streak; 0 when the newest state's latest check has differences or nothing is
+    recorded.
     """
     return len(streak_runs(path, name))
 
@@ -206,7 +268,7 @@ def runs(path: str | Path, name: str | None = None, limit: int = 50) -> list[Run
     try:
         rows = con.execute(
             "SELECT run_id, recorded_at, name, verdict, unexplained, mismatched_rows,"
-            " only_in_left, only_in_right, batch_run FROM runs WHERE $name IS NULL OR name = $name"
+            f" only_in_left, only_in_right, {batch_run_of(con)} FROM runs WHERE $name IS NULL OR name = $name"
             " ORDER BY seq DESC LIMIT $limit",
             {"name": name, "limit": limit},
         ).fetchall()

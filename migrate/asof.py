@@ -14,6 +14,7 @@ from comparators import history as run_history
 from comparators.errors import SourceError
 from comparators.errors import SpecError as ComparatorSpecError
 from migrate.batch import RERUN, BatchRun, has_output, load_run, run_output
+from migrate.coverage import record_exact
 from migrate.errors import DualrunError, SpecError
 from migrate.external import OutputCheck, reconcile_external
 from migrate.metrics import publish_parity
@@ -229,6 +230,7 @@ def _reconcile_spec(
         results[output] = result
         if record:
             ids[output] = run_history.record(spec.history_path, result, batch_run=run.run_id)
+            record_exact(spec, output, ids[output])  # compared at the position: every key verified
     return SpecReconciliation(spec.name, run, reached, results, ids)
 
 

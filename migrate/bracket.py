@@ -46,7 +46,9 @@ class BracketCheck:
     """An external batch run against the stream: the window between its marks and every output's
     keys decided (`migrate.consistency`). `progress`: whether the stream passed P_hi (outputs are
     decided only then); `window_from`: where the window's change events were read from;
-    `history_ids`: each output's run id in the run history (empty when not recorded)."""
+    `history_ids`: each output's run id in the run history (empty when not recorded);
+    `self_check_not_run`: outputs whose lineage self-check could not run because the stream
+    carries no positions (their window keys' lineage is then untested, so say it)."""
 
     run: BatchRun
     bracket: Bracket
@@ -55,6 +57,7 @@ class BracketCheck:
     outputs: dict[str, BracketClassification]
     window_from: str = ""
     history_ids: dict[str, str] = field(default_factory=dict)
+    self_check_not_run: tuple[str, ...] = ()
 
     @property
     def behind(self) -> str | None:
@@ -78,6 +81,7 @@ class BracketCheck:
             "verdict": self.verdict, "run": self.run.to_dict(), "bracket": self.bracket.to_dict(),
             "behind": self.behind, "window": self.window.to_dict() if self.window else None,
             "window_from": self.window_from, "history_ids": dict(self.history_ids),
+            "lineage_self_check_not_run": list(self.self_check_not_run),
             "outputs": {name: o.to_dict() for name, o in self.outputs.items()},
         }  # fmt: skip
 
@@ -157,6 +161,7 @@ def check_bracket(
     window, where = bracket_window(spec, bracket, timeout)
     lo, hi = bracket.begin.position.order_value, bracket.end.position.order_value
     decided: dict[str, BracketClassification] = {}
+    unchecked: list[str] = []
     for output, out in spec.outputs.items():
         progress(f"deciding {output} key by key")
         keys = list(out.keys)
@@ -179,13 +184,15 @@ def check_bracket(
             written = written_in_bracket(con, "log", lo, hi) if positioned else None
         if written is not None:
             self_check(output, out, (batch, stream), written, window)
+        else:  # no positions to tell which records the bracket wrote: the lineage goes untested
+            unchecked.append(output)
         decided[output] = classify_bracket(
             output, keys, batch, stream, changed, versions, rules=dict(out.tolerances) or None, ignore=out.ignore,
             partition=out.partition, name=f"{spec.name}/{output}",
             positions=(f"bracket {bracket.begin.position} .. {bracket.end.position}", str(run.position)),
         )  # fmt: skip
     ids = record_bracket(spec, run.run_id, decided) if record else {}
-    return BracketCheck(run, bracket, reached, window, decided, where, ids)
+    return BracketCheck(run, bracket, reached, window, decided, where, ids, tuple(unchecked))
 
 
 def written_in_bracket(con: duckdb.DuckDBPyConnection, log: str, lo: int, hi: int) -> pa.Table:

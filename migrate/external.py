@@ -35,7 +35,7 @@ from comparators.report import key_text
 from comparators.sources import open_source
 from comparators.sql import describe
 from migrate.batch import BatchRun, run_output
-from migrate.coverage import record_coverage
+from migrate.coverage import record_coverage, record_exact
 from migrate.fence import (
     FencedWindow,
     current_rows,
@@ -237,6 +237,8 @@ def reconcile_external(
             check = checks[output]
             if check.coverage is not None and check.in_flight is not None:
                 record_coverage(spec, output, ids[output], check.coverage, check.in_flight)
+            else:  # compared exactly at a position: every key verified
+                record_exact(spec, output, ids[output])
     return reached, results, checks, ids
 
 

@@ -95,12 +95,12 @@ def history_runs(runs: Sequence[RunSummary], path: Path, console: Console) -> No
         console.print(f"no runs recorded in {path}", highlight=False)
         return
     # One line a run, never truncated: the run id is what the user copies.
-    width = max(len("batch run"), *(len(run.batch_run) for run in runs))
+    width = max(len("batch run"), *(len(run.batch_run or "-") for run in runs))
     console.print(f"run id                            recorded at (UTC)    {'batch run':<{width}}  verdict      "
                   "unexplained  comparison", style="bold", highlight=False, soft_wrap=True)  # fmt: skip
     for run in runs:
-        at = run.recorded_at.strftime("%Y-%m-%d %H:%M:%S")
-        console.print(f"{run.run_id:<32}  {at}  {run.batch_run:<{width}}  {run.verdict:<11}  {run.unexplained:>11,}"
+        at, batch_run = run.recorded_at.strftime("%Y-%m-%d %H:%M:%S"), run.batch_run or "-"
+        console.print(f"{run.run_id:<32}  {at}  {batch_run:<{width}}  {run.verdict:<11}  {run.unexplained:>11,}"
                       f"  {run.name}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
@@ -315,6 +315,10 @@ def _bracket_lines(result: BracketCheck) -> list[str]:
         per_table = ", ".join(f"{t} {n}" for t, n in window.per_table().items()) or "none"
         lines.append(f"  window: {window.size} change event(s) inside the bracket ({per_table})")
         lines.append(f"  window read from {result.window_from}")
+    if result.self_check_not_run:
+        lines.append(
+            f"  lineage self-check not run: the stream carries no positions ({', '.join(result.self_check_not_run)})"
+        )
     for name, out in result.outputs.items():
         counts = out.to_dict()["window_keys"]
         rec = out.reconciliation
@@ -353,7 +357,8 @@ def demo_footer(result: DemoResult, spec: PipelineSpec, report: Path) -> str:
         f"workload: {w.events} operations at {w.rate:.0f}/s; batch snapshot {result.batch.position}",
         f"HTML report: {report}",
         f"GO needs {spec.checklist.min_parity_streak} clean batch runs in a row (the parity check above counts "
-        "them; re-checking a run counts it once); each `dualrun demo` adds one, `dualrun checklist` re-evaluates",
+        "them; re-checking a run counts it once, and batch runs at one source position count once); each "
+        "`dualrun demo` adds one, `dualrun checklist` re-evaluates",
     ]
     if result.defect:
         lines.append(f"injected defect: {result.defect} (this run is expected to be non-clean)")

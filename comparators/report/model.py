@@ -144,8 +144,8 @@ class TrendPoint:
     recorded_at: datetime
     outputs: int
     unexplained: int
-    # Clean batch runs in a row as of this point, each judged by its latest pipeline run so far
-    # (re-checks of one batch run count once; see comparators.history.parity_streak).
+    # Clean source states in a row as of this point, each judged by its latest pipeline run so far
+    # (batch runs at one source position, and re-checks, count once; see comparators.history.streaks).
     streak: int
     batch_run: str | None = None  # the batch run this pipeline run judged
 

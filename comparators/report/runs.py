@@ -6,8 +6,10 @@ while they share the pipeline prefix and the left (batch) position and no
 output repeats; comparisons recorded without a prefix are runs of their own. A further side of an
 output, `<pipeline>/<output>@<side>` (e.g. the table a sink writes, compared at its own position),
 belongs to the run that holds `<pipeline>/<output>`.
-The trend's streak means what `comparators.history.parity_streak` means: clean batch runs in a row,
-each judged by its latest pipeline run, so re-checking one batch run never counts twice.
+The trend's streak is `comparators.history.streaks`, the one streak algorithm, over pipeline runs:
+one source state (the batch position) counts once, judged by its latest pipeline run; a pipeline
+run is clean only when every output (and side) the pipeline has recorded was compared in it and
+is clean. The history is read through `comparators.history.read_checks`.
 The database is opened read-only, so reading a report never creates or changes it.
 """
 
@@ -15,26 +17,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from comparators.errors import HistoryError
-from comparators.history import batch_run_of
+from comparators.history import Check, Point, read_checks, streaks
 from comparators.report.model import OutputRun, RunReport, TrendPoint, reconciliation_from_dict
-
-
-@dataclass(frozen=True)
-class _Entry:
-    seq: int
-    run_id: str
-    recorded_at: datetime
-    name: str
-    unexplained: int
-    left_position: str | None
-    batch_run: str
 
 
 def prefix_of(name: str) -> str:
@@ -68,15 +57,10 @@ def _connect(path: Path) -> duckdb.DuckDBPyConnection:
         raise HistoryError(f"cannot open history database {path}: {first}") from exc
 
 
-def _entries(con: duckdb.DuckDBPyConnection, prefix: str) -> list[_Entry]:
+def _entries(con: duckdb.DuckDBPyConnection, prefix: str) -> list[Check]:
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     pattern = like + "%" if prefix.endswith("/") else like
-    rows = con.execute(
-        f"SELECT seq, run_id, recorded_at, name, unexplained, left_position, {batch_run_of(con)} FROM runs"
-        " WHERE name LIKE ? ESCAPE '\\' ORDER BY seq",
-        [pattern],
-    ).fetchall()
-    return [_Entry(int(r[0]), r[1], r[2], r[3], int(r[4]), r[5], r[6]) for r in rows]
+    return read_checks(con, "name LIKE ? ESCAPE '\\'", [pattern])
 
 
 def side_of(name: str) -> str | None:
@@ -89,10 +73,10 @@ def side_of(name: str) -> str | None:
     return head if sep and prefix_of(name).endswith("/") and "/" in head else None
 
 
-def group_runs(entries: Sequence[_Entry]) -> list[list[_Entry]]:
+def group_runs(entries: Sequence[Check]) -> list[list[Check]]:
     """Consecutive entries of one pipeline run: same batch position, each output once; a further
     side (`output@side`) joins the run of its output."""
-    groups: list[list[_Entry]] = []
+    groups: list[list[Check]] = []
     for entry in entries:
         current = groups[-1] if groups else None
         names = {e.name for e in current} if current is not None else set()
@@ -110,23 +94,21 @@ def group_runs(entries: Sequence[_Entry]) -> list[list[_Entry]]:
     return groups
 
 
-def _trend(groups: list[list[_Entry]]) -> list[TrendPoint]:
-    """One point per pipeline run; its streak counts the batch runs judged so far (in the order
-    they were first judged, newest first), each by its latest pipeline run, up to the first one
-    that is not clean, as `history.parity_streak` does for one output."""
-    points: list[TrendPoint] = []
-    latest_clean: dict[str, bool] = {}  # insertion order: the order batch runs were first judged
-    for group in groups:
-        unexplained = sum(e.unexplained for e in group)
-        batch_run = group[0].batch_run
-        latest_clean[batch_run] = not unexplained
-        streak = 0
-        for clean in reversed(latest_clean.values()):
-            if not clean:
-                break
-            streak += 1
-        points.append(TrendPoint(group[0].run_id, group[0].recorded_at, len(group), unexplained, streak, batch_run))
-    return points
+def _trend(groups: list[list[Check]]) -> list[TrendPoint]:
+    """One point per pipeline run, its streak from `history.streaks`: a pipeline run is one piece of
+    evidence (its batch position), clean only when every output and side the pipeline recorded
+    was compared in it and each is clean (a run that compared only some outputs is not)."""
+    expected = {e.name for group in groups for e in group}
+    points = [
+        Point(group[0].evidence, {e.name for e in group} == expected and all(e.verdict == "clean" for e in group),
+              group[0].run_id)
+        for group in groups
+    ]  # fmt: skip
+    return [
+        TrendPoint(group[0].run_id, group[0].recorded_at, len(group), sum(e.unexplained for e in group),
+                   len(behind), group[0].batch_run)
+        for group, behind in zip(groups, streaks(points), strict=True)
+    ]  # fmt: skip
 
 
 def pipelines(path: str | Path) -> list[str]:

@@ -15,20 +15,26 @@ from migrate.errors import CheckUnavailable
 
 def parity(ctx: Context) -> CheckResult:
     """The latest reconciliation of every output, and of every output's sink (`<output>@sink`: its
-    table vs the output topic), is clean and each has a streak of clean batch runs (distinct batch
-    runs, each judged by its latest reconciliation: re-checking one run counts it once); a sink must
-    have been compared in the latest pipeline run (a sink behind its read point was not, and is not
-    clean).
+    table vs the output topic), is clean and each has a streak of clean batch runs (distinct source
+    states, each judged by its latest reconciliation: re-checking one run counts it once, and batch
+    runs at one source position count once); every output's newest reconciliation must judge the
+    warehouse's latest batch run (a stream behind it recorded nothing, so older runs must not stand
+    in for it), and a sink must have been compared in the latest pipeline run (a sink behind its
+    read point was not, and is not clean).
 
     Example: `orders_enriched streak 3, orders_enriched@sink streak 3, daily_revenue streak 4`
-    passes at 3; `daily_revenue latest run has differences (streak 0)` fails, and so does
-    `orders_enriched@sink not compared in the latest run`.
+    passes at 3; `daily_revenue latest run has differences (streak 0)` fails, and so do
+    `orders_enriched@sink not compared in the latest run` and `orders_enriched batch run X not
+    reconciled yet`.
     """
     need = ctx.spec.checklist.min_parity_streak
     r = ctx.begin("parity", f"latest run clean and >= {need} clean batch runs in a row per output")
     path = ctx.spec.history_path
     if not path.exists():
         return r.failed(f"no run history at {path}; reconcile with `dualrun reconcile --spec` first")
+    latest_batch = ctx.batch_run
+    if latest_batch is None:
+        return r.failed(f"no batch run in the warehouse {ctx.spec.warehouse_path}; run `dualrun run batch` first")
     parts, bad = [], 0
     try:
         in_latest: set[str] = set()
@@ -43,10 +49,15 @@ def parity(ctx: Context) -> CheckResult:
                 bad += 1
                 continue
             streak = history.parity_streak(path, name)
-            if name in ctx.sink_names and name not in in_latest:
-                parts.append(f"{output} not compared in the latest run (the sink was behind its read point)")
-            elif latest[0].verdict != "clean":
+            if latest[0].verdict != "clean":
                 parts.append(f"{output} latest run has {latest[0].unexplained:,} unexplained differences (streak 0)")
+            elif name in ctx.output_names and latest[0].batch_run != latest_batch.run_id:
+                parts.append(
+                    f"{output} batch run {latest_batch.run_id} not reconciled yet (the stream was behind?); "
+                    "run `dualrun reconcile --spec`"
+                )
+            elif name in ctx.sink_names and name not in in_latest:
+                parts.append(f"{output} not compared in the latest run (the sink was behind its read point)")
             elif streak < need:
                 parts.append(f"{output} streak {streak} < {need}")
             else:
@@ -64,7 +75,8 @@ def coverage(ctx: Context) -> CheckResult:
     The streak's batch runs are each read at their latest check (as the parity streak counts them);
     a key in flight in every one of them was never compared; the share of the latest run's keys
     that were verified at least once must reach `checklist.min_coverage`. Outputs compared exactly
-    at a position verify every key. Example: `orders_enriched 124 keys, 2 never verified over 3
+    at a position verify every key (their ledger says so); a run whose ledger is missing cannot be
+    evaluated (never read as exact). Example: `orders_enriched 124 keys, 2 never verified over 3
     run(s) (98.4%)` passes at 0.95; `daily_revenue 60 keys, 60 never verified` fails.
     """
     need = ctx.spec.checklist.min_coverage

@@ -213,13 +213,23 @@ def reconcile(
             progress=progress,
         )
     if history_db is not None:
-        # Two tables, no batch run: `record` takes --as-of (the left position) as the batch run
-        # judged, so re-running at one position counts once; without it each run is its own.
+        # Two tables, no batch run: --as-of (the left position) is the source state judged, so
+        # re-running at one position counts once; without it nothing ties two runs to one state of
+        # the source, so no streak of "clean batch runs" is claimed.
         run_id = history.record(history_db, result)
-        streak = history.parity_streak(history_db, history.default_name(result))
-        click.echo(
-            f"recorded run {run_id} in {history_db}; parity streak {streak} (clean batch runs in a row)", err=True
-        )
+        if as_of is None:
+            click.echo(
+                f"recorded run {run_id} in {history_db}; no --as-of position, so each run counts on its own "
+                "(no parity streak claimed)",
+                err=True,
+            )
+        else:
+            streak = history.parity_streak(history_db, history.default_name(result))
+            click.echo(
+                f"recorded run {run_id} in {history_db}; parity streak {streak} (clean source positions in a "
+                "row; runs at one --as-of position count once)",
+                err=True,
+            )
     emit_report(render(result, fmt), output, result.verdict)
     ctx.exit(result.exit_code)
 

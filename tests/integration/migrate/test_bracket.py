@@ -28,7 +28,7 @@ from migrate.checklist import Context, parity
 from migrate.checklist.reconciliation import coverage
 from migrate.examples import shop_orders
 from migrate.examples.shop_orders.workload import Workload
-from migrate.marks import run_external
+from migrate.marks import load_bracket, run_external
 from migrate.spec import OutputSpec, PipelineSpec
 from tests.integration.migrate.conftest import JobThread
 
@@ -117,16 +117,28 @@ def test_bracketed_external_batch_under_load(
     assert history.parity_streak(spec.history_path, f"{spec.name}/orders_enriched") == 1
     assert parity(ctx).status == "fail" and "orders_enriched streak 1 < 3" in parity(ctx).evidence, parity(ctx).evidence
     assert "never verified over 1 run(s)" in coverage(ctx).evidence, coverage(ctx).evidence
-    # Two more bracketed runs of the job (the workload has stopped) make three batch runs: GO on parity.
-    for _ in range(2):
+    # Further bracketed runs of the quiet source (the workload has stopped) read one source state:
+    # batch runs at one source position count once. A run after changes is a new state.
+    quiet: list[str] = []
+    for changes in (0, 0, 30):
+        if changes:
+            Workload(spec.source.url, spec.source.password(), database=spec.source.database, seed=12,
+                     customers=500).run(events=changes, rate=300)  # fmt: skip
         code, more, _ = run_external(spec, job_command(spec, tmp_path / "out"))
         assert code == 0 and more is not None and more.run_id != run.run_id
         assert check_bracket(spec, more.run_id, wait=120).verdict == "clean"
+        if not changes:
+            marks = load_bracket(spec, more.run_id)
+            assert marks is not None
+            quiet.append(f"{marks.begin.position} .. {marks.end.position}")
+    assert len(set(quiet)) == 1, f"the quiet source moved between the two runs: {quiet}"
+    states = 3  # the run under load, the quiet position (two runs), the run after changes
     ctx = Context(spec)
     assert parity(ctx).status == "pass", parity(ctx).evidence
-    assert "orders_enriched streak 3" in parity(ctx).evidence, parity(ctx).evidence
+    assert f"orders_enriched streak {states}" in parity(ctx).evidence, parity(ctx).evidence
+    assert history.parity_streak(spec.history_path, f"{spec.name}/orders_enriched") == states
     gate = coverage(ctx)
-    assert "never verified over 3 run(s)" in gate.evidence, gate.evidence
+    assert f"never verified over {states} run(s)" in gate.evidence, gate.evidence
     print("coverage gate", gate.status, gate.evidence)
 
 

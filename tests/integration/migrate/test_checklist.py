@@ -20,6 +20,7 @@ from comparators import history
 from migrate.asof import reconcile_spec
 from migrate.batch import run_batch
 from migrate.checklist import CHECK_NAMES, Context, evaluate, select
+from migrate.coverage import record_exact
 from migrate.examples import shop_orders
 from migrate.spec import PipelineSpec
 from migrate.stackconfig import StackConfig
@@ -226,7 +227,8 @@ def test_a_live_pipeline_goes_from_go_to_no_go_as_conditions_break(
 
     # a parity failure lands in the history
     dirty = dataclasses.replace(pipeline_run(True, "0-1-1")["daily_revenue"], name=f"{spec.name}/daily_revenue")
-    history.record(spec.history_path, dirty)
+    # as `reconcile --spec` records it: the history entry and its coverage ledger (compared exactly)
+    record_exact(spec, "daily_revenue", history.record(spec.history_path, dirty))
     status, evidence = check(spec, "parity")
     assert status == "fail" and "daily_revenue latest run has 2 unexplained differences" in evidence
 

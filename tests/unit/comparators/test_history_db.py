@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from comparators import history
 from comparators.errors import HistoryError
+from comparators.result import Reconciliation
 from tests.unit.comparators.conftest import rec, table
 
 CLEAN = rec(table(id=[1, 2], v=[1, 2]), table(id=[1, 2], v=[1, 2]), name="orders")
@@ -128,39 +129,92 @@ def test_a_history_of_the_old_schema_gains_batch_run_from_the_left_position(tmp_
     assert history.runs(db, "orders", limit=1)[0].batch_run == "night-9"
 
 
-def model_streak(checks: list[tuple[int, bool]]) -> int:
-    """Distinct batch runs, newest (first judged last) first, each judged by its latest check,
-    counted until the first one whose latest check is not clean."""
-    first: dict[int, int] = {}
-    latest: dict[int, bool] = {}
+def model_streak(checks: list[tuple[int, bool]], positions: list[int | None]) -> int:
+    """Distinct pieces of evidence (batch run `run`'s source position `positions[run]` when known,
+    else the batch run), newest (first judged last) first, each judged by its latest check, counted
+    until the first one whose latest check is not clean."""
+    first: dict[str, int] = {}
+    latest: dict[str, bool] = {}
     for i, (run, clean) in enumerate(checks):
-        first.setdefault(run, i)
-        latest[run] = clean
+        evidence = f"run-{run}" if positions[run] is None else f"position-{positions[run]}"
+        first.setdefault(evidence, i)
+        latest[evidence] = clean
     streak = 0
-    for run in sorted(first, key=first.__getitem__, reverse=True):
-        if not latest[run]:
+    for evidence in sorted(first, key=first.__getitem__, reverse=True):
+        if not latest[evidence]:
             break
         streak += 1
     return streak
 
 
-# Checks of up to five batch runs, re-checks interleaved in any order.
+def at(result: Reconciliation, position: int | None) -> Reconciliation:
+    """`result` as read at source position `position` (None: no position known)."""
+    if position is None:
+        return result
+    return dataclasses.replace(result, left=dataclasses.replace(result.left, position=f"0-1-{position}"))
+
+
+# Checks of up to five batch runs, re-checks interleaved in any order; each batch run read the
+# source at one of three positions (several runs of a quiet source share one) or at none known.
 checks_strategy = st.lists(st.tuples(st.integers(0, 4), st.booleans()), min_size=1, max_size=10)
+positions_strategy = st.lists(st.one_of(st.none(), st.integers(0, 2)), min_size=5, max_size=5)
 
 
 @PROPERTY
-@given(checks=checks_strategy, recheck=st.integers(0, 4))
-def test_streak_matches_the_model_and_rechecks_never_exceed_the_distinct_runs(
-    tmp_path: Path, checks: list[tuple[int, bool]], recheck: int
+@given(checks=checks_strategy, positions=positions_strategy, recheck=st.integers(0, 4))
+def test_streak_matches_the_model_and_never_exceeds_the_distinct_source_states(
+    tmp_path: Path, checks: list[tuple[int, bool]], positions: list[int | None], recheck: int
 ) -> None:
     db = tmp_path / f"{uuid.uuid4().hex}.duckdb"
     for run, clean in checks:
-        history.record(db, CLEAN if clean else DIRTY, batch_run=f"run-{run}")
-    distinct = len({run for run, _ in checks})
+        history.record(db, at(CLEAN if clean else DIRTY, positions[run]), batch_run=f"run-{run}")
+    states = {f"run-{r}" if positions[r] is None else positions[r] for r, _ in checks}
     streak = history.parity_streak(db, "orders")
-    assert streak == model_streak(checks)
-    assert streak <= distinct
+    assert streak == model_streak(checks, positions)
+    assert streak <= len(states) <= len({run for run, _ in checks})
+    again = checks[recheck % len(checks)][0]
     for _ in range(2):  # re-checking a run clean, again and again
-        history.record(db, CLEAN, batch_run=f"run-{checks[recheck % len(checks)][0]}")
-        assert history.parity_streak(db, "orders") <= distinct
-    assert history.parity_streak(db, "orders") == model_streak(checks + [(checks[recheck % len(checks)][0], True)] * 2)
+        history.record(db, at(CLEAN, positions[again]), batch_run=f"run-{again}")
+        assert history.parity_streak(db, "orders") <= len(states)
+    assert history.parity_streak(db, "orders") == model_streak(checks + [(again, True)] * 2, positions)
+
+
+def test_batch_runs_at_one_source_position_count_once(tmp_path: Path) -> None:
+    """A quiet source: the batch re-run three times at one position is one state of the source."""
+    db = tmp_path / "history.duckdb"
+    for night in ("night-1", "night-2", "night-3"):
+        history.record(db, at(CLEAN, 42), batch_run=night)
+    assert history.parity_streak(db, "orders") == 1
+    assert [r.batch_run for r in history.runs(db, "orders")] == ["night-3", "night-2", "night-1"]
+    history.record(db, at(CLEAN, 43), batch_run="night-4")
+    assert history.parity_streak(db, "orders") == 2
+
+
+def test_rows_without_a_batch_run_read_through_the_fallback(tmp_path: Path) -> None:
+    """A row whose batch_run is NULL (an interrupted migration of an old history, or a hand-made row)
+    reads as its left position, else itself: in `runs()` (what `history list` shows) and the streak."""
+    db = tmp_path / "history.duckdb"
+    history.record(db, dataclasses.replace(CLEAN, left=dataclasses.replace(CLEAN.left, position="0-1-5")))
+    history.record(db, CLEAN)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE runs SET batch_run = NULL")
+    con.close()
+    listed = history.runs(db, "orders")
+    assert [r.batch_run for r in listed] == [listed[0].run_id, "0-1-5"]
+    assert history.parity_streak(db, "orders") == 2
+
+
+def test_the_old_schema_migration_is_one_transaction(tmp_path: Path) -> None:
+    """ALTER and UPDATE commit together: after the migration every row has its batch run."""
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(OLD_RUNS)
+    con.execute(
+        "INSERT INTO runs (seq, run_id, recorded_at, name, verdict, unexplained, left_position) VALUES"
+        " (1, 'old-1', TIMESTAMP '2026-11-01 03:00:00', 'orders', 'clean', 0, NULL)"
+    )
+    con.close()
+    history.runs(db)  # opens, so migrates
+    con = duckdb.connect(str(db))
+    assert con.execute("SELECT batch_run FROM runs").fetchall() == [("old-1",)]
+    con.close()

@@ -112,6 +112,10 @@ def test_a_begin_mark_keeps_its_offsets_and_an_older_mark_reads_without() -> Non
 
 
 def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cdc.position import Position
+    from migrate.batch import BatchRun, write_run
     from migrate.bracket import record_bracket
     from migrate.checklist import Context, parity
     from migrate.checklist.reconciliation import coverage
@@ -128,6 +132,8 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
     def table(amounts: dict[int, str]) -> pa.Table:
         return pa.Table.from_pylist([{"order_id": k, "amount": Decimal(v)} for k, v in amounts.items()], schema=schema)
 
+    written: set[str] = set()
+
     def bracketed_run(run_id: str, changed_ids: list[int], batch_amount_2: str) -> None:
         # Orders 1..4; the stream as of the end mark holds 2.00 for order 2, which changed 1.00 -> 2.00.
         events = tuple(WindowEvent(orders, {"id": i, "amount": Decimal("1.00")}, {"id": i, "amount": Decimal("2.00")},
@@ -143,6 +149,14 @@ def test_bracketed_runs_count_in_the_parity_streak_and_the_coverage_gate(tmp_pat
         decided = classify_bracket("orders_enriched", ["order_id"], batch, stream, changed, versions,
                                    name=f"{spec.name}/orders_enriched")  # fmt: skip
         record_bracket(spec, run_id, {"orders_enriched": decided})
+        # The run in the warehouse, newest last (the parity check judges the warehouse's latest run).
+        if run_id in written:
+            return  # a `batch check` again of a run already in the warehouse
+        written.add(run_id)
+        started = datetime(2026, 12, 1, tzinfo=UTC) + timedelta(hours=int(run_id.rpartition("-")[2]))
+        end = Position.binlog_snapshot("mysql-bin.000003", 100 * int(run_id.rpartition("-")[2]))
+        write_run(spec.warehouse_path, BatchRun(run_id, started, started, end, {"orders_enriched": 4}),
+                  {"orders_enriched": batch})  # fmt: skip
 
     # Order 2 changes during every batch window (always in flight), order 3 during one.
     for night, changed_ids in enumerate(([2], [2, 3], [2]), start=1):
@@ -230,3 +244,29 @@ def test_the_lineage_self_check_names_records_written_in_the_bracket_it_did_not_
     assert "e.g. order_id=2;" in message and "\n" not in message and raised.value.exit_code == 2
     complete = out.model_copy(update={"lineage": {**orders_only, "shop.customers": {"customer_id": "id"}}})
     self_check("orders_enriched", complete, (sides, sides), written, window)  # no error
+
+
+def test_a_lineage_self_check_that_could_not_run_is_recorded_and_said() -> None:
+    """Without positions in the stream the self-check cannot tell what the bracket wrote: it does
+    not run, and the result says so rather than staying silent."""
+    from datetime import UTC, datetime
+
+    from cdc.position import Position
+    from migrate import render
+    from migrate.batch import BatchRun
+    from migrate.bracket import BracketCheck
+    from migrate.marks import Bracket, Mark
+    from migrate.progress import StreamProgress
+    from migrate.window import Window
+
+    at = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    lo, hi = Position.binlog_snapshot("mysql-bin.000003", 100), Position.binlog_snapshot("mysql-bin.000003", 900)
+    run, bracket = BatchRun("r1", at, at, hi), Bracket("r1", Mark("begin", lo, at), Mark("end", hi, at))
+    reached, window = StreamProgress(True, hi, hi, 0, None, "running"), Window("positions", {}, {}, ())
+    unchecked = BracketCheck(run, bracket, reached, window, {}, "the change topics", {}, ("orders_enriched",))
+    text = render.bracket_check(unchecked)
+    assert "lineage self-check not run: the stream carries no positions (orders_enriched)" in text
+    checked = BracketCheck(run, bracket, reached, window, {}, "the change topics", {})
+    assert "self-check" not in render.bracket_check(checked)
+    assert checked.to_dict()["lineage_self_check_not_run"] == []
+    assert unchecked.to_dict()["lineage_self_check_not_run"] == ["orders_enriched"]

@@ -101,13 +101,14 @@ def test_verdict_and_exit_codes() -> None:
 
 def test_parity_fails_on_a_dirty_latest_run_and_on_a_short_streak_then_passes(spec: PipelineSpec) -> None:
     assert parity(Context(spec)).status == "fail"  # no history at all
-    build_history(spec.history_path, "CCD")
+    latest = write_batch(spec, output_tables(orders_rows())).run_id
+    build_history(spec.history_path, "CCD", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "fail" and "orders_enriched latest run has 5 unexplained" in result.evidence
-    build_history(spec.history_path, "CC")
+    build_history(spec.history_path, "CC", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "fail" and "streak 2 < 3" in result.evidence
-    build_history(spec.history_path, "C")
+    build_history(spec.history_path, "C", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "pass", result
     assert result.evidence == "orders_enriched streak 3, daily_revenue streak 3"
@@ -269,7 +270,7 @@ def test_unreachable_connect_and_kafka_mean_could_not_evaluate_and_say_where(tmp
 
 
 def test_cli_json_contract_and_exit_code(spec: PipelineSpec, tmp_path: Path) -> None:
-    build_history(spec.history_path, "CCC")
+    build_history(spec.history_path, "CCC", last_batch_run=write_batch(spec, output_tables(orders_rows())).run_id)
     spec_file = tmp_path / "dualrun.yaml"
     data = json.loads(spec.model_dump_json())
     spec_file.write_text(json.dumps(data))  # JSON is YAML
@@ -335,23 +336,43 @@ def test_an_unreachable_broker_leaves_the_external_job_checks_unevaluated(tmp_pa
             check(Context(external, timeout=2))
 
 
+def test_parity_fails_while_the_warehouses_latest_batch_run_was_never_reconciled(spec: PipelineSpec) -> None:
+    """The stream was behind the newest batch run: `reconcile --spec` recorded nothing for it, so the
+    clean streak of OLDER batch runs must not pass parity."""
+    build_history(spec.history_path, "CCC")  # three clean batch runs, then a newer one never judged
+    result = parity(Context(spec))
+    assert result.status == "fail" and "no batch run in the warehouse" in result.evidence
+    newest = write_batch(spec, output_tables(orders_rows()), run_id="20240501T020000-newest").run_id
+    result = parity(Context(spec))
+    assert result.status == "fail", result.evidence
+    assert f"orders_enriched batch run {newest} not reconciled yet (the stream was behind?)" in result.evidence
+    assert f"daily_revenue batch run {newest} not reconciled yet" in result.evidence
+    build_history(spec.history_path, "C", last_batch_run=newest)  # reconciled at last
+    result = parity(Context(spec))
+    assert result.status == "pass", result.evidence
+    assert result.evidence == "orders_enriched streak 4, daily_revenue streak 4"
+
+
 def test_parity_counts_each_sink_as_a_side_and_a_sink_difference_blocks_go(spec: PipelineSpec) -> None:
     from migrate.spec import OutputSinkSpec
 
     outputs = dict(spec.outputs)
     outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
     spec = spec.model_copy(update={"outputs": outputs})
-    build_history(spec.history_path, "CCC")  # batch vs stream clean three times; the sink never compared
+    latest = write_batch(spec, output_tables(orders_rows())).run_id
+    # batch vs stream clean three times; the sink never compared
+    build_history(spec.history_path, "CCC", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "fail" and "orders_enriched@sink never reconciled" in result.evidence
-    build_history(spec.history_path, "CCC", sinks="CCD")
+    build_history(spec.history_path, "CCC", sinks="CCD", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "fail", result.evidence
     assert "orders_enriched@sink latest run has 2 unexplained differences" in result.evidence
     assert "orders_enriched streak 6" in result.evidence  # batch vs stream alone would pass
-    build_history(spec.history_path, "CCC", sinks="CCC")
+    build_history(spec.history_path, "CCC", sinks="CCC", last_batch_run=latest)
     assert parity(Context(spec)).status == "pass"
     assert parity(Context(spec)).evidence.endswith("orders_enriched@sink streak 3")
-    build_history(spec.history_path, "C", sinks="-")  # the sink behind its read point in the latest run
+    # the sink behind its read point in the latest run
+    build_history(spec.history_path, "C", sinks="-", last_batch_run=latest)
     result = parity(Context(spec))
     assert result.status == "fail" and "orders_enriched@sink not compared in the latest run" in result.evidence

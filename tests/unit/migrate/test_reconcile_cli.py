@@ -65,9 +65,9 @@ def test_output_file_markdown_and_history(pair: tuple[str, str, str], tmp_path: 
     )  # fmt: skip
     assert code == 0 and out == ""
     assert report.read_text().startswith("## Reconciliation: CLEAN")
-    assert "parity streak 1" in err
-    code, _, err = invoke(pair[0], pair[2], "--key", "id", "--history", str(db), "--name", "orders")
-    assert "parity streak 2" in err
+    # Without --as-of nothing ties two runs to one source state: each counts on its own, no streak claimed.
+    assert "no --as-of position, so each run counts on its own (no parity streak claimed)" in err
+    assert "clean batch runs" not in err and "parity streak 1" not in err
 
 
 @pytest.mark.parametrize(
@@ -149,6 +149,22 @@ def test_as_of_reads_the_right_side_as_a_changelog(tmp_path: Path) -> None:
     assert code == 1
     code, _, err = invoke(str(batch), str(log), "--key", "id", "--as-of", "yesterday")
     assert code == 2 and "unrecognised source position" in err
+
+
+def test_runs_at_one_as_of_position_count_once_in_the_streak(tmp_path: Path) -> None:
+    """Re-running a comparison at one source position is one piece of evidence, not one per run."""
+    db, log = tmp_path / "h.duckdb", tmp_path / "log.parquet"
+    pq.write_table(pa.table({"id": [1, 1], "v": ["a1", "a2"], "__op": ["c", "u"],
+                             "__gtid": ["0-1-9", "0-1-10"]}), log)  # fmt: skip
+    for position, value in [("0-1-9", "a1"), ("0-1-9", "a1"), ("0-1-10", "a2")]:
+        batch = tmp_path / f"b-{value}.parquet"
+        pq.write_table(pa.table({"id": [1], "v": [value]}), batch)
+        code, _, err = invoke(
+            str(batch), str(log), "--key", "id", "--as-of", position, "--history", str(db), "--name", "o"
+        )
+        assert code == 0 and "clean source positions in a row; runs at one --as-of position count once" in err
+        streak = 2 if position == "0-1-10" else 1
+        assert f"parity streak {streak} (" in err, err
 
 
 @pytest.mark.parametrize(

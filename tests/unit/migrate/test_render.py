@@ -184,7 +184,20 @@ def test_window_keys_print_as_column_value_pairs_never_a_python_tuple() -> None:
     versions = pa.Table.from_pylist([{"sku": "A-1", "qty": q, "__present": True} for q in (6, 7)],
                                     schema=schema.append(pa.field("__present", pa.bool_())))  # fmt: skip
     decided = classify_bracket("stock", ["sku"], batch, stream, changed, versions)
-    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided})
+    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided}, self_check_not_run=())
     lines = render._bracket_lines(check)  # type: ignore[arg-type]
     assert lines[-1] == "    defect in the window (matches no stream version inside the bracket): sku=A-1"
     assert "('A-1',)" not in "\n".join(lines) and "['A-1']" not in "\n".join(lines)
+
+
+def test_history_list_shows_a_run_without_a_batch_run_as_a_dash() -> None:
+    from datetime import datetime
+
+    from comparators.history import RunSummary
+
+    runs = [RunSummary("a" * 32, datetime(2026, 11, 1, 3), "orders", "clean", 0, 0, 0, 0, None),
+            RunSummary("b" * 32, datetime(2026, 11, 1, 4), "orders", "clean", 0, 0, 0, 0, "night-1")]  # fmt: skip
+    out = io.StringIO()
+    render.history_runs(runs, Path("h.duckdb"), Console(file=out, width=200))
+    lines = out.getvalue().splitlines()
+    assert "batch run" in lines[0] and " - " in lines[1] and "night-1" in lines[2]

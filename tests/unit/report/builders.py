@@ -14,6 +14,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -108,23 +109,33 @@ def sink_run(defect: bool, offset: int, pipeline: str = PIPELINE) -> Reconciliat
     )  # fmt: skip
 
 
-def build_history(path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE, sinks: str = "") -> list[list[str]]:
+def build_history(
+    path: Path, pattern: str = "CCDCC", pipeline: str = PIPELINE, sinks: str = "", last_batch_run: str | None = None
+) -> list[list[str]]:
     """Record one pipeline run per letter (C clean, D defect); returns the run ids per run.
 
     `sinks`, one letter per run: also record orders_enriched's sink side (C clean, D defect,
     - not compared, the sink was behind), at its own position, after the outputs. Each letter is a
-    batch run of its own (as `dualrun reconcile --spec` records a new batch run), also when a later
-    call repeats the positions."""
+    batch run of its own at a source position of its own (as `dualrun reconcile --spec` records a
+    new batch run of a changing source), also over several calls; `last_batch_run` names the last
+    letter's batch run (e.g. the warehouse's latest run)."""
     runs = []
+    done = 0
+    if path.exists():
+        with duckdb.connect(str(path), read_only=True) as con:
+            positions = "SELECT count(DISTINCT left_position) FROM runs WHERE name NOT LIKE '%@%'"
+            done = int(con.execute(positions).fetchall()[0][0])
     for i, letter in enumerate(pattern):
-        position = f"0-1-{100 + 10 * i}"
+        position = f"0-1-{100 + 10 * (done + i)}"
         batch_run = f"batch-{uuid.uuid4().hex[:12]}"
+        if last_batch_run is not None and i == len(pattern) - 1:
+            batch_run = last_batch_run
         ids = []
         for output, result in pipeline_run(letter == "D", position).items():
             named = dataclasses.replace(result, name=f"{pipeline}/{output}", elapsed_s=0.25)
             ids.append(history.record(path, named, T0 + timedelta(days=i, seconds=len(ids)), batch_run))
         if sinks[i : i + 1] in ("C", "D"):
-            sink = dataclasses.replace(sink_run(sinks[i] == "D", 40 + i, pipeline), elapsed_s=0.25)
+            sink = dataclasses.replace(sink_run(sinks[i] == "D", 40 + done + i, pipeline), elapsed_s=0.25)
             ids.append(history.record(path, sink, T0 + timedelta(days=i, seconds=len(ids)), batch_run))
         runs.append(ids)
     return runs

@@ -43,16 +43,43 @@ def test_trend_and_streak_follow_the_recorded_verdicts(recorded: tuple[Path, lis
 
 def test_rechecks_of_one_batch_run_count_once_in_the_trend_as_in_the_history(tmp_path: Path) -> None:
     path = tmp_path / "h.duckdb"
-    clean, dirty = pipeline_run(False, "0-1-5", baseline=False), pipeline_run(True, "0-1-5", baseline=False)
+    at = {"night-1": "0-1-5", "night-2": "0-1-6"}
     # night-1 checked twice, night-2 once, then night-2 re-checked dirty and, after a fix, clean
-    for batch_run, results in [("night-1", clean), ("night-1", clean), ("night-2", clean), ("night-2", dirty),
-                               ("night-2", clean)]:  # fmt: skip
-        for result in results.values():
+    for batch_run, dirty in [("night-1", False), ("night-1", False), ("night-2", False), ("night-2", True),
+                             ("night-2", False)]:  # fmt: skip
+        for result in pipeline_run(dirty, at[batch_run], baseline=False).values():
             history.record(path, result, batch_run=batch_run)
     report = load_run(path)
     assert [p.batch_run for p in report.trend] == ["night-1", "night-1", "night-2", "night-2", "night-2"]
     assert [p.streak for p in report.trend] == [1, 1, 2, 0, 2]
     assert report.parity_streak == 2 == history.parity_streak(path, f"{PIPELINE}/orders_enriched")
+
+
+def test_batch_runs_at_one_source_position_count_once_in_the_trend_as_in_the_history(tmp_path: Path) -> None:
+    """A quiet source: three batch runs at one position are one piece of evidence, not three."""
+    path = tmp_path / "h.duckdb"
+    for batch_run in ("night-1", "night-2", "night-3"):
+        for result in pipeline_run(False, "0-1-5", baseline=False).values():
+            history.record(path, result, batch_run=batch_run)
+    report = load_run(path)
+    assert [p.streak for p in report.trend] == [1, 1, 1]
+    assert report.parity_streak == 1 == history.parity_streak(path, f"{PIPELINE}/orders_enriched")
+    assert [r.batch_run for r in history.runs(path, f"{PIPELINE}/orders_enriched")] == ["night-3", "night-2", "night-1"]
+
+
+def test_a_pipeline_run_that_compared_only_some_outputs_is_not_clean(tmp_path: Path) -> None:
+    """The report's trend counts a pipeline run clean only when every output was compared and clean,
+    as the checklist's parity does per output."""
+    path = tmp_path / "h.duckdb"
+    for i in range(3):
+        results = pipeline_run(False, f"0-1-{10 + i}", baseline=False)
+        for output, result in results.items():
+            if i == 1 and output == "daily_revenue":
+                continue  # not compared in the second run (its side was behind)
+            history.record(path, result, batch_run=f"night-{i}")
+    report = load_run(path)
+    assert [p.streak for p in report.trend] == [1, 0, 1]
+    assert [p.outputs for p in report.trend] == [2, 1, 2]
 
 
 def test_a_run_id_selects_its_own_pipeline_run_and_the_trend_up_to_it(recorded: tuple[Path, list[list[str]]]) -> None:
