@@ -193,10 +193,9 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
 
 def _sink_line(name: str, sink: SinkParity) -> str:
     """The third side of one output: the sink's table vs the output topic at the aligned read point."""
-    a, name = sink.alignment, f"{name}@{sink.side}"  # its id in the history and metrics (migrate.sink.side_output)
+    name = f"{name}@{sink.side}"  # its id in the history and metrics (migrate.sink.side_output)
     if sink.reconciliation is None:
-        return (f"  {name:<16} {sink.verdict:<11} sink {sink.table}: group {a.group} still {a.lag} record(s) "
-                f"behind the read point after {a.waited_s:.0f}s (not compared)")  # fmt: skip
+        return f"  {name:<16} {sink.verdict:<11} sink {sink.table}: {sink.reason}"
     rec = sink.reconciliation
     return (f"  {name:<16} {sink.verdict:<11} topic {rec.left.rows:>8}  sink {rec.right.rows:>8}  "
             f"missing in sink {rec.only_in_left}  only in sink {rec.only_in_right}  mismatched "

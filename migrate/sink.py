@@ -35,6 +35,7 @@ from cdc.errors import CdcError
 from cdc.sink import JdbcSinkSettings
 from cdc.topics import TopicAdmin
 from comparators import FrameSource, Reconciliation, reconcile
+from comparators.result import Schema, Side
 from comparators.sources import open_source
 from migrate.errors import DualrunError, SpecError
 from migrate.spec import OutputSinkSpec, PipelineSpec
@@ -317,19 +318,46 @@ class SinkParity:
     output: str
     table: str
     alignment: SinkAlignment
-    reconciliation: Reconciliation | None  # None: not aligned in time (never compared)
+    reconciliation: Reconciliation | None  # None: failed, or not aligned in time (never compared)
     in_flight_keys: int = 0
     side: str = SIDE
+    failed: str | None = None  # the sink connector's failure (its task's trace, first line)
 
     @property
     def verdict(self) -> str:
+        if self.failed is not None:
+            return "sink_failed"
         if not self.alignment.reached or self.reconciliation is None:
             return "sink_behind"
         return self.reconciliation.verdict
 
+    @property
+    def reason(self) -> str:
+        """Why the sink was not compared (one line), or what it found."""
+        a = self.alignment
+        if self.failed is not None:
+            return f"sink connector {a.connector} FAILED: {self.failed} (not compared)"
+        if self.reconciliation is None:
+            return (f"connect group {a.group} still {a.lag} record(s) behind the read point after "
+                    f"{a.waited_s:.0f}s (not compared)")  # fmt: skip
+        return self.reconciliation.verdict
+
+    def history_result(self, spec_name: str) -> Reconciliation:
+        """What the run history records for this side: the comparison, or a never-clean result
+        saying why there was none, so no report reads a sink not compared as clean."""
+        if self.reconciliation is not None:
+            return self.reconciliation
+        a, keys = self.alignment, ()
+        left = Side(f"{a.topic} (read_committed, at the read point)", 0, 0, 0, offsets_text(a.topic, a.read_point))
+        right = Side(f"sink table {self.table}", 0, 0, 0, offsets_text(f"group {a.group} committed", a.committed))
+        return Reconciliation(keys, left, right, 0, 0, 0, 0, 0, 0, (), Schema(), (),
+                              name=f"{spec_name}/{side_output(self.output)}",
+                              not_compared=(self.verdict, self.reason))  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {"output": self.output, "table": self.table, "side": self.side, "verdict": self.verdict,
                 "alignment": self.alignment.to_dict(), "in_flight_keys": self.in_flight_keys,
+                "reason": self.reason, "failed": self.failed,
                 "reconciliation": self.reconciliation.to_dict() if self.reconciliation else None}  # fmt: skip
 
 
