@@ -249,6 +249,24 @@ def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends:
         time.sleep(0.2)
 
 
+def sink_failure(spec: PipelineSpec, output: str) -> str | None:
+    """Why `output`'s sink connector cannot deliver, in one line: FAILED (the trace's first line and
+    root cause) or not registered; None when it runs, or Connect cannot be asked (the wait then tells)."""
+    from cdc.errors import ConnectError, ConnectorNotFound
+
+    name = connector_name(spec, output)
+    try:
+        status = spec.cdc.connect_client().status(name)
+    except ConnectorNotFound:
+        return f"not registered on {spec.cdc.connect_url}; register it with `dualrun cdc register-sink --spec`"
+    except ConnectError:
+        return None
+    if not status.failed:
+        return None
+    failed = ", ".join(f"task {t.id}" for t in status.tasks if t.state == "FAILED") or "the connector"
+    return f"{failed} FAILED: {status.reason or 'no trace'}"
+
+
 def decode_json(raw: bytes | None) -> dict[str, Any] | None:
     """A JSON record value (bare, or JsonConverter's {"schema", "payload"}, typed from its schema)."""
     data = unwrap(raw)
@@ -336,7 +354,7 @@ class SinkParity:
         """Why the sink was not compared (one line), or what it found."""
         a = self.alignment
         if self.failed is not None:
-            return f"sink connector {a.connector} FAILED: {self.failed} (not compared)"
+            return f"sink connector {a.connector}: {self.failed} (not compared)"
         if self.reconciliation is None:
             return (f"connect group {a.group} still {a.lag} record(s) behind the read point after "
                     f"{a.waited_s:.0f}s (not compared)")  # fmt: skip
@@ -378,9 +396,13 @@ def reconcile_sink(spec: PipelineSpec, output: str, timeout: float) -> SinkParit
     keys, topic = tuple(out.keys), out.stream.topic or ""
     read_point = _ends(spec, topic)
     state = topic_state(spec, topic, keys, {}, read_point)
-    alignment = align_sink(spec, output, state.delivered, read_point, timeout)
-    if not alignment.reached:
-        return SinkParity(output, sink.table, alignment, None)
+    # A FAILED task commits nothing: say so at once rather than wait `timeout` s and call it behind.
+    failed = sink_failure(spec, output)
+    alignment = align_sink(spec, output, state.delivered, read_point, 0 if failed else timeout)
+    if failed is None and not alignment.reached:
+        failed = sink_failure(spec, output)  # it may have failed while dualrun waited
+    if failed is not None or not alignment.reached:
+        return SinkParity(output, sink.table, alignment, None, failed=failed)
     table_src = open_source(f"{sink_url(spec, output, password=True)}?table={sink.table}")
     with duckdb.connect() as con:
         try:
