@@ -104,9 +104,13 @@ def history_runs(runs: Sequence[RunSummary], path: Path, console: Console) -> No
                       f"  {run.name}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
-def connector_config(stored: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]connector {stored['name']}[/] registered:")
-    console.print_json(json.dumps(stored["config"], sort_keys=True))
+def connector_config(stored: dict[str, Any], console: Console, name: str | None = None) -> None:
+    """A registered connector's config. `stored` is what Connect answers: the connector info of PUT
+    /connectors/<name>/config ({name, config, tasks, type}) or GET's bare config map (whose `name`
+    key, when present, names it; else `name`)."""
+    config = stored["config"] if isinstance(stored.get("config"), dict) else stored
+    console.print(f"[bold]connector {stored.get('name') or config.get('name') or name}[/] registered:")
+    console.print_json(json.dumps(config, sort_keys=True))
 
 
 def connector_status(status: ConnectorStatus, console: Console) -> None:

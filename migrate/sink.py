@@ -76,12 +76,16 @@ def sink_of(spec: PipelineSpec, output: str) -> OutputSinkSpec:
 
 
 def connector_name(spec: PipelineSpec, output: str) -> str:
-    """`outputs.X.sink.connector`, else `<spec name>-<table>-sink`."""
+    """`outputs.X.sink.connector`, else `<spec name>-<table>-sink` (`-sink` once, also for a table
+    named `..._sink`)."""
     import re
 
     sink = sink_of(spec, output)
+    if sink.connector:
+        return sink.connector
     # A variant's spec name has a `+` (`shop-orders+replay`): keep connector names URL-plain.
-    return sink.connector or re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}-sink")
+    plain = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}")
+    return plain if plain.endswith("-sink") else f"{plain}-sink"
 
 
 def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:

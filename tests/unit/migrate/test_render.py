@@ -188,3 +188,21 @@ def test_window_keys_print_as_column_value_pairs_never_a_python_tuple() -> None:
     lines = render._bracket_lines(check)  # type: ignore[arg-type]
     assert lines[-1] == "    defect in the window (matches no stream version inside the bracket): sku=A-1"
     assert "('A-1',)" not in "\n".join(lines) and "['A-1']" not in "\n".join(lines)
+
+
+def test_a_registered_connectors_config_renders_from_what_connect_answers() -> None:
+    """PUT /connectors/X/config answers the connector info, GET the bare config map: both render."""
+    import io
+
+    from rich.console import Console
+
+    config = {"connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector", "name": "shop-oe-sink",
+              "topics": "orders-enriched"}  # fmt: skip
+    info = {"name": "shop-oe-sink", "config": config, "tasks": [], "type": "sink"}
+    bare_without_name = {k: v for k, v in config.items() if k != "name"}
+    for stored, name in ((info, None), (config, None), (bare_without_name, "shop-oe-sink")):
+        out = io.StringIO()
+        render.connector_config(stored, Console(file=out, width=100), name)
+        text = out.getvalue()
+        assert text.startswith("connector shop-oe-sink registered:") and '"topics": "orders-enriched"' in text
+        assert '"tasks"' not in text and '"type"' not in text

@@ -78,6 +78,9 @@ def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
     assert connector_name(variant, "orders_enriched") == "shop-orders-drop-deletes-oe_drop_deletes-sink".replace(
         "_", "-"
     )
+    named_sink = {"sink": OutputSinkSpec(table="orders_sink")}
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update=named_sink)
+    assert connector_name(spec.model_copy(update={"outputs": outputs}), "orders_enriched") == "shop-orders-orders-sink"
 
 
 def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() -> None:
