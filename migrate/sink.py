@@ -321,7 +321,13 @@ def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: di
             delivered[partition] = offset + 1
             key = record_key(msg.key(), keys)
             touched.add(key)
-            value = decode_json(msg.value())
+            try:
+                value = decode_json(msg.value())
+            except ValueError:  # orjson's JSONDecodeError: something else wrote the topic
+                raise SinkError(
+                    f"record {topic}/{partition}@{offset} is not JSON: the output topic of a sink "
+                    "holds the stream job's JSON records only; was it written by something else?"
+                ) from None
             if value is None:
                 rows.pop(key, None)
             else:  # a value may leave the key columns to the key (as the JDBC sink's record_key mode does)
@@ -399,14 +405,14 @@ def reconcile_sink(spec: PipelineSpec, output: str, timeout: float) -> SinkParit
     out, sink = spec.outputs[output], sink_of(spec, output)
     keys, topic = tuple(out.keys), out.stream.topic or ""
     read_point = _ends(spec, topic)
-    state = topic_state(spec, topic, keys, {}, read_point)
     # A FAILED task commits nothing: say so at once rather than wait `timeout` s and call it behind.
     failed = sink_failure(spec, output)
-    alignment = align_sink(spec, output, state.delivered, read_point, 0 if failed else timeout)
-    if failed is None and not alignment.reached:
-        failed = sink_failure(spec, output)  # it may have failed while dualrun waited
-    if failed is not None or not alignment.reached:
-        return SinkParity(output, sink.table, alignment, None, failed=failed)
+    if failed is not None:
+        return SinkParity(output, sink.table, align_sink(spec, output, read_point, read_point, 0), None, failed=failed)
+    state = topic_state(spec, topic, keys, {}, read_point)
+    alignment = align_sink(spec, output, state.delivered, read_point, timeout)
+    if not alignment.reached:  # it may have failed while dualrun waited
+        return SinkParity(output, sink.table, alignment, None, failed=sink_failure(spec, output))
     table_src = open_source(f"{sink_url(spec, output, password=True)}?table={sink.table}")
     with duckdb.connect() as con:
         try:
