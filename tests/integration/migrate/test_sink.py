@@ -338,3 +338,26 @@ def test_a_failed_sink_is_reported_at_once_and_recorded_as_not_clean(
     assert [e.verdict for e in entry] == ["sink_failed"] and entry[0].unexplained == 1
     check = connector_running(Context(spec))
     assert check.status == "fail" and f"sink connector {settings.name} RUNNING, task 0 FAILED" in check.evidence
+
+
+def test_the_stream_job_refuses_to_restore_an_output_topic_an_earlier_run_wrote_as_bare_json(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The plain demo wrote orders-enriched as bare JSON; with `sink:` the job writes Connect JSON and
+    would read those records back as such: it refuses in one line (exit 2, not restarted)."""
+    from migrate.stream.restore import RestoreFormatError
+
+    name = unique("sinkfmt").replace("-", "_")
+    topic = f"{name}-enriched"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=1)
+    producer = client.producer(postgres_stack.bootstrap_servers)
+    producer.produce(topic, key=b"7", value=b'{"order_id": 7, "amount": "10.50"}')
+    assert producer.flush(30) == 0
+    spec = _sink_spec(postgres_stack, db, tmp_path, name, topic)
+    with pytest.raises(RestoreFormatError) as caught:
+        StreamJob(spec).restore_state()
+    text = str(caught.value)
+    expected = (f"cannot restore outputs.orders_enriched from topic {topic}: record {topic}/0@0 is bare JSON, "
+                "but the spec (with outputs.orders_enriched.sink) writes Connect JSON")  # fmt: skip
+    assert text.startswith(expected)
+    assert "\n" not in text and caught.value.exit_code == 2
