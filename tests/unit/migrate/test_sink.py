@@ -232,3 +232,5 @@ def test_a_sink_not_compared_is_recorded_and_the_run_report_is_never_clean(tmp_p
     text = render_run(report, "markdown")
     assert "CLEAN" not in text.splitlines()[0] and f"| `orders_enriched@sink` | {verdict} |" in text
     assert "NOT COMPARED" in text and "(not compared) |" in text
+    junit = render_run(report, "junit")
+    assert f'<failure type="{verdict}" message="not compared: ' in junit
