@@ -230,6 +230,9 @@ class Reconciliation:
     # How comparisons were made where that is not plain equality of like types
     # (naive timestamps' zone, conversions that lost information).
     notes: tuple[str, ...] = ()
+    # Why the sides were never compared, e.g. ("sink_behind", "connect group ... 12 records behind"):
+    # the verdict and its one-line reason. Such a result is never clean (it counts as unexplained).
+    not_compared: tuple[str, str] | None = None
 
     @property
     def causes(self) -> dict[str, int]:
@@ -249,10 +252,12 @@ class Reconciliation:
     @property
     def unexplained(self) -> int:
         causes = self.causes
-        return sum(causes[c] for c in UNEXPLAINED_CAUSES)
+        return sum(causes[c] for c in UNEXPLAINED_CAUSES) + (1 if self.not_compared else 0)
 
     @property
     def verdict(self) -> str:
+        if self.not_compared is not None:
+            return self.not_compared[0]
         return "differences" if self.unexplained else "clean"
 
     @property
@@ -284,5 +289,6 @@ class Reconciliation:
             "baselines": {what: r.to_dict() for what, r in self.baselines},
             "spec": self.spec,
             "notes": list(self.notes),
+            **({} if self.not_compared is None else {"not_compared": list(self.not_compared)}),
             "elapsed_s": round(self.elapsed_s, 3),
         }

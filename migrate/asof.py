@@ -54,8 +54,9 @@ class SpecReconciliation:
             return "differences"
         if any(s.verdict == "differences" for s in self.sinks.values()):
             return "differences"
-        if any(s.verdict == "sink_behind" for s in self.sinks.values()):
-            return "sink_behind"  # not comparable yet: neither clean nor a defect
+        for named in ("sink_failed", "sink_behind"):  # not compared: neither clean nor (yet) a defect
+            if any(s.verdict == named for s in self.sinks.values()):
+                return named
         causes = [c.cause for c in self.checks.values() if c.cause is not None]
         if causes:
             # Not comparable as of the batch position: neither clean nor a defect.
@@ -135,9 +136,9 @@ def reconcile_spec(
             progress(f"reconciling {output}'s sink")
             parity = reconcile_sink(spec, output, spec.compare.wait_seconds if wait is None else wait)
             sinks[output] = parity
-            if record and parity.reconciliation is not None:
+            if record:  # a sink not compared (behind, failed) is recorded too: never clean
                 ids[side_output(output)] = run_history.record(
-                    spec.history_path, parity.reconciliation, batch_run=result.run.run_id
+                    spec.history_path, parity.history_result(spec.name), batch_run=result.run.run_id
                 )
         result = replace(result, sinks=sinks, history_ids=ids)
     if record:

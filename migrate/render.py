@@ -104,9 +104,13 @@ def history_runs(runs: Sequence[RunSummary], path: Path, console: Console) -> No
                       f"  {run.name}", highlight=False, soft_wrap=True)  # fmt: skip
 
 
-def connector_config(stored: dict[str, Any], console: Console) -> None:
-    console.print(f"[bold]connector {stored['name']}[/] registered:")
-    console.print_json(json.dumps(stored["config"], sort_keys=True))
+def connector_config(stored: dict[str, Any], console: Console, name: str | None = None) -> None:
+    """A registered connector's config. `stored` is what Connect answers: the connector info of PUT
+    /connectors/<name>/config ({name, config, tasks, type}) or GET's bare config map (whose `name`
+    key, when present, names it; else `name`)."""
+    config = stored["config"] if isinstance(stored.get("config"), dict) else stored
+    console.print(f"[bold]connector {stored.get('name') or config.get('name') or name}[/] registered:")
+    console.print_json(json.dumps(config, sort_keys=True))
 
 
 def connector_status(status: ConnectorStatus, console: Console) -> None:
@@ -193,10 +197,9 @@ def spec_reconciliation(result: SpecReconciliation, fmt: str = "text") -> str:
 
 def _sink_line(name: str, sink: SinkParity) -> str:
     """The third side of one output: the sink's table vs the output topic at the aligned read point."""
-    a, name = sink.alignment, f"{name}@{sink.side}"  # its id in the history and metrics (migrate.sink.side_output)
+    name = f"{name}@{sink.side}"  # its id in the history and metrics (migrate.sink.side_output)
     if sink.reconciliation is None:
-        return (f"  {name:<16} {sink.verdict:<11} sink {sink.table}: group {a.group} still {a.lag} record(s) "
-                f"behind the read point after {a.waited_s:.0f}s (not compared)")  # fmt: skip
+        return f"  {name:<16} {sink.verdict:<11} sink {sink.table}: {sink.reason}"
     rec = sink.reconciliation
     return (f"  {name:<16} {sink.verdict:<11} topic {rec.left.rows:>8}  sink {rec.right.rows:>8}  "
             f"missing in sink {rec.only_in_left}  only in sink {rec.only_in_right}  mismatched "

@@ -35,6 +35,7 @@ from cdc.errors import CdcError
 from cdc.sink import JdbcSinkSettings
 from cdc.topics import TopicAdmin
 from comparators import FrameSource, Reconciliation, reconcile
+from comparators.result import Schema, Side
 from comparators.sources import open_source
 from migrate.errors import DualrunError, SpecError
 from migrate.spec import OutputSinkSpec, PipelineSpec
@@ -75,12 +76,16 @@ def sink_of(spec: PipelineSpec, output: str) -> OutputSinkSpec:
 
 
 def connector_name(spec: PipelineSpec, output: str) -> str:
-    """`outputs.X.sink.connector`, else `<spec name>-<table>-sink`."""
+    """`outputs.X.sink.connector`, else `<spec name>-<table>-sink` (`-sink` once, also for a table
+    named `..._sink`)."""
     import re
 
     sink = sink_of(spec, output)
+    if sink.connector:
+        return sink.connector
     # A variant's spec name has a `+` (`shop-orders+replay`): keep connector names URL-plain.
-    return sink.connector or re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}-sink")
+    plain = re.sub(r"[^A-Za-z0-9.-]+", "-", f"{spec.name}-{sink.table}")
+    return plain if plain.endswith("-sink") else f"{plain}-sink"
 
 
 def sink_url(spec: PipelineSpec, output: str, *, password: bool) -> str:
@@ -248,6 +253,24 @@ def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends:
         time.sleep(0.2)
 
 
+def sink_failure(spec: PipelineSpec, output: str) -> str | None:
+    """Why `output`'s sink connector cannot deliver, in one line: FAILED (the trace's first line and
+    root cause) or not registered; None when it runs, or Connect cannot be asked (the wait then tells)."""
+    from cdc.errors import ConnectError, ConnectorNotFound
+
+    name = connector_name(spec, output)
+    try:
+        status = spec.cdc.connect_client().status(name)
+    except ConnectorNotFound:
+        return f"not registered on {spec.cdc.connect_url}; register it with `dualrun cdc register-sink --spec`"
+    except ConnectError:
+        return None
+    if not status.failed:
+        return None
+    failed = ", ".join(f"task {t.id}" for t in status.tasks if t.state == "FAILED") or "the connector"
+    return f"{failed} FAILED: {status.reason or 'no trace'}"
+
+
 def decode_json(raw: bytes | None) -> dict[str, Any] | None:
     """A JSON record value (bare, or JsonConverter's {"schema", "payload"}, typed from its schema)."""
     data = unwrap(raw)
@@ -298,7 +321,13 @@ def topic_state(spec: PipelineSpec, topic: str, keys: tuple[str, ...], start: di
             delivered[partition] = offset + 1
             key = record_key(msg.key(), keys)
             touched.add(key)
-            value = decode_json(msg.value())
+            try:
+                value = decode_json(msg.value())
+            except ValueError:  # orjson's JSONDecodeError: something else wrote the topic
+                raise SinkError(
+                    f"record {topic}/{partition}@{offset} is not JSON: the output topic of a sink "
+                    "holds the stream job's JSON records only; was it written by something else?"
+                ) from None
             if value is None:
                 rows.pop(key, None)
             else:  # a value may leave the key columns to the key (as the JDBC sink's record_key mode does)
@@ -317,19 +346,46 @@ class SinkParity:
     output: str
     table: str
     alignment: SinkAlignment
-    reconciliation: Reconciliation | None  # None: not aligned in time (never compared)
+    reconciliation: Reconciliation | None  # None: failed, or not aligned in time (never compared)
     in_flight_keys: int = 0
     side: str = SIDE
+    failed: str | None = None  # the sink connector's failure (its task's trace, first line)
 
     @property
     def verdict(self) -> str:
+        if self.failed is not None:
+            return "sink_failed"
         if not self.alignment.reached or self.reconciliation is None:
             return "sink_behind"
         return self.reconciliation.verdict
 
+    @property
+    def reason(self) -> str:
+        """Why the sink was not compared (one line), or what it found."""
+        a = self.alignment
+        if self.failed is not None:
+            return f"sink connector {a.connector}: {self.failed} (not compared)"
+        if self.reconciliation is None:
+            return (f"connect group {a.group} still {a.lag} record(s) behind the read point after "
+                    f"{a.waited_s:.0f}s (not compared)")  # fmt: skip
+        return self.reconciliation.verdict
+
+    def history_result(self, spec_name: str) -> Reconciliation:
+        """What the run history records for this side: the comparison, or a never-clean result
+        saying why there was none, so no report reads a sink not compared as clean."""
+        if self.reconciliation is not None:
+            return self.reconciliation
+        a, keys = self.alignment, ()
+        left = Side(f"{a.topic} (read_committed, at the read point)", 0, 0, 0, offsets_text(a.topic, a.read_point))
+        right = Side(f"sink table {self.table}", 0, 0, 0, offsets_text(f"group {a.group} committed", a.committed))
+        return Reconciliation(keys, left, right, 0, 0, 0, 0, 0, 0, (), Schema(), (),
+                              name=f"{spec_name}/{side_output(self.output)}",
+                              not_compared=(self.verdict, self.reason))  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
         return {"output": self.output, "table": self.table, "side": self.side, "verdict": self.verdict,
                 "alignment": self.alignment.to_dict(), "in_flight_keys": self.in_flight_keys,
+                "reason": self.reason, "failed": self.failed,
                 "reconciliation": self.reconciliation.to_dict() if self.reconciliation else None}  # fmt: skip
 
 
@@ -349,10 +405,14 @@ def reconcile_sink(spec: PipelineSpec, output: str, timeout: float) -> SinkParit
     out, sink = spec.outputs[output], sink_of(spec, output)
     keys, topic = tuple(out.keys), out.stream.topic or ""
     read_point = _ends(spec, topic)
+    # A FAILED task commits nothing: say so at once rather than wait `timeout` s and call it behind.
+    failed = sink_failure(spec, output)
+    if failed is not None:
+        return SinkParity(output, sink.table, align_sink(spec, output, read_point, read_point, 0), None, failed=failed)
     state = topic_state(spec, topic, keys, {}, read_point)
     alignment = align_sink(spec, output, state.delivered, read_point, timeout)
-    if not alignment.reached:
-        return SinkParity(output, sink.table, alignment, None)
+    if not alignment.reached:  # it may have failed while dualrun waited
+        return SinkParity(output, sink.table, alignment, None, failed=sink_failure(spec, output))
     table_src = open_source(f"{sink_url(spec, output, password=True)}?table={sink.table}")
     with duckdb.connect() as con:
         try:

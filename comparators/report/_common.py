@@ -161,6 +161,8 @@ def values(left: Any, right: Any) -> tuple[str, str]:
 def headline(result: Reconciliation) -> str:
     if result.verdict == "clean":
         return "CLEAN: no unexplained differences"
+    if result.not_compared is not None:
+        return f"NOT COMPARED ({result.not_compared[0]}): {result.not_compared[1]}"
     return f"DIFFERENCES: {result.unexplained} unexplained"
 
 

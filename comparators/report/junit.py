@@ -26,7 +26,10 @@ def _output_case(suite: ET.Element, classname: str, output: OutputRun) -> None:
     causes = result.causes
     left, right = side_titles(output.name)
     lines = [f"{cause}: {count}" for cause, count in causes.items()]
-    if result.unexplained:
+    if result.not_compared is not None:  # never compared (e.g. a sink behind): why, not zero counts
+        verdict, reason = result.not_compared
+        ET.SubElement(case, "failure", {"type": verdict, "message": f"not compared: {reason}"})
+    elif result.unexplained:
         failing = ", ".join(
             f"{cause_tag(cause, result.name)} {causes[cause]}" for cause in UNEXPLAINED_CAUSES if causes[cause]
         )

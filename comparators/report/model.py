@@ -113,6 +113,7 @@ def reconciliation_from_dict(d: dict[str, Any]) -> Reconciliation:
         name=d.get("name"),
         elapsed_s=float(d.get("elapsed_s") or 0.0),
         notes=tuple(d.get("notes") or ()),
+        not_compared=None if d.get("not_compared") is None else (str(d["not_compared"][0]), str(d["not_compared"][1])),
     )
 
 

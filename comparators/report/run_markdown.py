@@ -38,7 +38,7 @@ def render_run_markdown(report: RunReport) -> str:
         [
             [f"`{o.output}`", o.result.verdict, *cells, f"{o.result.unexplained:,}",
              ", ".join(f"{cause_title(c, o.name).split(' (')[0]} {n:,}" for c, n in o.result.causes.items()
-                       if n and c in UNEXPLAINED_CAUSES) or "none"]
+                       if n and c in UNEXPLAINED_CAUSES) or (o.result.not_compared or ("", "none"))[1]]
             for o, cells in zip(report.outputs, counts, strict=True)
         ],
     )  # fmt: skip

@@ -30,8 +30,9 @@ def _source_gtids(ctx: Context, _config: dict[str, Any]) -> str | None:
 
 
 def connector_running(ctx: Context) -> CheckResult:
-    """The Debezium connector and every one of its tasks are RUNNING on Kafka Connect, and its topics
-    exist or can be created (see cdc.health: RUNNING alone can hide a connector that delivers nothing).
+    """The Debezium connector, each output's sink connector and every one of their tasks are RUNNING
+    on Kafka Connect, and the Debezium connector's topics exist or can be created (see cdc.health:
+    RUNNING alone can hide a connector that delivers nothing).
 
     Example: `connector dualrun-shop RUNNING on 127.0.0.1:8083, 1/1 task(s) RUNNING` passes;
     `connector dualrun-shop PAUSED, task 0 PAUSED` fails, and so do `connector dualrun-shop
@@ -40,6 +41,38 @@ def connector_running(ctx: Context) -> CheckResult:
     source is at GTID 0-1-4242 and the connector's committed offset at 0-1-120`.
     """
     r = ctx.begin("connector_running", "connector and all tasks RUNNING, its topics exist or can be created")
+    source = _source_running(ctx, r)
+    sinks = _sinks_running(ctx)
+    if not sinks:
+        return source
+    failing = [line for ok, line in sinks if not ok]
+    if source.status == "pass" and not failing:
+        return r.passed("; ".join([source.evidence, *(line for _, line in sinks)]))
+    return r.failed("; ".join([source.evidence, *failing] if source.status != "pass" else failing))
+
+
+def _sinks_running(ctx: Context) -> list[tuple[bool, str]]:
+    """Each output's sink connector (`outputs.X.sink`): (running, one line), e.g. `sink connector
+    shop-orders-oe-sink FAILED, task 0 FAILED; reason: ...TopicAuthorizationException: ...`."""
+    from migrate.sink import connector_name
+
+    found = []
+    for output in (name for name, out in ctx.spec.outputs.items() if out.sink is not None):
+        name = connector_name(ctx.spec, output)
+        try:
+            status = ctx.connect.status(name)
+        except ConnectorNotFound:
+            found.append((False, f"no sink connector {name!r} for {output}: `dualrun cdc register-sink --spec`"))
+            continue
+        except ConnectError as exc:
+            raise CheckUnavailable(str(exc)) from exc
+        states = ", ".join(f"task {t.id} {t.state}" for t in status.tasks) or "no tasks"
+        reason = f"; reason: {status.reason}" if status.reason else ""
+        found.append((status.running, f"sink connector {name} {status.state}, {states}{reason}"))
+    return found
+
+
+def _source_running(ctx: Context, r: CheckResult) -> CheckResult:
     name = ctx.spec.cdc.connector
     try:
         gtids = (lambda config: _source_gtids(ctx, config)) if ctx.spec.source.kind == "mariadb" else None

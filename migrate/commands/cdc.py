@@ -151,7 +151,7 @@ def register_sink(
             raise DualrunError(f"--output {output}: the spec has no such output ({', '.join(spec.outputs)})")
         settings = put_sink(spec, output, read_committed=False if read_uncommitted else None)
         client = spec.cdc.connect_client(secrets=(settings.password,))
-        render.connector_config(client.config(settings.name), Console())
+        render.connector_config(client.config(settings.name), Console(), settings.name)
         if wait_seconds > 0:
             status = client.wait_settled(settings.name, wait_seconds)
             render.connector_status(status, Console())

@@ -16,7 +16,8 @@ Layout under `<state_dir>/secure/` (folder 0700; every file holding a secret 060
   enabled          marker: the stack runs secured until `stack up --plaintext`
 
 Users (least privilege, see `acls`): `admin` (the broker's own inter-broker principal, super user),
-`connect` (the worker: its internal topics and the change topics it writes), `debezium` (the schema
+`connect` (the worker: its internal topics, the change topics it writes, the output topics its
+sink connectors read and their `connect-` groups), `debezium` (the schema
 history topic), `stream` (reads change topics, writes the job's own topics, transactions),
 `dualrun` (reads and describes: output reader, checklist, fences, tail).
 """
@@ -43,6 +44,10 @@ BROKER_CN = "dualrun-broker"  # the controller listener's mTLS principal: User:C
 CHANGE_PREFIX = "dbserver1"
 STREAM_PREFIXES = ("dualrun-stream", "orders-enriched", "order-alerts", "daily-revenue", "order-enricher",
                    "kstreams-")  # fmt: skip
+# The stream job's output topics (by prefix), which a JDBC sink connector (`outputs.X.sink`) reads;
+# Connect names a sink connector's consumer group `connect-<connector>`.
+OUTPUT_PREFIXES = ("orders-enriched", "order-alerts", "daily-revenue")
+SINK_GROUP_PREFIX = "connect-"
 PASSWORD_ENV = "DUALRUN_KAFKA_PASSWORD"
 # Connect's REST API: HTTPS with the broker's certificate, basic auth (Kafka's BasicAuthSecurityRestExtension).
 REST_USER = "dualrun"
@@ -292,6 +297,9 @@ def acls() -> list[AclBinding]:
             for o in (op.WRITE, op.CREATE, op.DESCRIBE, op.DESCRIBE_CONFIGS)
         ),
         ("connect", cluster, "kafka-cluster", literal, op.DESCRIBE_CONFIGS),
+        # Connect's sink connectors: read the output topics, commit in their `connect-<connector>` groups.
+        *(("connect", topic, name, prefixed, o) for name in OUTPUT_PREFIXES for o in (op.READ, op.DESCRIBE)),
+        *(("connect", group, SINK_GROUP_PREFIX, prefixed, o) for o in (op.READ, op.DESCRIBE)),
         # Debezium: the schema history topic and its consumer's group.
         ("debezium", topic, f"{CHANGE_PREFIX}.schema-history", prefixed, op.ALL),
         # Debezium names its schema-history consumer group <topic.prefix>-schemahistory.

@@ -26,6 +26,44 @@ RESTORE_STALL_S = 20.0  # restoring state with nothing read this long: the broke
 PROGRESS_KEY = "meta:progress"  # the committed source position, kept in the state topic
 
 
+class RestoreFormatError(StreamJobError):
+    """An output topic holds records in the other JSON format than the spec's: a config error that
+    no restart mends (the supervisor stops on its exit code)."""
+
+    exit_code = 2
+
+
+def wire_format(raw_key: bytes | None, parsed_value: Any) -> str:
+    """`Connect JSON` (JsonConverter's {"schema", "payload"} envelope) or `bare JSON`: the value's
+    format, a tombstone's by its key.
+
+    >>> wire_format(b"7", {"order_id": 7}), wire_format(b'{"schema": {}, "payload": 7}', None)
+    ('bare JSON', 'Connect JSON')
+    """
+    data = parsed_value
+    if data is None:
+        try:
+            data = orjson.loads(raw_key or b"null")
+        except orjson.JSONDecodeError:
+            return "bare JSON"  # a bare key is the key's text, JSON or not
+    return "Connect JSON" if isinstance(data, dict) and set(data) == {"schema", "payload"} else "bare JSON"
+
+
+def check_format(output: str, msg: Any, parsed: Any, enveloped: bool) -> None:
+    """Refuse, in one line, an output topic record of the format the spec does not write (e.g. an
+    earlier run without `outputs.X.sink` wrote bare JSON, this one writes Connect JSON)."""
+    found, expected = wire_format(msg.key(), parsed), "Connect JSON" if enveloped else "bare JSON"
+    if found == expected:
+        return
+    topic, why = msg.topic(), "with" if enveloped else "without"
+    raise RestoreFormatError(
+        f"cannot restore outputs.{output} from topic {topic}: record {topic}/{msg.partition()}@{msg.offset()} is "
+        f"{found}, but the spec ({why} outputs.{output}.sink) writes {expected}; an earlier run wrote it: set "
+        f"outputs.{output}.stream.topic to a new topic, or delete topic {topic} (and the job's state topic) "
+        "and start the stream job again"
+    )
+
+
 def resumed(progress: dict[str, Any]) -> tuple[str, int]:
     """(where, order value) of the committed progress, for ChangelogWriter.claim."""
     position = Position.from_dict(progress)
@@ -81,6 +119,8 @@ def restore_state(
                 key, value = (msg.key() or b"").decode(), msg.value()
                 parsed = orjson.loads(value) if value is not None else None
                 output = restore_topics.get(where[0])
+                if output is not None:
+                    check_format(output, msg, parsed, output in enveloped)
                 if output in enveloped:  # back to the bare JSON the transform wrote
                     key, parsed = unwrapped(msg)
                 if output is not None:

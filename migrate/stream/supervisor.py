@@ -10,8 +10,9 @@ that make no progress (no transaction committed in between) are a crash loop: af
 checklist fails on; the supervisor keeps trying at the longest backoff, since the cause
 (a broker away for long, a revoked ACL) may be fixed without it.
 
-A zero exit (the job was asked to stop) ends the supervisor; SIGTERM to the supervisor is
-passed on to the job, which commits what it holds and exits.
+A zero exit (the job was asked to stop) ends the supervisor, and so does exit code 2, a config
+error no restart mends (e.g. an output topic in the other JSON format: `restore.RestoreFormatError`);
+SIGTERM to the supervisor is passed on to the job, which commits what it holds and exits.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ RESTARTS_ENV = "DUALRUN_STREAM_RESTARTS"  # the job puts it in its status
 SUPERVISOR_ENV = "DUALRUN_STREAM_SUPERVISOR"  # the supervisor's pid: the job may run under its pid file
 PR_SET_PDEATHSIG = 1
 CRASH_LOOP_AFTER = 5  # restarts in a row without a committed transaction
+CONFIG_EXIT = 2  # the job's exit code for a config error (DualrunError's default, e.g. RestoreFormatError)
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,9 @@ class Supervisor:
             code = self._wait()
             if self.stopping or code == 0:
                 return 0 if code in (0, -signal.SIGTERM) else code
+            if code == CONFIG_EXIT:  # the spec and what Kafka holds disagree: a restart cannot mend it
+                self._report(code, started, None)
+                return code
             progressed = self._progressed(started)
             self.failures = 0 if progressed else self.failures + 1
             self.restarts += 1
@@ -135,15 +140,17 @@ class Supervisor:
         status = read_status(self.spec)
         return status is not None and status.committed_at is not None and status.committed_at >= since
 
-    def _report(self, code: int, started: float, delay: float) -> None:
-        """Say in the job's status that it exited, why, and what happens next."""
+    def _report(self, code: int, started: float, delay: float | None) -> None:
+        """Say in the job's status that it exited, why, and what happens next (None: nothing, it stays failed)."""
         assert self.child is not None
         status = read_status(self.spec)
         ours = status is not None and status.pid == self.child.pid
         reason = status.error if ours and status is not None and status.error else last_line(self.log)
         crash_loop = self.failures >= self.policy.crash_loop_after
         what = (
-            f"crash loop: {self.failures} restarts without progress"
+            f"exited with code {code} (a config error), not restarted"
+            if delay is None
+            else f"crash loop: {self.failures} restarts without progress"
             if crash_loop
             else f"exited with code {code}, restart {self.restarts} in {delay:.0f}s"
         )
@@ -155,7 +162,7 @@ class Supervisor:
             self.spec,
             dataclasses.replace(
                 base,
-                state="crash_loop" if crash_loop else "restarting",
+                state="failed" if delay is None else "crash_loop" if crash_loop else "restarting",
                 updated_at=now,
                 error=f"{what}; last error: {reason or 'none reported'}",
                 restarts=self.restarts,

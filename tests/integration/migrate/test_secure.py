@@ -228,3 +228,70 @@ def test_connect_refuses_a_client_and_says_why_in_one_line(
     spec = user_spec(secure_home, tmp_path, {}, connect)  # Connect is asked first: Kafka's settings do not matter
     done = dualrun(secure_home, "cdc", "register", "--spec", str(spec), env=env, timeout=120)
     assert_refused(done, case, f"error: Kafka Connect at {connect_url(secure_home)}", expected, good)
+
+
+def test_a_sink_reads_an_output_topic_as_connect_on_the_secured_stack(secure_home: Path, tmp_path: Path) -> None:
+    """`connect` may read the pipeline's output topics and commit in its `connect-<sink>` group: the JDBC
+    sink registered with `dualrun cdc register-sink` runs and writes the record into PostgreSQL."""
+    import time
+    import uuid
+
+    import psycopg
+
+    from cdc import client
+    from cdc.connect import ConnectClient
+    from cdc.topics import TopicAdmin
+    from migrate.stackconfig import StackConfig
+
+    up = dualrun(secure_home, "stack", "up", "--secure", "--with", "postgres")
+    assert up.returncode == 0, up.stderr[-2000:]
+    env = {**_env(secure_home), "SECURE_TEST_GOOD_PASSWORD": passwords(secure_home)["dualrun"],
+           "SECURE_TEST_CONNECT_PASSWORD": passwords(secure_home)["connect-rest"]}  # fmt: skip
+    saved = dict(os.environ)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("DUALRUN_")})
+    try:
+        config = StackConfig.from_env(secure_home)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    env["SECURE_TEST_SINK_PASSWORD"] = config.db_password
+    suffix = uuid.uuid4().hex[:8]
+    topic, table = f"orders-enriched-{suffix}", f"secure_sink_{suffix}"
+    TopicAdmin(config.kafka("admin")).create(topic, partitions=1)
+    key = {"schema": {"type": "struct", "fields": [{"field": "order_id", "type": "int64"}]}, "payload": {"order_id": 7}}
+    value = {"schema": {"type": "struct", "fields": [{"field": "order_id", "type": "int64"},
+                                                     {"field": "status", "type": "string", "optional": True}]},
+             "payload": {"order_id": 7, "status": "paid"}}  # fmt: skip
+    producer = client.producer(config.kafka("admin"))
+    producer.produce(topic, key=json.dumps(key).encode(), value=json.dumps(value).encode())
+    assert producer.flush(30) == 0
+    ca = str(secure_home / "secure" / "ca.pem")
+    kafka = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-256", "sasl.username": "dualrun",
+             "ssl.ca.location": ca, "sasl.password_env": "SECURE_TEST_GOOD_PASSWORD"}  # fmt: skip
+    connect = {"connect_ca": ca, "connect_user": "dualrun", "connect_password_env": "SECURE_TEST_CONNECT_PASSWORD"}
+    path = user_spec(secure_home, tmp_path, kafka, connect)
+    raw = yaml.safe_load(path.read_text())
+    raw["outputs"]["orders_enriched"]["stream"]["topic"] = topic
+    raw["outputs"]["orders_enriched"]["sink"] = {"table": table, "url": config.postgres_url(password=False),
+                                                 "password_env": "SECURE_TEST_SINK_PASSWORD"}  # fmt: skip
+    path.write_text(yaml.safe_dump(raw))
+    done = dualrun(secure_home, "cdc", "register-sink", "--spec", str(path), env=env, timeout=180)
+    name = f"shop-orders-{table.replace('_', '-')}-sink"
+    connect_client = ConnectClient(connect_url(secure_home), auth=("dualrun", env["SECURE_TEST_CONNECT_PASSWORD"]),
+                                   verify=ca)  # fmt: skip
+    try:
+        assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-2000:])
+        assert f"connector {name} registered:" in done.stdout and "Traceback" not in done.stderr
+        rows: list[Any] = []
+        deadline = time.monotonic() + 90
+        while not rows and time.monotonic() < deadline:
+            status = connect_client.status(name)
+            assert not status.failed, status.reason
+            time.sleep(1)
+            with psycopg.connect(config.postgres_url().replace("postgresql+psycopg", "postgresql")) as con:
+                exists = con.execute("SELECT to_regclass(%s)", [table]).fetchone()
+                if exists and exists[0]:
+                    rows = con.execute(f'SELECT order_id, status FROM "{table}"').fetchall()
+        assert rows == [(7, "paid")]
+    finally:
+        connect_client.delete(name)

@@ -309,3 +309,55 @@ def test_the_checklist_names_a_sink_password_in_clear_never_its_value(
     check = connector_secrets(Context(fixed))
     assert check.status == "pass" and settings.name in check.evidence, check.evidence
     ConnectClient(postgres_stack.connect_url).delete(settings.name)
+
+
+def test_a_failed_sink_is_reported_at_once_and_recorded_as_not_clean(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """A record the sink's JsonConverter cannot read fails its task: reconcile_sink says so without
+    waiting out its timeout, the history's `@sink` entry is not clean, connector_running names it."""
+    from migrate.checklist.connector import connector_running
+
+    name = unique("sinkfail").replace("-", "_")
+    topic = f"{name}-enriched"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=1)
+    spec = _sink_spec(postgres_stack, db, tmp_path, name, topic)
+    settings = register_sink(spec, "orders_enriched")
+    _transaction(postgres_stack, topic, f"{name}-t1", [(b"1", b"not json at all")], commit=True)
+    connect = ConnectClient(postgres_stack.connect_url)
+    deadline = time.monotonic() + 60
+    while not connect.status(settings.name).failed and time.monotonic() < deadline:
+        time.sleep(0.5)
+    started = time.monotonic()
+    parity = reconcile_sink(spec, "orders_enriched", timeout=90)
+    assert time.monotonic() - started < 30, "a FAILED sink must not be waited for"
+    assert parity.verdict == "sink_failed" and parity.failed is not None
+    assert parity.failed.startswith("task 0 FAILED: ") and "\n" not in parity.failed
+    history.record(spec.history_path, parity.history_result(spec.name), batch_run="batch-failed-sink")
+    entry = history.runs(spec.history_path, f"{spec.name}/orders_enriched@sink")
+    assert [e.verdict for e in entry] == ["sink_failed"] and entry[0].unexplained == 1
+    check = connector_running(Context(spec))
+    assert check.status == "fail" and f"sink connector {settings.name} RUNNING, task 0 FAILED" in check.evidence
+
+
+def test_the_stream_job_refuses_to_restore_an_output_topic_an_earlier_run_wrote_as_bare_json(
+    postgres_stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    """The plain demo wrote orders-enriched as bare JSON; with `sink:` the job writes Connect JSON and
+    would read those records back as such: it refuses in one line (exit 2, not restarted)."""
+    from migrate.stream.restore import RestoreFormatError
+
+    name = unique("sinkfmt").replace("-", "_")
+    topic = f"{name}-enriched"
+    TopicAdmin(postgres_stack.bootstrap_servers).create(topic, partitions=1)
+    producer = client.producer(postgres_stack.bootstrap_servers)
+    producer.produce(topic, key=b"7", value=b'{"order_id": 7, "amount": "10.50"}')
+    assert producer.flush(30) == 0
+    spec = _sink_spec(postgres_stack, db, tmp_path, name, topic)
+    with pytest.raises(RestoreFormatError) as caught:
+        StreamJob(spec).restore_state()
+    text = str(caught.value)
+    expected = (f"cannot restore outputs.orders_enriched from topic {topic}: record {topic}/0@0 is bare JSON, "
+                "but the spec (with outputs.orders_enriched.sink) writes Connect JSON")  # fmt: skip
+    assert text.startswith(expected)
+    assert "\n" not in text and caught.value.exit_code == 2

@@ -201,3 +201,21 @@ def test_history_list_shows_a_run_without_a_batch_run_as_a_dash() -> None:
     render.history_runs(runs, Path("h.duckdb"), Console(file=out, width=200))
     lines = out.getvalue().splitlines()
     assert "batch run" in lines[0] and " - " in lines[1] and "night-1" in lines[2]
+
+
+def test_a_registered_connectors_config_renders_from_what_connect_answers() -> None:
+    """PUT /connectors/X/config answers the connector info, GET the bare config map: both render."""
+    import io
+
+    from rich.console import Console
+
+    config = {"connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector", "name": "shop-oe-sink",
+              "topics": "orders-enriched"}  # fmt: skip
+    info = {"name": "shop-oe-sink", "config": config, "tasks": [], "type": "sink"}
+    bare_without_name = {k: v for k, v in config.items() if k != "name"}
+    for stored, name in ((info, None), (config, None), (bare_without_name, "shop-oe-sink")):
+        out = io.StringIO()
+        render.connector_config(stored, Console(file=out, width=100), name)
+        text = out.getvalue()
+        assert text.startswith("connector shop-oe-sink registered:") and '"topics": "orders-enriched"' in text
+        assert '"tasks"' not in text and '"type"' not in text

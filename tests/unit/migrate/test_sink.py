@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -77,6 +78,9 @@ def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
     assert connector_name(variant, "orders_enriched") == "shop-orders-drop-deletes-oe_drop_deletes-sink".replace(
         "_", "-"
     )
+    named_sink = {"sink": OutputSinkSpec(table="orders_sink")}
+    outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update=named_sink)
+    assert connector_name(spec.model_copy(update={"outputs": outputs}), "orders_enriched") == "shop-orders-orders-sink"
 
 
 def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() -> None:
@@ -199,3 +203,34 @@ def test_a_password_sent_in_clear_is_warned_about_by_its_setting_never_its_value
     monkeypatch.setenv("DUALRUN_DB_PASSWORD", "l0cal-Pg")  # the local stack's PostgreSQL: its own secrets file
     local = sink_settings(_with_sink({"table": "oe"}), "orders_enriched")
     assert clear_password_warning("orders_enriched", local) is None
+
+
+@pytest.mark.parametrize("failed", [None, "org.apache.kafka.common.errors.TopicAuthorizationException: Not authorized"])
+def test_a_sink_not_compared_is_recorded_and_the_run_report_is_never_clean(tmp_path: Path, failed: str | None) -> None:
+    """Batch vs stream clean, the sink behind (or FAILED): the history gets `<output>@sink` for that
+    batch run with the verdict and why, so `dualrun report` reads the run as not clean."""
+    from comparators import history
+    from comparators.report import render_run
+    from comparators.report.runs import load_run
+    from tests.unit.report.builders import PIPELINE, pipeline_run
+
+    path, batch_run = tmp_path / "h.duckdb", "batch-behind"
+    for output, result in pipeline_run(False, "0-1-100").items():
+        history.record(path, replace(result, name=f"{PIPELINE}/{output}"), batch_run=batch_run)
+    behind = SinkAlignment("s", "connect-s", "orders-enriched", ((0, 44),), ((0, 30),), 60.0, ((0, 45),))
+    parity = SinkParity("orders_enriched", "orders_sink", behind, None, failed=failed)
+    history.record(path, parity.history_result(PIPELINE), batch_run=batch_run)
+    verdict = "sink_failed" if failed else "sink_behind"
+    assert [r.verdict for r in history.runs(path, f"{PIPELINE}/orders_enriched@sink")] == [verdict]
+    report = load_run(path, pipeline=PIPELINE)
+    assert [o.output for o in report.outputs] == ["orders_enriched", "daily_revenue", "orders_enriched@sink"]
+    sink = report.outputs[2].result
+    assert sink.verdict == verdict and sink.left.position == "orders-enriched [0]@45"
+    assert sink.not_compared is not None
+    assert ("14 record(s) behind" if failed is None else failed) in sink.not_compared[1]
+    assert report.verdict != "clean" and report.exit_code == 1 and report.parity_streak == 0
+    text = render_run(report, "markdown")
+    assert "CLEAN" not in text.splitlines()[0] and f"| `orders_enriched@sink` | {verdict} |" in text
+    assert "NOT COMPARED" in text and "(not compared) |" in text
+    junit = render_run(report, "junit")
+    assert f'<failure type="{verdict}" message="not compared: ' in junit

@@ -109,3 +109,14 @@ def test_the_secured_stacks_connect_url_is_https_with_its_login(tmp_path: Path) 
     client = secured.connect_client()
     assert client.session.auth == http["auth"] and client.session.verify == http["verify"]
     assert secured.connect_client("https://elsewhere:8083").session.auth is None  # the stack's login stays home
+
+
+def test_connect_may_read_the_output_topics_for_sinks_and_commit_in_connect_groups_only() -> None:
+    """A JDBC sink connector consumes an output topic in group `connect-<connector>` as `connect`."""
+    granted = {(b.restype.name, b.name, b.resource_pattern_type.name, b.operation.name)
+               for b in acls() if b.principal == "User:connect"}  # fmt: skip
+    for name in ("orders-enriched", "order-alerts", "daily-revenue"):
+        assert {("TOPIC", name, "PREFIXED", o) for o in ("READ", "DESCRIBE")} <= granted
+        assert ("TOPIC", name, "PREFIXED", "WRITE") not in granted  # only the stream job writes outputs
+    assert {("GROUP", "connect-", "PREFIXED", o) for o in ("READ", "DESCRIBE")} <= granted
+    assert not any(kind == "GROUP" and name == "*" for kind, name, _, _ in granted)

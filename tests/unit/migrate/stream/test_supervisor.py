@@ -63,3 +63,20 @@ def test_backoff_doubles_to_its_cap_and_the_last_log_line_is_the_reason(tmp_path
     assert last_line(log) is None
     log.write_text("starting\nerror: Kafka init_transactions failed for good: _FENCED\n\n")
     assert last_line(log) == "error: Kafka init_transactions failed for good: _FENCED"
+
+
+def test_a_config_error_exit_is_not_restarted_and_the_status_says_why(tmp_path: Path) -> None:
+    """Exit code 2 (e.g. an output topic in the other JSON format): one start, status failed, no loop."""
+    spec = spec_in(tmp_path)
+    status_path(spec).parent.mkdir(parents=True)
+    log = tmp_path / "job.log"
+    job = ("import sys; open(sys.argv[1], 'a').write('error: cannot restore outputs.orders_enriched from topic "
+           "orders-enriched: ...\\n'); open(sys.argv[2], 'a').write('run\\n'); sys.exit(2)")  # fmt: skip
+    runs = tmp_path / "runs.txt"
+    argv = [sys.executable, "-c", job, str(log), str(runs)]
+    assert Supervisor(spec, argv, policy=RestartPolicy(first_s=0.05, max_s=0.1), log=log).run() == 2
+    assert runs.read_text().splitlines() == ["run"]
+    status = read_status(spec)
+    assert status is not None and status.state == "failed" and status.restarts == 0
+    assert status.error is not None and status.error.startswith("exited with code 2 (a config error), not restarted")
+    assert "cannot restore outputs.orders_enriched" in status.error
