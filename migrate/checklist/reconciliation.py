@@ -49,7 +49,9 @@ def parity(ctx: Context) -> CheckResult:
                 bad += 1
                 continue
             streak = history.parity_streak(path, name)
-            if latest[0].verdict != "clean":
+            if latest[0].verdict not in ("clean", "differences"):  # e.g. sink_behind, sink_failed
+                parts.append(f"{output} not compared in the latest run ({latest[0].verdict}; streak 0)")
+            elif latest[0].verdict != "clean":
                 parts.append(f"{output} latest run has {latest[0].unexplained:,} unexplained differences (streak 0)")
             elif name in ctx.output_names and latest[0].batch_run != latest_batch.run_id:
                 parts.append(
