@@ -11,6 +11,7 @@ import click
 
 from migrate.commands.options import REPORT_FORMATS, spec_option, stack_options, state_option
 from migrate.errors import DualrunError
+from migrate.spec.base import http_url_problem
 from migrate.stackconfig import StackConfig
 
 if TYPE_CHECKING:
@@ -51,12 +52,18 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
     return ConnectorSettings(**settings)
 
 
+def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    problem = None if url is None else http_url_problem(url)
+    if problem:
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+    return url
+
+
 def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Common options: the stack settings, --connect-url and --name."""
     func = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Connector name.")(func)
-    func = click.option("--connect-url", default=None, help="Kafka Connect REST URL (default: the local stack's).")(
-        func
-    )
+    func = click.option("--connect-url", default=None, callback=_http_url,
+                        help="Kafka Connect REST URL (default: the local stack's).")(func)  # fmt: skip
     return stack_options(func)
 
 

@@ -66,14 +66,18 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
     ports it follows the stack's port overrides (DUALRUN_*_PORT), and it gets the local passwords;
     `dualrun demo` works when 3306 or 9092 is taken. A port the spec sets otherwise is kept."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from migrate.stackconfig import Ports, StackConfig
 
     stack = StackConfig.from_env()
     ports, defaults = stack.ports, Ports()
     source = {**raw.get("source", {}), "default_password": stack.db_password}
-    if isinstance(source.get("url"), str):
-        url = make_url(source["url"])
+    try:
+        url = make_url(source["url"]) if isinstance(source.get("url"), str) else None
+    except ArgumentError:  # not a URL: SourceSpec's validator names the field and the form to use
+        url = None
+    if url is not None:
         postgres = source.get("kind") == "postgres"
         # Only a URL naming the stack's default port means "the stack": any other port was chosen.
         if url.port in (None, defaults.postgres if postgres else defaults.mariadb):
