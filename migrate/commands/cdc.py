@@ -11,7 +11,6 @@ import click
 
 from migrate.commands.options import REPORT_FORMATS, spec_option, stack_options, state_option
 from migrate.errors import DualrunError
-from migrate.spec.base import http_url_problem
 from migrate.stackconfig import StackConfig
 
 if TYPE_CHECKING:
@@ -53,6 +52,8 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
 
 
 def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    from migrate.spec.base import http_url_problem
+
     problem = None if url is None else http_url_problem(url)
     if problem:
         raise click.BadParameter(problem, ctx=ctx, param=param)
