@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrate.commands.options import REPORT_FORMATS, spec_option, stack_options, state_option
+from migrate.commands.options import PORT, REPORT_FORMATS, spec_option, stack_options, state_option
 from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
 
@@ -81,7 +81,7 @@ def cdc() -> None:
 @connector_command
 @click.option("--kind", type=click.Choice(["mariadb", "mysql", "postgres"]), default="mariadb", show_default=True)
 @click.option("--db-host", default=None, help="Source database host (default 127.0.0.1).")
-@click.option("--db-port", type=int, default=None, help="Source database port (default: the stack's, for --kind).")
+@click.option("--db-port", type=PORT, default=None, help="Source database port (default: the stack's, for --kind).")
 @click.option("--db-user", default=None, help="Debezium's database user (default: debezium).")
 @click.option("--password-env", default="DUALRUN_DEBEZIUM_PASSWORD", show_default=True,
               help="Environment variable holding that user's password.")  # fmt: skip
