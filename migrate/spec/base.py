@@ -52,4 +52,4 @@ def sqlalchemy_url_problem(url: str, example: str) -> str | None:
         parsed.port  # noqa: B018 - a port that is no number fails only when read
     except (ArgumentError, ValueError):
         return f"{url!r} is not a SQLAlchemy URL; give one like {example}"
-    return None if parsed.host else f"{url!r} names no host; give one like {example}"
+    return None

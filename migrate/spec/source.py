@@ -38,6 +38,8 @@ class SourceSpec(_Model):
         if problem:
             raise ValueError(problem)
         parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError(f"{url!r} names no host; give one like mysql+pymysql://user@host:3306/db")
         if parts.password:
             raise ValueError("put the password in the environment variable named by password_env, not in the URL")
         return url
