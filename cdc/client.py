@@ -367,6 +367,24 @@ def access_problem(kafka: Kafka, timeout: float = 5.0) -> str | None:
     return None
 
 
+# The errors of a broker that does not answer at all, as opposed to one that refuses or fails a request.
+UNREACHABLE = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE})
+
+
+def unreachable(kafka: Kafka, error: Any) -> str | None:
+    """The one wording of "no broker answers" (what, where, what to do); None for any other error.
+
+    >>> print(unreachable("127.0.0.1:1", KafkaError(KafkaError._TRANSPORT, "Local: Broker transport failure")))
+    Kafka is not reachable at 127.0.0.1:1 (Local: Broker transport failure); start the broker or correct ...
+    """
+    if not isinstance(error, KafkaError) or error.code() not in UNREACHABLE:
+        return None
+    return (
+        f"Kafka is not reachable at {settings(kafka).bootstrap_servers} ({error.str()}); "
+        "start the broker or correct kafka.bootstrap_servers"
+    )
+
+
 def check_access(kafka: Kafka, timeout: float = 5.0) -> None:
     """Raise KafkaAccessError when the broker refuses these settings (see `access_problem`)."""
     problem = access_problem(kafka, timeout)

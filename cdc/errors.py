@@ -48,6 +48,10 @@ class ReadDeadline(CdcError):
         self.pending = pending
 
 
+class KafkaUnreachable(CdcError):
+    """No broker answered at the bootstrap servers (down, wrong host or port)."""
+
+
 class KafkaAccessError(CdcError):
     """The broker refuses the client's settings: wrong credentials, an unverifiable certificate, or no
     TLS/SASL where the listener wants them. A configuration error (exit 2)."""

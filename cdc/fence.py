@@ -33,7 +33,7 @@ from cdc import client
 from cdc.chain import stable_committed
 from cdc.client import Kafka, PartitionReader
 from cdc.envelope import ChangeEvent, decode
-from cdc.errors import CdcError, EnvelopeError
+from cdc.errors import CdcError, EnvelopeError, KafkaUnreachable
 from cdc.position import Position
 
 Partition = tuple[str, int]
@@ -255,6 +255,9 @@ def partition_ends(bootstrap_servers: Kafka, topics: Iterable[str], *, timeout: 
             for tp in _partitions(consumer, names, timeout)
         }
     except KafkaException as exc:
+        down = client.unreachable(bootstrap_servers, exc.args[0])
+        if down:
+            raise KafkaUnreachable(f"reading the end offsets of {', '.join(names)}: {down}") from exc
         raise CdcError(f"reading the end offsets of {', '.join(names)}: {exc.args[0].str()}") from exc
     finally:
         consumer.close()

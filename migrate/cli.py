@@ -58,6 +58,9 @@ class DualrunGroup(click.Group):
             if debug:  # the traceback, but the same exit code: 1 would read as NO-GO / differences
                 traceback.print_exc()
             click.secho(f"error: {in_spec_file(exc)}", fg="red", err=True)
+            if debug:  # every problem of an invalid spec, not only the first
+                for problem in getattr(exc, "problems", []):
+                    click.echo(f"  - {problem}", err=True)
             ctx.exit(getattr(exc, "exit_code", 2))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

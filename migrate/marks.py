@@ -122,9 +122,10 @@ def change_offsets(spec: PipelineSpec, timeout: float = 15.0) -> dict[Partition,
         return partition_ends(spec.kafka.client(), topics, timeout=timeout)
     except CdcError as exc:
         reason = str(exc).splitlines()[0].split("; ")[0]  # what failed, without the hint for output topics
+        where = "" if spec.kafka.bootstrap_servers in reason else f" at {spec.kafka.bootstrap_servers}"
         raise DualrunError(
-            f"batch mark --begin: cannot read the offsets of the change topics ({', '.join(topics)}) at "
-            f"{spec.kafka.bootstrap_servers}: {reason}; start Kafka and register the Debezium connector "
+            f"batch mark --begin: cannot read the offsets of the change topics ({', '.join(topics)}){where}: "
+            f"{reason}; start Kafka and register the Debezium connector "
             "(`dualrun cdc register --spec ...`) before the bracket"
         ) from None
 

@@ -327,21 +327,24 @@ def _bracket_lines(result: BracketCheck) -> list[str]:
         rec = out.reconciliation
         lines.append(
             f"  {name}: {out.verdict}; {out.outside:,} key(s) outside the window compared exactly; "
-            f"{out.coverage.in_flight:,} changed during the batch window: {counts['consistent']} consistent, "
-            f"{counts['defect']} defect(s), {counts['unresolvable']} unresolvable (the batch did not read at one "
-            f"point), {counts['untested']} untested; differences: missing in stream {rec.only_in_left}, missing "
-            f"in batch {rec.only_in_right}, mismatched {rec.mismatched_rows}, within tolerance "
-            f"{rec.within_tolerance_rows}"
+            f"{out.coverage.in_flight:,} changed during the batch window: {counts['consistent']:,} consistent, "
+            f"{counts['defect']:,} defect(s), {counts['unresolvable']:,} unresolvable (the batch did not read at one "
+            f"point), {counts['untested']:,} untested; differences: missing in stream {rec.only_in_left:,}, missing "
+            f"in batch {rec.only_in_right:,}, mismatched {rec.mismatched_rows:,}, within tolerance "
+            f"{rec.within_tolerance_rows:,}"
         )
         keys = out.reconciliation.keys
-        for key in out.window_defects[:5]:
-            shown = key_text(zip(keys, key, strict=True))
-            lines.append(f"    defect in the window (matches no stream version inside the bracket): {shown}")
-        for key in out.outcome("unresolvable")[:5]:
-            lines.append(
-                f"    unresolvable, the batch did not read at one point: {key_text(zip(keys, key, strict=True))}"
-            )
+        for short, label, found in (
+            ("defect", "defect in the window (matches no stream version inside the bracket)", out.window_defects),
+            ("unresolvable", "unresolvable, the batch did not read at one point", out.outcome("unresolvable")),
+        ):
+            lines += [f"    {label}: {key_text(zip(keys, key, strict=True))}" for key in found[:_KEYS_SHOWN]]
+            if len(found) > _KEYS_SHOWN:
+                lines.append(f"    ... and {len(found) - _KEYS_SHOWN:,} more {short} key(s)")
     return lines
+
+
+_KEYS_SHOWN = 5  # window keys listed per outcome; the rest are counted
 
 
 def stream_status_line(status: StreamStatus, console: Console) -> None:

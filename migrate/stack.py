@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from migrate.artifacts import Artifacts, ensure_artifacts
 from migrate.errors import StackError
+from migrate.process import port_open
 from migrate.services.base import Service, ServiceStatus, claim_port
 from migrate.services.connect import Connect
 from migrate.services.kafka import Kafka
@@ -172,6 +173,10 @@ class Stack:
         statuses = []
         for service in self.services():
             status = service.status()
+            if status.pid is not None and not status.healthy and not port_open(status.port):
+                # This state dir's process runs, but not on the port asked about (another
+                # --*-port, or still starting): its pid would pass for what serves the port.
+                status = replace(status, pid=None, detail=f"nothing listens on :{status.port}")
             if service.name not in required:
                 detail = status.detail
                 if not status.running and service.name in MONITORING:

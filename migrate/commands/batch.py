@@ -32,7 +32,7 @@ def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, aban
     from migrate import render
     from migrate.commands.run import spec_for
     from migrate.errors import DualrunError
-    from migrate.marks import mark_begin, mark_end
+    from migrate.marks import mark_begin, mark_end, open_mark
 
     if which is None:
         raise DualrunError("batch mark: give --begin (before your job starts) or --end (after it ended)")
@@ -40,7 +40,11 @@ def mark(spec_path: Path | None, state_dir: Path | None, which: str | None, aban
         raise DualrunError("batch mark: --abandon goes with --begin (it discards an open bracket and begins anew)")
     spec = spec_for(spec_path, state_dir)
     if which == "begin":
+        discarded = open_mark(spec) if abandon else None
         begun = mark_begin(spec, abandon=abandon)
+        if discarded is not None:
+            click.echo(f"discarded the open bracket begun at {discarded.at.isoformat(timespec='seconds')} "
+                       f"(position {discarded.position})", err=True)  # fmt: skip
         click.echo(render.as_json(begun) if as_json else f"bracket begun at {begun.position}")
         return
     run, bracket = mark_end(spec)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from migrate.commands.options import REPORT_FORMATS, spec_option, stack_options, state_option
+from migrate.commands.options import PORT, REPORT_FORMATS, spec_option, stack_options, state_option
 from migrate.errors import DualrunError
 from migrate.stackconfig import StackConfig
 
@@ -51,12 +51,20 @@ def local_connector(config: StackConfig, name: str = DEFAULT_NAME, **overrides: 
     return ConnectorSettings(**settings)
 
 
+def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+    from migrate.spec.base import http_url_problem
+
+    problem = None if url is None else http_url_problem(url)
+    if problem:
+        raise click.BadParameter(problem, ctx=ctx, param=param)
+    return url
+
+
 def connector_command(func: Callable[..., Any]) -> Callable[..., Any]:
     """Common options: the stack settings, --connect-url and --name."""
     func = click.option("--name", default=DEFAULT_NAME, show_default=True, help="Connector name.")(func)
-    func = click.option("--connect-url", default=None, help="Kafka Connect REST URL (default: the local stack's).")(
-        func
-    )
+    func = click.option("--connect-url", default=None, callback=_http_url,
+                        help="Kafka Connect REST URL (default: the local stack's).")(func)  # fmt: skip
     return stack_options(func)
 
 
@@ -73,7 +81,7 @@ def cdc() -> None:
 @connector_command
 @click.option("--kind", type=click.Choice(["mariadb", "mysql", "postgres"]), default="mariadb", show_default=True)
 @click.option("--db-host", default=None, help="Source database host (default 127.0.0.1).")
-@click.option("--db-port", type=int, default=None, help="Source database port (default: the stack's, for --kind).")
+@click.option("--db-port", type=PORT, default=None, help="Source database port (default: the stack's, for --kind).")
 @click.option("--db-user", default=None, help="Debezium's database user (default: debezium).")
 @click.option("--password-env", default="DUALRUN_DEBEZIUM_PASSWORD", show_default=True,
               help="Environment variable holding that user's password.")  # fmt: skip

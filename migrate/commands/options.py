@@ -28,6 +28,7 @@ CHECK_NAMES = (  # migrate.checklist.CHECK_NAMES, in registry order
     "sink_isolation", "outputs_carry_positions", "positions_monotone", "cdc_complete", "parity", "coverage",
     "noise_baseline", "data_quality", "rollback_ready",
 )  # fmt: skip
+PORT = click.IntRange(1, 65535)  # every port option: 99999 is a usage error, not a bind failure later
 MEMORY_LIMIT = "1536MB"  # comparators.engine.Settings.memory_limit
 
 spec_option = click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
@@ -41,11 +42,11 @@ def stack_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--state-dir", type=click.Path(path_type=Path), default=None,
                      help="Where the stack keeps data, logs and pids (default ./.dualrun or $DUALRUN_HOME)."),
-        click.option("--mariadb-port", type=int, default=None, help="MariaDB port (3306)."),
-        click.option("--kafka-port", type=int, default=None, help="Kafka broker port (9092)."),
-        click.option("--controller-port", type=int, default=None, help="KRaft controller port (9093)."),
-        click.option("--connect-port", type=int, default=None, help="Kafka Connect REST port (8083)."),
-        click.option("--postgres-port", type=int, default=None, help="PostgreSQL port (5432)."),
+        click.option("--mariadb-port", type=PORT, default=None, help="MariaDB port (3306)."),
+        click.option("--kafka-port", type=PORT, default=None, help="Kafka broker port (9092)."),
+        click.option("--controller-port", type=PORT, default=None, help="KRaft controller port (9093)."),
+        click.option("--connect-port", type=PORT, default=None, help="Kafka Connect REST port (8083)."),
+        click.option("--postgres-port", type=PORT, default=None, help="PostgreSQL port (5432)."),
     ]  # fmt: skip
 
     @functools.wraps(func)

@@ -9,8 +9,8 @@ import click
 
 
 def emit_report(report: str, output: Path | None, verdict: str) -> None:
-    """Write `report` to `output` (SpecError, exit 2, when it cannot be written) or stdout."""
-    from comparators.errors import SpecError
+    """Write `report` to `output` (DualrunError, exit 2, when it cannot be written) or stdout."""
+    from migrate.errors import DualrunError
 
     if output is None:
         sys.stdout.write(report)
@@ -18,5 +18,8 @@ def emit_report(report: str, output: Path | None, verdict: str) -> None:
     try:
         output.write_text(report)
     except OSError as exc:
-        raise SpecError(f"cannot write report to {output}: {exc.strerror}") from exc
+        # Not a SpecError: the CLI would prefix the spec file, blaming it for the path of --output.
+        raise DualrunError(
+            f"cannot write report to {output}: {exc.strerror}; give --output a file in an existing, writable folder"
+        ) from exc
     click.echo(f"{verdict}: report written to {output}", err=True)

@@ -114,7 +114,8 @@ def _in_flight(value: str | None) -> InFlight | None:
 )
 @click.option("--threads", type=int, help="DuckDB threads (default: all cores).")
 @click.option("--spec", "spec_path", type=click.Path(path_type=Path), help="Reconcile every output of a pipeline spec "
-              "as of a batch run's source position (no LEFT/RIGHT).")  # fmt: skip
+              "as of a batch run's source position (no LEFT/RIGHT; default ./dualrun.yaml, else the "
+              "reference spec).")  # fmt: skip
 @click.option("--run", "run_id", default="latest", show_default=True, help="With --spec: the batch run to align to.")
 @click.option("--wait", type=float, help="With --spec: seconds to wait for the stream to pass the batch position.")
 def reconcile(
@@ -166,6 +167,10 @@ def reconcile(
             raise click.UsageError("give either --spec or LEFT and RIGHT, not both")
         _refuse_pair_options(ctx)
         _reconcile_spec(spec_path, run_id, wait, fmt, output)
+        return
+    if left is None and right is None and not _pair_options_given(ctx):
+        # Neither form named: the spec form with the default spec, as checklist and batch check do.
+        _reconcile_spec(None, run_id, wait, fmt, output)
         return
     for param in ("run_id", "wait"):
         if _given(ctx, param):
@@ -254,6 +259,10 @@ def _flag(ctx: click.Context, name: str) -> str:
     return max(param.opts, key=len)
 
 
+def _pair_options_given(ctx: click.Context) -> bool:
+    return any(p.name is not None and p.name not in _SPEC_OPTIONS and _given(ctx, p.name) for p in ctx.command.params)
+
+
 def _refuse_pair_options(ctx: click.Context) -> None:
     """Raise SpecError (exit 2) naming the first LEFT/RIGHT-only option given with --spec."""
     from comparators.errors import SpecError
@@ -269,7 +278,7 @@ def _refuse_pair_options(ctx: click.Context) -> None:
         raise SpecError(f"{_flag(ctx, name)} does not apply with --spec: {hint}")
 
 
-def _reconcile_spec(spec_path: Path, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
+def _reconcile_spec(spec_path: Path | None, run_id: str, wait: float | None, fmt: str, output: Path | None) -> None:
     from rich.console import Console
 
     from migrate import render as migrate_render

@@ -18,7 +18,10 @@ from migrate.stackconfig import StackConfig
 INSTALL_HINT = "install it with `apt-get install mariadb-server mariadb-client`"
 
 # Debezium needs to read rows, lock for the snapshot and read the binlog; nothing more.
+# sql_log_bin = 0 (this session only): `IDENTIFIED BY` would otherwise put each password in clear
+# in the binlog, and from there into Debezium's schema history topic.
 USERS = """
+SET sql_log_bin = 0;
 CREATE USER IF NOT EXISTS '{user}'@'127.0.0.1' IDENTIFIED BY {password};
 CREATE USER IF NOT EXISTS '{user}'@'localhost' IDENTIFIED BY {password};
 ALTER USER '{user}'@'127.0.0.1' IDENTIFIED BY {password};
@@ -28,6 +31,7 @@ CREATE USER IF NOT EXISTS '{dbz}'@'127.0.0.1' IDENTIFIED BY {dbz_password};
 ALTER USER '{dbz}'@'127.0.0.1' IDENTIFIED BY {dbz_password};
 GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT
   ON *.* TO '{dbz}'@'127.0.0.1';
+SET sql_log_bin = 1;
 """
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,3 +24,32 @@ def env_password(section: str, env: str, default: str | None) -> str:
             f"(passwords never live in the spec)"
         )
     return value
+
+
+def http_url_problem(url: str) -> str | None:
+    """Why `url` is no http(s) URL with a host and a valid port (None: it is one): Connect's REST API.
+
+    >>> http_url_problem("htp:/127.0.0.1:8083")
+    "'htp:/127.0.0.1:8083' is not an http(s) URL; give one like http://127.0.0.1:8083"
+    >>> http_url_problem("https://connect.example:8443") is None
+    True
+    """
+    parts = urlsplit(url)
+    try:
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:  # a port that is no number or out of range
+        ok = False
+    return None if ok else f"{url!r} is not an http(s) URL; give one like http://127.0.0.1:8083"
+
+
+def sqlalchemy_url_problem(url: str, example: str) -> str | None:
+    """Why SQLAlchemy cannot parse `url` (None: it can), naming an `example` of the expected form."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+        parsed.port  # noqa: B018 - a port that is no number fails only when read
+    except (ArgumentError, ValueError):
+        return f"{url!r} is not a SQLAlchemy URL; give one like {example}"
+    return None

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from cdc.connector import POSITION_HEADER
 from migrate.errors import SpecError
-from migrate.spec.base import _Model, env_password
+from migrate.spec.base import _Model, env_password, http_url_problem
 from migrate.spec.kafka import KafkaProperties
 
 if TYPE_CHECKING:
@@ -66,6 +66,14 @@ class CdcSpec(_Model):
     # replication slot is always derived from the connector name (one slot per connector).
     publication: str | None = None
     verify: CdcVerifySpec = Field(default_factory=CdcVerifySpec)
+
+    @field_validator("connect_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        problem = http_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
 
     @field_validator("tables")
     @classmethod

@@ -7,6 +7,7 @@ in one line (the first problem, with the count of the others), and carries every
 
 from __future__ import annotations
 
+import difflib
 from contextvars import ContextVar
 from importlib.resources import files
 from pathlib import Path
@@ -38,19 +39,38 @@ class SpecProblems(SpecError):
         self.problems = problems
 
 
+def _did_you_mean(errors: list[Any]) -> list[Any]:
+    """Unknown fields first (a typo'd key is the cause, the missing one its effect), each with the
+    closest missing field of the same section as `did you mean`."""
+    missing: dict[tuple[Any, ...], list[str]] = {}
+    for e in errors:
+        if e["type"] == "missing" and e["loc"]:
+            missing.setdefault(tuple(e["loc"][:-1]), []).append(str(e["loc"][-1]))
+    unknown, rest = [], []
+    for e in errors:
+        if e["type"] != "extra_forbidden" or not e["loc"]:
+            rest.append(e)
+            continue
+        close = difflib.get_close_matches(str(e["loc"][-1]), missing.get(tuple(e["loc"][:-1]), []), n=1)
+        unknown.append({**e, "hint": close[0]} if close else e)
+    return unknown + rest
+
+
 def _problem(error: Any) -> str:
     where = ".".join(str(p) for p in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown field; check its spelling against the spec reference in the README"
+        if "hint" in error:
+            message = f"unknown field; did you mean `{error['hint']}`?"
     elif error["type"] == "missing":
         message = "required field is missing"
     return f"{where}: {message}" if where else message  # checks across sections name their own path
 
 
 def explain(exc: ValidationError, origin: str) -> SpecProblems:
-    problems = [_problem(e) for e in exc.errors()]
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    problems = [_problem(e) for e in _did_you_mean(list(exc.errors()))]
+    more = f" (and {len(problems) - 1} more problem(s); --debug lists them)" if len(problems) > 1 else ""
     return SpecProblems(f"{origin}: {problems[0]}{more}", problems)
 
 
@@ -66,14 +86,18 @@ def _on_local_stack(raw: dict[str, Any]) -> dict[str, Any]:
     ports it follows the stack's port overrides (DUALRUN_*_PORT), and it gets the local passwords;
     `dualrun demo` works when 3306 or 9092 is taken. A port the spec sets otherwise is kept."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
 
     from migrate.stackconfig import Ports, StackConfig
 
     stack = StackConfig.from_env()
     ports, defaults = stack.ports, Ports()
     source = {**raw.get("source", {}), "default_password": stack.db_password}
-    if isinstance(source.get("url"), str):
-        url = make_url(source["url"])
+    try:
+        url = make_url(source["url"]) if isinstance(source.get("url"), str) else None
+    except ArgumentError:  # not a URL: SourceSpec's validator names the field and the form to use
+        url = None
+    if url is not None:
         postgres = source.get("kind") == "postgres"
         # Only a URL naming the stack's default port means "the stack": any other port was chosen.
         if url.port in (None, defaults.postgres if postgres else defaults.mariadb):

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
-from migrate.spec.base import _Model
+from migrate.spec.base import _Model, sqlalchemy_url_problem
 from migrate.spec.columns import arrow_type
 from migrate.spec.lineage import TableLineage, check_lineage
 
@@ -34,9 +34,10 @@ class BatchImportSpec(_Model):
         if len(given) != 1:
             raise ValueError("give exactly one of url (with table or query), parquet and csv")
         if self.url is not None:
+            problem = sqlalchemy_url_problem(self.url, "postgresql+psycopg://user@host/db")
+            if problem:
+                raise ValueError(problem)
             parts = urlsplit(self.url)
-            if not parts.scheme or "://" not in self.url:
-                raise ValueError(f"{self.url!r}: expected a SQLAlchemy URL like postgresql+psycopg://user@host/db")
             if parts.password:
                 raise ValueError("put the password in the environment variable named by password_env, not in the URL")
             if (self.table is None) == (self.query is None):
@@ -148,6 +149,9 @@ class OutputSinkSpec(_Model):
     @classmethod
     def _no_password(cls, url: str | None) -> str | None:
         if url is not None:
+            problem = sqlalchemy_url_problem(url, "postgresql+psycopg://user@host:5432/db")
+            if problem:
+                raise ValueError(problem)
             parts = urlsplit(url)
             if not parts.scheme.startswith("postgresql"):
                 raise ValueError(f"{url!r}: the sink's database must be PostgreSQL (postgresql+psycopg://u@h:p/db)")

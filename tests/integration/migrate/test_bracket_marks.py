@@ -73,6 +73,10 @@ def test_marks_refuse_a_second_begin_and_a_stale_output_and_a_failed_job_leaves_
     assert open_mark(spec) == mark  # still open: run the job, then --end
     abandoned = cli("batch", "mark", "--spec", str(path), "--begin", "--abandon")
     assert abandoned.returncode == 0, abandoned.stderr
+    assert (
+        f"discarded the open bracket begun at {mark.at.isoformat(timespec='seconds')} (position {mark.position})"
+        in (abandoned.stderr)
+    )
     assert open_mark(spec) is not None and open_mark(spec) != mark
     subprocess.run(job_command(spec, tmp_path / "out"), check=True)  # tonight's job
     ended = cli("batch", "mark", "--spec", str(path), "--end")

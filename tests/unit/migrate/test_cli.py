@@ -91,3 +91,52 @@ def test_a_comparison_spec_error_after_loading_names_the_spec_file(tmp_path: Pat
     finally:
         LOADED.reset(token)
     assert in_spec_file(error) == str(error)  # no spec loaded: nothing to name
+
+
+def _example_with(tmp_path: Path, section: str, key: str, value: object, local: bool = True) -> Path:
+    """The example spec (with its SQL files) in `tmp_path`, `section.key` set to `value`."""
+    import shutil
+
+    import yaml
+
+    from migrate.spec.load import example_spec_path
+
+    example = example_spec_path()
+    shutil.copytree(example.parent / "sql", tmp_path / "sql")
+    data = yaml.safe_load(example.read_text())
+    data[section][key] = value
+    data["local"] = local
+    spec = tmp_path / "dualrun.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    return spec
+
+
+@pytest.mark.parametrize("local", [True, False])
+def test_a_source_url_that_is_no_url_names_the_field_in_one_line(tmp_path: Path, local: bool) -> None:
+    spec = _example_with(tmp_path, "source", "url", "notaurl", local=local)
+    result = CliRunner().invoke(cli, ["batch", "mark", "--begin", "--spec", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert "source.url: 'notaurl' is not a SQLAlchemy URL" in result.output and "Traceback" not in result.output
+
+
+def test_a_connect_url_that_is_not_http_names_the_field_in_one_line(tmp_path: Path) -> None:
+    spec = _example_with(tmp_path, "cdc", "connect_url", "htp:/127.0.0.1:8083", local=False)
+    result = CliRunner().invoke(cli, ["cdc", "status", "--spec", str(spec)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().count("\n") == 0, result.output
+    assert "cdc.connect_url: 'htp:/127.0.0.1:8083' is not an http(s) URL" in result.output
+
+
+def test_a_connect_url_option_that_is_no_url_is_a_usage_error() -> None:
+    result = CliRunner().invoke(cli, ["cdc", "status", "--connect-url", "notaurl"])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--connect-url': 'notaurl' is not an http(s) URL" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_sink_url_with_a_port_that_is_no_number_names_the_field() -> None:
+    from migrate.spec import OutputSinkSpec
+
+    with pytest.raises(ValueError, match="is not a SQLAlchemy URL"):
+        OutputSinkSpec(url="postgresql+psycopg://u@h:port/db", table="t")

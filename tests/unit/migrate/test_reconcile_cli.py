@@ -137,6 +137,18 @@ def test_left_and_right_are_required_without_spec(pair: tuple[str, str, str]) ->
     assert code == 2 and "--key" in err
 
 
+def test_without_left_right_or_spec_the_default_spec_is_reconciled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """./dualrun.yaml is read, as checklist and batch check read it (here: broken, so it is named)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dualrun.yaml").write_text("name: [\n")
+    code, _, err = invoke()
+    assert code == 2 and "dualrun.yaml: not valid YAML" in err, err
+    code, _, err = invoke("--key", "id")  # an option of the LEFT/RIGHT form: that form, not the spec
+    assert code == 2 and "give LEFT and RIGHT" in err, err
+
+
 def test_as_of_reads_the_right_side_as_a_changelog(tmp_path: Path) -> None:
     batch = tmp_path / "b.parquet"
     log = tmp_path / "log.parquet"

@@ -219,3 +219,23 @@ def test_a_registered_connectors_config_renders_from_what_connect_answers() -> N
         text = out.getvalue()
         assert text.startswith("connector shop-oe-sink registered:") and '"topics": "orders-enriched"' in text
         assert '"tasks"' not in text and '"type"' not in text
+
+
+def test_window_keys_beyond_five_are_counted_not_dropped() -> None:
+    from migrate.consistency import classify_bracket
+    from migrate.window import Window, WindowEvent, lineage_rows
+
+    schema = pa.schema([("sku", pa.string()), ("qty", pa.int64())])
+    skus = [f"A-{i}" for i in range(1, 8)]
+    batch = pa.Table.from_pylist([{"sku": s, "qty": 5} for s in skus], schema=schema)
+    stream = pa.Table.from_pylist([{"sku": s, "qty": 7} for s in skus], schema=schema)
+    events = tuple(WindowEvent("shop.stock", {"sku": s, "qty": 6}, {"sku": s, "qty": 7}, row=(s,)) for s in skus)
+    w = Window("positions", {"source": "a"}, {"source": "b"}, events)
+    changed = lineage_rows("stock", ["sku"], (batch, stream), w, {"shop.stock": {"sku": "sku"}})
+    versions = pa.Table.from_pylist([{"sku": s, "qty": q, "__present": True} for s in skus for q in (6, 7)],
+                                    schema=schema.append(pa.field("__present", pa.bool_())))  # fmt: skip
+    decided = classify_bracket("stock", ["sku"], batch, stream, changed, versions)
+    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided})
+    lines = render._bracket_lines(check)  # type: ignore[arg-type]
+    assert sum("defect in the window" in line for line in lines) == 5
+    assert lines[-1] == "    ... and 2 more defect key(s)"

@@ -65,9 +65,9 @@ def test_a_column_the_sink_lacks_is_drift_not_agreement() -> None:
 
 def test_a_variant_sinks_into_its_own_table_and_connector() -> None:
     from migrate.sink import connector_name
-    from migrate.spec import OutputSinkSpec, load_spec
+    from migrate.spec import OutputSinkSpec, example_spec_path, load_spec
 
-    spec = load_spec(None)
+    spec = load_spec(example_spec_path())
     outputs = dict(spec.outputs)
     outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(update={"sink": OutputSinkSpec(table="oe")})
     spec = spec.model_copy(update={"outputs": outputs})
@@ -90,7 +90,7 @@ def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() 
     from datetime import date
 
     from migrate.sink import sink_settings
-    from migrate.spec import OutputSinkSpec, load_spec
+    from migrate.spec import OutputSinkSpec, example_spec_path, load_spec
     from migrate.stream import connectjson
 
     schema = pa.schema([("customer_id", pa.int64()), ("order_day", pa.date32()),
@@ -114,7 +114,7 @@ def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() 
     result = reconcile(FrameSource(topic, "topic"), FrameSource(sink, "sink"), list(keys))
     assert (result.only_in_left, result.mismatched_rows, result.matched_rows) == (1, 1, 2)
 
-    spec = load_spec(None)
+    spec = load_spec(example_spec_path())
     outputs = dict(spec.outputs)
     revenue = outputs["daily_revenue"]
     stream = revenue.stream.model_copy(update={"topic": "daily-revenue"})
@@ -124,9 +124,9 @@ def test_a_composite_key_travels_as_a_struct_and_is_compared_column_by_column() 
 
 
 def _with_sink(spec_sink: dict[str, object], *, local: bool = True) -> PipelineSpec:
-    from migrate.spec import OutputSinkSpec, load_spec
+    from migrate.spec import OutputSinkSpec, example_spec_path, load_spec
 
-    spec = load_spec(None)
+    spec = load_spec(example_spec_path())
     outputs = dict(spec.outputs)
     outputs["orders_enriched"] = outputs["orders_enriched"].model_copy(
         update={"sink": OutputSinkSpec.model_validate(spec_sink)}

@@ -53,3 +53,38 @@ def test_monitoring_loads_the_jmx_agent_into_the_broker_and_connect(tmp_path: Pa
 def test_an_unknown_service_is_one_line() -> None:
     with pytest.raises(StackError, match=r"^unknown service\(s\) redis; the stack runs mariadb, postgres, kafka"):
         Stack(StackConfig(), ("redis",))
+
+
+def test_a_port_where_nothing_listens_shows_no_pid(tmp_path: Path) -> None:
+    """The stack's MariaDB runs (a process carrying its marker), but nothing listens on the port asked about."""
+    import socket
+    import subprocess
+    import sys
+    from dataclasses import replace
+
+    with socket.socket() as sock:  # a port free now: bound, then released
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = StackConfig(state_dir=tmp_path, ports=replace(PORTS, mariadb=port))
+    home = tmp_path / "mariadb"
+    home.mkdir()
+    marker = str(home / "my.cnf")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    try:
+        (home / "mariadb.pid").write_text(str(sleeper.pid))
+        mariadb = next(s for s in Stack(config).status().services if s.name == "mariadb")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert (mariadb.pid, mariadb.healthy, mariadb.detail) == (None, False, f"nothing listens on :{port}")
+
+
+@pytest.mark.parametrize("value", ["0", "99999"])
+def test_a_port_option_out_of_range_is_a_usage_error(value: str) -> None:
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    result = CliRunner().invoke(cli, ["stack", "status", "--kafka-port", value])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--kafka-port'" in result.output and "1<=x<=65535" in result.output

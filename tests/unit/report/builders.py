@@ -33,7 +33,7 @@ from comparators.report.model import (
 from comparators.result import Reconciliation
 from migrate.batch import BatchRun, write_run
 from migrate.examples.shop_orders.rules import SCHEMAS, is_alert, loyalty_tier
-from migrate.spec import PipelineSpec, load_spec
+from migrate.spec import PipelineSpec, example_spec_path, load_spec
 from migrate.stream.changelog import changelog_schema
 
 PIPELINE = "shop-orders"
@@ -264,7 +264,7 @@ def write_changelog(spec: PipelineSpec, tables: dict[str, pa.Table], offset: int
 
 def local_spec(state_dir: Path, **sections: dict[str, Any]) -> PipelineSpec:
     """The reference spec with its state in `state_dir` and some sections changed."""
-    spec = load_spec(None).model_copy(update={"state_dir": str(state_dir)})
+    spec = load_spec(example_spec_path()).model_copy(update={"state_dir": str(state_dir)})
     return spec.with_changes(**sections) if sections else spec
 
 

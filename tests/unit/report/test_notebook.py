@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.unit.report.builders import (
+    NOTEBOOK,
     build_history,
     local_spec,
     notebook_text,
@@ -32,4 +33,4 @@ def test_notebook_runs_and_shows_runs_trend_causes_and_a_key_history(tmp_path: P
     # order 2 as the batch run and the stream changelog saw it
     assert "batch run 20240430T020000-test01" in text and "mysql-bin.000003:1001" in text
     assert "650.00" in text or "650.0" in text
-    assert not list(Path("notebooks").glob("*.nbconvert.ipynb"))
+    assert not list(NOTEBOOK.parent.glob("*.nbconvert.ipynb"))

@@ -188,8 +188,53 @@ def test_every_problem_is_carried_and_counted(tmp_path: Path) -> None:
     with pytest.raises(SpecProblems) as caught:
         load_spec(write(tmp_path, data))
     assert len(caught.value.problems) == 3
-    assert str(caught.value).endswith("(and 2 more problem(s))")
+    assert str(caught.value).endswith("(and 2 more problem(s); --debug lists them)")
     assert any(p.startswith("kafka: required field is missing") for p in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("section", "typo", "right"),
+    [(("outputs", "account_balance"), "kyes", "keys"), (("stream",), "gruop", "group")],
+)
+def test_a_typo_in_a_required_key_is_named_first_with_did_you_mean(
+    tmp_path: Path, section: tuple[str, ...], typo: str, right: str
+) -> None:
+    data = changed("source.kind", "oracle")  # another problem, reported after the typo
+    where = data
+    for name in section:
+        where = where[name]
+    where[typo] = where.pop(right)
+    with pytest.raises(SpecProblems) as caught:
+        load_spec(write(tmp_path, data))
+    dotted = ".".join(section)
+    first = f"{dotted}.{typo}: unknown field; did you mean `{right}`?"
+    assert str(caught.value) == f"{tmp_path / 'dualrun.yaml'}: {first} (and 2 more problem(s); --debug lists them)"
+    assert caught.value.problems[0] == first and f"{dotted}.{right}: required field is missing" in caught.value.problems
+
+
+def test_an_unknown_key_with_nothing_close_missing_points_to_the_reference(tmp_path: Path) -> None:
+    data = changed("stream.group", "g")
+    data["stream"]["zzz"] = 1
+    with pytest.raises(SpecProblems, match=r"stream\.zzz: unknown field; check its spelling against the spec"):
+        load_spec(write(tmp_path, data))
+
+
+def test_debug_lists_every_problem_of_an_invalid_spec(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    data = changed("source.kind", "oracle")
+    data["stream"]["gruop"] = data["stream"].pop("group")
+    spec = write(tmp_path, data)
+    plain = CliRunner().invoke(cli, ["checklist", "--spec", str(spec)])
+    assert plain.exit_code == 2 and plain.output.strip().count("\n") == 0, plain.output
+    debug = CliRunner().invoke(cli, ["--debug", "checklist", "--spec", str(spec)])
+    assert debug.exit_code == 2, debug.output
+    listed = [line[4:] for line in debug.output.splitlines() if line.startswith("  - ")]
+    assert len(listed) == 3, debug.output
+    assert listed[0] == "stream.gruop: unknown field; did you mean `group`?"
+    assert listed[1].startswith("source.kind: ") and listed[2] == "stream.group: required field is missing"
 
 
 def test_a_missing_password_variable_is_an_error_outside_the_local_stack(

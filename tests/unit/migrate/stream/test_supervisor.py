@@ -7,7 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from migrate.spec import PipelineSpec, load_spec
+from migrate.spec import PipelineSpec, example_spec_path, load_spec
 from migrate.stream.status import read_status, status_path
 from migrate.stream.supervisor import RestartPolicy, Supervisor, last_line
 
@@ -36,7 +36,7 @@ JOB = textwrap.dedent(
 
 
 def spec_in(tmp_path: Path) -> PipelineSpec:
-    return load_spec(None).model_copy(update={"state_dir": str(tmp_path)})
+    return load_spec(example_spec_path()).model_copy(update={"state_dir": str(tmp_path)})
 
 
 def test_restarts_count_backoff_and_a_crash_loop_with_the_last_error(tmp_path: Path) -> None:
