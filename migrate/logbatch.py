@@ -31,14 +31,14 @@ from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedErro
 
 from cdc.errors import CdcError
 from cdc.position import Position
-from cdc.rebuild import RebuiltTable, TopicReader
+from cdc.rebuild import LogStore, RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
 from migrate.batch import BatchRun, load_run, write_run
 from migrate.errors import DualrunError
 from migrate.logtypes import arrow_table
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
-from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log
+from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log, work_dir
 
 LOG_SUFFIX = "~log"
 DIALECTS = {"mariadb": "mysql", "mysql": "mysql", "postgres": "postgres"}
@@ -154,9 +154,9 @@ def check_reach(table: str, rebuilt: RebuiltTable, compacted: bool) -> None:
             f"{extent.topic} no longer reaches back (earliest offset {extent.earliest_offset:,}, first event at "
             f"{extent.first_position}): retention removed versions {table} needs; choose a newer --position"
         )
-    if compacted and rebuilt.later_keys:
+    if compacted and rebuilt.later:
         raise DualrunError(
-            f"{extent.topic} is compacted and {len(rebuilt.later_keys):,} key(s) changed after {rebuilt.position}: "
+            f"{extent.topic} is compacted and {rebuilt.later:,} key(s) changed after {rebuilt.position}: "
             "their versions as of the position may be gone; choose the latest position"
         )
 
@@ -184,7 +184,9 @@ def rebuild_tables(
         left_out = capture_setting(name, settings)
         if left_out is not None:
             raise DualrunError(f"cdc.tables: the connector does not capture {name} ({left_out}); {topic} lacks it")
-        rebuilt = reader.rebuild(topic, position, None)  # keyed by the record key: the primary key
+        with LogStore(work_dir(spec)) as store:
+            rebuilt = reader.rebuild(topic, position, store)  # keyed by the record key: the primary key
+            rows = [image for batch in rebuilt.images() for image, _ in batch]
         compacted = rebuilt.extent.exists and admin.describe(topic).compacted
         check_reach(name, rebuilt, compacted)
         if rebuilt.extent.snapshot_reads == 0:
@@ -192,8 +194,8 @@ def rebuild_tables(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "
                 "`dualrun cdc verify` shows the log complete"
             )
-        frames[name] = arrow_table(name, rebuilt.rows.values(), rebuilt.columns)
-        tables.append(LogTable(name, topic, len(rebuilt.rows), rebuilt.extent.events_at_or_before,
+        frames[name] = arrow_table(name, rows, rebuilt.columns)
+        tables.append(LogTable(name, topic, rebuilt.rows, rebuilt.extent.events_at_or_before,
                                rebuilt.extent.earliest_offset, rebuilt.extent.first_op))  # fmt: skip
     return frames, tuple(tables), tuple(notes)
 

@@ -8,7 +8,7 @@ gets the same cause as on the whole-table path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import duckdb
@@ -29,7 +29,7 @@ from migrate.verify.fingerprint import (
     supported,
 )
 from migrate.verify.model import RangeStats, TableVerification
-from migrate.verify.values import canonical, key_of_texts, key_text
+from migrate.verify.values import canonical, key_of_texts, key_text, row_texts
 
 _FAMILIES = {
     **dict.fromkeys(("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"), "integer"),
@@ -99,6 +99,17 @@ def table_shape(conn: sa.Connection, qualified: str) -> TableShape:
     return TableShape(qualified, tuple(columns), primary_key(conn, database, table), kinds, int(estimate or 0))
 
 
+def rebuilt_texts(
+    rebuilt: RebuiltTable, names: Sequence[str], kinds: Mapping[str, str], settings: Mapping[str, str]
+) -> Iterator[tuple[tuple[str | None, ...], bool]]:
+    """Each row alive in `rebuilt` as its columns' comparison text in `names` order, and whether
+    its version is a snapshot read."""
+    texts = row_texts(names, kinds, settings)
+    for batch in rebuilt.images():
+        for image, snapshot in batch:
+            yield texts(image), snapshot
+
+
 def _quoted(qualified: str) -> str:
     dialect = MariaDB()
     return ".".join(dialect.quote(part) for part in qualified.split(".", 1))
@@ -115,8 +126,8 @@ def verify_ranges(
     dialect, table = MariaDB(), _quoted(shape.name)
     log = SideBuilder(names)
     positions = [names.index(key)]
-    for texts in rebuilt.rows.values():  # row_texts(shape.names, ...)
-        log.add(key_of_texts(texts, positions), texts)
+    for logged, _ in rebuilt_texts(rebuilt, names, shape.kinds, settings):
+        log.add(key_of_texts(logged, positions), logged)
     texts = [f"c{i}" for i in range(len(names))]
     con = duckdb.connect()
     try:
