@@ -164,6 +164,12 @@ class RebuiltTable:
     later: int = 0  # keys with an event after it
     store: LogStore | None = None
     name: str = ""
+    row_schema: str = ""  # the last version's row (after) schema, JSON text: each column's Connect type
+
+    def column_schemas(self) -> dict[str, dict[str, Any]]:
+        """Column -> its Connect field schema (type, logical name, parameters) in the log."""
+        fields = orjson.loads(self.row_schema or "[]")
+        return {str(f["field"]): f for f in fields if isinstance(f, dict) and "field" in f}
 
     def images(self, batch: int = 50_000) -> Iterator[list[tuple[dict[str, Any], bool]]]:
         """The rows alive at the position, decoded exactly (`cdc.envelope`), `batch` at a time, each
@@ -385,15 +391,21 @@ def fold(
         found = _event(store, name, "snap AND n > ? ORDER BY n LIMIT 1", [first_streamed])
         resnapshot = found[1] if found else None
     columns: tuple[str, ...] = ()
+    row_schema = ""
     if last_n is not None:
         h = con.execute(f"SELECT vschema FROM {name} WHERE n = ?", [last_n]).fetchone()
-        columns = _plan((store.schema(h[0] if h else None) or "{}").encode()).columns
+        text = store.schema(h[0] if h else None) or "{}"
+        columns = _plan(text.encode()).columns
+        image = [f for f in orjson.loads(text).get("fields", []) if f.get("field") == "after"]
+        row_schema = orjson.dumps(image[0].get("fields", []) if image else []).decode()
     extent = LogExtent(
         topic, True, earliest_offset, end_offset, first[0] if first else None, first[1] if first else None,
         int(snapshot_reads or 0), resnapshot, int(before or 0), int(after or 0),
     )  # fmt: skip
     con.execute(f"DROP TABLE {name}_cov")
-    return RebuiltTable(at, extent, columns, int(rows or 0), int(changed or 0), int(later or 0), store, name)
+    return RebuiltTable(
+        at, extent, columns, int(rows or 0), int(changed or 0), int(later or 0), store, name, row_schema
+    )
 
 
 def _event(store: LogStore, name: str, where: str, params: list[Any]) -> tuple[str, Position] | None:

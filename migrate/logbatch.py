@@ -25,6 +25,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
@@ -141,14 +142,9 @@ def resolve_position(spec: PipelineSpec, text: str | None, wait_seconds: float) 
 
 
 def check_reach(table: str, rebuilt: RebuiltTable, compacted: bool) -> None:
-    """DualrunError (what to do) when `rebuilt` cannot be the table as of its position: no topic,
-    a head removed by retention, or a compacted topic whose keys changed after the position."""
+    """DualrunError (what to do) when `rebuilt` cannot be the table as of its position: a head
+    removed by retention, or a compacted topic whose keys changed after the position."""
     extent = rebuilt.extent
-    if not extent.exists:
-        raise DualrunError(
-            f"cdc.tables: {table} has no change topic {extent.topic}; is it in the connector's "
-            "table.include.list and has the connector snapshotted it?"
-        )
     if extent.truncated:
         raise DualrunError(
             f"{extent.topic} no longer reaches back (earliest offset {extent.earliest_offset:,}, first event at "
@@ -187,17 +183,58 @@ def rebuild_tables(
         with LogStore(work_dir(spec)) as store:
             rebuilt = reader.rebuild(topic, position, store)  # keyed by the record key: the primary key
             rows = [image for batch in rebuilt.images() for image, _ in batch]
-        compacted = rebuilt.extent.exists and admin.describe(topic).compacted
+        if not rebuilt.extent.exists:
+            # The connector captures the table (checked above) and its log is past the position, so
+            # it snapshotted it: Debezium creates a topic with its first record, and an empty table has none.
+            frames[name] = empty_table(spec, name, topic)
+            notes.append(f"{topic} does not exist: {name} had no row and no change, taken as empty")
+            tables.append(LogTable(name, topic, 0, 0, 0, None))
+            continue
+        compacted = admin.describe(topic).compacted
         check_reach(name, rebuilt, compacted)
         if rebuilt.extent.snapshot_reads == 0:
             notes.append(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "
                 "`dualrun cdc verify` shows the log complete"
             )
-        frames[name] = arrow_table(name, rows, rebuilt.columns)
+        frames[name] = arrow_table(name, rows, rebuilt.columns, rebuilt.column_schemas())
         tables.append(LogTable(name, topic, rebuilt.rows, rebuilt.extent.events_at_or_before,
                                rebuilt.extent.earliest_offset, rebuilt.extent.first_op))  # fmt: skip
     return frames, tuple(tables), tuple(notes)
+
+
+def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
+    """`table` without rows, its columns typed as the source declares them (information_schema,
+    the DDL transpiled to DuckDB): what the batch SQL sees of a table that never had a row."""
+    from migrate.sourcedb import source_url
+
+    database, name = table.split(".", 1)
+    engine = sa.create_engine(source_url(spec), connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            columns = conn.exec_driver_sql(
+                "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s ORDER BY ordinal_position",
+                (database, name),
+            ).fetchall()
+    except sa.exc.SQLAlchemyError as exc:
+        raise DualrunError(
+            f"{table} has no change topic {topic}, and its columns could not be read: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+    if not columns:
+        raise DualrunError(
+            f"cdc.tables: {table} has no change topic {topic} and does not exist in the source; check cdc.tables"
+        )
+    listed = ", ".join(f"`{str(c).replace('`', '``')}` {t}" for c, t in columns)
+    ddl = sqlglot.transpile(f"CREATE TABLE t ({listed})", read="mysql", write="duckdb")[0]
+    con = duckdb.connect()
+    try:
+        con.execute(ddl)
+        return con.sql("SELECT * FROM t").to_arrow_table()
+    finally:
+        con.close()
 
 
 def run_sql(frames: dict[str, pa.Table], statements: dict[str, str], default_schema: str) -> dict[str, pa.Table]:

@@ -17,7 +17,8 @@ from cdc.rebuild import LogStore, RebuiltTable, append, fold
 AT = Position.binlog_snapshot("bin.000003", 1000, gtid="0-1-20")
 KEY_SCHEMA = {"type": "struct", "fields": [{"field": "id", "type": "int32", "optional": False}], "optional": False}
 ROW = {"type": "struct", "optional": True, "fields": [
-    {"field": "id", "type": "int32", "optional": False}, {"field": "v", "type": "string", "optional": True}]}  # fmt: skip
+    {"field": "id", "type": "int32", "optional": False},
+    {"field": "v", "type": "string", "optional": True}]}  # fmt: skip
 VALUE_SCHEMA = {"type": "struct", "fields": [
     {**ROW, "field": "before"}, {**ROW, "field": "after"},
     {"type": "struct", "field": "source", "fields": []}, {"type": "string", "field": "op"}]}  # fmt: skip
@@ -88,8 +89,8 @@ def test_gtids_decide_before_file_positions_and_a_transaction_starting_at_the_po
 
 def test_without_a_gtid_set_at_the_position_file_and_pos_decide(store: LogStore) -> None:
     at = Position.binlog_snapshot("bin.000003", 1000)
-    table = rebuild(store, [event("c", {"id": 1, "v": "x"}, 999, "0-1-21"), event("c", {"id": 2, "v": "y"}, 20, file="bin.000004")],
-                    at=at)  # fmt: skip
+    later = event("c", {"id": 2, "v": "y"}, 20, file="bin.000004")
+    table = rebuild(store, [event("c", {"id": 1, "v": "x"}, 999, "0-1-21"), later], at=at)
     assert rows(table) == {1: {"id": 1, "v": "x"}}
 
 

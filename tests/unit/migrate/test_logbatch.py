@@ -119,12 +119,10 @@ def test_position_applies_only_with_from_log(tmp_path: Path) -> None:
 
 
 def _rebuilt(extent: LogExtent, later: frozenset[tuple[object, ...]] = frozenset()) -> RebuiltTable:
-    return RebuiltTable(Position.binlog_snapshot("bin.000003", 10), {}, frozenset(), later, extent)
+    return RebuiltTable(Position.binlog_snapshot("bin.000003", 10), extent, later=len(later))
 
 
 def test_a_log_that_cannot_rebuild_the_table_is_refused_with_what_to_do() -> None:
-    with pytest.raises(DualrunError, match=r"^cdc.tables: shop.fees has no change topic p.shop.fees; is it in"):
-        check_reach("shop.fees", _rebuilt(LogExtent("p.shop.fees", False)), compacted=False)
     head_cut = LogExtent("p.shop.orders", True, earliest_offset=310, first_position=Position.binlog("bin.000002", 4))
     with pytest.raises(DualrunError, match=r"earliest offset 310, first event at bin.000002:4.*newer --position"):
         check_reach("shop.orders", _rebuilt(head_cut), compacted=False)
