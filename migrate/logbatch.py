@@ -213,7 +213,8 @@ def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
     try:
         with engine.connect() as conn:
             columns = conn.exec_driver_sql(
-                "SELECT column_name, column_type FROM information_schema.columns WHERE table_schema = %s "
+                "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale "
+                "FROM information_schema.columns WHERE table_schema = %s "
                 "AND table_name = %s ORDER BY ordinal_position",
                 (database, name),
             ).fetchall()
@@ -227,7 +228,7 @@ def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
         raise DualrunError(
             f"cdc.tables: {table} has no change topic {topic} and does not exist in the source; check cdc.tables"
         )
-    listed = ", ".join(f"`{str(c).replace('`', '``')}` {t}" for c, t in columns)
+    listed = ", ".join(f"`{str(c[0]).replace('`', '``')}` {_declared(*c[1:])}" for c in columns)
     ddl = sqlglot.transpile(f"CREATE TABLE t ({listed})", read="mysql", write="duckdb")[0]
     con = duckdb.connect()
     try:
@@ -235,6 +236,27 @@ def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
         return con.sql("SELECT * FROM t").to_arrow_table()
     finally:
         con.close()
+
+
+_AS_TEXT = ("enum", "set", "json")  # no length or value list needed in DuckDB
+
+
+def _declared(data_type: str, column_type: str, precision: int | None, scale: int | None) -> str:
+    """A column's type in the MySQL dialect for sqlglot, without display widths DuckDB refuses.
+
+    >>> _declared("decimal", "decimal(12,2)", 12, 2), _declared("bigint", "bigint(20) unsigned", 20, 0)
+    ('DECIMAL(12,2)', 'BIGINT UNSIGNED')
+    """
+    kind = str(data_type).lower()
+    if kind in ("decimal", "numeric"):
+        return f"DECIMAL({precision},{scale})"
+    if kind in _AS_TEXT:
+        return "TEXT"
+    if kind == "bit":
+        return "BLOB"
+    if kind == "year":
+        return "INT"
+    return kind.upper() + (" UNSIGNED" if "unsigned" in str(column_type).lower() else "")
 
 
 def run_sql(frames: dict[str, pa.Table], statements: dict[str, str], default_schema: str) -> dict[str, pa.Table]:
