@@ -117,6 +117,14 @@ def test_each_row_says_whether_its_version_at_the_position_is_a_snapshot_read(st
     assert {image["id"] for batch in table.images() for image, snap in batch if snap} == {1, 3}
 
 
+def test_the_store_keeps_its_database_and_spill_under_the_work_dir_and_removes_them(tmp_path: Path) -> None:
+    with LogStore(tmp_path) as store:
+        assert store.dir.parent == tmp_path and (store.dir / "log.duckdb").exists()
+        table = rebuild(store, [event("r", {"id": 1, "v": "a"}, 200)])
+        assert rows(table) == {1: {"id": 1, "v": "a"}}
+    assert not store.dir.exists()
+
+
 def test_poison_records_raise_the_decoders_error_and_keyless_events_are_refused(store: LogStore) -> None:
     with pytest.raises(EnvelopeError, match="unknown op"):
         rebuild(store, [(key(1), orjson.dumps({"schema": VALUE_SCHEMA, "payload": {"op": "x", "source": {}}}))])
