@@ -25,20 +25,21 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, UnsupportedError
 
 from cdc.errors import CdcError
 from cdc.position import Position
-from cdc.rebuild import RebuiltTable, TopicReader
+from cdc.rebuild import LogStore, RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
 from migrate.batch import BatchRun, load_run, write_run
 from migrate.errors import DualrunError
 from migrate.logtypes import arrow_table
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
-from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log
+from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log, work_dir
 
 LOG_SUFFIX = "~log"
 DIALECTS = {"mariadb": "mysql", "mysql": "mysql", "postgres": "postgres"}
@@ -141,22 +142,17 @@ def resolve_position(spec: PipelineSpec, text: str | None, wait_seconds: float) 
 
 
 def check_reach(table: str, rebuilt: RebuiltTable, compacted: bool) -> None:
-    """DualrunError (what to do) when `rebuilt` cannot be the table as of its position: no topic,
-    a head removed by retention, or a compacted topic whose keys changed after the position."""
+    """DualrunError (what to do) when `rebuilt` cannot be the table as of its position: a head
+    removed by retention, or a compacted topic whose keys changed after the position."""
     extent = rebuilt.extent
-    if not extent.exists:
-        raise DualrunError(
-            f"cdc.tables: {table} has no change topic {extent.topic}; is it in the connector's "
-            "table.include.list and has the connector snapshotted it?"
-        )
     if extent.truncated:
         raise DualrunError(
             f"{extent.topic} no longer reaches back (earliest offset {extent.earliest_offset:,}, first event at "
             f"{extent.first_position}): retention removed versions {table} needs; choose a newer --position"
         )
-    if compacted and rebuilt.later_keys:
+    if compacted and rebuilt.later:
         raise DualrunError(
-            f"{extent.topic} is compacted and {len(rebuilt.later_keys):,} key(s) changed after {rebuilt.position}: "
+            f"{extent.topic} is compacted and {rebuilt.later:,} key(s) changed after {rebuilt.position}: "
             "their versions as of the position may be gone; choose the latest position"
         )
 
@@ -184,18 +180,83 @@ def rebuild_tables(
         left_out = capture_setting(name, settings)
         if left_out is not None:
             raise DualrunError(f"cdc.tables: the connector does not capture {name} ({left_out}); {topic} lacks it")
-        rebuilt = reader.rebuild(topic, position, None)  # keyed by the record key: the primary key
-        compacted = rebuilt.extent.exists and admin.describe(topic).compacted
+        with LogStore(work_dir(spec)) as store:
+            rebuilt = reader.rebuild(topic, position, store)  # keyed by the record key: the primary key
+            rows = [image for batch in rebuilt.images() for image, _ in batch]
+        if not rebuilt.extent.exists:
+            # The connector captures the table (checked above) and its log is past the position, so
+            # it snapshotted it: Debezium creates a topic with its first record, and an empty table has none.
+            frames[name] = empty_table(spec, name, topic)
+            notes.append(f"{topic} does not exist: {name} had no row and no change, taken as empty")
+            tables.append(LogTable(name, topic, 0, 0, 0, None))
+            continue
+        compacted = admin.describe(topic).compacted
         check_reach(name, rebuilt, compacted)
         if rebuilt.extent.snapshot_reads == 0:
             notes.append(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "
                 "`dualrun cdc verify` shows the log complete"
             )
-        frames[name] = arrow_table(name, rebuilt.rows.values(), rebuilt.columns)
-        tables.append(LogTable(name, topic, len(rebuilt.rows), rebuilt.extent.events_at_or_before,
+        frames[name] = arrow_table(name, rows, rebuilt.columns, rebuilt.column_schemas())
+        tables.append(LogTable(name, topic, rebuilt.rows, rebuilt.extent.events_at_or_before,
                                rebuilt.extent.earliest_offset, rebuilt.extent.first_op))  # fmt: skip
     return frames, tuple(tables), tuple(notes)
+
+
+def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
+    """`table` without rows, its columns typed as the source declares them (information_schema,
+    the DDL transpiled to DuckDB): what the batch SQL sees of a table that never had a row."""
+    from migrate.sourcedb import source_url
+
+    database, name = table.split(".", 1)
+    engine = sa.create_engine(source_url(spec), connect_args={"connect_timeout": 10})
+    try:
+        with engine.connect() as conn:
+            columns = conn.exec_driver_sql(
+                "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale "
+                "FROM information_schema.columns WHERE table_schema = %s "
+                "AND table_name = %s ORDER BY ordinal_position",
+                (database, name),
+            ).fetchall()
+    except sa.exc.SQLAlchemyError as exc:
+        raise DualrunError(
+            f"{table} has no change topic {topic}, and its columns could not be read: {str(exc).splitlines()[0]}"
+        ) from None
+    finally:
+        engine.dispose()
+    if not columns:
+        raise DualrunError(
+            f"cdc.tables: {table} has no change topic {topic} and does not exist in the source; check cdc.tables"
+        )
+    listed = ", ".join(f"`{str(c[0]).replace('`', '``')}` {_declared(*c[1:])}" for c in columns)
+    ddl = sqlglot.transpile(f"CREATE TABLE t ({listed})", read="mysql", write="duckdb")[0]
+    con = duckdb.connect()
+    try:
+        con.execute(ddl)
+        return con.sql("SELECT * FROM t").to_arrow_table()
+    finally:
+        con.close()
+
+
+_AS_TEXT = ("enum", "set", "json")  # no length or value list needed in DuckDB
+
+
+def _declared(data_type: str, column_type: str, precision: int | None, scale: int | None) -> str:
+    """A column's type in the MySQL dialect for sqlglot, without display widths DuckDB refuses.
+
+    >>> _declared("decimal", "decimal(12,2)", 12, 2), _declared("bigint", "bigint(20) unsigned", 20, 0)
+    ('DECIMAL(12,2)', 'BIGINT UNSIGNED')
+    """
+    kind = str(data_type).lower()
+    if kind in ("decimal", "numeric"):
+        return f"DECIMAL({precision},{scale})"
+    if kind in _AS_TEXT:
+        return "TEXT"
+    if kind == "bit":
+        return "BLOB"
+    if kind == "year":
+        return "INT"
+    return kind.upper() + (" UNSIGNED" if "unsigned" in str(column_type).lower() else "")
 
 
 def run_sql(frames: dict[str, pa.Table], statements: dict[str, str], default_schema: str) -> dict[str, pa.Table]:

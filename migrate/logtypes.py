@@ -9,7 +9,7 @@ range: BIGINT UNSIGNED); BIT(1) booleans stay BOOLEAN and BIT(n>1) bytes BLOB; f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,6 +34,45 @@ def _decimal_type(values: list[Decimal]) -> pa.DataType:
     if whole + scale > 38:
         raise DualrunError(f"a DECIMAL value needs {whole + scale} digits; DuckDB holds at most 38")
     return pa.decimal128(18 if whole + scale <= 18 else 38, scale)
+
+
+_TIMESTAMPS = ("Timestamp", "MicroTimestamp", "NanoTimestamp", "ZonedTimestamp", "IsoTimestamp")
+_TIMES = ("Time", "MicroTime", "NanoTime", "ZonedTime")
+_PLAIN = {"int8": pa.int64(), "int16": pa.int64(), "int32": pa.int64(), "int64": pa.int64(), "boolean": pa.bool_(),
+          "float32": pa.float64(), "float64": pa.float64(), "string": pa.string(), "bytes": pa.binary()}  # fmt: skip
+
+
+def schema_type(field: Mapping[str, Any] | None) -> pa.DataType:
+    """The Arrow type of a column that holds no value, from its Connect field schema in the log
+    (the types `column_type` gives the decoded values of the same schema); VARCHAR when unknown.
+
+    >>> schema_type({"type": "bytes", "name": "org.apache.kafka.connect.data.Decimal",
+    ...              "parameters": {"scale": "2", "connect.decimal.precision": "10"}})
+    Decimal128Type(decimal128(18, 2))
+    >>> schema_type({"type": "int64", "name": "io.debezium.time.MicroTimestamp"})
+    TimestampType(timestamp[us])
+    """
+    if not field:
+        return pa.string()
+    name = str(field.get("name") or "")
+    short = name.rsplit(".", 1)[-1]
+    if name == "org.apache.kafka.connect.data.Decimal":
+        parameters = field.get("parameters") or {}
+        scale = int(parameters.get("scale", 0))
+        precision = int(parameters.get("connect.decimal.precision", 38))
+        return pa.decimal128(18 if precision <= 18 else 38, min(scale, 38))
+    if name.startswith(("io.debezium.time.", "org.apache.kafka.connect.data.")):
+        if short == "Date":
+            return pa.date32()
+        if short in _TIMESTAMPS:
+            return pa.timestamp("us")
+        if short in _TIMES:
+            return pa.time64("us")
+        if short == "Year":
+            return pa.int64()
+    if name == "io.debezium.data.VariableScaleDecimal":
+        return pa.decimal128(38, 10)
+    return _PLAIN.get(str(field.get("type")), pa.string())
 
 
 def column_type(table: str, column: str, values: list[Any]) -> tuple[pa.DataType, list[Any]]:
@@ -89,13 +128,21 @@ def _duration(value: timedelta | time | None) -> timedelta | None:
     return value
 
 
-def arrow_table(table: str, rows: Iterable[dict[str, Any]], columns: tuple[str, ...]) -> pa.Table:
+def arrow_table(
+    table: str, rows: Iterable[dict[str, Any]], columns: tuple[str, ...],
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pa.Table:  # fmt: skip
     """Rows (column -> decoded value) as one Arrow table, columns in `columns` order (the change
-    events' schema order), each typed by `column_type`."""
+    events' schema order), each typed by `column_type`; a column without a value by its Connect
+    schema in `schemas` (`schema_type`), not as text."""
     listed = list(rows)
     names = list(columns) or list(dict.fromkeys(c for row in listed for c in row))
     arrays = {}
     for name in names:
-        kind, values = column_type(table, name, [row.get(name) for row in listed])
+        values = [row.get(name) for row in listed]
+        if all(v is None for v in values):
+            arrays[name] = pa.array(values, schema_type((schemas or {}).get(name)))
+            continue
+        kind, values = column_type(table, name, values)
         arrays[name] = pa.array(values, kind)
     return pa.table(arrays) if arrays else pa.table({})

@@ -8,8 +8,9 @@ gets the same cause as on the whole-table path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -29,7 +30,7 @@ from migrate.verify.fingerprint import (
     supported,
 )
 from migrate.verify.model import RangeStats, TableVerification
-from migrate.verify.values import canonical, key_of_texts, key_text
+from migrate.verify.values import canonical, key_of_texts, key_text, row_texts
 
 _FAMILIES = {
     **dict.fromkeys(("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"), "integer"),
@@ -99,6 +100,25 @@ def table_shape(conn: sa.Connection, qualified: str) -> TableShape:
     return TableShape(qualified, tuple(columns), primary_key(conn, database, table), kinds, int(estimate or 0))
 
 
+def rebuilt_texts(
+    rebuilt: RebuiltTable, names: Sequence[str], kinds: Mapping[str, str], settings: Mapping[str, str]
+) -> Iterator[tuple[tuple[str | None, ...], bool]]:
+    """Each row alive in `rebuilt` as its columns' comparison text in `names` order, and whether
+    its version is a snapshot read."""
+    texts = row_texts(names, kinds, settings)
+    for batch in rebuilt.images():
+        for image, snapshot in batch:
+            yield texts(image), snapshot
+
+
+def rebuilt_text(
+    names: Sequence[str], kinds: Mapping[str, str], settings: Mapping[str, str]
+) -> Callable[[tuple[dict[str, Any], bool]], tuple[str | None, ...]]:
+    """(row image, snapshot flag) -> the row's comparison text in `names` order."""
+    texts = row_texts(names, kinds, settings)
+    return lambda pair: texts(pair[0])
+
+
 def _quoted(qualified: str) -> str:
     dialect = MariaDB()
     return ".".join(dialect.quote(part) for part in qualified.split(".", 1))
@@ -113,19 +133,28 @@ def verify_ranges(
     (`shape.unsupported()` None) and the log must reach back to its start (not truncated)."""
     names, key = shape.names, shape.key[0]
     dialect, table = MariaDB(), _quoted(shape.name)
-    log = SideBuilder(names)
     positions = [names.index(key)]
-    for texts in rebuilt.rows.values():  # row_texts(shape.names, ...)
-        log.add(key_of_texts(texts, positions), texts)
     texts = [f"c{i}" for i in range(len(names))]
-    con = duckdb.connect()
+    # The comparison text goes, a batch at a time, into the rebuilt table's own DuckDB (on disk,
+    # memory-limited, spilling): never the whole table in Python or in Arrow.
+    own = rebuilt.store is None
+    con = duckdb.connect() if rebuilt.store is None else rebuilt.store.con
     try:
-        con.register("log_in", log.table())
+        columns = ", ".join(f"{t} VARCHAR" for t in texts)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE log_in (k VARCHAR, {columns})")
+        text = rebuilt_text(names, shape.kinds, settings)
+        for batch in rebuilt.images():
+            side = SideBuilder(names)
+            for logged in map(text, batch):
+                side.add(key_of_texts(logged, positions), logged)
+            con.register("chunk_in", side.table())
+            con.execute("INSERT INTO log_in SELECT * FROM chunk_in")
+            con.unregister("chunk_in")
         con.execute(
-            f"CREATE TEMP TABLE lg AS SELECT CAST(k AS BIGINT) AS key, (row_number() OVER (ORDER BY CAST(k AS BIGINT)) "
-            f"- 1) // {int(rows_per_range)} AS b, * FROM log_in"
+            f"CREATE OR REPLACE TEMP TABLE lg AS SELECT CAST(k AS BIGINT) AS key, (row_number() OVER "
+            f"(ORDER BY CAST(k AS BIGINT)) - 1) // {int(rows_per_range)} AS b, * FROM log_in"
         )
-        con.unregister("log_in")
+        con.execute("DROP TABLE log_in")
         ranges = rebuilt_ranges(con, "lg", rows_per_range)
         theirs = rebuilt_fingerprints(con, "lg", texts, rows_per_range, len(ranges))
         differing: list[int] = []
@@ -141,9 +170,12 @@ def verify_ranges(
         database = _read_ranges(conn, shape, table, [ranges[i] for i in differing])
         con.register("wanted", pa.table({"b": pa.array(differing, pa.int64())}))
         log_part = con.sql(f"SELECT k, {', '.join(texts)} FROM lg WHERE b IN (SELECT b FROM wanted)").to_arrow_table()
-        log_rows = int((con.execute("SELECT count(*) FROM lg").fetchone() or (0,))[0])
+        log_rows = int(con.execute("SELECT count(*) FROM lg").fetchall()[0][0])  # drained: the connection goes on
+        con.unregister("wanted")
+        con.execute("DROP TABLE lg")
     finally:
-        con.close()
+        if own:
+            con.close()
     result = reconcile(
         shape.name, topic, database, log_part, rebuilt.extent, kinds=shape.kinds, settings=settings,
         log_columns=rebuilt.columns or None, names=names,

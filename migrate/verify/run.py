@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from cdc.errors import CdcError, ConnectAccessDenied
 from cdc.position import Position
-from cdc.rebuild import RebuiltTable, TopicReader
+from cdc.rebuild import LogStore, RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
 from migrate.batch import (
     DATE_TYPES,
@@ -38,8 +39,8 @@ from migrate.snapshot import consistent_snapshot
 from migrate.spec import PipelineSpec
 from migrate.verify.compare import Scope, SideBuilder, reconcile
 from migrate.verify.model import SAMPLES, CdcVerification, Finding, TableVerification
-from migrate.verify.pushdown import TableShape, primary_key, table_shape, verify_ranges
-from migrate.verify.values import float32_text, key_of_texts, key_text, row_texts, text_of
+from migrate.verify.pushdown import TableShape, primary_key, rebuilt_texts, table_shape, verify_ranges
+from migrate.verify.values import float32_text, key_of_texts, key_text, text_of
 
 # Connector settings that decide what the log holds and how values are encoded.
 SETTINGS = (
@@ -256,12 +257,12 @@ def verify_table(
     keys = read.key_columns
     log = SideBuilder(read.columns)
     positions = [read.columns.index(c) for c in keys]
-    floats = [(read.columns.index(c), c) for c in read.floats] if rebuilt.snapshot_keys else []
+    floats = [(read.columns.index(c), c) for c in read.floats]
     approximate = 0  # rows whose FLOAT the log holds only to 6 significant digits
-    for logged_key, logged in rebuilt.rows.items():  # row_texts(read.columns, ...)
+    for logged, snapshot in rebuilt_texts(rebuilt, read.columns, read.kinds, settings):
         texts = list(logged)
         key = key_of_texts(texts, positions)
-        if floats and logged_key in rebuilt.snapshot_keys:
+        if floats and snapshot:
             # A snapshot read carries what the database prints for a FLOAT (6 significant digits),
             # not the stored single: such a value is taken as the database's when it equals the
             # printed value of the same row now. A change past the 6th digit would pass unseen, so
@@ -276,10 +277,10 @@ def verify_table(
         log.add(key, texts)
     # Retention removed the head of the topic: rows nobody changed since are not in the log, and
     # that is no gap. Only keys with a change in what is left can be verified.
-    only = frozenset(key_text(k) for k in rebuilt.changed_keys) if extent.truncated else None
+    only = frozenset(key_text(k) for k in rebuilt.keys("changed")) if extent.truncated else None
     # A compacted topic keeps a key's latest record only: a key changed after the position lost
     # the version the position needs.
-    skip = frozenset(key_text(k) for k in rebuilt.later_keys) if compacted else frozenset()
+    skip = frozenset(key_text(k) for k in rebuilt.keys("later")) if compacted else frozenset()
     result = reconcile(
         read.name, topic, read.side.table(), log.table(), extent, kinds=read.kinds, settings=settings,
         scope=Scope(only, skip), log_columns=rebuilt.columns or None, names=read.columns,
@@ -288,7 +289,7 @@ def verify_table(
     if extent.truncated:
         notes.append(
             f"the topic no longer reaches back (earliest offset {extent.earliest_offset:,}, first event at "
-            f"{extent.first_position}): verified only the {len(rebuilt.changed_keys):,} keys changed since"
+            f"{extent.first_position}): verified only the {rebuilt.changed:,} keys changed since"
         )
     if skip:
         notes.append(f"compacted topic: {len(skip):,} keys changed after the position are not verifiable")
@@ -302,10 +303,6 @@ def verify_table(
     if notes:
         result = replace(result, note="; ".join(notes))
     return result
-
-
-def key_reader(keys: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    return lambda row: tuple(row.get(c) for c in keys)
 
 
 def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: float = 300.0) -> CdcVerification:
@@ -352,8 +349,9 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
         results = []
         try:
             for name, plan in plans.items():
-                result = _verify_one(snapshot.conn, spec, name, plan, f"{prefix}.{name}", reader, admin, settings,
-                                     position)  # fmt: skip
+                with LogStore(work_dir(spec)) as store:  # one table's log at a time on disk
+                    result = _verify_one(snapshot.conn, spec, name, plan, f"{prefix}.{name}", reader, admin,
+                                         settings, position, store)  # fmt: skip
                 results.append(as_gap(result, gap) if gap is not None else result)
         except CdcError as exc:
             return done(tuple(results), settings, f"Kafka: {exc}", position)
@@ -362,7 +360,7 @@ def verify(spec: PipelineSpec, *, wait_seconds: float = 60.0, read_timeout: floa
 
 def _verify_one(
     conn: sa.Connection, spec: PipelineSpec, name: str, plan: DatabaseTable | TableShape, topic: str,
-    reader: TopicReader, admin: TopicAdmin, settings: Mapping[str, str], position: Position,
+    reader: TopicReader, admin: TopicAdmin, settings: Mapping[str, str], position: Position, store: LogStore,
 ) -> TableVerification:  # fmt: skip
     """One table: whole (`verify_table`) or by fingerprints (`pushdown.verify_ranges`) when planned
     so and the log allows it (reaches back to its start, not compacted, every column in it)."""
@@ -372,9 +370,7 @@ def _verify_one(
         finding = Finding("not_captured", rows, f"the connector does not capture {name}: none of its "
                           f"{rows:,} rows can reach the log", left_out)  # fmt: skip
         return TableVerification(name, topic, rows, 0, 0, (finding,))
-    key = plan.key_columns if isinstance(plan, DatabaseTable) else plan.key
-    names, kinds = (plan.columns, plan.kinds) if isinstance(plan, DatabaseTable) else (plan.names, plan.kinds)
-    rebuilt = reader.rebuild(topic, position, key_reader(key), row_texts(names, kinds, settings))
+    rebuilt = reader.rebuild(topic, position, store)
     compacted = rebuilt.extent.exists and admin.describe(topic).compacted
     if isinstance(plan, TableShape):
         whole_log = not rebuilt.extent.truncated and not compacted
@@ -382,6 +378,11 @@ def _verify_one(
             return verify_ranges(conn, plan, topic, rebuilt, settings, spec.cdc.verify.rows_per_range)
         plan = _read_table(conn, name)  # same snapshot: the whole-table path explains it
     return verify_table(plan, topic, rebuilt, settings, compacted)
+
+
+def work_dir(spec: PipelineSpec) -> Path:
+    """Where the change log is folded (DuckDB's file and spill): under the state directory."""
+    return spec.path("tmp")
 
 
 def _count(conn: sa.Connection, qualified: str) -> int:

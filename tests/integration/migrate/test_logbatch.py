@@ -18,13 +18,14 @@ import pytest
 from cdc.connect import ConnectClient
 from migrate.asof import reconcile_spec
 from migrate.batch import load_run, run_batch, run_output
-from migrate.connector import connector_settings
+from migrate.connector import connector_settings, ensure_connector
 from migrate.errors import DualrunError
-from migrate.logbatch import LOG_SUFFIX, run_from_log
+from migrate.logbatch import LOG_SUFFIX, empty_table, run_from_log
 from migrate.spec import PipelineSpec
+from migrate.stackconfig import StackConfig
 from migrate.verify.run import connector_position, log_reached
 from tests.integration.conftest import Database
-from tests.integration.migrate.conftest import JobThread, workload_for
+from tests.integration.migrate.conftest import JobThread, make_pipeline, workload_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[3]
@@ -128,3 +129,22 @@ def test_a_table_the_connector_does_not_capture_fails_with_one_line_and_exit_2(
     )  # fmt: skip
     assert done.returncode == 2, done
     assert "does not capture" in done.stderr and "customers" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_empty_captured_table_has_no_topic_and_is_taken_as_an_empty_table_with_a_note(
+    stack: StackConfig, db: Database, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    spec = make_pipeline(stack, db, tmp_path, unique("p"))
+    refunds = f"{spec.source.database}.refunds"
+    db.run(f"CREATE TABLE {refunds} (id INT PRIMARY KEY, amount DECIMAL(12,2), at DATETIME(3), note VARCHAR(20))")
+    spec = spec.with_changes(cdc={"tables": [*spec.cdc.tables, refunds]})
+    ensure_connector(spec)
+    workload_for(spec).close()
+    run = run_batch(spec)
+    result, tables = run_from_log(spec, run.run_id, wait_seconds=90, record=False)
+    (empty,) = [t for t in result.tables if t.table == refunds]
+    assert (empty.rows, empty.events, empty.first_op) == (0, 0, None)
+    assert any(f"{empty.topic} does not exist" in note and "taken as empty" in note for note in result.notes)
+    assert_same(spec, batch_tables(spec, run.run_id), tables)  # the other tables as before
+    typed = empty_table(spec, refunds, empty.topic).schema
+    assert typed.field("amount").type == pa.decimal128(12, 2) and pa.types.is_timestamp(typed.field("at").type)
