@@ -235,7 +235,7 @@ def test_window_keys_beyond_five_are_counted_not_dropped() -> None:
     versions = pa.Table.from_pylist([{"sku": s, "qty": q, "__present": True} for s in skus for q in (6, 7)],
                                     schema=schema.append(pa.field("__present", pa.bool_())))  # fmt: skip
     decided = classify_bracket("stock", ["sku"], batch, stream, changed, versions)
-    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided})
+    check = SimpleNamespace(window=None, window_from="", outputs={"stock": decided}, self_check_not_run=())
     lines = render._bracket_lines(check)  # type: ignore[arg-type]
     assert sum("defect in the window" in line for line in lines) == 5
     assert lines[-1] == "    ... and 2 more defect key(s)"
