@@ -222,6 +222,11 @@ class ConnectClient:
     def pause(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/pause", name=name)
 
+    def stop(self, name: str) -> None:
+        """Stop the connector and shut its tasks down, keeping its config and offsets (KIP-875, Kafka
+        3.5+): unlike pause, no task keeps reading the source; `resume` starts it from its offsets."""
+        self._request("PUT", f"/connectors/{name}/stop", name=name)
+
     def resume(self, name: str) -> None:
         self._request("PUT", f"/connectors/{name}/resume", name=name)
 
