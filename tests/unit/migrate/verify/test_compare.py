@@ -49,6 +49,23 @@ def test_rows_missing_from_a_log_without_a_snapshot_are_a_snapshot_gap_else_lost
     assert check(DB, log) == [("lost_insert", 2, None)]
 
 
+def test_no_snapshot_read_under_a_data_snapshot_mode_means_the_table_was_empty_then() -> None:
+    """A connector that snapshots data but left no op=r read an empty table: rows missing now are
+    inserts the log lost (a trial's unlogged insert was wrongly called a snapshot gap)."""
+    log = side({"1": (Decimal("1.5"), "a")})
+    no_snapshot = LogExtent("p.s.t", True, 0, 1, "c", Position.binlog("bin.000001", 4))
+    for mode in ("initial", "when_needed", "always", "initial_only"):
+        assert check(DB, log, no_snapshot, {"snapshot.mode": mode}) == [("lost_insert", 2, None)], mode
+    assert check(DB, log, no_snapshot, {}) == [("lost_insert", 2, None)]  # Debezium's default: initial
+    # ... unless the snapshot was told to leave the table out.
+    excluded = {"snapshot.mode": "initial", "snapshot.include.collection.list": "s.other"}
+    assert check(DB, log, no_snapshot, excluded) == [("snapshot_gap", 2, "snapshot.mode=initial")]
+    included = {"snapshot.mode": "initial", "snapshot.include.collection.list": "s.other, s[.]t"}
+    assert check(DB, log, no_snapshot, included) == [("lost_insert", 2, None)]
+    for mode in ("no_data", "schema_only", "never", "recovery"):
+        assert check(DB, log, no_snapshot, {"snapshot.mode": mode}) == [("snapshot_gap", 2, f"snapshot.mode={mode}")]
+
+
 def test_rows_alive_only_in_the_log_are_lost_deletes_or_a_binlog_gap_after_a_resnapshot() -> None:
     log = side({"1": (Decimal("1.5"), "a"), "2": (Decimal("12345678901234.5678"), "b"), "3": (0, None), "9": (1, "x")})
     assert check(DB, log) == [("lost_delete", 1, None)]
