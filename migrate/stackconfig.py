@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from migrate.errors import SpecError
+
 if TYPE_CHECKING:
     from cdc.client import KafkaSettings
     from cdc.connect import ConnectClient
@@ -17,6 +19,14 @@ DEFAULT_STATE_DIR = Path(".dualrun")
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _env_port(name: str) -> int:
+    """The port in environment variable `name`; SpecError (exit 2) unless it is 1-65535."""
+    text = os.environ[name].strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SpecError(f"{name}: {text!r} is not a port (1-65535); fix or unset it")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class StackConfig:
         home = state_dir or Path(_env("DUALRUN_HOME", str(DEFAULT_STATE_DIR)))
         chosen = {k: v for k, v in ports.items() if v is not None}
         env_ports = {
-            name: int(os.environ[f"DUALRUN_{name.upper()}_PORT"])
+            name: _env_port(f"DUALRUN_{name.upper()}_PORT")
             for name in PORT_NAMES
             if os.environ.get(f"DUALRUN_{name.upper()}_PORT")
         }

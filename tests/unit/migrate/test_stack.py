@@ -88,3 +88,16 @@ def test_a_port_option_out_of_range_is_a_usage_error(value: str) -> None:
     result = CliRunner().invoke(cli, ["stack", "status", "--kafka-port", value])
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--kafka-port'" in result.output and "1<=x<=65535" in result.output
+
+
+@pytest.mark.parametrize("value", ["0", "99999", "abc", "-5"])
+def test_a_port_variable_out_of_range_is_one_line_and_exit_2(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from migrate.cli import cli
+
+    monkeypatch.setenv("DUALRUN_KAFKA_PORT", value)
+    result = CliRunner().invoke(cli, ["stack", "status"])
+    assert result.exit_code == 2, result.output
+    assert f"DUALRUN_KAFKA_PORT: '{value}' is not a port (1-65535)" in result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
