@@ -259,12 +259,19 @@ class RunReport:
         return sum(o.result.unexplained for o in self.outputs)
 
     @property
+    def log_differs(self) -> bool:
+        """The change-log check shown in this report found the log differing from the database: the
+        report cannot be clean, whatever the outputs say (a batch side rebuilt from that same log,
+        `run batch --from-log`, agrees with the stream and proves nothing)."""
+        return self.change_log is not None and self.change_log.verdict == "differences"
+
+    @property
     def verdict(self) -> str:
-        return "differences" if self.unexplained else "clean"
+        return "differences" if self.unexplained or self.log_differs else "clean"
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.unexplained or self.checks_verdict == "NO-GO" else 0
+        return 1 if self.verdict != "clean" or self.checks_verdict == "NO-GO" else 0
 
     @property
     def parity_streak(self) -> int:
@@ -287,6 +294,7 @@ class RunReport:
             "title": self.title,
             "verdict": self.verdict,
             "unexplained": self.unexplained,
+            "change_log_differs": self.log_differs,
             "run_id": self.run_id,
             "recorded_at": None if self.recorded_at is None else self.recorded_at.isoformat(),
             "parity_streak": self.parity_streak,

@@ -14,7 +14,10 @@ _STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "warn": "⚠️ warn", "
 def _verdict(report: RunReport) -> str:
     if report.verdict == "clean":
         return "✅ CLEAN: no unexplained differences"
-    return f"❌ DIFFERENCES: {report.unexplained:,} unexplained"
+    if not report.unexplained:
+        return "❌ DIFFERENCES: the change log differs from the database (see below)"
+    log = "; the change log differs from the database" if report.log_differs else ""
+    return f"❌ DIFFERENCES: {report.unexplained:,} unexplained{log}"
 
 
 def render_run_markdown(report: RunReport) -> str:

@@ -119,3 +119,17 @@ def test_the_report_of_a_spec_carries_its_latest_recorded_verification(tmp_path:
     assert report.change_log is not None and report.change_log.verdict == "differences"
     assert [t.table for t in report.change_log.tables] == ["shop.orders", "shop.customers", "shop.fees"]
     assert 'id="change-log"' in render_run(report, "html")
+
+
+def test_a_report_showing_a_log_that_differs_is_never_clean() -> None:
+    """A run whose outputs agree (e.g. a batch side rebuilt from that same log) is not CLEAN while the
+    report's change-log check says the log differs from the database (a trial saw CLEAN there)."""
+    clean_outputs = dataclasses.replace(REPORT, outputs=tuple(o for o in REPORT.outputs if not o.result.unexplained))
+    assert clean_outputs.unexplained == 0 and clean_outputs.log_differs
+    assert (clean_outputs.verdict, clean_outputs.exit_code) == ("differences", 1)
+    markdown = render_run(clean_outputs, "markdown")
+    assert markdown.splitlines()[0].endswith("❌ DIFFERENCES: the change log differs from the database (see below)")
+    assert "DIFFERENCES: the change log differs from the database</h1>" in render_run(clean_outputs, "html")
+    assert json.loads(render_run(clean_outputs, "json"))["verdict"] == "differences"
+    fine = dataclasses.replace(clean_outputs, change_log=dataclasses.replace(REPORT.change_log, verdict="clean"))
+    assert fine.verdict == "clean" and fine.exit_code == (1 if fine.checks_verdict == "NO-GO" else 0)
