@@ -80,6 +80,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def cmdline(self) -> str | None:
+        """The running process's command line (arguments joined by spaces), else None."""
+        pid = self.pid()
+        try:
+            return None if pid is None else _live_cmdline(pid)
+        except OSError:
+            return None
+
     def start(
         self,
         argv: Sequence[str],

@@ -56,8 +56,6 @@ def start_stream_background(
     from migrate.stream.status import read_status
 
     proc = stream_process(spec)
-    if proc.running():
-        return proc.pid() or 0
     # The supervisor is what runs in the background (its pid in the pid file); it runs the job.
     argv = [sys.executable, "-m", "migrate.cli", "run", "stream", "--supervise", "--state-dir", spec.state_dir]
     if spec_path is not None:
@@ -68,6 +66,14 @@ def start_stream_background(
         argv += ["--replay"]
     if metrics_port is not None:
         argv += ["--metrics-port", str(metrics_port)]
+    running = proc.cmdline()
+    if running is not None:
+        if running.strip() == " ".join(map(str, argv)):
+            return proc.pid() or 0
+        # A job of this state dir started for another spec or defect would write what that spec says
+        # (a trial saw the demo reuse a job writing bare JSON for a spec whose sink needs Connect JSON).
+        click.echo(f"restarting the streaming job of this state dir: it runs `{running.strip()}`", err=True)
+        proc.stop(timeout=60)
     started = time.time()
     pid = proc.start(argv)
 

@@ -43,3 +43,14 @@ def test_stop_kills_a_process_that_ignores_the_stop_signal_after_the_timeout(tmp
     assert process.stop(timeout=0.5)
     assert time.monotonic() - started >= 0.5  # it outlived the stop signal: SIGKILL ended it
     assert not process.running() and not process.pid_file.exists()
+
+
+def test_cmdline_is_the_running_processs_arguments_and_none_once_stopped(tmp_path: Path) -> None:
+    """What `start_stream_background` compares with the job it would start, to restart one started
+    for another spec instead of reusing it."""
+    process = managed(tmp_path, "polite")
+    cmdline = process.cmdline()
+    assert cmdline is not None and cmdline.strip().endswith(f"polite {process.marker}")
+    assert cmdline.strip().startswith(f"{sys.executable} -c ")
+    assert process.stop(timeout=10)
+    assert process.cmdline() is None
