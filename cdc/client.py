@@ -42,8 +42,10 @@ SECRET_TAILS = (
     "private.key",
 )
 # A password in a URL: the userinfo's (scheme://user:PW@host) or a query/JDBC parameter's (password=PW).
+# The userinfo's runs greedily to the LAST `@` of the word: a password may hold `@` or `/` unescaped
+# (`u:p@ss@h`, `u:pa/ss@h`), and masking too much is safe where masking too little is a leak.
 _URL_PASSWORDS = (
-    re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@", re.IGNORECASE),
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s:'\"]*:([^\s'\"]+)@", re.IGNORECASE),
     re.compile(r"[?&;]\s*(?:password|passwd|pwd)\s*=\s*([^&;\s]+)", re.IGNORECASE),
 )
 
