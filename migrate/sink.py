@@ -253,6 +253,18 @@ def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends:
         time.sleep(0.2)
 
 
+def sink_secrets(spec: PipelineSpec, output: str) -> tuple[str, ...]:
+    """The sink database's password, to scrub from what Connect says of the sink; none when dualrun
+    cannot read it here (then it cannot know it either, and URL passwords are masked anyway)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        secret = make_url(sink_url(spec, output, password=True)).password
+    except DualrunError:
+        return ()
+    return (str(secret),) if secret else ()
+
+
 def sink_failure(spec: PipelineSpec, output: str) -> str | None:
     """Why `output`'s sink connector cannot deliver, in one line: FAILED (the trace's first line and
     root cause) or not registered; None when it runs, or Connect cannot be asked (the wait then tells)."""
@@ -260,7 +272,8 @@ def sink_failure(spec: PipelineSpec, output: str) -> str | None:
 
     name = connector_name(spec, output)
     try:
-        status = spec.cdc.connect_client().status(name)
+        # The sink's trace may quote its database password: the reason goes into history and reports.
+        status = spec.cdc.connect_client(secrets=sink_secrets(spec, output)).status(name)
     except ConnectorNotFound:
         return f"not registered on {spec.cdc.connect_url}; register it with `dualrun cdc register-sink --spec`"
     except ConnectError:
