@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import click
 import pyarrow as pa
 
 from cdc import client
@@ -183,17 +182,26 @@ def clear_password_warning(output: str, settings: JdbcSinkSettings) -> str | Non
     )
 
 
-def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
-    """Create or update the sink connector on Connect (PUT /connectors/<name>/config); a password
-    sent in clear is warned about on stderr at once (the checklist's connector_secrets flags it too)."""
+@dataclass(frozen=True)
+class SinkRegistration:
+    """A sink connector as registered, and the warning to show at once (None: none): a password sent
+    in clear, named by its setting (the checklist's connector_secrets flags it too). The caller shows
+    it (the CLI on stderr): this module never prints."""
+
+    settings: JdbcSinkSettings
+    warning: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "warning": self.warning}
+
+
+def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> SinkRegistration:
+    """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
     # A local sink's reference names the stack's secrets file, which `stack up` writes (Connect.start).
     settings = sink_settings(spec, output, read_committed=read_committed)
-    warning = clear_password_warning(output, settings)
-    if warning is not None:
-        click.echo(warning, err=True)  # as the CLI's other warnings (migrate.tail): stderr, one line
     connect = spec.cdc.connect_client(secrets=(settings.password,))
     connect.put(settings.name, settings.to_config())
-    return settings
+    return SinkRegistration(settings, clear_password_warning(output, settings))
 
 
 @dataclass(frozen=True)
