@@ -30,8 +30,9 @@ MASK = "********"
 # its last part names a password, secret, token or credentials, or it ends with one of SECRET_TAILS
 # (the JAAS line carries the SASL password, `*.ssl.key.pem` a private key). A value counts too when it
 # is a URL carrying a password (`jdbc:mysql://u:pw@h/db`, `...?user=u&password=pw`).
-SECRET_WORDS = ("password", "passwd", "secret", "token", "credentials")
+SECRET_WORDS = ("password", "passwd", "passphrase", "secret", "token", "credentials")
 SECRET_TAILS = (
+    "basic.auth.user.info",  # the schema registry's `user:password`
     "jaas.config",
     "sasl.oauthbearer.config",
     "ssl.key.pem",
@@ -42,8 +43,10 @@ SECRET_TAILS = (
     "private.key",
 )
 # A password in a URL: the userinfo's (scheme://user:PW@host) or a query/JDBC parameter's (password=PW).
+# The userinfo's runs greedily to the LAST `@` of the word: a password may hold `@` or `/` unescaped
+# (`u:p@ss@h`, `u:pa/ss@h`), and masking too much is safe where masking too little is a leak.
 _URL_PASSWORDS = (
-    re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s:]*:([^/?#@\s]+)@", re.IGNORECASE),
+    re.compile(r"[a-z][a-z0-9+.-]*://[^/?#@\s:'\"]*:([^\s'\"]+)@", re.IGNORECASE),
     re.compile(r"[?&;]\s*(?:password|passwd|pwd)\s*=\s*([^&;\s]+)", re.IGNORECASE),
 )
 
@@ -58,9 +61,14 @@ def is_secret(name: str) -> bool:
     [True, False]
     """
     lowered = name.lower()
-    last = lowered.rsplit(".", 1)[-1]
-    return any(word in last for word in SECRET_WORDS) or any(
-        lowered == tail or lowered.endswith("." + tail) for tail in SECRET_TAILS
+    parts = lowered.split(".")
+    # `credentials` names a credential wherever it stands (`gcp.credentials.json`), but a Java class
+    # that fetches credentials (`s3.credentials.provider.class`) is no credential itself.
+    credentials = any("credentials" in part for part in parts) and parts[-1] != "class"
+    return (
+        credentials
+        or any(word in parts[-1] for word in SECRET_WORDS)
+        or any(lowered == tail or lowered.endswith("." + tail) for tail in SECRET_TAILS)
     )
 
 
@@ -96,9 +104,18 @@ def masked(name: str, value: Any) -> Any:
         return value
     if is_secret(name) or not isinstance(value, str):
         return MASK
+    return mask_url_passwords(value)
+
+
+def mask_url_passwords(text: str) -> str:
+    """`text` with the password of every URL in it masked (userinfo, or a password= parameter).
+
+    >>> mask_url_passwords("cannot connect to postgresql://app:p@ss@db/app: refused")
+    'cannot connect to postgresql://app:********@db/app: refused'
+    """
     for pattern in _URL_PASSWORDS:
-        value = pattern.sub(_mask_group, value)
-    return value
+        text = pattern.sub(_mask_group, text)
+    return text
 
 
 def _mask_group(match: re.Match[str]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 import requests
 
+from cdc.client import mask_url_passwords
 from cdc.connector import redact
 from cdc.errors import ConnectAccessDenied, ConnectError, ConnectorNotFound, ConnectUnreachable
 
@@ -105,9 +106,11 @@ class ConnectClient:
         self.verify = verify  # also given per request: requests lets REQUESTS_CA_BUNDLE override a session's
 
     def _scrub(self, text: str) -> str:
+        """`text` with the known secrets masked, and any URL's password too (a connector's trace may
+        quote a connection URL whose password dualrun was never given)."""
         for secret in self.secrets:
             text = text.replace(secret, "********")
-        return text
+        return mask_url_passwords(text)
 
     def _request(self, method: str, path: str, body: Any = None, name: str | None = None) -> Any:
         delay = 0.25

@@ -84,7 +84,9 @@ def run_demo(
     for output in sinks:
         # After the job: it creates the output topic the sink subscribes to.
         step(f"registering the JDBC sink of {output}")
-        register_sink(job_spec, output)
+        warning = register_sink(job_spec, output).warning
+        if warning is not None:
+            step(warning)
     if defect is None and replay:
         # The stream's noise baseline: a twin job over the same change events (see PipelineSpec.replay).
         step("starting the stream replay (the stream's noise baseline)")

@@ -1,5 +1,10 @@
 """Errors raised by dualrun's orchestration layer. All carry the CLI exit code."""
 
+# A config error no restart mends (sysexits.h EX_CONFIG). Apart from 2 on purpose: 2 is every error
+# root's default and click's usage error, and the stream supervisor must keep restarting those (a
+# revoked ACL may be granted again); it stops for good only on this code.
+PERMANENT_CONFIG_EXIT = 78
+
 
 class DualrunError(Exception):
     """Root of every migrate error; a usage/config problem unless a subclass says otherwise."""

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import click
 import pyarrow as pa
 
 from cdc import client
@@ -183,17 +182,26 @@ def clear_password_warning(output: str, settings: JdbcSinkSettings) -> str | Non
     )
 
 
-def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> JdbcSinkSettings:
-    """Create or update the sink connector on Connect (PUT /connectors/<name>/config); a password
-    sent in clear is warned about on stderr at once (the checklist's connector_secrets flags it too)."""
+@dataclass(frozen=True)
+class SinkRegistration:
+    """A sink connector as registered, and the warning to show at once (None: none): a password sent
+    in clear, named by its setting (the checklist's connector_secrets flags it too). The caller shows
+    it (the CLI on stderr): this module never prints."""
+
+    settings: JdbcSinkSettings
+    warning: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"settings": self.settings.to_dict(), "warning": self.warning}
+
+
+def register_sink(spec: PipelineSpec, output: str, *, read_committed: bool | None = None) -> SinkRegistration:
+    """Create or update the sink connector on Connect (PUT /connectors/<name>/config)."""
     # A local sink's reference names the stack's secrets file, which `stack up` writes (Connect.start).
     settings = sink_settings(spec, output, read_committed=read_committed)
-    warning = clear_password_warning(output, settings)
-    if warning is not None:
-        click.echo(warning, err=True)  # as the CLI's other warnings (migrate.tail): stderr, one line
     connect = spec.cdc.connect_client(secrets=(settings.password,))
     connect.put(settings.name, settings.to_config())
-    return settings
+    return SinkRegistration(settings, clear_password_warning(output, settings))
 
 
 @dataclass(frozen=True)
@@ -253,6 +261,18 @@ def align_sink(spec: PipelineSpec, output: str, delivered: dict[int, int], ends:
         time.sleep(0.2)
 
 
+def sink_secrets(spec: PipelineSpec, output: str) -> tuple[str, ...]:
+    """The sink database's password, to scrub from what Connect says of the sink; none when dualrun
+    cannot read it here (then it cannot know it either, and URL passwords are masked anyway)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        secret = make_url(sink_url(spec, output, password=True)).password
+    except DualrunError:
+        return ()
+    return (str(secret),) if secret else ()
+
+
 def sink_failure(spec: PipelineSpec, output: str) -> str | None:
     """Why `output`'s sink connector cannot deliver, in one line: FAILED (the trace's first line and
     root cause) or not registered; None when it runs, or Connect cannot be asked (the wait then tells)."""
@@ -260,7 +280,8 @@ def sink_failure(spec: PipelineSpec, output: str) -> str | None:
 
     name = connector_name(spec, output)
     try:
-        status = spec.cdc.connect_client().status(name)
+        # The sink's trace may quote its database password: the reason goes into history and reports.
+        status = spec.cdc.connect_client(secrets=sink_secrets(spec, output)).status(name)
     except ConnectorNotFound:
         return f"not registered on {spec.cdc.connect_url}; register it with `dualrun cdc register-sink --spec`"
     except ConnectError:

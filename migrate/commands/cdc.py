@@ -157,7 +157,10 @@ def register_sink(
     for output in names:
         if output not in spec.outputs:
             raise DualrunError(f"--output {output}: the spec has no such output ({', '.join(spec.outputs)})")
-        settings = put_sink(spec, output, read_committed=False if read_uncommitted else None)
+        registered = put_sink(spec, output, read_committed=False if read_uncommitted else None)
+        if registered.warning is not None:
+            click.echo(registered.warning, err=True)  # as the CLI's other warnings: stderr, one line
+        settings = registered.settings
         client = spec.cdc.connect_client(secrets=(settings.password,))
         render.connector_config(client.config(settings.name), Console(), settings.name)
         if wait_seconds > 0:

@@ -183,6 +183,7 @@ def reconcile(
         agg_tol = Decimal(aggregate_tolerance)
     except InvalidOperation:
         raise SpecError(f"--aggregate-tolerance {aggregate_tolerance!r} is not a number") from None
+    as_of = _position(as_of)
     settings = Settings(
         memory_limit=memory_limit,
         temp_directory=str(temp_dir) if temp_dir else None,
@@ -247,6 +248,24 @@ _SPEC_HOME = {
     "keys": "outputs.<name>.keys", "tolerance": "outputs.<name>.tolerances", "ignore": "outputs.<name>.ignore",
     "partition": "outputs.<name>.partition", "history_db": "compare.history",
 }  # fmt: skip
+
+
+def _position(text: str | None) -> str | None:
+    """`--as-of` in its one canonical spelling (`0/16b3748` and `00/016B3748` are one LSN, GTID sets in
+    domain order), so history counts one source state once however the user wrote it.
+
+    >>> _position(" 1-1-3, 0-1-42"), _position("0/16b3748"), _position(None)
+    ('0-1-42,1-1-3', '0/016B3748', None)
+    """
+    from comparators.errors import PositionError, SpecError
+    from comparators.positions import parse_position
+
+    if text is None:
+        return None
+    try:
+        return str(parse_position(text))
+    except PositionError as exc:
+        raise SpecError(f"--as-of: {exc}") from None
 
 
 def _given(ctx: click.Context, name: str) -> bool:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
+from cdc.client import masked
 from migrate.errors import SpecError
 
 
@@ -26,8 +27,24 @@ def env_password(section: str, env: str, default: str | None) -> str:
     return value
 
 
+def shown_url(url: str) -> str:
+    """`url` quoted and safe to put in a message: any password in it masked (a malformed URL too).
+
+    >>> shown_url("mysql+pymysql://app:hunter2@db:33o6/shop")
+    "'mysql+pymysql://app:********@db:33o6/shop'"
+    """
+    return repr(masked("url", url))
+
+
+def has_password(url: str) -> bool:
+    """True when `url` carries a password (userinfo or query parameter), even when it is malformed:
+    checked before anything parses it, so no parser's message can echo the password."""
+    return masked("url", url) != url
+
+
 def http_url_problem(url: str) -> str | None:
     """Why `url` is no http(s) URL with a host and a valid port (None: it is one): Connect's REST API.
+    The URL is shown with its password masked.
 
     >>> http_url_problem("htp:/127.0.0.1:8083")
     "'htp:/127.0.0.1:8083' is not an http(s) URL; give one like http://127.0.0.1:8083"
@@ -39,11 +56,12 @@ def http_url_problem(url: str) -> str | None:
         ok = parts.scheme in ("http", "https") and bool(parts.hostname) and (parts.port is None or parts.port > 0)
     except ValueError:  # a port that is no number or out of range
         ok = False
-    return None if ok else f"{url!r} is not an http(s) URL; give one like http://127.0.0.1:8083"
+    return None if ok else f"{shown_url(url)} is not an http(s) URL; give one like http://127.0.0.1:8083"
 
 
 def sqlalchemy_url_problem(url: str, example: str) -> str | None:
-    """Why SQLAlchemy cannot parse `url` (None: it can), naming an `example` of the expected form."""
+    """Why SQLAlchemy cannot parse `url` (None: it can), naming an `example` of the expected form; the
+    URL is shown with its password masked."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -51,5 +69,5 @@ def sqlalchemy_url_problem(url: str, example: str) -> str | None:
         parsed = make_url(url)
         parsed.port  # noqa: B018 - a port that is no number fails only when read
     except (ArgumentError, ValueError):
-        return f"{url!r} is not a SQLAlchemy URL; give one like {example}"
+        return f"{shown_url(url)} is not a SQLAlchemy URL; give one like {example}"
     return None

@@ -70,6 +70,8 @@ class CdcSpec(_Model):
     @field_validator("connect_url")
     @classmethod
     def _http_url(cls, url: str) -> str:
+        # http_url_problem shows the URL with any password masked (Connect's basic auth is connect_user
+        # and connect_password_env, never userinfo).
         problem = http_url_problem(url)
         if problem:
             raise ValueError(problem)

@@ -12,7 +12,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from comparators.errors import ComparatorError
 from comparators.rules import parse_rule
 from migrate.errors import SpecError
-from migrate.spec.base import _Model, sqlalchemy_url_problem
+from migrate.spec.base import _Model, has_password, shown_url, sqlalchemy_url_problem
 from migrate.spec.columns import arrow_type
 from migrate.spec.lineage import TableLineage, check_lineage
 
@@ -34,12 +34,12 @@ class BatchImportSpec(_Model):
         if len(given) != 1:
             raise ValueError("give exactly one of url (with table or query), parquet and csv")
         if self.url is not None:
+            # The password first: the malformed-URL message must never echo it.
+            if has_password(self.url):
+                raise ValueError("put the password in the environment variable named by password_env, not in the URL")
             problem = sqlalchemy_url_problem(self.url, "postgresql+psycopg://user@host/db")
             if problem:
                 raise ValueError(problem)
-            parts = urlsplit(self.url)
-            if parts.password:
-                raise ValueError("put the password in the environment variable named by password_env, not in the URL")
             if (self.table is None) == (self.query is None):
                 raise ValueError("with url, give exactly one of table and query")
         elif self.table is not None or self.query is not None or self.password_env is not None:
@@ -118,13 +118,15 @@ class OutputStreamSpec(_Model):
     @classmethod
     def _table_url(cls, table: str | None) -> str | None:
         if table is not None:
+            # The password first: the malformed-URL message below must never echo it.
+            if has_password(table):
+                raise ValueError("put the password in the environment, not in the table URL")
             parts = urlsplit(table)
             if not parts.scheme or "table=" not in parts.query:
                 raise ValueError(
-                    f"{table!r}: expected a SQLAlchemy URL naming the table, like postgresql+psycopg://u@h/db?table=t"
+                    f"{shown_url(table)}: expected a SQLAlchemy URL naming the table, like "
+                    "postgresql+psycopg://u@h/db?table=t"
                 )
-            if parts.password:
-                raise ValueError("put the password in the environment, not in the table URL")
         return table
 
 
@@ -149,14 +151,17 @@ class OutputSinkSpec(_Model):
     @classmethod
     def _no_password(cls, url: str | None) -> str | None:
         if url is not None:
+            # The password first: no later message may echo it.
+            if has_password(url):
+                raise ValueError("put the password in the environment (password_env), not in the URL")
             problem = sqlalchemy_url_problem(url, "postgresql+psycopg://user@host:5432/db")
             if problem:
                 raise ValueError(problem)
-            parts = urlsplit(url)
-            if not parts.scheme.startswith("postgresql"):
-                raise ValueError(f"{url!r}: the sink's database must be PostgreSQL (postgresql+psycopg://u@h:p/db)")
-            if parts.password:
-                raise ValueError("put the password in the environment (password_env), not in the URL")
+            scheme = urlsplit(url).scheme
+            if not scheme.startswith("postgresql"):
+                raise ValueError(
+                    f"scheme {scheme!r}: the sink's database must be PostgreSQL (postgresql+psycopg://u@h:p/db)"
+                )
         return url
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from migrate.spec.base import _Model, env_password, sqlalchemy_url_problem
+from migrate.spec.base import _Model, env_password, has_password, shown_url, sqlalchemy_url_problem
 
 SUPPORTED_SOURCES = ("mariadb", "postgres")
 
@@ -34,14 +34,14 @@ class SourceSpec(_Model):
     @field_validator("url")
     @classmethod
     def _url_has_no_password(cls, url: str) -> str:
+        # The password first: a malformed URL's message must never echo it.
+        if has_password(url):
+            raise ValueError("put the password in the environment variable named by password_env, not in the URL")
         problem = sqlalchemy_url_problem(url, "mysql+pymysql://user@host:3306/db")
         if problem:
             raise ValueError(problem)
-        parts = urlsplit(url)
-        if not parts.hostname:
-            raise ValueError(f"{url!r} names no host; give one like mysql+pymysql://user@host:3306/db")
-        if parts.password:
-            raise ValueError("put the password in the environment variable named by password_env, not in the URL")
+        if not urlsplit(url).hostname:
+            raise ValueError(f"{shown_url(url)} names no host; give one like mysql+pymysql://user@host:3306/db")
         return url
 
     @property

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from cdc import client
 from cdc.position import Position
-from migrate.errors import StreamJobError
+from migrate.errors import PERMANENT_CONFIG_EXIT, StreamJobError
 from migrate.pipeline.contract import Transform
 from migrate.stream.counters import Counters
 from migrate.stream.wire import POSITION_HEADER, header_position, unwrapped
@@ -30,7 +30,9 @@ class RestoreFormatError(StreamJobError):
     """An output topic holds records in the other JSON format than the spec's: a config error that
     no restart mends (the supervisor stops on its exit code)."""
 
-    exit_code = 2
+    # Permanent: the records already in the topic keep their format, whatever a restart does; only
+    # the user (a new topic, or the spec's format) mends it. The one error the job exits 78 with.
+    exit_code = PERMANENT_CONFIG_EXIT
 
 
 def wire_format(raw_key: bytes | None, parsed_value: Any) -> str:

@@ -10,8 +10,10 @@ that make no progress (no transaction committed in between) are a crash loop: af
 checklist fails on; the supervisor keeps trying at the longest backoff, since the cause
 (a broker away for long, a revoked ACL) may be fixed without it.
 
-A zero exit (the job was asked to stop) ends the supervisor, and so does exit code 2, a config
-error no restart mends (e.g. an output topic in the other JSON format: `restore.RestoreFormatError`);
+A zero exit (the job was asked to stop) ends the supervisor, and so does exit code 78
+(`PERMANENT_CONFIG_EXIT`, EX_CONFIG), a config error no restart mends (an output topic in the other
+JSON format: `restore.RestoreFormatError`). Exit code 2 is restarted: it is every error root's
+default (a revocable `KafkaAccessError` among them) and click's usage error;
 SIGTERM to the supervisor is passed on to the job, which commits what it holds and exits.
 """
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from migrate.errors import PERMANENT_CONFIG_EXIT
 from migrate.spec import PipelineSpec
 from migrate.stream.status import StreamStatus, read_status, write_status
 
@@ -36,7 +39,6 @@ RESTARTS_ENV = "DUALRUN_STREAM_RESTARTS"  # the job puts it in its status
 SUPERVISOR_ENV = "DUALRUN_STREAM_SUPERVISOR"  # the supervisor's pid: the job may run under its pid file
 PR_SET_PDEATHSIG = 1
 CRASH_LOOP_AFTER = 5  # restarts in a row without a committed transaction
-CONFIG_EXIT = 2  # the job's exit code for a config error (DualrunError's default, e.g. RestoreFormatError)
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class Supervisor:
             code = self._wait()
             if self.stopping or code == 0:
                 return 0 if code in (0, -signal.SIGTERM) else code
-            if code == CONFIG_EXIT:  # the spec and what Kafka holds disagree: a restart cannot mend it
+            if code == PERMANENT_CONFIG_EXIT:  # the spec and what Kafka holds disagree: a restart cannot mend it
                 self._report(code, started, None)
                 return code
             progressed = self._progressed(started)

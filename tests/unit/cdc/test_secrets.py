@@ -27,6 +27,16 @@ def test_one_rule_for_redact_and_clear_secrets(case: dict[str, Any]) -> None:
 def test_redacted_config_shows_no_secret_value() -> None:
     config = {f"p{i}.{c['name']}": c["value"] for i, c in enumerate(CASES)}  # any prefix: same rule
     shown = json.dumps(redact(config))
-    for value in ("hunter2", "AKIAsecret", "BEGIN PRIVATE KEY", "principal=admin"):
+    for value in ("hunter2", "AKIAsecret", "BEGIN PRIVATE KEY", "principal=admin", "p@ss", "pa/ss", "u:pw"):
         assert value not in shown
     assert MASK in shown
+
+
+def test_connect_client_scrubs_a_url_password_it_was_never_given() -> None:
+    from cdc.connect import ConnectClient
+
+    client = ConnectClient("http://127.0.0.1:1", secrets=("known",))
+    trace = "PSQLException: known; cannot open jdbc:postgresql://app:p@ss/w0rd@db:5432/app?password=x2"
+    assert client._scrub(trace) == (
+        "PSQLException: ********; cannot open jdbc:postgresql://app:********@db:5432/app?password=********"
+    )

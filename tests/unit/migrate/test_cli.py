@@ -135,6 +135,14 @@ def test_a_connect_url_option_that_is_no_url_is_a_usage_error() -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("url", ["htp://ops:hunter2@connect:8083", "http://ops:hun@ter2@connect:80x3"])
+def test_a_connect_url_option_with_a_password_never_shows_it(url: str) -> None:
+    result = CliRunner().invoke(cli, ["cdc", "status", "--connect-url", url])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--connect-url': " in result.output and ":********@connect" in result.output
+    assert "hunter2" not in result.output and "ter2" not in result.output, result.output
+
+
 def test_a_sink_url_with_a_port_that_is_no_number_names_the_field() -> None:
     from migrate.spec import OutputSinkSpec
 

@@ -212,3 +212,26 @@ def test_unwritable_output_is_one_line_exit_2(pair: tuple[str, str, str], tmp_pa
         Exception, match="cannot write report to"
     ):  # the --spec form and `batch check` write through it too
         emit_report("report", tmp_path / "no" / "r.txt", "clean")
+
+
+def test_one_as_of_position_spelled_two_ways_counts_once(tmp_path: Path) -> None:
+    """History records the position in its canonical spelling: the same source state written another
+    way (domain order, spaces) is the same evidence, not a second clean run."""
+    db, log, batch = tmp_path / "h.duckdb", tmp_path / "log.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"id": [1, 1], "v": ["a1", "a2"], "__op": ["c", "u"],
+                             "__gtid": ["0-1-9", "0-1-10"]}), log)  # fmt: skip
+    pq.write_table(pa.table({"id": [1], "v": ["a1"]}), batch)
+    for position in ("0-1-9,1-1-4", "1-1-4, 0-1-9 "):
+        code, _, err = invoke(
+            str(batch), str(log), "--key", "id", "--as-of", position, "--history", str(db), "--name", "o"
+        )
+        assert code == 0 and "parity streak 1 (" in err, err
+    code, out, _ = invoke(str(batch), str(log), "--key", "id", "--as-of", "1-1-4, 0-1-9", "--format", "json")
+    assert code == 0 and json.loads(out)["right"]["position"] == "0-1-9,1-1-4"
+
+
+def test_a_bad_as_of_is_a_one_line_usage_error_before_anything_is_read(tmp_path: Path) -> None:
+    code, _, err = invoke(str(tmp_path / "absent.parquet"), str(tmp_path / "absent2.parquet"), "--key", "id",
+                          "--as-of", "0-1-9,yesterday")  # fmt: skip
+    assert code == 2 and err.strip().count("\n") == 0, err
+    assert err.startswith("error: --as-of: unrecognised source position '0-1-9,yesterday'"), err

@@ -184,6 +184,19 @@ def test_password_file_is_an_alternative_to_password_env_when_dualrun_can_read_i
         sink_url(_with_sink(user, local=False), "orders_enriched", password=True)
 
 
+def test_the_sink_password_is_among_the_secrets_scrubbed_from_its_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """sink_failure's reason goes into history and reports: its Connect client scrubs the sink's password."""
+    from migrate.sink import sink_secrets
+
+    monkeypatch.setenv("SINK_PW", "Sink-Pw-77")
+    user = {"table": "oe", "url": "postgresql+psycopg://app@db.example:5432/shop", "password_env": "SINK_PW"}
+    assert sink_secrets(_with_sink(user, local=False), "orders_enriched") == ("Sink-Pw-77",)
+    monkeypatch.setenv("DUALRUN_DB_PASSWORD", "l0cal-Pg")  # the local stack's PostgreSQL
+    assert sink_secrets(_with_sink({"table": "oe"}), "orders_enriched") == ("l0cal-Pg",)
+    monkeypatch.delenv("SINK_PW")  # unreadable here: nothing to scrub, and no error on the way
+    assert sink_secrets(_with_sink(user, local=False), "orders_enriched") == ()
+
+
 def test_a_password_sent_in_clear_is_warned_about_by_its_setting_never_its_value(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -316,3 +316,43 @@ def test_a_postgres_source_loads_and_its_connector_uses_pgoutput_a_publication_a
     assert config["plugin.name"] == "pgoutput" and config["publication.name"] == "ledger_pub"
     assert config["slot.name"] == "dualrun_" + spec.cdc.connector.replace("-", "_")
     assert config["database.dbname"] == "ledger" and config["transforms.dualrunPos.headers"] == "dbz.source"
+
+
+# A password inside a URL that is also malformed (or of the wrong kind): whichever rule refuses it, the
+# error never shows the password (it used to print the whole URL before the no-password rule ran).
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        ("source.url", "mysql+pymysql://app:hunter2@db:33o6/shop", "source.url: put the password in the environment"),
+        ("source.url", "mysql+pymysql://app:hun@ter2@db/shop", "source.url: put the password in the environment"),
+        ("source.url", "mysql+pymysql://app:hunter2@/shop", "source.url: put the password in the environment"),
+        ("outputs.account_balance.sink", {"table": "t", "url": "postgresql+psycopg://u:hunter2@h:po/db"},
+         "outputs.account_balance.sink.url: put the password in the environment"),
+        ("outputs.account_balance.sink", {"table": "t", "url": "mysql://u:hunter2@h/db"},
+         "outputs.account_balance.sink.url: put the password in the environment"),
+        ("outputs.account_balance.batch", {"import": {"url": "postgresql://u:hunter2@h:x/db", "table": "t"}},
+         "put the password in the environment variable named by password_env"),
+        ("outputs.account_balance.stream", {"table": "postgresql://u:hunter2@h/db"},
+         "put the password in the environment, not in the table URL"),
+        ("cdc.connect_url", "htp://ops:hunter2@connect:8083", "cdc.connect_url: 'htp://ops:********@connect:8083' "
+         "is not an http(s) URL"),
+        ("cdc.connect_url", "http://ops:hun/ter2@connect:80x3", "cdc.connect_url: 'http://ops:********@connect:80x3' "
+         "is not an http(s) URL"),
+    ],
+)  # fmt: skip
+def test_a_password_in_a_malformed_url_never_shows_in_the_error(
+    tmp_path: Path, path: str, value: Any, message: str
+) -> None:
+    spec_file = write(tmp_path, changed(path, value))
+    text = load_fails(spec_file, message)
+    with pytest.raises(SpecProblems) as caught:
+        load_spec(spec_file)
+    for shown in (text, *caught.value.problems):
+        assert "hunter2" not in shown and "ter2" not in shown, shown
+
+
+def test_a_sink_url_of_another_database_names_only_its_scheme(tmp_path: Path) -> None:
+    value = {"table": "t", "url": "mysql://u@secret-host.internal/db"}
+    spec_file = write(tmp_path, changed("outputs.account_balance.sink", value))
+    text = load_fails(spec_file, "sink.url: scheme 'mysql': the sink's database must be PostgreSQL")
+    assert "secret-host" not in text

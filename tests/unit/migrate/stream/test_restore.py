@@ -41,7 +41,7 @@ def test_a_record_of_the_other_format_is_refused_naming_topic_formats_and_the_fi
         check_format("orders_enriched", msg, parsed, enveloped)
     text = str(caught.value)
     expected = "Connect JSON" if enveloped else "bare JSON"
-    assert "\n" not in text and caught.value.exit_code == 2
+    assert "\n" not in text and caught.value.exit_code == 78  # EX_CONFIG: the supervisor stops for good
     assert text.startswith("cannot restore outputs.orders_enriched from topic orders-enriched: record "
                            f"orders-enriched/1@41 is {found}, but the spec")  # fmt: skip
     assert f"writes {expected}" in text and "outputs.orders_enriched.stream.topic to a new topic" in text

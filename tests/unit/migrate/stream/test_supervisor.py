@@ -66,17 +66,42 @@ def test_backoff_doubles_to_its_cap_and_the_last_log_line_is_the_reason(tmp_path
 
 
 def test_a_config_error_exit_is_not_restarted_and_the_status_says_why(tmp_path: Path) -> None:
-    """Exit code 2 (e.g. an output topic in the other JSON format): one start, status failed, no loop."""
+    """Exit code 78 (EX_CONFIG: an output topic in the other JSON format): one start, status failed, no loop."""
     spec = spec_in(tmp_path)
     status_path(spec).parent.mkdir(parents=True)
     log = tmp_path / "job.log"
     job = ("import sys; open(sys.argv[1], 'a').write('error: cannot restore outputs.orders_enriched from topic "
-           "orders-enriched: ...\\n'); open(sys.argv[2], 'a').write('run\\n'); sys.exit(2)")  # fmt: skip
+           "orders-enriched: ...\\n'); open(sys.argv[2], 'a').write('run\\n'); sys.exit(78)")  # fmt: skip
     runs = tmp_path / "runs.txt"
     argv = [sys.executable, "-c", job, str(log), str(runs)]
-    assert Supervisor(spec, argv, policy=RestartPolicy(first_s=0.05, max_s=0.1), log=log).run() == 2
+    assert Supervisor(spec, argv, policy=RestartPolicy(first_s=0.05, max_s=0.1), log=log).run() == 78
     assert runs.read_text().splitlines() == ["run"]
     status = read_status(spec)
     assert status is not None and status.state == "failed" and status.restarts == 0
-    assert status.error is not None and status.error.startswith("exited with code 2 (a config error), not restarted")
+    assert status.error is not None and status.error.startswith("exited with code 78 (a config error), not restarted")
     assert "cannot restore outputs.orders_enriched" in status.error
+
+
+def test_the_restore_format_error_exits_with_the_code_the_supervisor_stops_on() -> None:
+    from migrate.stream.restore import RestoreFormatError
+    from migrate.stream.supervisor import PERMANENT_CONFIG_EXIT
+
+    assert RestoreFormatError.exit_code == PERMANENT_CONFIG_EXIT == 78
+
+
+# Exit 2 is every error root's default (a revocable KafkaAccessError among them) and click's usage
+# error: the supervisor restarts it. The stand-in exits 2 twice, then 0 as a job asked to stop does.
+EXIT_2_TWICE = (
+    "import sys; runs = open(sys.argv[1], 'a+'); runs.write('run\\n'); runs.seek(0); "
+    "sys.exit(2 if len(runs.read().splitlines()) < 3 else 0)"
+)
+
+
+def test_exit_code_2_is_restarted_like_any_other_error(tmp_path: Path) -> None:
+    spec = spec_in(tmp_path)
+    status_path(spec).parent.mkdir(parents=True)
+    runs = tmp_path / "runs.txt"
+    argv = [sys.executable, "-c", EXIT_2_TWICE, str(runs)]
+    policy = RestartPolicy(first_s=0.05, max_s=0.1)
+    assert Supervisor(spec, argv, policy=policy, log=tmp_path / "job.log").run() == 0
+    assert runs.read_text().splitlines() == ["run", "run", "run"]
