@@ -249,15 +249,19 @@ def _covered_sql(at: Position) -> str:
     done = _gtid_done(at)
     if done is None:
         return f"CASE WHEN snap THEN {snapshot} ELSE {streamed} END"
-    # An empty set covers no GTID: a map whose only domain no GTID has.
-    lookup = "MAP {" + ", ".join(f"{d}: {s}" for d, s in (done or {-1: -1}).items()) + "}"
+    # An empty set covers no GTID: a map whose only domain no GTID has. HUGEINT: a MariaDB seq_no is
+    # a uint64, beyond BIGINT (a NULL there would drop out of list_bool_and and count as covered).
+    lookup = "MAP {" + ", ".join(f"{d}::HUGEINT: {s}::HUGEINT" for d, s in (done or {-1: -1}).items()) + "}"
     parts = "list_filter(list_transform(string_split(gtid, ','), lambda x: trim(x)), lambda x: x <> '')"
     # parse_gtid_set: every part d-s-n, else the set is not a MariaDB one (file/pos decides)
     valid = f"coalesce(list_bool_and(list_transform({parts}, lambda x: regexp_full_match(x, '\\d+-\\d+-\\d+'))), true)"
-    cover = (
-        f"coalesce(list_bool_and(list_transform({parts}, lambda x: coalesce(({lookup})[TRY_CAST(split_part(x, '-', 1) "
-        "AS BIGINT)], -1) >= TRY_CAST(split_part(x, '-', 3) AS BIGINT))), true)"
+    # Each part covered only when its domain is done up to its seq_no (a part that cannot be compared
+    # is not covered); `true` only for a set without parts, as Python's all([]).
+    compare = (
+        f"coalesce(coalesce(({lookup})[TRY_CAST(split_part(x, '-', 1) AS HUGEINT)], -1) "
+        ">= TRY_CAST(split_part(x, '-', 3) AS HUGEINT), false)"
     )
+    cover = f"(len({parts}) = 0 OR list_bool_and(list_transform({parts}, lambda x: {compare})))"
     return (
         f"CASE WHEN snap THEN {snapshot} WHEN gtid IS NOT NULL AND gtid <> '' AND {valid} THEN {cover} "
         f"ELSE {streamed} END"
