@@ -46,7 +46,7 @@ from migrate.verify.values import float32_text, key_of_texts, key_text, text_of
 SETTINGS = (
     "topic.prefix", "snapshot.mode", "decimal.handling.mode", "time.precision.mode", "bigint.unsigned.handling.mode",
     "database.include.list", "database.exclude.list", "table.include.list", "table.exclude.list",
-    "column.include.list", "column.exclude.list",
+    "column.include.list", "column.exclude.list", "snapshot.include.collection.list",
 )  # fmt: skip
 _TEMPORALS = {*DATE_TYPES, *DATETIME_TYPES, TIME_TYPE}
 _BIT_TYPE = 16  # pymysql FIELD_TYPE.BIT
