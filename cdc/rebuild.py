@@ -77,6 +77,11 @@ class LogExtent:
         }  # fmt: skip
 
 
+def _literal(text: str) -> str:
+    """`text` as a SQL string literal (a state dir may hold a quote)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class LogStore:
     """One DuckDB database file (and its spill directory) under `workdir`, removed on close."""
 
@@ -87,11 +92,19 @@ class LogStore:
         base = Path(workdir) if workdir is not None else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="logfold-", dir=base))
-        self.con = duckdb.connect(str(self.dir / "log.duckdb"))
-        self.con.execute(f"SET temp_directory = '{self.dir / 'spill'}'")
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute("CREATE TABLE schemas (h UBIGINT, text VARCHAR)")
+        try:
+            self.con = duckdb.connect(str(self.dir / "log.duckdb"))
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        try:
+            self.con.execute(f"SET temp_directory = {_literal(str(self.dir / 'spill'))}")
+            self.con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+            self.con.execute("SET preserve_insertion_order = false")
+            self.con.execute("CREATE TABLE schemas (h UBIGINT, text VARCHAR)")
+        except BaseException:
+            self.close()
+            raise
         self._tables = 0
         self._schemas: dict[int, str] = {}
         self._ids: dict[bytes, int] = {}
@@ -174,13 +187,16 @@ _EXTRACT = """
 SELECT n, p, o, j[1] AS op, j[2] AS file, TRY_CAST(regexp_extract(j[2], '^.+\\.(\\d+)$', 1) AS BIGINT) AS seq,
        TRY_CAST(j[3] AS BIGINT) AS pos, coalesce(TRY_CAST(j[4] AS BIGINT), 0) AS row_no, j[5] AS gtid,
        coalesce(j[6], 'false') NOT IN ('false', 'False', 'None') AS snap,
-       json(k) AS key, kschema, vschema, CASE WHEN j[1] = 'd' THEN j[8] ELSE j[7] END AS image
-FROM (SELECT n, p, o, k, kschema, vschema, json_extract_string(v, {paths}) AS j FROM chunk WHERE v IS NOT NULL)
+       json(k) AS key, kschema, vschema, CASE WHEN j[1] = 'd' THEN j[8] ELSE j[7] END AS image,
+       CASE WHEN j[1] = 'd' THEN t[2] ELSE t[1] END AS image_type
+FROM (SELECT n, p, o, k, kschema, vschema, json_extract_string(v, {paths}) AS j,
+             json_type(v, ['$.after', '$.before']) AS t FROM chunk WHERE v IS NOT NULL)
 """
 # Records the SQL cannot take as a change event: the Python decoder says what they are.
 _ODD = (
     "op IS NULL OR op NOT IN ('c', 'u', 'd', 'r') OR seq IS NULL OR pos IS NULL OR pos < 0 "
-    f"OR pos >= {1 << OFFSET_BITS} OR seq > {MAX_FILE_SEQ} OR image IS NULL OR vschema IS NULL"
+    f"OR pos >= {1 << OFFSET_BITS} OR seq > {MAX_FILE_SEQ} OR image IS NULL OR vschema IS NULL "
+    "OR image_type IS DISTINCT FROM 'OBJECT'"  # a row image as a JSON string or number: the decoder explains it
 )
 
 
@@ -227,9 +243,12 @@ class RebuiltTable:
         if self.store is None:
             return
         table = {"changed": f"{self.name}_last", "later": f"{self.name}_later"}[which]
+        schemas: dict[int | None, Any] = {}  # parsed once per schema id, not once per key
         for chunk in self.store.stream(f"SELECT key, kschema FROM {table}", 50_000):
             for key, h in zip(chunk.column(0).to_pylist(), chunk.column(1).to_pylist(), strict=True):
-                schema = orjson.loads(self.store.schema(h) or "null")
+                if h not in schemas:
+                    schemas[h] = orjson.loads(self.store.schema(h) or "null")
+                schema = schemas[h]
                 yield tuple((decode_struct(orjson.loads(key), schema) or {}).values())
 
 
@@ -296,6 +315,8 @@ class TopicReader:
     def rebuild(self, topic: str, at: Position, store: LogStore) -> RebuiltTable:
         """The table of `topic` as of `at`, folded in `store`. Raises CdcError when the topic cannot
         be read in time or holds records that are not change events."""
+        if at.kind != "binlog":  # before reading the topic, not after
+            raise PositionError("rebuilding as of a position needs binlog positions (MariaDB/MySQL)")
         consumer = self._consumer()
         try:
             marks, exists = self.extent(consumer, topic)
