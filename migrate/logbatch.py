@@ -36,7 +36,7 @@ from cdc.rebuild import LogStore, RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
 from migrate.batch import BatchRun, load_run, write_run
 from migrate.errors import DualrunError
-from migrate.logtypes import arrow_table
+from migrate.logtypes import arrow_batches
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
 from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log, work_dir
@@ -182,7 +182,10 @@ def rebuild_tables(
             raise DualrunError(f"cdc.tables: the connector does not capture {name} ({left_out}); {topic} lacks it")
         with LogStore(work_dir(spec)) as store:
             rebuilt = reader.rebuild(topic, position, store)  # keyed by the record key: the primary key
-            rows = [image for batch in rebuilt.images() for image, _ in batch]
+            frame = arrow_batches(
+                name, ([image for image, _ in batch] for batch in rebuilt.images()), rebuilt.columns,
+                rebuilt.column_schemas(),
+            )  # fmt: skip
         if not rebuilt.extent.exists:
             # Debezium creates a topic with its first record: a table the connector snapshotted
             # (checked in `empty_table`) without a topic had no row then and no change since.
@@ -197,7 +200,7 @@ def rebuild_tables(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "
                 "`dualrun cdc verify` shows the log complete"
             )
-        frames[name] = arrow_table(name, rows, rebuilt.columns, rebuilt.column_schemas())
+        frames[name] = frame
         tables.append(LogTable(name, topic, rebuilt.rows, rebuilt.extent.events_at_or_before,
                                rebuilt.extent.earliest_offset, rebuilt.extent.first_op))  # fmt: skip
     return frames, tuple(tables), tuple(notes)
