@@ -77,6 +77,11 @@ class LogExtent:
         }  # fmt: skip
 
 
+def _literal(text: str) -> str:
+    """`text` as a SQL string literal (a state dir may hold a quote)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 class LogStore:
     """One DuckDB database file (and its spill directory) under `workdir`, removed on close."""
 
@@ -87,11 +92,19 @@ class LogStore:
         base = Path(workdir) if workdir is not None else Path(tempfile.gettempdir())
         base.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="logfold-", dir=base))
-        self.con = duckdb.connect(str(self.dir / "log.duckdb"))
-        self.con.execute(f"SET temp_directory = '{self.dir / 'spill'}'")
-        self.con.execute(f"SET memory_limit = '{memory_limit}'")
-        self.con.execute("SET preserve_insertion_order = false")
-        self.con.execute("CREATE TABLE schemas (h UBIGINT, text VARCHAR)")
+        try:
+            self.con = duckdb.connect(str(self.dir / "log.duckdb"))
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+        try:
+            self.con.execute(f"SET temp_directory = {_literal(str(self.dir / 'spill'))}")
+            self.con.execute(f"SET memory_limit = {_literal(memory_limit)}")
+            self.con.execute("SET preserve_insertion_order = false")
+            self.con.execute("CREATE TABLE schemas (h UBIGINT, text VARCHAR)")
+        except BaseException:
+            self.close()
+            raise
         self._tables = 0
         self._schemas: dict[int, str] = {}
         self._ids: dict[bytes, int] = {}
@@ -174,13 +187,16 @@ _EXTRACT = """
 SELECT n, p, o, j[1] AS op, j[2] AS file, TRY_CAST(regexp_extract(j[2], '^.+\\.(\\d+)$', 1) AS BIGINT) AS seq,
        TRY_CAST(j[3] AS BIGINT) AS pos, coalesce(TRY_CAST(j[4] AS BIGINT), 0) AS row_no, j[5] AS gtid,
        coalesce(j[6], 'false') NOT IN ('false', 'False', 'None') AS snap,
-       json(k) AS key, kschema, vschema, CASE WHEN j[1] = 'd' THEN j[8] ELSE j[7] END AS image
-FROM (SELECT n, p, o, k, kschema, vschema, json_extract_string(v, {paths}) AS j FROM chunk WHERE v IS NOT NULL)
+       json(k) AS key, kschema, vschema, CASE WHEN j[1] = 'd' THEN j[8] ELSE j[7] END AS image,
+       CASE WHEN j[1] = 'd' THEN t[2] ELSE t[1] END AS image_type
+FROM (SELECT n, p, o, k, kschema, vschema, json_extract_string(v, {paths}) AS j,
+             json_type(v, ['$.after', '$.before']) AS t FROM chunk WHERE v IS NOT NULL)
 """
 # Records the SQL cannot take as a change event: the Python decoder says what they are.
 _ODD = (
     "op IS NULL OR op NOT IN ('c', 'u', 'd', 'r') OR seq IS NULL OR pos IS NULL OR pos < 0 "
-    f"OR pos >= {1 << OFFSET_BITS} OR seq > {MAX_FILE_SEQ} OR image IS NULL OR vschema IS NULL"
+    f"OR pos >= {1 << OFFSET_BITS} OR seq > {MAX_FILE_SEQ} OR image IS NULL OR vschema IS NULL "
+    "OR image_type IS DISTINCT FROM 'OBJECT'"  # a row image as a JSON string or number: the decoder explains it
 )
 
 
@@ -227,9 +243,12 @@ class RebuiltTable:
         if self.store is None:
             return
         table = {"changed": f"{self.name}_last", "later": f"{self.name}_later"}[which]
+        schemas: dict[int | None, Any] = {}  # parsed once per schema id, not once per key
         for chunk in self.store.stream(f"SELECT key, kschema FROM {table}", 50_000):
             for key, h in zip(chunk.column(0).to_pylist(), chunk.column(1).to_pylist(), strict=True):
-                schema = orjson.loads(self.store.schema(h) or "null")
+                if h not in schemas:
+                    schemas[h] = orjson.loads(self.store.schema(h) or "null")
+                schema = schemas[h]
                 yield tuple((decode_struct(orjson.loads(key), schema) or {}).values())
 
 
@@ -249,15 +268,19 @@ def _covered_sql(at: Position) -> str:
     done = _gtid_done(at)
     if done is None:
         return f"CASE WHEN snap THEN {snapshot} ELSE {streamed} END"
-    # An empty set covers no GTID: a map whose only domain no GTID has.
-    lookup = "MAP {" + ", ".join(f"{d}: {s}" for d, s in (done or {-1: -1}).items()) + "}"
+    # An empty set covers no GTID: a map whose only domain no GTID has. HUGEINT: a MariaDB seq_no is
+    # a uint64, beyond BIGINT (a NULL there would drop out of list_bool_and and count as covered).
+    lookup = "MAP {" + ", ".join(f"{d}::HUGEINT: {s}::HUGEINT" for d, s in (done or {-1: -1}).items()) + "}"
     parts = "list_filter(list_transform(string_split(gtid, ','), lambda x: trim(x)), lambda x: x <> '')"
     # parse_gtid_set: every part d-s-n, else the set is not a MariaDB one (file/pos decides)
     valid = f"coalesce(list_bool_and(list_transform({parts}, lambda x: regexp_full_match(x, '\\d+-\\d+-\\d+'))), true)"
-    cover = (
-        f"coalesce(list_bool_and(list_transform({parts}, lambda x: coalesce(({lookup})[TRY_CAST(split_part(x, '-', 1) "
-        "AS BIGINT)], -1) >= TRY_CAST(split_part(x, '-', 3) AS BIGINT))), true)"
+    # Each part covered only when its domain is done up to its seq_no (a part that cannot be compared
+    # is not covered); `true` only for a set without parts, as Python's all([]).
+    compare = (
+        f"coalesce(coalesce(({lookup})[TRY_CAST(split_part(x, '-', 1) AS HUGEINT)], -1) "
+        ">= TRY_CAST(split_part(x, '-', 3) AS HUGEINT), false)"
     )
+    cover = f"(len({parts}) = 0 OR list_bool_and(list_transform({parts}, lambda x: {compare})))"
     return (
         f"CASE WHEN snap THEN {snapshot} WHEN gtid IS NOT NULL AND gtid <> '' AND {valid} THEN {cover} "
         f"ELSE {streamed} END"
@@ -292,6 +315,8 @@ class TopicReader:
     def rebuild(self, topic: str, at: Position, store: LogStore) -> RebuiltTable:
         """The table of `topic` as of `at`, folded in `store`. Raises CdcError when the topic cannot
         be read in time or holds records that are not change events."""
+        if at.kind != "binlog":  # before reading the topic, not after
+            raise PositionError("rebuilding as of a position needs binlog positions (MariaDB/MySQL)")
         consumer = self._consumer()
         try:
             marks, exists = self.extent(consumer, topic)

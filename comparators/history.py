@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,6 +156,7 @@ class Point:
 
 def streaks(points: Iterable[Point]) -> Iterator[list[Point]]:
     """THE parity streak, after each point in recorded order: the points behind it, newest first.
+    O(n x states): for the trend; `final_streak` gives the last one in one pass.
 
     Points group by evidence (one source state); each group is judged by its LATEST point and aged
     by its FIRST (re-checking an old state must not hide a newer state's differences). The streak
@@ -169,12 +169,30 @@ def streaks(points: Iterable[Point]) -> Iterator[list[Point]]:
     latest: dict[str, Point] = {}  # insertion order: the order the evidence was first judged
     for point in points:
         latest[point.evidence] = point  # updating a key keeps its place
-        behind: list[Point] = []
-        for judged in reversed(latest.values()):
-            if not judged.clean:
-                break
-            behind.append(judged)
-        yield behind
+        yield _behind(latest)
+
+
+def final_streak(points: Iterable[Point]) -> list[Point]:
+    """The parity streak after the last point (the last list `streaks` yields), in one pass:
+    O(n) in the points, where `streaks` is O(n x states). Newest first.
+
+    >>> [p.run_id for p in final_streak([Point("p1", True, "a"), Point("p2", False, "c"), Point("p2", True, "d")])]
+    ['d', 'a']
+    """
+    latest: dict[str, Point] = {}  # insertion order: the order the evidence was first judged
+    for point in points:
+        latest[point.evidence] = point
+    return _behind(latest)
+
+
+def _behind(latest: dict[str, Point]) -> list[Point]:
+    """The clean latest points from the newest piece of evidence back to the first dirty one."""
+    behind: list[Point] = []
+    for judged in reversed(latest.values()):
+        if not judged.clean:
+            break
+        behind.append(judged)
+    return behind
 
 
 def default_name(result: Reconciliation) -> str:
@@ -246,8 +264,7 @@ def streak_runs(path: str | Path, name: str) -> list[str]:
     """The history run ids behind `name`'s parity streak, newest first: for each piece of evidence
     in the streak, the run id of its latest check. Their number is `parity_streak`."""
     checks = _read(path, "name = ?", [name])
-    last = deque(streaks(Point(c.evidence, c.verdict == "clean", c.run_id) for c in checks), maxlen=1)
-    return [p.run_id for p in last[0]] if last else []
+    return [p.run_id for p in final_streak(Point(c.evidence, c.verdict == "clean", c.run_id) for c in checks)]
 
 
 def parity_streak(path: str | Path, name: str) -> int:

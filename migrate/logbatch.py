@@ -36,7 +36,7 @@ from cdc.rebuild import LogStore, RebuiltTable, TopicReader
 from cdc.topics import TopicAdmin
 from migrate.batch import BatchRun, load_run, write_run
 from migrate.errors import DualrunError
-from migrate.logtypes import arrow_table
+from migrate.logtypes import arrow_batches
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
 from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log, work_dir
@@ -182,11 +182,14 @@ def rebuild_tables(
             raise DualrunError(f"cdc.tables: the connector does not capture {name} ({left_out}); {topic} lacks it")
         with LogStore(work_dir(spec)) as store:
             rebuilt = reader.rebuild(topic, position, store)  # keyed by the record key: the primary key
-            rows = [image for batch in rebuilt.images() for image, _ in batch]
+            frame = arrow_batches(
+                name, ([image for image, _ in batch] for batch in rebuilt.images()), rebuilt.columns,
+                rebuilt.column_schemas(),
+            )  # fmt: skip
         if not rebuilt.extent.exists:
-            # The connector captures the table (checked above) and its log is past the position, so
-            # it snapshotted it: Debezium creates a topic with its first record, and an empty table has none.
-            frames[name] = empty_table(spec, name, topic)
+            # Debezium creates a topic with its first record: a table the connector snapshotted
+            # (checked in `empty_table`) without a topic had no row then and no change since.
+            frames[name] = empty_table(spec, name, topic, settings)
             notes.append(f"{topic} does not exist: {name} had no row and no change, taken as empty")
             tables.append(LogTable(name, topic, 0, 0, 0, None))
             continue
@@ -197,18 +200,40 @@ def rebuild_tables(
                 f"{topic} holds no snapshot read: rows that existed before capture began are missing unless "
                 "`dualrun cdc verify` shows the log complete"
             )
-        frames[name] = arrow_table(name, rows, rebuilt.columns, rebuilt.column_schemas())
+        frames[name] = frame
         tables.append(LogTable(name, topic, rebuilt.rows, rebuilt.extent.events_at_or_before,
                                rebuilt.extent.earliest_offset, rebuilt.extent.first_op))  # fmt: skip
     return frames, tuple(tables), tuple(notes)
 
 
-def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
+# snapshot.mode values whose snapshot reads every captured table's rows into its topic.
+DATA_SNAPSHOTS = ("initial", "when_needed", "always", "initial_only")
+
+
+def empty_table(spec: PipelineSpec, table: str, topic: str, settings: dict[str, str]) -> pa.Table:
     """`table` without rows, its columns typed as the source declares them (information_schema,
-    the DDL transpiled to DuckDB): what the batch SQL sees of a table that never had a row."""
+    the DDL transpiled to DuckDB): what the batch SQL sees of a table that never had a row.
+
+    A missing topic means "no row" only when the connector's snapshot read the table's rows
+    (`snapshot.mode` in DATA_SNAPSHOTS, the table in `snapshot.include.collection.list`) and
+    the table has no row now; otherwise DualrunError: its rows were never captured."""
     from migrate.sourcedb import source_url
 
+    mode = settings.get("snapshot.mode", "initial").lower()
+    uncaptured = f"cdc.tables: {table} has no change topic {topic}"
+    if mode not in DATA_SNAPSHOTS:
+        raise DualrunError(
+            f"{uncaptured} and the connector's snapshot.mode={mode} reads no rows, so its rows may never have "
+            f"been captured; --from-log needs snapshot.mode in {', '.join(DATA_SNAPSHOTS)}"
+        )
+    left_out = capture_setting(table, {"table.include.list": settings.get("snapshot.include.collection.list", "")})
+    if left_out is not None:
+        raise DualrunError(
+            f"{uncaptured}: snapshot.include.collection.list={settings['snapshot.include.collection.list']} leaves "
+            "it out of the snapshot, so its rows were never captured; include it and re-snapshot"
+        )
     database, name = table.split(".", 1)
+    quoted = ".".join(f"`{part.replace('`', '``')}`" for part in (database, name))
     engine = sa.create_engine(source_url(spec), connect_args={"connect_timeout": 10})
     try:
         with engine.connect() as conn:
@@ -218,6 +243,7 @@ def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
                 "AND table_name = %s ORDER BY ordinal_position",
                 (database, name),
             ).fetchall()
+            has_rows = bool(columns) and conn.exec_driver_sql(f"SELECT 1 FROM {quoted} LIMIT 1").first() is not None
     except sa.exc.SQLAlchemyError as exc:
         raise DualrunError(
             f"{table} has no change topic {topic}, and its columns could not be read: {str(exc).splitlines()[0]}"
@@ -227,6 +253,11 @@ def empty_table(spec: PipelineSpec, table: str, topic: str) -> pa.Table:
     if not columns:
         raise DualrunError(
             f"cdc.tables: {table} has no change topic {topic} and does not exist in the source; check cdc.tables"
+        )
+    if has_rows:
+        raise DualrunError(
+            f"{uncaptured} but has rows: they were never captured (or not yet streamed); check the connector's "
+            "snapshot settings and that no transform or topic.naming.strategy renames its topic"
         )
     listed = ", ".join(f"`{str(c[0]).replace('`', '``')}` {_declared(*c[1:])}" for c in columns)
     ddl = sqlglot.transpile(f"CREATE TABLE t ({listed})", read="mysql", write="duckdb")[0]

@@ -20,6 +20,7 @@ import pyarrow as pa
 from migrate.errors import DualrunError
 
 _INT64 = (-(2**63), 2**63 - 1)
+_BEYOND_BIGINT = pa.decimal128(20, 0)  # ints past BIGINT (BIGINT UNSIGNED)
 
 
 def _decimal_type(values: list[Decimal]) -> pa.DataType:
@@ -92,7 +93,7 @@ def column_type(table: str, column: str, values: list[Any]) -> tuple[pa.DataType
     if kinds <= {int}:
         if all(_INT64[0] <= v <= _INT64[1] for v in present):
             return pa.int64(), values
-        return pa.decimal128(20, 0), [None if v is None else Decimal(v) for v in values]
+        return _BEYOND_BIGINT, [None if v is None else Decimal(v) for v in values]
     if kinds <= {Decimal, int}:
         decimals = [Decimal(v) for v in present]
         return _decimal_type(decimals), [None if v is None else Decimal(v) for v in values]
@@ -146,3 +147,38 @@ def arrow_table(
         kind, values = column_type(table, name, values)
         arrays[name] = pa.array(values, kind)
     return pa.table(arrays) if arrays else pa.table({})
+
+
+def arrow_batches(
+    table: str, batches: Iterable[list[dict[str, Any]]], columns: tuple[str, ...],
+    schemas: Mapping[str, Mapping[str, Any]] | None = None,
+) -> pa.Table:  # fmt: skip
+    """`arrow_table` of all the rows of `batches`, built one batch at a time (no list of every row).
+
+    Each batch is typed on its own; a column whose batches disagree (a DECIMAL needing 38 digits
+    in one batch only, ints past BIGINT in one, TIME and durations) is typed again over all its
+    values, exactly as `arrow_table` would; batches without a value take the column's type.
+    """
+    if not columns:  # names come from the rows themselves: type them all at once
+        return arrow_table(table, [row for batch in batches for row in batch], columns, schemas)
+    parts = [arrow_table(table, batch, columns, schemas) for batch in batches if batch]
+    if not parts:
+        return arrow_table(table, [], columns, schemas)
+    arrays = {}
+    for name in columns:
+        pieces = [part.column(name) for part in parts]
+        valued = {p.type for p in pieces if p.null_count < len(p)}
+        if not valued:
+            arrays[name] = pa.chunked_array([c for p in pieces for c in p.chunks], pieces[0].type)
+            continue
+        if len(valued) == 1:
+            (kind,) = valued
+            chunks = [c for p in pieces for c in (p.chunks if p.type == kind else [pa.nulls(len(p), kind)])]
+            arrays[name] = pa.chunked_array(chunks, kind)
+            continue
+        if valued == {pa.int64(), _BEYOND_BIGINT}:  # ints, some past BIGINT: what column_type gives all of them
+            arrays[name] = pa.chunked_array([c.cast(_BEYOND_BIGINT) for p in pieces for c in p.chunks], _BEYOND_BIGINT)
+            continue
+        kind, values = column_type(table, name, [v for p in pieces for v in p.to_pylist()])
+        arrays[name] = pa.chunked_array([pa.array(values, kind)], kind)
+    return pa.table(arrays)

@@ -146,5 +146,16 @@ def test_an_empty_captured_table_has_no_topic_and_is_taken_as_an_empty_table_wit
     assert (empty.rows, empty.events, empty.first_op) == (0, 0, None)
     assert any(f"{empty.topic} does not exist" in note and "taken as empty" in note for note in result.notes)
     assert_same(spec, batch_tables(spec, run.run_id), tables)  # the other tables as before
-    typed = empty_table(spec, refunds, empty.topic).schema
+    typed = empty_table(spec, refunds, empty.topic, {}).schema
     assert typed.field("amount").type == pa.decimal128(12, 2) and pa.types.is_timestamp(typed.field("at").type)
+    # No topic is "empty" only when the snapshot read the table's rows and it has none.
+    for settings, says in (
+        ({"snapshot.mode": "no_data"}, "snapshot.mode=no_data reads no rows"),
+        ({"snapshot.include.collection.list": f"{spec.source.database}.orders"}, "leaves it out of the snapshot"),
+    ):
+        with pytest.raises(DualrunError, match=says):
+            empty_table(spec, refunds, empty.topic, settings)
+    # A table with rows but no topic (its rows never captured, e.g. a renamed topic): refused.
+    db.run(f"INSERT INTO {refunds} VALUES (1, 12.50, NOW(3), 'x')")
+    with pytest.raises(DualrunError, match=r"no change topic \S+ but has rows: they were never captured"):
+        empty_table(spec, refunds, f"{empty.topic}-renamed", {"snapshot.mode": "initial"})

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pytest
 
-from cdc.errors import CdcError, EnvelopeError
+from cdc.errors import CdcError, EnvelopeError, PositionError
 from cdc.position import Position
-from cdc.rebuild import LogStore, RebuiltTable, append, fold
+from cdc.rebuild import LogStore, RebuiltTable, TopicReader, append, fold
 
 AT = Position.binlog_snapshot("bin.000003", 1000, gtid="0-1-20")
 KEY_SCHEMA = {"type": "struct", "fields": [{"field": "id", "type": "int32", "optional": False}], "optional": False}
@@ -133,3 +134,27 @@ def test_poison_records_raise_the_decoders_error_and_keyless_events_are_refused(
     keyless = (None, event("c", {"id": 1, "v": "x"}, 10)[1])
     with pytest.raises(CdcError, match="without a record key"):
         rebuild(store, [keyless])
+
+
+def test_a_row_image_that_is_a_json_string_is_explained_in_one_line(store: LogStore) -> None:
+    source = {"file": "bin.000003", "pos": 10, "row": 0, "snapshot": "false"}
+    payload = {"before": None, "after": '{"id": 1, "v": "x"}', "source": source, "op": "c"}
+    with pytest.raises(CdcError) as raised:
+        rebuild(store, [(key(1), orjson.dumps({"schema": VALUE_SCHEMA, "payload": payload}))])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_quote_in_the_work_dir_is_fine_and_a_store_that_cannot_start_leaves_nothing(tmp_path: Path) -> None:
+    odd = tmp_path / "it's here"
+    with LogStore(odd) as s:
+        assert str(s.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]).startswith(str(odd))
+    assert list(odd.iterdir()) == []
+    with pytest.raises(duckdb.Error):
+        LogStore(tmp_path / "bad", memory_limit="lots")
+    assert list((tmp_path / "bad").iterdir()) == []
+
+
+def test_a_position_without_binlog_coordinates_is_refused_before_the_topic_is_read(store: LogStore) -> None:
+    reader = TopicReader("127.0.0.1:1", timeout=0.1)  # nothing there: reading would fail otherwise
+    with pytest.raises(PositionError, match="needs binlog positions"):
+        reader.rebuild("t", Position.lsn(5), store)

@@ -218,3 +218,20 @@ def test_the_old_schema_migration_is_one_transaction(tmp_path: Path) -> None:
     con = duckdb.connect(str(db))
     assert con.execute("SELECT batch_run FROM runs").fetchall() == [("old-1",)]
     con.close()
+
+
+@given(checks=checks_strategy)
+def test_the_final_streak_is_the_last_streak_of_the_trend(checks: list[tuple[int, bool]]) -> None:
+    points = [history.Point(f"run-{run}", clean, str(i)) for i, (run, clean) in enumerate(checks)]
+    assert history.final_streak(points) == list(history.streaks(points))[-1]
+
+
+def test_the_final_streak_of_fifty_thousand_checks_equals_the_model() -> None:
+    # 50,000 checks of 20,000 states (the trend's generator is quadratic here; final_streak is one pass)
+    states = 20_000
+    # early dirty checks later re-checked clean; check 45,000 is the last one of the 5,000th state
+    checks = [((i * 7919) % states, i != 45_000 and (i >= 10_000 or i % 97 != 0)) for i in range(50_000)]
+    points = [history.Point(f"run-{run}", clean, str(i)) for i, (run, clean) in enumerate(checks)]
+    streak = history.final_streak(points)
+    assert len(streak) == model_streak(checks, [None] * states) == states - 5_001
+    assert [p.run_id for p in streak[:2]] == ["39999", "39998"]  # the newest states, by their latest checks
