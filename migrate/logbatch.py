@@ -39,6 +39,7 @@ from migrate.errors import DualrunError
 from migrate.logtypes import arrow_batches
 from migrate.spec import PipelineSpec
 from migrate.spec.columns import arrow_type
+from migrate.verify.compare import DATA_SNAPSHOT_MODES
 from migrate.verify.run import capture_setting, connector_position, connector_settings, wait_for_log, work_dir
 
 LOG_SUFFIX = "~log"
@@ -206,25 +207,21 @@ def rebuild_tables(
     return frames, tuple(tables), tuple(notes)
 
 
-# snapshot.mode values whose snapshot reads every captured table's rows into its topic.
-DATA_SNAPSHOTS = ("initial", "when_needed", "always", "initial_only")
-
-
 def empty_table(spec: PipelineSpec, table: str, topic: str, settings: dict[str, str]) -> pa.Table:
     """`table` without rows, its columns typed as the source declares them (information_schema,
     the DDL transpiled to DuckDB): what the batch SQL sees of a table that never had a row.
 
     A missing topic means "no row" only when the connector's snapshot read the table's rows
-    (`snapshot.mode` in DATA_SNAPSHOTS, the table in `snapshot.include.collection.list`) and
+    (`snapshot.mode` in DATA_SNAPSHOT_MODES, the table in `snapshot.include.collection.list`) and
     the table has no row now; otherwise DualrunError: its rows were never captured."""
     from migrate.sourcedb import source_url
 
     mode = settings.get("snapshot.mode", "initial").lower()
     uncaptured = f"cdc.tables: {table} has no change topic {topic}"
-    if mode not in DATA_SNAPSHOTS:
+    if mode not in DATA_SNAPSHOT_MODES:
         raise DualrunError(
             f"{uncaptured} and the connector's snapshot.mode={mode} reads no rows, so its rows may never have "
-            f"been captured; --from-log needs snapshot.mode in {', '.join(DATA_SNAPSHOTS)}"
+            f"been captured; --from-log needs snapshot.mode in {', '.join(DATA_SNAPSHOT_MODES)}"
         )
     left_out = capture_setting(table, {"table.include.list": settings.get("snapshot.include.collection.list", "")})
     if left_out is not None:

@@ -40,7 +40,7 @@ class Side:
 
 CHUNK_ROWS = 50_000
 # Debezium MySQL/MariaDB snapshot modes that read the captured tables' rows (op=r) at capture start.
-DATA_SNAPSHOT_MODES = frozenset({"initial", "when_needed", "always", "initial_only"})
+DATA_SNAPSHOT_MODES = ("initial", "when_needed", "always", "initial_only")
 
 
 class SideBuilder:
