@@ -13,6 +13,7 @@ import click
 from migrate.commands.options import spec_option, state_option
 from migrate.errors import DualrunError
 from migrate.process import ManagedProcess, wait_until
+from migrate.stackconfig import StackConfig
 
 if TYPE_CHECKING:
     from migrate.spec import PipelineSpec
@@ -27,7 +28,20 @@ def spec_for(spec_path: Path | None, state_dir: Path | None) -> PipelineSpec:
     spec = load_spec(spec_path)
     if state_dir is not None:
         spec = spec.model_copy(update={"state_dir": str(state_dir.absolute())})
+        if spec.local:
+            spec = _files_of_stack(spec, StackConfig.from_env().state_dir, state_dir.absolute())
     return spec.model_copy(update={"state_dir": str(Path(spec.state_dir).absolute())})
+
+
+def _files_of_stack(spec: PipelineSpec, loaded: Path, home: Path) -> PipelineSpec:
+    """A local spec loaded for the stack at `loaded` (DUALRUN_HOME, else ./.dualrun) but run with
+    --state-dir `home`: the stack's secrets files it names (${file:...} for Connect) are `home`'s."""
+    moved = {
+        name: str(home / Path(value).relative_to(loaded))
+        for name in ("password_file", "kafka_secrets_file")
+        if (value := getattr(spec.cdc, name)) and Path(value).is_relative_to(loaded)
+    }
+    return spec.model_copy(update={"cdc": spec.cdc.model_copy(update=moved)}) if moved else spec
 
 
 def _stream_job(pid_file: Path, state_dir: Path | str) -> ManagedProcess:

@@ -29,6 +29,7 @@ from migrate.checklist.context import Context
 from migrate.checklist.reconciliation import parity as parity_check
 from migrate.checklist.security import connector_secrets
 from migrate.checklist.sink import sink_isolation
+from migrate.errors import PERMANENT_CONFIG_EXIT
 from migrate.reporting import build_report
 from migrate.sink import reconcile_sink, register_sink
 from migrate.spec import OutputSinkSpec, PipelineSpec
@@ -359,4 +360,4 @@ def test_the_stream_job_refuses_to_restore_an_output_topic_an_earlier_run_wrote_
     expected = (f"cannot restore outputs.orders_enriched from topic {topic}: record {topic}/0@0 is bare JSON, "
                 "but the spec (with outputs.orders_enriched.sink) writes Connect JSON")  # fmt: skip
     assert text.startswith(expected)
-    assert "\n" not in text and caught.value.exit_code == 2
+    assert "\n" not in text and caught.value.exit_code == PERMANENT_CONFIG_EXIT  # the supervisor stops
